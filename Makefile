@@ -1,0 +1,45 @@
+# The two commands a new machine needs: `make demo` and `make test`. Everything they use is
+# built here from the Rust crate registry and the Go module proxy.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CONTROLPLANE := tests/controlplane
+KUBECTL := $(CONTROLPLANE)/bin/kubectl
+
+.PHONY: help build test lint unit demo controlplane-start controlplane-stop clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
+
+build: ## Build the stagectl release binary (target/release/stagectl)
+	cargo build --release --locked
+
+lint: ## Formatting and clippy, warnings are errors
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets -- -D warnings
+
+unit: ## Unit tests only; no control plane needed
+	cargo test --locked --all-targets
+
+# Every test, the control plane ones included; the control plane is stopped whatever the outcome.
+test: lint ## Run every test against a freshly started control plane
+	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
+	status=0; \
+	cargo test --locked --all-targets -- --include-ignored || status=$$?; \
+	$(CONTROLPLANE)/stop; \
+	exit $$status
+
+demo: ## Start the control plane and run examples/demo.sh against it (left running)
+	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
+	KUBECTL=$(abspath $(KUBECTL)) examples/demo.sh
+
+controlplane-start: ## Start the control plane and print KUBECONFIG=<path>
+	@$(CONTROLPLANE)/start
+
+controlplane-stop: ## Stop the control plane (its data stays)
+	@$(CONTROLPLANE)/stop
+
+clean: controlplane-stop ## Remove build output and the control plane's data
+	cargo clean
+	rm -rf $(CONTROLPLANE)/bin $(CONTROLPLANE)/.state

@@ -1,0 +1,130 @@
+// controlplane runs a real kube-apiserver and an embedded etcd in one process, for stagectl's
+// tests, demo and benchmarks. Everything it needs to come back as the same cluster — etcd data,
+// PKI, ports — lives in --state-dir, so a restart on the same directory keeps the objects and the
+// address, and an existing kubeconfig keeps working.
+//
+// It is test infrastructure: use it through tests/controlplane/start and stop, not directly.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+)
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func main() {
+	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
+	log.SetPrefix("controlplane: ")
+
+	var stateDir string
+	var crdDirs stringList
+	flag.StringVar(&stateDir, "state-dir", "", "directory for etcd data, PKI, ports and the kubeconfig (required)")
+	flag.Var(&crdDirs, "crds", "directory of CustomResourceDefinition manifests to server-side apply once ready (repeatable)")
+	readyTimeout := flag.Duration("ready-timeout", 120*time.Second, "how long to wait for the API server to become ready")
+	flag.Parse()
+	if stateDir == "" {
+		log.Fatal("--state-dir is required")
+	}
+	if err := run(stateDir, crdDirs, *readyTimeout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(stateDir string, crdDirs []string, readyTimeout time.Duration) error {
+	stateDir, err := filepath.Abs(stateDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return err
+	}
+	readyFile := filepath.Join(stateDir, "ready")
+	// A ready file left by a killed predecessor would make start report readiness too early.
+	if err := os.Remove(readyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+
+	pki, err := ensurePKI(filepath.Join(stateDir, "pki"))
+	if err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	ports, err := ensurePorts(filepath.Join(stateDir, "ports.json"))
+	if err != nil {
+		return fmt.Errorf("ports: %w", err)
+	}
+
+	etcd, err := startEtcd(filepath.Join(stateDir, "etcd"), ports)
+	if err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	defer etcd.Close()
+
+	// NewAPIServerCommand installs the SIGTERM/SIGINT handler itself (it may be set up only once
+	// per process), so the API server's return is this process's signal to shut down.
+	apiserver := app.NewAPIServerCommand()
+	apiserver.SetArgs(apiserverArgs(stateDir, pki, ports))
+	apiserverDone := make(chan error, 1)
+	go func() { apiserverDone <- apiserver.Execute() }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	admin, err := newAdminClients(pki, ports.APIServer)
+	if err != nil {
+		return err
+	}
+	if err := waitReady(ctx, admin, apiserverDone); err != nil {
+		return err
+	}
+	if err := applyCRDs(ctx, admin, crdDirs); err != nil {
+		return fmt.Errorf("CRDs: %w", err)
+	}
+	kubeconfig := filepath.Join(stateDir, "kubeconfig")
+	if err := writeKubeconfig(kubeconfig, pki, ports.APIServer); err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	if err := writeFileAtomic(readyFile, []byte(kubeconfig+"\n"), 0o600); err != nil {
+		return err
+	}
+	log.Printf("ready: https://127.0.0.1:%d, kubeconfig %s", ports.APIServer, kubeconfig)
+
+	err = <-apiserverDone
+	_ = os.Remove(readyFile)
+	log.Printf("API server stopped (%v); stopping etcd", err)
+	return err
+}
+
+func apiserverArgs(stateDir string, pki *pkiFiles, ports *portSet) []string {
+	return []string{
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		fmt.Sprintf("--secure-port=%d", ports.APIServer),
+		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", ports.EtcdClient),
+		"--cert-dir=" + filepath.Join(stateDir, "pki"),
+		"--tls-cert-file=" + pki.ServingCert,
+		"--tls-private-key-file=" + pki.ServingKey,
+		"--client-ca-file=" + pki.CACert,
+		"--authorization-mode=RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + pki.ServiceAccountPub,
+		"--service-account-signing-key-file=" + pki.ServiceAccountKey,
+		"--service-cluster-ip-range=10.0.0.0/24",
+		"--allow-privileged=true",
+		// There is no controller-manager to create each namespace's default ServiceAccount, and the
+		// ServiceAccount admission plugin would refuse every pod without it.
+		"--disable-admission-plugins=ServiceAccount",
+		"--profiling=false",
+	}
+}
