@@ -1,0 +1,17 @@
+# syntax=docker/dockerfile:1
+# The stagectl image: one static binary (rustls, no OpenSSL, no libc at run time) and the CA
+# certificates, running as a non-root user.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+# A static glibc binary: the image has no libc to link against. The explicit target keeps the
+# static flag away from build scripts and proc macros.
+ENV RUSTFLAGS="-C target-feature=+crt-static"
+RUN cargo build --release --locked --target x86_64-unknown-linux-gnu \
+ && cp target/x86_64-unknown-linux-gnu/release/stagectl /stagectl
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /stagectl /usr/local/bin/stagectl
+USER nonroot:nonroot
+ENTRYPOINT ["/usr/local/bin/stagectl"]
