@@ -1,36 +1,85 @@
 use std::io;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 
-use crate::error::{ExitStatus, Result};
+use crate::commands::{self, Settings};
+use crate::error::{Error, ExitStatus, Result};
+use crate::output::Format;
+use crate::stage::STAGES_ENV;
 
-const AFTER_HELP: &str = "\
-Exit codes:
-  0  success: the requested state holds (applied now, or already true)
-  1  unexpected failure (an API error of no other class)
-  2  bad input: flags, arguments, environment or configuration; nothing was written
-
+const EXAMPLES: &str = "\
 Examples:
+  stagectl set waiting-pr-created --workflow play-task-42-x7k2p -n argo
+  stagectl verify waiting-pr-created --workflow play-task-42-x7k2p --wait --timeout 2m
+  stagectl get --task-id 42 -A
+  stagectl rollback --workflow play-task-42-x7k2p --reason 'retry QA'
   stagectl completions bash > /etc/bash_completion.d/stagectl";
 
 /// Atomic, event-safe stage changes for Argo play workflows.
+///
+/// Every change is one compare-and-swap on the API server: a JSON Patch that tests the current
+/// stage and writes the new one in the same request. Repeating a change that already happened
+/// succeeds without writing.
 #[derive(Debug, Parser)]
-#[command(name = "stagectl", version, about, after_help = AFTER_HELP)]
+#[command(name = "stagectl", version, about, long_about, after_help = after_help())]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+fn after_help() -> String {
+    format!("{}\n\n{EXAMPLES}", ExitStatus::TABLE)
+}
+
+/// Options every subcommand takes, as kubectl names them.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file; default: $KUBECONFIG, ~/.kube/config, or in a pod its ServiceAccount.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// The namespace; default: the context's, or in a pod its own.
+    #[arg(long, short = 'n', global = true, env = "STAGECTL_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// How long to keep trying (retries of transient errors, --wait), e.g. 30s, 2m.
+    #[arg(long, global = true, env = "STAGECTL_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// The stage order, comma-separated, for pipelines other than the default play.
+    #[arg(long, global = true, env = STAGES_ENV, value_name = "A,B,C")]
+    pub stages: Option<String>,
     /// More log output (-v debug, -vv trace); logs go to stderr.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
     /// Less log output (-q warnings only, -qq errors only).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     quiet: u8,
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Move a workflow to a stage: one step forward, or to failed.
+    #[command(after_help = commands::set::AFTER_HELP)]
+    Set(commands::set::SetArgs),
+    /// Check that a workflow is at a stage (exit 0) or not (exit 7); optionally wait for it.
+    #[command(after_help = commands::verify::AFTER_HELP)]
+    Verify(commands::verify::VerifyArgs),
+    /// List play workflows with their stages, or show one workflow's stage record.
+    #[command(after_help = commands::get::AFTER_HELP)]
+    Get(commands::get::GetArgs),
+    /// Return a workflow to its previous stage, or to a named earlier one.
+    #[command(after_help = commands::rollback::AFTER_HELP)]
+    Rollback(commands::rollback::RollbackArgs),
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to complete for.
@@ -38,7 +87,7 @@ enum Command {
     },
 }
 
-impl Cli {
+impl GlobalArgs {
     fn verbosity(&self) -> i8 {
         self.verbose.min(3) as i8 - self.quiet.min(3) as i8
     }
@@ -47,9 +96,27 @@ impl Cli {
 /// Parses the command line, runs the command and turns its outcome into the process exit code;
 /// the only place where an exit code is decided.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    crate::logging::init(cli.verbosity());
-    match run(cli) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version are successes; every other parse failure is bad input.
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitStatus::Usage.into()
+            } else {
+                ExitStatus::Success.into()
+            };
+        }
+    };
+    crate::logging::init(cli.global.verbosity());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(err) => Err(Error::Other(err.into())),
+    };
+    match result {
         Ok(()) => ExitStatus::Success.into(),
         Err(err) => {
             eprintln!("error: {err}");
@@ -58,13 +125,31 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "stagectl", &mut io::stdout());
-            Ok(())
-        }
+async fn run(cli: Cli) -> Result<()> {
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "stagectl", &mut io::stdout());
+        return Ok(());
     }
+    let settings = Settings::from_args(&cli.global)?;
+    match &cli.command {
+        Command::Set(args) => commands::set::run(&settings, args).await,
+        Command::Verify(args) => commands::verify::run(&settings, args).await,
+        Command::Get(args) => commands::get::run(&settings, args).await,
+        Command::Rollback(args) => commands::rollback::run(&settings, args).await,
+        Command::Completions { .. } => unreachable!("handled before connecting"),
+    }
+}
+
+/// Durations as people write them: `90s`, `2m`, `1m30s`, `500ms`.
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let parsed: jiff::SignedDuration = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write it like 30s, 2m or 1m30s"))?;
+    let duration = Duration::try_from(parsed).map_err(|_| format!("{text:?} is negative"))?;
+    if duration.is_zero() {
+        return Err("the timeout must be longer than zero".to_string());
+    }
+    Ok(duration)
 }
 
 #[cfg(test)]
@@ -74,5 +159,16 @@ mod tests {
     #[test]
     fn command_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_as_people_write_them() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in ["", "soon", "-5s", "0s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 }

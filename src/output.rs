@@ -1,0 +1,174 @@
+//! What goes to stdout: kubectl-style tables, JSON, YAML or names. Pure rendering.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::record::StageRecord;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Columns for people.
+    #[default]
+    Table,
+    /// More columns.
+    Wide,
+    Json,
+    Yaml,
+    /// `workflow.argoproj.io/NAME`, one per line, for scripts.
+    Name,
+}
+
+pub fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).expect("output serializes") + "\n"
+}
+
+pub fn to_yaml<T: Serialize>(value: &T) -> String {
+    serde_yaml::to_string(value).expect("output serializes")
+}
+
+pub fn resource_name(name: &str) -> String {
+    format!("workflow.argoproj.io/{name}")
+}
+
+/// Renders workflows for `get`. A single named workflow in JSON or YAML is the record itself;
+/// otherwise a list with `items`.
+pub fn records(
+    records: &[StageRecord],
+    format: Format,
+    all_namespaces: bool,
+    single: bool,
+    now: Timestamp,
+) -> String {
+    match format {
+        Format::Json | Format::Yaml if single && records.len() == 1 => render(&records[0], format),
+        Format::Json | Format::Yaml => render(&RecordList { items: records }, format),
+        Format::Name => records
+            .iter()
+            .map(|r| resource_name(&r.name) + "\n")
+            .collect(),
+        Format::Table | Format::Wide => table(records, format == Format::Wide, all_namespaces, now),
+    }
+}
+
+#[derive(Serialize)]
+struct RecordList<'a> {
+    items: &'a [StageRecord],
+}
+
+pub fn render<T: Serialize>(value: &T, format: Format) -> String {
+    match format {
+        Format::Yaml => to_yaml(value),
+        _ => to_json(value),
+    }
+}
+
+fn table(records: &[StageRecord], wide: bool, all_namespaces: bool, now: Timestamp) -> String {
+    let mut header = vec!["NAME", "TASK", "REPOSITORY", "STAGE", "UPDATED", "PHASE"];
+    if all_namespaces {
+        header.insert(0, "NAMESPACE");
+    }
+    if wide {
+        header.extend(["AGE", "CHANGES", "LAST-CHANGE-BY", "LAST-REASON"]);
+    }
+    let dash = || "<none>".to_string();
+    let rows = records.iter().map(|r| {
+        let mut row = vec![
+            r.name.clone(),
+            r.task_id.clone().unwrap_or_else(dash),
+            r.repository.clone().unwrap_or_else(dash),
+            r.stage.clone().unwrap_or_else(dash),
+            r.updated_at.map(|t| age(t, now)).unwrap_or_else(dash),
+            r.phase.clone().unwrap_or_else(dash),
+        ];
+        if all_namespaces {
+            row.insert(0, r.namespace.clone());
+        }
+        if wide {
+            let last = r.history.last();
+            row.extend([
+                r.created_at.map(|t| age(t, now)).unwrap_or_else(dash),
+                r.history.len().to_string(),
+                last.map(|e| e.by.clone()).unwrap_or_else(dash),
+                last.and_then(|e| e.reason.clone()).unwrap_or_else(dash),
+            ]);
+        }
+        row
+    });
+    columns(std::iter::once(header.into_iter().map(String::from).collect()).chain(rows))
+}
+
+/// Left-aligned columns three spaces apart, as kubectl prints them.
+pub fn columns(rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> = rows.into_iter().collect();
+    let count = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..count)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}   ", width = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// kubectl's short human durations: 45s, 3m20s, 17m, 5h3m, 30h, 3d4h, 12d, 2y.
+pub fn age(then: Timestamp, now: Timestamp) -> String {
+    let secs = (now.as_second() - then.as_second()).max(0);
+    let (m, h, d) = (secs / 60, secs / 3600, secs / 86_400);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => format!("{m}m{}s", s % 60),
+        s if s < 3 * 3600 => format!("{m}m"),
+        s if s < 8 * 3600 => format!("{h}h{}m", m % 60),
+        s if s < 48 * 3600 => format!("{h}h"),
+        s if s < 8 * 86_400 => format!("{d}d{}h", h % 24),
+        s if s < 2 * 365 * 86_400 => format!("{d}d"),
+        _ => format!("{}y", d / 365),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        let now = Timestamp::from_second(1_000_000_000).unwrap();
+        let ago = |s: i64| age(Timestamp::from_second(1_000_000_000 - s).unwrap(), now);
+        assert_eq!(ago(5), "5s");
+        assert_eq!(ago(200), "3m20s");
+        assert_eq!(ago(1800), "30m");
+        assert_eq!(ago(5 * 3600 + 180), "5h3m");
+        assert_eq!(ago(30 * 3600), "30h");
+        assert_eq!(ago(3 * 86_400 + 4 * 3600), "3d4h");
+        assert_eq!(ago(800 * 86_400), "2y");
+        assert_eq!(ago(-5), "0s");
+    }
+
+    #[test]
+    fn columns_align_and_never_trail_spaces() {
+        let out = columns([
+            vec!["NAME".into(), "STAGE".into()],
+            vec!["play-a-long-name".into(), "pending".into()],
+        ]);
+        assert_eq!(
+            out,
+            "NAME               STAGE\nplay-a-long-name   pending\n"
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! A Workflow's stage record as stagectl reads it from labels and annotations: the current
+//! stage, task, repository and the history of changes.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
+
+use crate::labels::{self, Repository};
+
+/// Each change is one annotation of its own, `stagectl.dev/history-<unix nanoseconds>`, so that
+/// a change can add its entry in the same JSON Patch without reading the others first.
+pub const HISTORY_PREFIX: &str = "stagectl.dev/history-";
+/// How many entries a Workflow keeps; older ones are trimmed after a change.
+pub const HISTORY_LIMIT: usize = 20;
+/// Reasons longer than this are cut, so that the history stays small whatever callers pass.
+pub const REASON_LIMIT: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeKind {
+    /// A step forward, or into `failed`.
+    Set,
+    /// `set --force`: a move the stage order does not allow.
+    Forced,
+    /// A return to an earlier stage.
+    Rollback,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: Timestamp,
+    pub from: String,
+    pub to: String,
+    pub kind: ChangeKind,
+    /// Who made the change: the pod (in a workflow step) or user@host.
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl HistoryEntry {
+    pub fn annotation_key(&self) -> String {
+        format!("{HISTORY_PREFIX}{}", self.at.as_nanosecond())
+    }
+}
+
+/// Who is making a change, for the history and Events: `STAGECTL_ACTOR` if set; in a pod its
+/// name (a workflow step's pod names the workflow and the step); elsewhere user@host.
+pub fn actor() -> String {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(actor) = var("STAGECTL_ACTOR") {
+        return clean_reason(&actor).chars().take(253).collect();
+    }
+    let host = var("HOSTNAME")
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_string());
+    if var("KUBERNETES_SERVICE_HOST").is_some() {
+        return format!("pod/{host}");
+    }
+    match var("USER") {
+        Some(user) => format!("{user}@{host}"),
+        None => host,
+    }
+}
+
+/// Cuts a reason to [`REASON_LIMIT`] characters and replaces control characters, which have no
+/// place in one log line or one table cell.
+pub fn clean_reason(reason: &str) -> String {
+    reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(REASON_LIMIT)
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageRecord {
+    pub name: String,
+    pub namespace: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Timestamp>,
+    /// The Argo controller's phase (Running, Succeeded, ...), from its own label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    pub history: Vec<HistoryEntry>,
+}
+
+impl StageRecord {
+    pub fn from_meta(meta: &ObjectMeta) -> Self {
+        let empty = BTreeMap::new();
+        let labels = meta.labels.as_ref().unwrap_or(&empty);
+        let annotations = meta.annotations.as_ref().unwrap_or(&empty);
+        let label = |key: &str| labels.get(key).filter(|v| !v.is_empty()).cloned();
+        let repository = annotations
+            .get(labels::REPOSITORY_ANNOTATION)
+            .cloned()
+            .or_else(|| {
+                label(labels::REPOSITORY).map(|v| Repository::decode_label(&v).unwrap_or(v))
+            });
+        Self {
+            name: meta.name.clone().unwrap_or_default(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            task_id: label(labels::TASK_ID),
+            repository,
+            stage: label(labels::CURRENT_STAGE),
+            updated_at: label(labels::UPDATED_AT)
+                .and_then(|secs| secs.parse::<i64>().ok())
+                .and_then(|secs| Timestamp::from_second(secs).ok()),
+            phase: label(labels::ARGO_PHASE),
+            created_at: meta.creation_timestamp.as_ref().map(|t| t.0),
+            history: history(meta).into_values().collect(),
+        }
+    }
+
+    /// The stage the workflow was in when it last entered its current stage.
+    pub fn entered_from(&self) -> Option<&str> {
+        let current = self.stage.as_deref()?;
+        self.history
+            .iter()
+            .rev()
+            .find(|e| e.to == current)
+            .map(|e| e.from.as_str())
+    }
+}
+
+/// History entries by annotation key, oldest first (the key holds the time in nanoseconds, and
+/// every key has the same number of digits for centuries to come). Entries that do not parse
+/// are left out rather than failing a read.
+pub fn history(meta: &ObjectMeta) -> BTreeMap<String, HistoryEntry> {
+    meta.annotations
+        .iter()
+        .flatten()
+        .filter(|(key, _)| key.starts_with(HISTORY_PREFIX))
+        .filter_map(|(key, value)| Some((key.clone(), serde_json::from_str(value).ok()?)))
+        .collect()
+}
+
+/// The history annotations beyond the newest [`HISTORY_LIMIT`], to be removed.
+pub fn history_overflow(meta: &ObjectMeta) -> Vec<String> {
+    let keys: Vec<&String> = meta
+        .annotations
+        .iter()
+        .flatten()
+        .map(|(key, _)| key)
+        .filter(|key| key.starts_with(HISTORY_PREFIX))
+        .collect();
+    let excess = keys.len().saturating_sub(HISTORY_LIMIT);
+    keys.into_iter().take(excess).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(nanos: i128, from: &str, to: &str) -> HistoryEntry {
+        HistoryEntry {
+            at: Timestamp::from_nanosecond(nanos).unwrap(),
+            from: from.into(),
+            to: to.into(),
+            kind: ChangeKind::Set,
+            by: "test".into(),
+            reason: None,
+        }
+    }
+
+    fn meta_with(entries: &[HistoryEntry], labels: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("play-1".into()),
+            namespace: Some("ns".into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            annotations: Some(
+                entries
+                    .iter()
+                    .map(|e| (e.annotation_key(), serde_json::to_string(e).unwrap()))
+                    .chain([("unrelated".to_string(), "x".to_string())])
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn record_reads_labels_annotations_and_ordered_history() {
+        let entries = [
+            entry(1_790_000_000_000_000_000, "pending", "waiting-pr-created"),
+            entry(1_790_000_100_000_000_000, "waiting-pr-created", "failed"),
+        ];
+        let meta = meta_with(
+            &[entries[1].clone(), entries[0].clone()],
+            &[
+                ("current-stage", "failed"),
+                ("task-id", "42"),
+                ("repository", "acme.widgets"),
+                ("updated-at", "1790000100"),
+                ("workflows.argoproj.io/phase", "Failed"),
+            ],
+        );
+        let record = StageRecord::from_meta(&meta);
+        assert_eq!(record.stage.as_deref(), Some("failed"));
+        assert_eq!(record.task_id.as_deref(), Some("42"));
+        assert_eq!(record.repository.as_deref(), Some("acme/widgets"));
+        assert_eq!(record.phase.as_deref(), Some("Failed"));
+        assert_eq!(
+            record.updated_at,
+            Some(Timestamp::from_second(1_790_000_100).unwrap())
+        );
+        assert_eq!(record.history, entries);
+        assert_eq!(record.entered_from(), Some("waiting-pr-created"));
+    }
+
+    #[test]
+    fn history_keeps_the_newest_entries() {
+        let entries: Vec<_> = (0..HISTORY_LIMIT as i128 + 3)
+            .map(|i| entry(1_790_000_000_000_000_000 + i * 1_000, "a", "b"))
+            .collect();
+        let meta = meta_with(&entries, &[]);
+        let overflow = history_overflow(&meta);
+        let expected: Vec<_> = entries[..3]
+            .iter()
+            .map(HistoryEntry::annotation_key)
+            .collect();
+        assert_eq!(overflow, expected);
+    }
+
+    #[test]
+    fn reasons_are_bounded_single_lines() {
+        assert_eq!(clean_reason("agent\nfailed\t!"), "agent failed !");
+        assert_eq!(
+            clean_reason(&"x".repeat(10_000)).chars().count(),
+            REASON_LIMIT
+        );
+    }
+}
