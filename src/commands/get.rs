@@ -19,9 +19,6 @@ Examples:
   # One play's full record, history included:
   stagectl get play-task-42-x7k2p -o yaml";
 
-/// Workflows fetched per request: large lists come in pages rather than one huge response.
-const PAGE_SIZE: u32 = 500;
-
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// One Workflow; default: every play workflow that matches the filters.
@@ -38,6 +35,9 @@ pub struct GetArgs {
     /// Across all namespaces.
     #[arg(long, short = 'A')]
     pub all_namespaces: bool,
+    /// Workflows fetched per request: large lists come in pages rather than one huge response.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub chunk_size: u32,
 }
 
 pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
@@ -64,7 +64,9 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
     }
     let namespace = (!args.all_namespaces).then_some(ctx.cluster.namespace.as_str());
     let mut records = Vec::new();
-    let mut params = ListParams::default().labels(&selector).limit(PAGE_SIZE);
+    let mut params = ListParams::default()
+        .labels(&selector)
+        .limit(args.chunk_size);
     loop {
         let page = ctx.cluster.list_meta(namespace, &params).await?;
         records.extend(

@@ -280,8 +280,8 @@ async fn service_account_without_patch_on_workflows_is_forbidden() {
 #[ignore = "needs the control plane: make test"]
 async fn restarted_server_keeps_its_objects() {
     let control_plane = OwnControlPlane::new("restart-keeps-data");
-    let config = control_plane.start().await;
-    let ns = TestNamespace::create_on(config, "restart-keeps-data").await;
+    let kubeconfig = control_plane.start().await;
+    let ns = TestNamespace::create_on(&kubeconfig, "restart-keeps-data").await;
     let created = ns.create_workflow_from(EXAMPLE).await;
     let name = created.metadata.name.clone().unwrap();
 
@@ -289,7 +289,7 @@ async fn restarted_server_keeps_its_objects() {
     let unreachable = ns.workflows().get(&name).await;
     assert!(unreachable.is_err(), "the server still answers after stop");
 
-    let config = control_plane.start().await;
+    let config = crate::harness::config_from_kubeconfig(&control_plane.start().await).await;
     assert_eq!(
         config.cluster_url, ns.config.cluster_url,
         "the restarted server keeps its address"

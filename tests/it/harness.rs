@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -21,11 +22,11 @@ pub fn workflow_resource() -> ApiResource {
     )
 }
 
-/// The control plane `make test` started, as named by `KUBECONFIG`.
-pub async fn kubeconfig_from_env() -> Config {
-    let path = std::env::var_os("KUBECONFIG")
-        .expect("KUBECONFIG is not set: run these tests with `make test`");
-    config_from_kubeconfig(Path::new(&path)).await
+/// The kubeconfig of the control plane `make test` started.
+pub fn kubeconfig_path_from_env() -> PathBuf {
+    std::env::var_os("KUBECONFIG")
+        .map(PathBuf::from)
+        .expect("KUBECONFIG is not set: run these tests with `make test`")
 }
 
 pub async fn config_from_kubeconfig(path: &Path) -> Config {
@@ -43,15 +44,16 @@ pub struct TestNamespace {
     pub name: String,
     pub client: Client,
     pub config: Config,
+    pub kubeconfig: PathBuf,
 }
 
 impl TestNamespace {
     pub async fn new(test: &str) -> Self {
-        let config = kubeconfig_from_env().await;
-        Self::create_on(config, test).await
+        Self::create_on(&kubeconfig_path_from_env(), test).await
     }
 
-    pub async fn create_on(config: Config, test: &str) -> Self {
+    pub async fn create_on(kubeconfig: &Path, test: &str) -> Self {
+        let config = config_from_kubeconfig(kubeconfig).await;
         let client = Client::try_from(config.clone()).expect("client");
         let name = unique_name(test);
         let namespace: Namespace = serde_json::from_value(serde_json::json!({
@@ -66,7 +68,66 @@ impl TestNamespace {
             name,
             client,
             config,
+            kubeconfig: kubeconfig.to_path_buf(),
         }
+    }
+
+    /// Runs the real stagectl binary against this namespace with the admin kubeconfig.
+    pub async fn stagectl(&self, args: &[&str]) -> Run {
+        self.stagectl_as(&self.kubeconfig, args).await
+    }
+
+    /// Runs stagectl with another kubeconfig (a ServiceAccount's, say).
+    pub async fn stagectl_as(&self, kubeconfig: &Path, args: &[&str]) -> Run {
+        let mut command = stagectl_command();
+        command
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["-n", &self.name])
+            .args(args);
+        Run::of(command).await
+    }
+
+    /// Creates the example play and returns its name.
+    pub async fn create_play(&self) -> String {
+        self.create_workflow_from("examples/play-workflow.yaml")
+            .await
+            .metadata
+            .name
+            .expect("created with a name")
+    }
+
+    pub async fn meta(&self, workflow: &str) -> ObjectMeta {
+        self.workflows()
+            .get_metadata(workflow)
+            .await
+            .unwrap_or_else(|e| panic!("get {workflow}: {e}"))
+            .metadata
+    }
+
+    /// Requests the API server recorded for this namespace (its audit log), for proofs of how
+    /// many requests a command made.
+    pub async fn audited_requests(&self) -> Vec<AuditedRequest> {
+        let path = self.kubeconfig.with_file_name("audit.log");
+        let text = tokio::fs::read_to_string(&path)
+            .await
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|entry| entry["objectRef"]["namespace"] == self.name.as_str())
+            .map(|entry| AuditedRequest {
+                verb: entry["verb"].as_str().unwrap_or_default().to_string(),
+                resource: entry["objectRef"]["resource"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                name: entry["objectRef"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                code: entry["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
+            })
+            .collect()
     }
 
     pub fn workflows(&self) -> Api<DynamicObject> {
@@ -138,24 +199,29 @@ impl OwnControlPlane {
         Self { state_dir }
     }
 
-    /// Starts (or restarts) the instance and returns a config for it.
-    pub async fn start(&self) -> Config {
-        let output = self.script("start").await;
+    /// Starts (or restarts) the instance and returns the path of its kubeconfig.
+    pub async fn start(&self) -> PathBuf {
+        self.start_with(&[]).await
+    }
+
+    pub async fn start_with(&self, env: &[(&str, &str)]) -> PathBuf {
+        let output = self.script("start", env).await;
         let stdout = String::from_utf8(output.stdout).unwrap();
         let path = stdout
             .trim()
             .strip_prefix("KUBECONFIG=")
             .unwrap_or_else(|| panic!("start printed {stdout:?}, not KUBECONFIG=<path>"));
-        config_from_kubeconfig(Path::new(path)).await
+        PathBuf::from(path)
     }
 
     pub async fn stop(&self) {
-        self.script("stop").await;
+        self.script("stop", &[]).await;
     }
 
-    async fn script(&self, name: &str) -> std::process::Output {
+    async fn script(&self, name: &str, env: &[(&str, &str)]) -> std::process::Output {
         let output = tokio::process::Command::new(repo_path("tests/controlplane").join(name))
             .env("STAGECTL_CONTROLPLANE_DIR", &self.state_dir)
+            .envs(env.iter().copied())
             .stderr(std::process::Stdio::inherit())
             .output()
             .await
@@ -175,6 +241,80 @@ impl Drop for OwnControlPlane {
             .env("STAGECTL_CONTROLPLANE_DIR", &self.state_dir)
             .status();
         let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+/// One request as the API server's audit log recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditedRequest {
+    pub verb: String,
+    pub resource: String,
+    pub name: String,
+    pub code: u16,
+}
+
+pub fn stagectl_command() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_stagectl"));
+    // Tests must not pick up the developer's own settings.
+    for var in [
+        "STAGECTL_NAMESPACE",
+        "STAGECTL_WORKFLOW",
+        "STAGECTL_STAGES",
+        "STAGECTL_TIMEOUT",
+        "STAGECTL_LOG",
+    ] {
+        command.env_remove(var);
+    }
+    command.env(
+        "KUBECONFIG",
+        "/nonexistent/stagectl-tests-pass-kubeconfig-explicitly",
+    );
+    command.kill_on_drop(true);
+    command
+}
+
+/// A finished stagectl process.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub async fn of(mut command: tokio::process::Command) -> Self {
+        let output = command.output().await.expect("run stagectl");
+        Self {
+            code: output
+                .status
+                .code()
+                .expect("stagectl exited, not killed by a signal"),
+            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+        }
+    }
+
+    /// The `error: …` lines on stderr; a failure must have exactly one.
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
     }
 }
 
