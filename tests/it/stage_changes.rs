@@ -518,13 +518,11 @@ async fn the_least_privilege_role_is_enough_for_every_subcommand() {
         .stagectl_as(&kubeconfig, &["rollback", "--workflow", w])
         .await;
     rolled_back.assert_code(0);
-    for run in [&rolled_back] {
-        assert!(
-            !run.stderr.contains("could not record"),
-            "the account may record Events: {}",
-            run.stderr
-        );
-    }
+    assert!(
+        !rolled_back.stderr.contains("could not record"),
+        "the account may record Events: {}",
+        rolled_back.stderr
+    );
     assert_eq!(
         events_for(&ns, &workflow).await.len(),
         2,
