@@ -31,8 +31,10 @@ test: lint ## Run every test against a freshly started control plane
 	exit $$status
 
 demo: ## Start the control plane and run examples/demo.sh against it (left running)
+	cargo build --locked
 	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
-	KUBECTL=$(abspath $(KUBECTL)) examples/demo.sh
+	KUBECTL=$(abspath $(KUBECTL)) STAGECTL=$(abspath $(or $(CARGO_TARGET_DIR),target))/debug/stagectl \
+	  examples/demo.sh
 
 controlplane-start: ## Start the control plane and print KUBECONFIG=<path>
 	@$(CONTROLPLANE)/start

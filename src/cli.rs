@@ -99,13 +99,17 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
-            // --help and --version are successes; every other parse failure is bad input.
-            let _ = err.print();
-            return if err.use_stderr() {
-                ExitStatus::Usage.into()
-            } else {
-                ExitStatus::Success.into()
-            };
+            // --help and --version are successes; every other parse failure is bad input,
+            // reported as one line like every other error.
+            if !err.use_stderr() {
+                let _ = err.print();
+                return ExitStatus::Success.into();
+            }
+            let text = err.render().to_string();
+            let message: Vec<&str> =
+                text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            eprintln!("{}; see --help", message.join(" "));
+            return ExitStatus::Usage.into();
         }
     };
     crate::logging::init(cli.global.verbosity());

@@ -4,4 +4,5 @@
 mod harness;
 
 mod controlplane;
+mod hostile_inputs;
 mod stage_changes;
