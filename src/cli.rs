@@ -106,8 +106,11 @@ pub fn main() -> ExitCode {
                 return ExitStatus::Success.into();
             }
             let text = err.render().to_string();
-            let message: Vec<&str> =
-                text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
             eprintln!("{}; see --help", message.join(" "));
             return ExitStatus::Usage.into();
         }
