@@ -6,3 +6,38 @@ mod harness;
 mod controlplane;
 mod hostile_inputs;
 mod stage_changes;
+
+/// The binary's own interface, no control plane needed.
+mod cli {
+    use crate::harness::{Run, repo_path, stagectl_command};
+
+    #[tokio::test]
+    async fn help_documents_every_exit_code_as_the_readme_does() {
+        let mut command = stagectl_command();
+        command.arg("--help");
+        let help = Run::of(command).await;
+        help.assert_code(0);
+        let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
+        for code in 0..=7 {
+            assert!(
+                help.stdout.contains(&format!("\n  {code}  ")),
+                "--help lacks exit code {code}"
+            );
+            assert!(
+                readme.contains(&format!("\n| {code} | ")),
+                "README lacks exit code {code}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn completions_are_generated_for_every_subcommand() {
+        let mut command = stagectl_command();
+        command.args(["completions", "bash"]);
+        let script = Run::of(command).await;
+        script.assert_code(0);
+        for subcommand in ["set", "verify", "get", "rollback"] {
+            assert!(script.stdout.contains(subcommand), "{subcommand} missing");
+        }
+    }
+}

@@ -694,3 +694,51 @@ async fn sets_survive_a_control_plane_restart() {
         "the outage was shorter than --timeout"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn history_stays_bounded_and_keeps_the_newest_changes() {
+    let ns = TestNamespace::new("history-bound").await;
+    let workflow = ns.create_play().await;
+    for round in 0..13 {
+        let reason = format!("round {round}");
+        ns.stagectl(&[
+            "set",
+            "waiting-pr-created",
+            "--workflow",
+            &workflow,
+            "--reason",
+            &reason,
+        ])
+        .await
+        .assert_code(0);
+        ns.stagectl(&["rollback", "--workflow", &workflow, "--reason", &reason])
+            .await
+            .assert_code(0);
+    }
+    let meta = ns.meta(&workflow).await;
+    assert_eq!(history_count(&meta), 20, "26 changes, the newest 20 kept");
+    let record = ns.stagectl(&["get", &workflow, "-o", "json"]).await.json();
+    let history = record["history"].as_array().unwrap();
+    assert_eq!(history.last().unwrap()["reason"], "round 12");
+    assert_eq!(history.first().unwrap()["reason"], "round 3");
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn a_template_can_pass_workflow_and_namespace_through_the_environment() {
+    let ns = TestNamespace::new("env-vars").await;
+    let workflow = ns.create_play().await;
+    let mut command = crate::harness::stagectl_command();
+    command
+        .arg("--kubeconfig")
+        .arg(&ns.kubeconfig)
+        .args(["set", "waiting-pr-created"])
+        .env("STAGECTL_WORKFLOW", &workflow)
+        .env("STAGECTL_NAMESPACE", &ns.name);
+    crate::harness::Run::of(command).await.assert_code(0);
+    assert_eq!(
+        label(&ns.meta(&workflow).await, "current-stage"),
+        Some("waiting-pr-created")
+    );
+}
