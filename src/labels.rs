@@ -60,38 +60,32 @@ pub fn validate_task_id(task_id: &str) -> Result<&str> {
 /// A Workflow name as the API server accepts it (a DNS subdomain), checked before any request
 /// so that a path or a selector can never ride in on it.
 pub fn validate_workflow_name(name: &str) -> Result<&str> {
-    let ok = (1..=253).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if ok {
-        Ok(name)
-    } else {
-        Err(Error::Usage(format!(
+    validate_dns_name(name, 253, true).map_err(|()| {
+        Error::Usage(format!(
             "invalid workflow name {:?}: use lowercase letters, digits, '-' and '.' (as `kubectl get workflows` shows it)",
             shorten(name)
-        )))
-    }
+        ))
+    })
 }
 
 /// A namespace name (a DNS label).
 pub fn validate_namespace(name: &str) -> Result<&str> {
-    let ok = (1..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if ok {
-        Ok(name)
-    } else {
-        Err(Error::Usage(format!(
+    validate_dns_name(name, 63, false).map_err(|()| {
+        Error::Usage(format!(
             "invalid namespace {:?}: use lowercase letters, digits and '-', at most 63",
             shorten(name)
-        )))
-    }
+        ))
+    })
+}
+
+fn validate_dns_name(name: &str, max: usize, dots: bool) -> std::result::Result<&str, ()> {
+    let ok = (1..=max).contains(&name.len())
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || (dots && b == b'.')
+        })
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok { Ok(name) } else { Err(()) }
 }
 
 /// A GitHub repository `owner/repo`, validated and encoded for the `repository` label.

@@ -234,17 +234,7 @@ async fn service_account_without_patch_on_workflows_is_forbidden() {
         .await
         .unwrap();
 
-    let token_request =
-        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 600}}))
-            .unwrap();
-    let token = ns
-        .api::<ServiceAccount>()
-        .create_token_request(account, &PostParams::default(), &token_request)
-        .await
-        .unwrap()
-        .status
-        .expect("token issued")
-        .token;
+    let token = ns.service_account_token(account).await;
 
     let mut config = ns.config.clone();
     config.auth_info = kube::config::AuthInfo {

@@ -88,6 +88,20 @@ impl TestNamespace {
         Run::of(command).await
     }
 
+    /// A real token of a ServiceAccount of this namespace, from the TokenRequest API.
+    pub async fn service_account_token(&self, account: &str) -> String {
+        let request =
+            serde_json::from_value(serde_json::json!({"spec": {"expirationSeconds": 3600}}))
+                .expect("token request");
+        self.api::<k8s_openapi::api::core::v1::ServiceAccount>()
+            .create_token_request(account, &PostParams::default(), &request)
+            .await
+            .unwrap_or_else(|e| panic!("token for {account}: {e}"))
+            .status
+            .expect("token issued")
+            .token
+    }
+
     /// Creates the example play and returns its name.
     pub async fn create_play(&self) -> String {
         self.create_workflow_from("examples/play-workflow.yaml")

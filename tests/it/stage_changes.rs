@@ -407,17 +407,7 @@ async fn the_hot_path_of_set_is_one_request() {
 
 /// A kubeconfig that authenticates as a ServiceAccount of the namespace with a real token.
 async fn service_account_kubeconfig(ns: &TestNamespace, account: &str) -> PathBuf {
-    let token_request =
-        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
-            .unwrap();
-    let token = ns
-        .api::<ServiceAccount>()
-        .create_token_request(account, &PostParams::default(), &token_request)
-        .await
-        .unwrap()
-        .status
-        .expect("token issued")
-        .token;
+    let token = ns.service_account_token(account).await;
     let admin: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(&ns.kubeconfig).unwrap()).unwrap();
     let cluster = admin["clusters"][0]["cluster"].clone();
