@@ -77,6 +77,9 @@ enum Command {
     /// List play workflows with their stages, or show one workflow's stage record.
     #[command(after_help = commands::get::AFTER_HELP)]
     Get(commands::get::GetArgs),
+    /// Deliver an event to the play of a task: resume its wait, or latch the event until it waits.
+    #[command(after_help = commands::resume::AFTER_HELP)]
+    Resume(commands::resume::ResumeArgs),
     /// Return a workflow to its previous stage, or to a named earlier one.
     #[command(after_help = commands::rollback::AFTER_HELP)]
     Rollback(commands::rollback::RollbackArgs),
@@ -143,12 +146,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => commands::verify::run(&settings, args).await,
         Command::Get(args) => commands::get::run(&settings, args).await,
         Command::Rollback(args) => commands::rollback::run(&settings, args).await,
+        Command::Resume(args) => commands::resume::run(&settings, args).await,
         Command::Completions { .. } => unreachable!("handled before connecting"),
     }
 }
 
 /// Durations as people write them: `90s`, `2m`, `1m30s`, `500ms`.
-fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let parsed: jiff::SignedDuration = text
         .parse()
         .map_err(|_| format!("{text:?} is not a duration; write it like 30s, 2m or 1m30s"))?;

@@ -191,6 +191,21 @@ impl Cluster {
         .await
     }
 
+    /// Sends a JSON Patch that touches the status too, and returns the whole Workflow as
+    /// committed, or the raw API error.
+    pub async fn patch_workflow(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &json_patch::Patch,
+    ) -> Result<DynamicObject, kube::Error> {
+        let api = self.workflows(namespace);
+        let params = PatchParams::default();
+        let patch = Patch::<()>::Json(patch.clone());
+        self.call("patch workflow", || api.patch(name, &params, &patch))
+            .await
+    }
+
     /// One page of workflow metadata (labels and annotations, never the large status).
     pub async fn list_meta(
         &self,

@@ -3,6 +3,8 @@
 //! The pure modules decide (stage machine, label encoding, patch building); the `kube` module
 //! does the I/O; each subcommand is one module under `commands`.
 
+/// Argo node status: the suspend node of a stage, and resuming it as `argo resume` does.
+pub mod argo;
 /// Command-line definition and dispatch.
 pub mod cli;
 /// Kubernetes I/O: connection, Workflow calls, retries, API errors to error classes.
@@ -13,6 +15,8 @@ pub mod commands;
 pub mod error;
 /// Label and annotation keys, and validation and encoding of the values that go into them.
 pub mod labels;
+/// Early events: latches, and which deliveries a workflow has already seen.
+pub mod latch;
 /// tracing set-up: human logs on a terminal, JSON lines otherwise, always on stderr.
 pub mod logging;
 /// stdout rendering: tables, JSON, YAML, names.

@@ -19,6 +19,8 @@ pub struct StageChange {
     pub to: String,
     /// Labels that must hold exactly these values (the task id and repository a caller named).
     pub expect_labels: Vec<(String, String)>,
+    /// Annotations that must hold exactly these values (a stage's latch, empty or not).
+    pub expect_annotations: Vec<(String, String)>,
     /// Labels written beside the stage (`updated-at`, and identity labels a workflow lacked).
     pub set_labels: Vec<(String, String)>,
     /// Annotations written: the history entry, and the full repository name when set.
@@ -38,6 +40,7 @@ impl StageChange {
             from: from.to_string(),
             to: to.to_string(),
             expect_labels: Vec::new(),
+            expect_annotations: Vec::new(),
             set_labels: vec![(
                 labels::UPDATED_AT.to_string(),
                 entry.at.as_second().to_string(),
@@ -63,6 +66,9 @@ impl StageChange {
         ));
         for (key, value) in &self.expect_labels {
             ops.push(test(&["metadata", "labels", key], value));
+        }
+        for (key, value) in &self.expect_annotations {
+            ops.push(test(&["metadata", "annotations", key], value));
         }
         ops.push(PatchOperation::Replace(ReplaceOperation {
             path: pointer(&["metadata", "labels", labels::CURRENT_STAGE]),
@@ -145,6 +151,7 @@ mod tests {
             kind: ChangeKind::Set,
             by: "pod/rex".into(),
             reason: None,
+            wait_satisfied_by: None,
         }
     }
 

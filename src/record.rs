@@ -29,6 +29,7 @@ pub enum ChangeKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub at: Timestamp,
     pub from: String,
@@ -38,6 +39,9 @@ pub struct HistoryEntry {
     pub by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The early event this change honoured: the wait of `to` was over before it began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_satisfied_by: Option<crate::latch::Delivery>,
 }
 
 impl HistoryEntry {
@@ -176,6 +180,7 @@ mod tests {
             kind: ChangeKind::Set,
             by: "test".into(),
             reason: None,
+            wait_satisfied_by: None,
         }
     }
 

@@ -11,6 +11,8 @@ pub const FAILED: &str = "failed";
 /// Environment variable that replaces the default stage order, as `--stages` does.
 pub const STAGES_ENV: &str = "STAGECTL_STAGES";
 
+pub const STAGE_NAME_MAX: usize = 50;
+
 const DEFAULT_STAGES: [&str; 5] = [
     "pending",
     "waiting-pr-created",
@@ -73,6 +75,13 @@ impl Pipeline {
                     shorten(stage)
                 )));
             }
+            // Stage names become part of annotation keys (`stagectl.dev/latch-<stage>`).
+            if stage.len() > STAGE_NAME_MAX {
+                return Err(usage(format!(
+                    "{:?} is longer than {STAGE_NAME_MAX} characters",
+                    shorten(stage)
+                )));
+            }
             if stage == FAILED {
                 return Err(usage(format!(
                     "{FAILED:?} is implied and cannot be part of the order"
@@ -119,6 +128,11 @@ impl Pipeline {
                 self.stages.join(", ")
             )))
         }
+    }
+
+    /// Stages that a workflow waits in for an event: every stage but the first and the last.
+    pub fn is_waiting(&self, stage: &str) -> bool {
+        matches!(self.position(stage), Some(i) if i > 0 && i + 1 < self.stages.len())
     }
 
     pub fn is_finished(&self, stage: &str) -> bool {
@@ -339,7 +353,8 @@ mod tests {
             p.plan_set("queued", "building", false),
             apply("queued", "building")
         );
-        for bad in ["", "one", "a,,b", "a,a", "a,failed", "a,b c", "a,-b"] {
+        let long = format!("a,{}", "b".repeat(51));
+        for bad in ["", "one", "a,,b", "a,a", "a,failed", "a,b c", "a,-b", &long] {
             assert!(Pipeline::parse(bad).is_err(), "{bad:?}");
         }
     }

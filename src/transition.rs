@@ -5,6 +5,10 @@
 //! and the history entry at once; the object the server returns confirms the change. Only when the
 //! server refuses the patch (422) does stagectl read the workflow, to tell a repeat (no-op) from a
 //! refusal, or to patch again from what it read.
+//!
+//! Entering a waiting stage also tests that stage's latch (see `latch`): empty, the change goes
+//! through as above; holding an early event, the patch built from the read clears the latch and
+//! records that the wait was satisfied early, in the same compare-and-swap.
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -13,9 +17,10 @@ use tracing::{debug, info};
 use crate::cluster::{Cluster, Target, WorkflowMeta, is_patch_refused};
 use crate::error::{Error, Result};
 use crate::labels::{self, Repository};
+use crate::latch::{self, LatchSlot};
 use crate::patch::{self, StageChange};
 use crate::record::{self, ChangeKind, HistoryEntry, StageRecord};
-use crate::stage::Transition;
+use crate::stage::{Pipeline, Transition};
 
 /// The workflow a change is for, and what it must be to accept it.
 #[derive(Debug, Clone)]
@@ -45,6 +50,10 @@ pub struct ChangeOutcome {
     pub outcome: ChangeResult,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub forced: bool,
+    /// For a waiting stage: whether its wait is already satisfied by an early event, so the
+    /// template can skip the wait step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_wait: Option<bool>,
     #[serde(skip)]
     pub committed: Option<WorkflowMeta>,
 }
@@ -52,6 +61,7 @@ pub struct ChangeOutcome {
 /// How a change is asked for.
 pub struct Request<'a> {
     pub subject: &'a Subject,
+    pub pipeline: &'a Pipeline,
     pub kind: ChangeKind,
     pub reason: Option<String>,
     /// Where a change goes when the caller knows it upfront (set); a rollback learns it from
@@ -86,14 +96,20 @@ pub async fn apply(
                 match decide(&record) {
                     Transition::Noop => {
                         let stage = record.stage.unwrap_or_else(|| request.target.to_string());
-                        return Ok(outcome(
-                            subject,
-                            None,
-                            &stage,
-                            ChangeResult::Noop,
-                            false,
-                            None,
-                        ));
+                        let skip_wait = request
+                            .pipeline
+                            .is_waiting(&stage)
+                            .then(|| latch::satisfied_early(&observed.metadata, &stage).is_some());
+                        return Ok(ChangeOutcome {
+                            workflow: subject.name.clone(),
+                            namespace: subject.namespace.clone(),
+                            from: None,
+                            to: stage,
+                            outcome: ChangeResult::Noop,
+                            forced: false,
+                            skip_wait,
+                            committed: None,
+                        });
                     }
                     Transition::Refuse(why) => {
                         return Err(Error::Refused(format!("workflow {}: {why}", subject.name)));
@@ -105,7 +121,7 @@ pub async fn apply(
                 }
             }
         };
-        let change = build_change(request, &from, &to, observed.as_ref());
+        let (change, entry) = build_change(request, &from, &to, observed.as_ref());
         match cluster
             .patch_meta(&subject.namespace, &subject.name, &change.to_patch())
             .await
@@ -123,16 +139,20 @@ pub async fn apply(
                         stage
                     )));
                 }
-                let forced = request.kind == ChangeKind::Forced;
-                after_change(cluster, &committed, &from, &to, request).await;
-                return Ok(outcome(
-                    subject,
-                    Some(from.clone()),
-                    &to,
-                    ChangeResult::Applied,
-                    forced,
-                    Some(committed),
-                ));
+                after_change(cluster, &committed, &entry).await;
+                return Ok(ChangeOutcome {
+                    workflow: subject.name.clone(),
+                    namespace: subject.namespace.clone(),
+                    from: Some(from),
+                    to: to.clone(),
+                    outcome: ChangeResult::Applied,
+                    forced: request.kind == ChangeKind::Forced,
+                    skip_wait: request
+                        .pipeline
+                        .is_waiting(&to)
+                        .then_some(entry.wait_satisfied_by.is_some()),
+                    committed: Some(committed),
+                });
             }
             Err(err) if is_patch_refused(&err) => {
                 debug!(from = %from, error = %crate::cluster::describe(&err), "patch refused; reading the workflow");
@@ -144,25 +164,6 @@ pub async fn apply(
         "workflow {} kept changing while stagectl tried to move it to {}; run the command again",
         subject.name, request.target
     )))
-}
-
-fn outcome(
-    subject: &Subject,
-    from: Option<String>,
-    to: &str,
-    result: ChangeResult,
-    forced: bool,
-    committed: Option<WorkflowMeta>,
-) -> ChangeOutcome {
-    ChangeOutcome {
-        workflow: subject.name.clone(),
-        namespace: subject.namespace.clone(),
-        from,
-        to: to.to_string(),
-        outcome: result,
-        forced,
-        committed,
-    }
 }
 
 /// A workflow of another task or repository is never changed on this one's behalf.
@@ -190,22 +191,25 @@ fn check_identity(subject: &Subject, record: &StageRecord) -> Result<()> {
     Ok(())
 }
 
+/// The patch for `from` → `to`, and the history entry it writes.
 fn build_change(
     request: &Request<'_>,
     from: &str,
     to: &str,
     observed: Option<&WorkflowMeta>,
-) -> StageChange {
+) -> (StageChange, HistoryEntry) {
     let subject = request.subject;
-    let entry = HistoryEntry {
+    let mut entry = HistoryEntry {
         at: Timestamp::now(),
         from: from.to_string(),
         to: to.to_string(),
         kind: request.kind,
         by: record::actor(),
         reason: request.reason.clone(),
+        wait_satisfied_by: None,
     };
     let mut change = StageChange::new(from, to, &entry);
+    let mut needs_resource_version = false;
     let labels_seen = observed.and_then(|o| o.metadata.labels.as_ref());
     let mut identity = Vec::new();
     if let Some(task_id) = &subject.task_id {
@@ -216,42 +220,84 @@ fn build_change(
     }
     for (key, value) in identity {
         match labels_seen {
-            // Known to be absent: write it, under a resourceVersion test below.
-            Some(seen) if !seen.contains_key(&key) => change.set_labels.push((key, value)),
+            // Known to be absent: written, under a resourceVersion test.
+            Some(seen) if !seen.contains_key(&key) => {
+                needs_resource_version = true;
+                if key == labels::REPOSITORY
+                    && let Some(repository) = &subject.repository
+                {
+                    change.set_annotations.push((
+                        labels::REPOSITORY_ANNOTATION.to_string(),
+                        repository.full_name().to_string(),
+                    ));
+                }
+                change.set_labels.push((key, value));
+            }
             _ => change.expect_labels.push((key, value)),
         }
     }
-    if let Some(repository) = &subject.repository
-        && change
-            .set_labels
-            .iter()
-            .any(|(k, _)| k == labels::REPOSITORY)
-    {
-        change.set_annotations.push((
-            labels::REPOSITORY_ANNOTATION.to_string(),
-            repository.full_name().to_string(),
-        ));
+
+    let pipeline = request.pipeline;
+    let forward = request.kind != ChangeKind::Rollback;
+    if forward && pipeline.is_waiting(to) {
+        let key = latch::latch_key(to);
+        match observed.map(|o| latch::latch_slot(&o.metadata, to)) {
+            // Unread: assume the empty latch; a latch written meanwhile fails the test.
+            None | Some(LatchSlot::Empty) => change.expect_annotations.push((key, String::new())),
+            Some(LatchSlot::Latched(delivery, text)) => {
+                change.expect_annotations.push((key.clone(), text));
+                change.set_annotations.push((key, String::new()));
+                entry.wait_satisfied_by = Some(delivery);
+            }
+            // No latch annotation to test: only the whole object as read is safe.
+            Some(LatchSlot::Missing) => needs_resource_version = true,
+        }
     }
     if let Some(observed) = observed {
+        // Going back: early events latched for the stages left behind were honoured (or are
+        // stale) and must not release the waits again on the way forward.
+        if to != crate::stage::FAILED
+            && (pipeline.is_before(to, from) || from == crate::stage::FAILED)
+        {
+            for stage in pipeline
+                .stages()
+                .iter()
+                .filter(|s| pipeline.is_before(to, s))
+            {
+                if let LatchSlot::Latched(_, text) = latch::latch_slot(&observed.metadata, stage) {
+                    change
+                        .expect_annotations
+                        .push((latch::latch_key(stage), text));
+                    change
+                        .set_annotations
+                        .push((latch::latch_key(stage), String::new()));
+                }
+            }
+        }
         change.create_annotations_map = observed.metadata.annotations.is_none();
-        let adds_identity = change.set_labels.len() > 1;
-        if change.create_annotations_map || adds_identity {
+        if change.create_annotations_map || needs_resource_version {
             change.resource_version = observed.metadata.resource_version.clone();
         }
     }
-    change
+    // The entry may have learnt what it honoured; the patch carries its final text.
+    let history_key = entry.annotation_key();
+    for (key, value) in change.set_annotations.iter_mut() {
+        if *key == history_key {
+            *value = serde_json::to_string(&entry).expect("history entry serializes");
+        }
+    }
+    (change, entry)
 }
 
 /// Book-keeping after a change has landed: trim the history, record an Event. Neither is worth
 /// failing a change that already happened, so both only log on failure.
-async fn after_change(
-    cluster: &Cluster,
-    committed: &WorkflowMeta,
-    from: &str,
-    to: &str,
-    request: &Request<'_>,
-) {
+async fn after_change(cluster: &Cluster, committed: &WorkflowMeta, entry: &HistoryEntry) {
     let overflow = record::history_overflow(&committed.metadata);
+    let namespace = committed
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(&cluster.namespace);
     if !overflow.is_empty() {
         let annotations = committed
             .metadata
@@ -264,11 +310,7 @@ async fn after_change(
             .collect();
         let name = committed.metadata.name.as_deref().unwrap_or_default();
         match cluster
-            .patch_meta(
-                &request.subject.namespace,
-                name,
-                &patch::remove_annotations(&seen),
-            )
+            .patch_meta(namespace, name, &patch::remove_annotations(&seen))
             .await
         {
             Ok(_) => debug!(removed = seen.len(), "history trimmed"),
@@ -277,17 +319,23 @@ async fn after_change(
             }
         }
     }
-    let verb = match request.kind {
+    let verb = match entry.kind {
         ChangeKind::Rollback => "rolled back",
         ChangeKind::Forced => "forced",
         ChangeKind::Set => "moved",
     };
-    let mut note = format!("stage {verb} from {from} to {to}");
-    if let Some(reason) = &request.reason {
+    let mut note = format!("stage {verb} from {} to {}", entry.from, entry.to);
+    if let Some(reason) = &entry.reason {
         note.push_str(": ");
         note.push_str(reason);
     }
-    let reason = match request.kind {
+    if let Some(delivery) = &entry.wait_satisfied_by {
+        note.push_str(&format!(
+            "; its wait was satisfied early by {}",
+            delivery.describe()
+        ));
+    }
+    let reason = match entry.kind {
         ChangeKind::Rollback => "StageRolledBack",
         _ => "StageChanged",
     };

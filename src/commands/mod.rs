@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
 pub mod get;
+pub mod resume;
 pub mod rollback;
 pub mod set;
 pub mod verify;
@@ -145,22 +146,21 @@ pub fn report_change(
 }
 
 fn render_change(change: &ChangeOutcome, format: Format) -> String {
+    let name = output::resource_name(&change.workflow);
+    let skipped = if change.skip_wait == Some(true) {
+        "; its event already arrived, the wait is skipped"
+    } else {
+        ""
+    };
     match format {
         Format::Json | Format::Yaml => output::render(change, format),
-        Format::Name => output::resource_name(&change.workflow) + "\n",
+        Format::Name => name + "\n",
         Format::Table | Format::Wide => match (change.outcome, &change.from) {
-            (ChangeResult::Applied, Some(from)) => format!(
-                "{} stage {} → {}{}\n",
-                output::resource_name(&change.workflow),
-                from,
-                change.to,
-                if change.forced { " (forced)" } else { "" }
-            ),
-            _ => format!(
-                "{} stage {} (unchanged)\n",
-                output::resource_name(&change.workflow),
-                change.to
-            ),
+            (ChangeResult::Applied, Some(from)) => {
+                let forced = if change.forced { " (forced)" } else { "" };
+                format!("{name} stage {from} → {}{forced}{skipped}\n", change.to)
+            }
+            _ => format!("{name} stage {} (unchanged){skipped}\n", change.to),
         },
     }
 }

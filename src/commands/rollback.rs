@@ -41,6 +41,7 @@ pub async fn run(settings: &Settings, args: &RollbackArgs) -> Result<()> {
     let subject = subject.in_namespace_of(&ctx);
     let request = Request {
         subject: &subject,
+        pipeline: &ctx.pipeline,
         // Resolved from the history once the workflow has been read; named here for messages.
         target: to.unwrap_or("previous"),
         kind: ChangeKind::Rollback,

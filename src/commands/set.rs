@@ -1,5 +1,8 @@
 use std::time::Instant;
 
+use std::path::PathBuf;
+
+use anyhow::Context as _;
 use clap::Args;
 
 use super::{Settings, SubjectArgs, report_change};
@@ -12,6 +15,9 @@ pub const AFTER_HELP: &str = "\
 Examples:
   # The step after Rex, in a workflow template:
   stagectl set waiting-pr-created --workflow {{workflow.name}} -n {{workflow.namespace}}
+
+  # The template's wait step runs only if the event has not arrived already:
+  stagectl set waiting-pr-created --workflow {{workflow.name}} --skip-wait-file /tmp/skip-wait
 
   # Give up on a play, with a reason kept in its history:
   stagectl set failed --workflow play-task-42-x7k2p --reason 'agent crashed'
@@ -38,6 +44,10 @@ pub struct SetArgs {
     /// Allow any move, not only one step forward; the history says it was forced.
     #[arg(long)]
     pub force: bool,
+    /// Write `true` to this file when the event the new stage waits for has already arrived
+    /// (so the template can skip its wait step with `when`), `false` otherwise.
+    #[arg(long, value_name = "PATH")]
+    pub skip_wait_file: Option<PathBuf>,
 }
 
 pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
@@ -59,6 +69,7 @@ pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
     };
     let request = Request {
         subject: &subject,
+        pipeline: &ctx.pipeline,
         target,
         kind: if args.force {
             ChangeKind::Forced
@@ -73,5 +84,15 @@ pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
         ctx.pipeline.plan_set(current, target, args.force)
     })
     .await;
-    report_change(&ctx, started, (&subject.name, target), result).map(|_| ())
+    let change = report_change(&ctx, started, (&subject.name, target), result)?;
+    if let Some(path) = &args.skip_wait_file {
+        let skip = change.skip_wait.unwrap_or(false);
+        std::fs::write(path, if skip { "true" } else { "false" }).with_context(|| {
+            format!(
+                "the stage is {target}, but {} cannot be written",
+                path.display()
+            )
+        })?;
+    }
+    Ok(())
 }

@@ -1,0 +1,294 @@
+//! Argo Workflows node status: finding the suspend node of a stage, and the patch that resumes it
+//! the way `argo resume` does. Pure functions over the Workflow's JSON.
+
+use jiff::Timestamp;
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{
+    AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation,
+};
+use serde_json::Value;
+
+use crate::labels;
+
+/// The input parameter of the play's suspend template that names the stage it waits in.
+pub const STAGE_PARAMETER: &str = "stage";
+
+/// What the Workflow's status says about the suspend node of one stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuspendNode {
+    /// Running: waiting to be resumed.
+    Active {
+        id: String,
+        message: Option<String>,
+        outputs: Option<Value>,
+    },
+    /// Already over (Succeeded, Failed, Error, Skipped, Omitted).
+    Finished { id: String, phase: String },
+    /// Not created yet: the controller has not reached the wait.
+    Absent,
+}
+
+/// Node status stagectl cannot see: Argo keeps it compressed in the object, or offloaded to its
+/// database. Only the Argo Server can resume such a workflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable(pub &'static str);
+
+/// Finds the suspend node whose `stage` input is `stage`, by its type and inputs, never by its
+/// position in the graph. A stage visited more than once (after a rollback) can have several;
+/// a running one is the one to resume.
+pub fn suspend_node(workflow: &Value, stage: &str) -> Result<SuspendNode, Unreadable> {
+    let status = &workflow["status"];
+    if status["offloadNodeStatusVersion"]
+        .as_str()
+        .is_some_and(|v| !v.is_empty())
+    {
+        return Err(Unreadable("offloaded to the Argo database"));
+    }
+    if status["compressedNodes"]
+        .as_str()
+        .is_some_and(|v| !v.is_empty())
+    {
+        return Err(Unreadable("compressed"));
+    }
+    let Some(nodes) = status["nodes"].as_object() else {
+        return Ok(SuspendNode::Absent);
+    };
+    let mut found = SuspendNode::Absent;
+    for (id, node) in nodes {
+        let waits_in_stage = node["type"] == "Suspend"
+            && node["inputs"]["parameters"].as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["name"] == STAGE_PARAMETER && p["value"] == stage)
+            });
+        if !waits_in_stage {
+            continue;
+        }
+        let phase = node["phase"].as_str().unwrap_or("Pending");
+        match phase {
+            "Running" => {
+                return Ok(SuspendNode::Active {
+                    id: id.clone(),
+                    message: node["message"]
+                        .as_str()
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_string),
+                    outputs: node.get("outputs").cloned(),
+                });
+            }
+            // Created, not yet running: as good as absent, it will run in a moment.
+            "Pending" | "" => {}
+            _ => {
+                found = SuspendNode::Finished {
+                    id: id.clone(),
+                    phase: phase.to_string(),
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The patch that resumes an active suspend node exactly as `argo resume` does: phase Succeeded,
+/// finishedAt now, the message extended, raw output parameters set to their defaults. Its `test`
+/// operations make it a compare-and-swap on the stage label and the node's phase.
+pub fn resume_patch(
+    stage: &str,
+    node_id: &str,
+    previous_message: Option<&str>,
+    outputs: Option<&Value>,
+    message: &str,
+    now: Timestamp,
+    extra: Vec<PatchOperation>,
+) -> Result<Patch, String> {
+    let node = |field: &str| PointerBuf::from_tokens(["status", "nodes", node_id, field]);
+    let mut ops = vec![
+        PatchOperation::Test(TestOperation {
+            path: PointerBuf::from_tokens(["metadata", "labels", labels::CURRENT_STAGE]),
+            value: Value::String(stage.to_string()),
+        }),
+        PatchOperation::Test(TestOperation {
+            path: node("type"),
+            value: "Suspend".into(),
+        }),
+        PatchOperation::Test(TestOperation {
+            path: node("phase"),
+            value: "Running".into(),
+        }),
+        PatchOperation::Replace(ReplaceOperation {
+            path: node("phase"),
+            value: "Succeeded".into(),
+        }),
+        // metav1.Time: RFC 3339 in whole seconds.
+        PatchOperation::Add(AddOperation {
+            path: node("finishedAt"),
+            value: Value::String(
+                now.round(jiff::Unit::Second)
+                    .map_err(|e| e.to_string())?
+                    .to_string(),
+            ),
+        }),
+        PatchOperation::Add(AddOperation {
+            path: node("message"),
+            value: Value::String(match previous_message {
+                Some(previous) => format!("{previous}; {message}"),
+                None => message.to_string(),
+            }),
+        }),
+    ];
+    if let Some(parameters) = outputs.and_then(|o| o["parameters"].as_array()) {
+        for (i, parameter) in parameters.iter().enumerate() {
+            let Some(supplied) = parameter
+                .get("valueFrom")
+                .filter(|v| v.get("supplied").is_some())
+            else {
+                continue;
+            };
+            let Some(default) = supplied.get("default") else {
+                return Err(format!(
+                    "the suspend node's output parameter {} has no default and must be supplied; resume it with `argo resume` or `argo node set`",
+                    parameter["name"]
+                ));
+            };
+            let index = i.to_string();
+            let path = |field: &str| {
+                PointerBuf::from_tokens([
+                    "status",
+                    "nodes",
+                    node_id,
+                    "outputs",
+                    "parameters",
+                    index.as_str(),
+                    field,
+                ])
+            };
+            ops.push(PatchOperation::Add(AddOperation {
+                path: path("value"),
+                value: default.clone(),
+            }));
+            ops.push(PatchOperation::Remove(RemoveOperation {
+                path: path("valueFrom"),
+            }));
+        }
+    }
+    ops.extend(extra);
+    Ok(Patch(ops))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn workflow(nodes: Value) -> Value {
+        json!({"metadata": {"labels": {"current-stage": "waiting-pr-created"}}, "status": {"nodes": nodes}})
+    }
+
+    fn suspend(id: &str, stage: &str, phase: &str) -> Value {
+        json!({"id": id, "name": format!("play.wait-{id}"), "type": "Suspend", "phase": phase,
+               "templateName": "wait-for-event",
+               "inputs": {"parameters": [{"name": "stage", "value": stage}]}})
+    }
+
+    #[test]
+    fn the_suspend_node_is_found_by_its_stage_input_not_its_place() {
+        let wf = workflow(json!({
+            "play": {"id": "play", "name": "play", "type": "DAG", "phase": "Running"},
+            "a": suspend("a", "waiting-ready-for-qa", "Running"),
+            "b": suspend("b", "waiting-pr-created", "Running"),
+        }));
+        assert!(
+            matches!(suspend_node(&wf, "waiting-pr-created"), Ok(SuspendNode::Active { id, .. }) if id == "b")
+        );
+        assert_eq!(
+            suspend_node(&wf, "waiting-pr-approved"),
+            Ok(SuspendNode::Absent)
+        );
+    }
+
+    #[test]
+    fn finished_pending_and_skipped_waits_are_told_apart() {
+        let wf = workflow(json!({
+            "a": suspend("a", "waiting-pr-created", "Succeeded"),
+            "b": suspend("b", "waiting-ready-for-qa", "Pending"),
+            // A wait skipped by `when` is a Skipped node without inputs: not a suspend node at all.
+            "c": {"id": "c", "name": "play.wait-pr-approved", "type": "Skipped", "phase": "Skipped"},
+        }));
+        assert_eq!(
+            suspend_node(&wf, "waiting-pr-created"),
+            Ok(SuspendNode::Finished {
+                id: "a".into(),
+                phase: "Succeeded".into()
+            })
+        );
+        assert_eq!(
+            suspend_node(&wf, "waiting-ready-for-qa"),
+            Ok(SuspendNode::Absent)
+        );
+        assert_eq!(
+            suspend_node(&wf, "waiting-pr-approved"),
+            Ok(SuspendNode::Absent)
+        );
+    }
+
+    #[test]
+    fn compressed_or_offloaded_status_is_never_guessed_at() {
+        let compressed = json!({"status": {"compressedNodes": "H4sIAAAA"}});
+        let offloaded = json!({"status": {"offloadNodeStatusVersion": "fnv:123", "nodes": {}}});
+        assert_eq!(
+            suspend_node(&compressed, "x"),
+            Err(Unreadable("compressed"))
+        );
+        assert_eq!(
+            suspend_node(&offloaded, "x"),
+            Err(Unreadable("offloaded to the Argo database"))
+        );
+    }
+
+    #[test]
+    fn resuming_leaves_the_node_as_argo_resume_does() {
+        let mut wf = workflow(json!({"b": {
+            "id": "b", "name": "play.wait", "type": "Suspend", "phase": "Running", "message": "waiting",
+            "outputs": {"parameters": [
+                {"name": "approved", "valueFrom": {"supplied": {}, "default": "yes"}},
+                {"name": "plain", "value": "kept"},
+            ]},
+        }}));
+        let now = Timestamp::from_second(1_790_000_000).unwrap();
+        let patch = resume_patch(
+            "waiting-pr-created",
+            "b",
+            Some("waiting"),
+            wf["status"]["nodes"]["b"].get("outputs"),
+            "Resumed by stagectl: pull_request (delivery d-1)",
+            now,
+            vec![],
+        )
+        .unwrap();
+        json_patch::patch(&mut wf, &patch).unwrap();
+        let node = &wf["status"]["nodes"]["b"];
+        assert_eq!(node["phase"], "Succeeded");
+        assert_eq!(node["finishedAt"], "2026-09-21T14:13:20Z");
+        assert_eq!(
+            node["message"],
+            "waiting; Resumed by stagectl: pull_request (delivery d-1)"
+        );
+        assert_eq!(
+            node["outputs"]["parameters"][0],
+            json!({"name": "approved", "value": "yes"})
+        );
+        assert_eq!(
+            node["outputs"]["parameters"][1],
+            json!({"name": "plain", "value": "kept"})
+        );
+
+        // The same patch on the resumed node fails its test: a second resume cannot happen.
+        assert!(json_patch::patch(&mut wf, &patch).is_err());
+    }
+
+    #[test]
+    fn a_raw_output_without_default_is_refused() {
+        let outputs = json!({"parameters": [{"name": "approved", "valueFrom": {"supplied": {}}}]});
+        let now = Timestamp::from_second(1_790_000_000).unwrap();
+        assert!(resume_patch("s", "b", None, Some(&outputs), "m", now, vec![]).is_err());
+    }
+}

@@ -1,0 +1,384 @@
+use std::time::Duration;
+
+use clap::Args;
+use jiff::Timestamp;
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, PatchOperation, ReplaceOperation, TestOperation};
+use kube::api::ListParams;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
+use tracing::{debug, error, info};
+
+use super::{Context, Settings};
+use crate::argo;
+use crate::cluster::{Target, describe, is_patch_refused};
+use crate::error::{Error, Result};
+use crate::labels::{self, Repository, shorten};
+use crate::latch::{self, Delivery, LatchSlot, ResumePlan};
+use crate::output::{self, Format};
+use crate::record;
+
+pub const AFTER_HELP: &str = "\
+What happens depends on where the play is:
+  before STAGE      the event is latched; the `set` that enters STAGE honours it (outcome latched)
+  at STAGE          its suspend node is resumed as `argo resume` does (outcome resumed); if the
+                    controller has not created the node yet, stagectl waits for it (--wait-for-node)
+  past STAGE        the wait is over; nothing to do (outcome noop)
+  failed            refused
+A delivery id the workflow has already seen is a no-op: GitHub redeliveries keep their id.
+
+Examples:
+  # What the stage-resume template runs for a sensor:
+  stagectl resume --stage waiting-pr-created --task-id 42 --repository acme/widgets \\
+    --delivery-id 72d3162e-cc78-11e3-81ab-4c9367dc0958 --event pull_request";
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The waiting stage the event ends.
+    #[arg(long)]
+    pub stage: String,
+    /// The task whose play the event is for.
+    #[arg(long)]
+    pub task_id: String,
+    /// The repository, OWNER/REPO; needed when plays of several repositories share task ids.
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// GitHub's X-GitHub-Delivery id of the webhook.
+    #[arg(long)]
+    pub delivery_id: Option<String>,
+    /// The GitHub event name (pull_request, pull_request_review, ...).
+    #[arg(long)]
+    pub event: Option<String>,
+    /// How long to wait for the controller to create the suspend node of a stage the play is at.
+    #[arg(long, default_value = "120s", value_parser = crate::cli::parse_duration)]
+    pub wait_for_node: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Outcome {
+    Latched,
+    Resumed,
+    Noop,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Resumed {
+    workflow: String,
+    namespace: String,
+    stage: String,
+    outcome: Outcome,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<String>,
+}
+
+/// Compare-and-swaps lost to a concurrent writer before stagectl gives up; each loss is
+/// followed by a fresh read, so more than this means something keeps fighting it.
+const MAX_ROUNDS: usize = 10;
+
+pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let stage = settings.pipeline.validate(&args.stage)?;
+    if !settings.pipeline.is_waiting(stage) {
+        return Err(Error::Usage(format!(
+            "{stage} is not a waiting stage: resume ends the wait of one of {}",
+            settings.pipeline.stages()[1..settings.pipeline.stages().len() - 1].join(", ")
+        )));
+    }
+    let task_id = labels::validate_task_id(&args.task_id)?;
+    let repository = args
+        .repository
+        .as_deref()
+        .map(Repository::parse)
+        .transpose()?;
+    let delivery_id = args
+        .delivery_id
+        .as_deref()
+        .map(|id| validate_token("delivery id", id))
+        .transpose()?;
+    let event = args
+        .event
+        .as_deref()
+        .map(|e| validate_token("event", e))
+        .transpose()?;
+    let ctx = settings.connect().await?;
+
+    let result = resume(
+        &ctx,
+        stage,
+        task_id,
+        repository.as_ref(),
+        delivery_id,
+        event,
+        args.wait_for_node,
+    )
+    .await;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let requests = ctx.cluster.requests();
+    match &result {
+        Ok(done) => {
+            info!(
+                workflow = %done.workflow,
+                namespace = %done.namespace,
+                stage,
+                task_id,
+                outcome = ?done.outcome,
+                detail = %done.detail,
+                delivery_id,
+                event,
+                requests,
+                duration_ms,
+                "resume"
+            );
+            let text = match ctx.output {
+                Format::Json | Format::Yaml => output::render(done, ctx.output),
+                Format::Name => output::resource_name(&done.workflow) + "\n",
+                Format::Table | Format::Wide => format!(
+                    "{} {:?} for {stage}: {}\n",
+                    output::resource_name(&done.workflow),
+                    done.outcome,
+                    done.detail
+                )
+                .to_lowercase(),
+            };
+            print!("{text}");
+        }
+        Err(err) => error!(
+            stage,
+            task_id,
+            outcome = if matches!(err, Error::Refused(_)) { "refused" } else { "failed" },
+            error_class = err.outcome(),
+            error = %err,
+            delivery_id,
+            event,
+            requests,
+            duration_ms,
+            "resume"
+        ),
+    }
+    result.map(|_| ())
+}
+
+/// Delivery ids and event names go into annotations and messages: letters, digits, `-`, `_`, `.`.
+fn validate_token<'a>(what: &str, value: &'a str) -> Result<&'a str> {
+    if !value.is_empty() && labels::is_label_value(value) {
+        Ok(value)
+    } else {
+        Err(Error::Usage(format!(
+            "invalid {what} {:?}: use 1-63 letters, digits, '-', '_' or '.', as GitHub sends it",
+            shorten(value)
+        )))
+    }
+}
+
+async fn resume(
+    ctx: &Context,
+    stage: &str,
+    task_id: &str,
+    repository: Option<&Repository>,
+    delivery_id: Option<&str>,
+    event: Option<&str>,
+    wait_for_node: Duration,
+) -> Result<Resumed> {
+    let namespace = ctx.cluster.namespace.clone();
+    let name = select(ctx, &namespace, task_id, repository).await?;
+    let delivery = Delivery {
+        delivery_id: delivery_id.map(str::to_string),
+        event: event.map(str::to_string),
+        at: Timestamp::now(),
+        by: record::actor(),
+    };
+    let done = |outcome, detail: String| Resumed {
+        workflow: name.clone(),
+        namespace: namespace.clone(),
+        stage: stage.to_string(),
+        outcome,
+        detail,
+        delivery_id: delivery_id.map(str::to_string),
+        event: event.map(str::to_string),
+    };
+    let target = Target::workflow(&namespace, &name);
+    let node_deadline = Instant::now() + wait_for_node;
+    let mut lost_races = 0;
+    loop {
+        let workflow = ctx.cluster.get(&namespace, &name).await?;
+        let node = argo::suspend_node(
+            &serde_json::to_value(&workflow).expect("workflow serializes"),
+            stage,
+        );
+        let plan = latch::plan_resume(&ctx.pipeline, stage, &workflow.metadata, node, delivery_id);
+        debug!(?plan, "resume plan");
+        let (patch, outcome) = match plan {
+            ResumePlan::Noop(why) => return Ok(done(Outcome::Noop, why)),
+            ResumePlan::Refuse(why) => {
+                return Err(Error::Refused(format!("workflow {name}: {why}")));
+            }
+            ResumePlan::WaitForNode => {
+                if Instant::now() >= node_deadline {
+                    return Err(Error::GaveUp(format!(
+                        "workflow {name} is at {stage}, but the controller did not create its wait node within {}s; \
+                         check that the Argo controller runs, or raise --wait-for-node",
+                        wait_for_node.as_secs()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            ResumePlan::Latch { from, slot } => (
+                latch_patch(&workflow.metadata, stage, &from, slot, &delivery),
+                Outcome::Latched,
+            ),
+            ResumePlan::Resume {
+                node_id,
+                message,
+                outputs,
+            } => {
+                let text = format!("Resumed by stagectl: {}", delivery.describe());
+                let record =
+                    annotation_ops(&workflow.metadata, &latch::resumed_key(stage), &delivery);
+                let patch = argo::resume_patch(
+                    stage,
+                    &node_id,
+                    message.as_deref(),
+                    outputs.as_ref(),
+                    &text,
+                    Timestamp::now(),
+                    record,
+                )
+                .map_err(|why| Error::Refused(format!("workflow {name}: {why}")))?;
+                (patch, Outcome::Resumed)
+            }
+        };
+        match ctx.cluster.patch_workflow(&namespace, &name, &patch).await {
+            Ok(_) if outcome == Outcome::Latched => {
+                return Ok(done(
+                    outcome,
+                    format!(
+                        "the play is before {stage}; the `set` that enters it will honour the event"
+                    ),
+                ));
+            }
+            Ok(_) => return Ok(done(outcome, format!("the wait of {stage} is over"))),
+            Err(err) if is_patch_refused(&err) => {
+                lost_races += 1;
+                debug!(error = %describe(&err), "the workflow changed since it was read; reading again");
+                if lost_races >= MAX_ROUNDS {
+                    return Err(Error::GaveUp(format!(
+                        "workflow {name} kept changing while stagectl tried to deliver the event; deliver it again"
+                    )));
+                }
+            }
+            Err(err) => return Err(ctx.cluster.classify(err, &target, "patch")),
+        }
+    }
+}
+
+/// The one active play of the task (and repository); finished workflows are left out.
+async fn select(
+    ctx: &Context,
+    namespace: &str,
+    task_id: &str,
+    repository: Option<&Repository>,
+) -> Result<String> {
+    let mut selector = format!(
+        "{}={},{}={task_id},{}!=true",
+        labels::WORKFLOW_TYPE,
+        labels::PLAY,
+        labels::TASK_ID,
+        labels::ARGO_COMPLETED
+    );
+    if let Some(repository) = repository {
+        selector.push_str(&format!(
+            ",{}={}",
+            labels::REPOSITORY,
+            repository.label_value()
+        ));
+    }
+    let list = ctx
+        .cluster
+        .list_meta(Some(namespace), &ListParams::default().labels(&selector))
+        .await?;
+    let names: Vec<String> = list
+        .items
+        .into_iter()
+        .filter_map(|w| w.metadata.name)
+        .collect();
+    let of = match repository {
+        Some(repository) => format!("task {task_id} of {}", repository.full_name()),
+        None => format!("task {task_id}"),
+    };
+    match names.as_slice() {
+        [] => Err(Error::NotFound(format!(
+            "no active play workflow of {of} in namespace {namespace}: check --task-id, --repository and -n"
+        ))),
+        [one] => Ok(one.clone()),
+        several => Err(Error::Refused(format!(
+            "{} active play workflows of {of} in namespace {namespace} ({}); none was touched: pass --repository, or end the extra plays",
+            several.len(),
+            several.join(", ")
+        ))),
+    }
+}
+
+/// Latching: a compare-and-swap on the stage the play is at, and on the empty latch.
+fn latch_patch(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    stage: &str,
+    from: &str,
+    slot: LatchSlot,
+    delivery: &Delivery,
+) -> json_patch::Patch {
+    let key = latch::latch_key(stage);
+    let mut ops = vec![PatchOperation::Test(TestOperation {
+        path: PointerBuf::from_tokens(["metadata", "labels", labels::CURRENT_STAGE]),
+        value: Value::String(from.to_string()),
+    })];
+    let value = Value::String(serde_json::to_string(delivery).expect("delivery serializes"));
+    match slot {
+        LatchSlot::Empty => {
+            ops.push(PatchOperation::Test(TestOperation {
+                path: PointerBuf::from_tokens(["metadata", "annotations", &key]),
+                value: Value::String(String::new()),
+            }));
+            ops.push(PatchOperation::Replace(ReplaceOperation {
+                path: PointerBuf::from_tokens(["metadata", "annotations", &key]),
+                value,
+            }));
+        }
+        // No empty latch to test: only the whole object as read is safe to write on.
+        _ => ops.extend(annotation_ops(meta, &key, delivery)),
+    }
+    json_patch::Patch(ops)
+}
+
+/// Writes one annotation holding `delivery`. Into an existing map, `add` is enough (it creates or
+/// replaces the key, and the other tests of the patch guard it); without a map, the map is
+/// created, under a test of the resourceVersion so that nothing another writer added is lost.
+fn annotation_ops(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    key: &str,
+    delivery: &Delivery,
+) -> Vec<PatchOperation> {
+    let value = Value::String(serde_json::to_string(delivery).expect("delivery serializes"));
+    match &meta.annotations {
+        Some(_) => vec![PatchOperation::Add(AddOperation {
+            path: PointerBuf::from_tokens(["metadata", "annotations", key]),
+            value,
+        })],
+        None => vec![
+            PatchOperation::Test(TestOperation {
+                path: PointerBuf::from_tokens(["metadata", "resourceVersion"]),
+                value: Value::String(meta.resource_version.clone().unwrap_or_default()),
+            }),
+            PatchOperation::Add(AddOperation {
+                path: PointerBuf::from_tokens(["metadata", "annotations"]),
+                value: serde_json::json!({ key: value }),
+            }),
+        ],
+    }
+}
