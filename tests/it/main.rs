@@ -5,6 +5,7 @@ mod harness;
 
 mod controlplane;
 mod hostile_inputs;
+mod resume;
 mod stage_changes;
 
 /// The binary's own interface, no control plane needed.

@@ -1,0 +1,449 @@
+//! resume and the early-event latch, with the real binary against the real server. No Argo
+//! controller runs here, so the tests play its part: when a play reaches a waiting stage they
+//! write the wait's node into the Workflow's status in Argo's own node format (a Suspend node
+//! with the stage as input, or a Skipped node when the template's `when` skips the wait), and
+//! read back what resume did to it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::harness::{Run, TestNamespace};
+
+const WAITS: [&str; 3] = [
+    "waiting-pr-created",
+    "waiting-ready-for-qa",
+    "waiting-pr-approved",
+];
+
+fn node_id(workflow: &str, stage: &str) -> String {
+    format!("{workflow}-{}", stage.len() * 7919 % 100_000)
+}
+
+/// What the controller writes when the DAG reaches the wait of `stage`.
+async fn controller_reaches_wait(ns: &TestNamespace, workflow: &str, stage: &str, skipped: bool) {
+    let id = node_id(workflow, stage);
+    let node = if skipped {
+        json!({
+            "id": id, "name": format!("{workflow}.wait-{stage}"), "displayName": format!("wait-{stage}"),
+            "type": "Skipped", "phase": "Skipped", "boundaryID": workflow, "templateName": "wait-for-event",
+            "message": "when 'true == false' evaluated false",
+            "startedAt": "2026-11-24T10:00:00Z", "finishedAt": "2026-11-24T10:00:00Z",
+        })
+    } else {
+        json!({
+            "id": id, "name": format!("{workflow}.wait-{stage}"), "displayName": format!("wait-{stage}"),
+            "type": "Suspend", "phase": "Running", "boundaryID": workflow, "templateName": "wait-for-event",
+            "startedAt": "2026-11-24T10:00:00Z",
+            "inputs": {"parameters": [{"name": "stage", "value": stage}]},
+        })
+    };
+    let patch = json!({"status": {"phase": "Running", "nodes": {id: node}}});
+    ns.workflows()
+        .patch(workflow, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap_or_else(|e| panic!("write node of {stage} on {workflow}: {e}"));
+}
+
+async fn node(ns: &TestNamespace, workflow: &str, stage: &str) -> Value {
+    let object = ns.workflows().get(workflow).await.unwrap();
+    serde_json::to_value(&object).unwrap()["status"]["nodes"][node_id(workflow, stage)].clone()
+}
+
+async fn resume(
+    ns: &TestNamespace,
+    stage: &str,
+    task: &str,
+    repository: &str,
+    delivery: &str,
+) -> Run {
+    ns.stagectl(&[
+        "resume",
+        "--stage",
+        stage,
+        "--task-id",
+        task,
+        "--repository",
+        repository,
+        "--delivery-id",
+        delivery,
+        "--event",
+        "pull_request",
+        "--wait-for-node",
+        "30s",
+        "-o",
+        "json",
+    ])
+    .await
+}
+
+/// Creates a play of `task` in `repository` from the example, and returns its name.
+async fn create_play(ns: &TestNamespace, task: &str, repository: &str) -> String {
+    let mut workflow = crate::harness::load_manifest("examples/play-workflow.yaml");
+    let labels = workflow.metadata.labels.as_mut().unwrap();
+    labels.insert("task-id".into(), task.into());
+    labels.insert("repository".into(), repository.replace('/', "."));
+    workflow
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert("stagectl.dev/repository".into(), repository.into());
+    workflow.metadata.generate_name = Some(format!("play-{task}-"));
+    let created = ns
+        .workflows()
+        .create(&Default::default(), &workflow)
+        .await
+        .unwrap();
+    created.metadata.name.unwrap()
+}
+
+/// The update step of the template: `set STAGE --skip-wait-file`, and what the file says.
+async fn set_stage(ns: &TestNamespace, workflow: &str, stage: &str) -> bool {
+    let file = std::env::temp_dir().join(format!("{}-{workflow}-{stage}.skip", ns.name));
+    ns.stagectl(&[
+        "set",
+        stage,
+        "--workflow",
+        workflow,
+        "-q",
+        "--skip-wait-file",
+        file.to_str().unwrap(),
+    ])
+    .await
+    .assert_code(0);
+    let skip = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    match skip.as_str() {
+        "true" => true,
+        "false" => false,
+        other => panic!("skip-wait file says {other:?}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn an_early_event_is_latched_and_the_next_set_skips_the_wait() {
+    let ns = TestNamespace::new("early-event").await;
+    let workflow = create_play(&ns, "42", "acme/widgets").await;
+
+    // Rex opens the PR while it still runs: the play is at pending.
+    let early = resume(&ns, "waiting-pr-created", "42", "acme/widgets", "d-early").await;
+    early.assert_code(0);
+    assert_eq!(early.json()["outcome"], "latched");
+    assert_eq!(early.json()["workflow"], workflow.as_str());
+
+    assert!(
+        set_stage(&ns, &workflow, "waiting-pr-created").await,
+        "the wait is skipped"
+    );
+    let record = ns.stagectl(&["get", &workflow, "-o", "json"]).await.json();
+    let entry = &record["history"][0];
+    assert_eq!(entry["to"], "waiting-pr-created");
+    assert_eq!(entry["waitSatisfiedBy"]["deliveryId"], "d-early");
+    let meta = ns.meta(&workflow).await;
+    assert_eq!(
+        meta.annotations.as_ref().unwrap()["stagectl.dev/latch-waiting-pr-created"],
+        "",
+        "latch consumed"
+    );
+
+    // A retried update step gets the same answer; the controller skips the wait.
+    assert!(set_stage(&ns, &workflow, "waiting-pr-created").await);
+    controller_reaches_wait(&ns, &workflow, "waiting-pr-created", true).await;
+    // The event again, and a late event of another delivery: both change nothing.
+    let before = ns.meta(&workflow).await.resource_version;
+    for delivery in ["d-early", "d-other"] {
+        let again = resume(&ns, "waiting-pr-created", "42", "acme/widgets", delivery).await;
+        again.assert_code(0);
+        assert_eq!(again.json()["outcome"], "noop", "{}", again.stdout);
+    }
+    assert_eq!(ns.meta(&workflow).await.resource_version, before);
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn an_event_on_time_resumes_the_node_as_argo_resume_would() {
+    let ns = TestNamespace::new("on-time-event").await;
+    let workflow = create_play(&ns, "7", "acme/widgets").await;
+    assert!(!set_stage(&ns, &workflow, "waiting-pr-created").await);
+    controller_reaches_wait(&ns, &workflow, "waiting-pr-created", false).await;
+
+    let run = resume(&ns, "waiting-pr-created", "7", "acme/widgets", "d-on-time").await;
+    run.assert_code(0);
+    assert_eq!(run.json()["outcome"], "resumed");
+
+    let resumed = node(&ns, &workflow, "waiting-pr-created").await;
+    assert_eq!(resumed["phase"], "Succeeded");
+    assert_eq!(resumed["type"], "Suspend");
+    assert!(resumed["finishedAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        resumed["message"],
+        "Resumed by stagectl: pull_request (delivery d-on-time)"
+    );
+    assert_eq!(
+        resumed["inputs"]["parameters"][0]["value"], "waiting-pr-created",
+        "the rest is untouched"
+    );
+    let meta = ns.meta(&workflow).await;
+    assert_eq!(
+        meta.labels.as_ref().unwrap()["current-stage"],
+        "waiting-pr-created"
+    );
+    assert!(
+        meta.labels
+            .as_ref()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with("workflows.argoproj.io/")),
+        "no controller label written"
+    );
+
+    let duplicate = resume(&ns, "waiting-pr-created", "7", "acme/widgets", "d-on-time").await;
+    duplicate.assert_code(0);
+    assert_eq!(duplicate.json()["outcome"], "noop");
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn an_event_before_the_node_exists_waits_for_it() {
+    let ns = Arc::new(TestNamespace::new("wait-for-node").await);
+    let workflow = create_play(&ns, "9", "acme/widgets").await;
+    assert!(!set_stage(&ns, &workflow, "waiting-pr-created").await);
+
+    let waiting = {
+        let ns = ns.clone();
+        tokio::spawn(async move {
+            resume(&ns, "waiting-pr-created", "9", "acme/widgets", "d-wait").await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!waiting.is_finished(), "resume waits for the node");
+    controller_reaches_wait(&ns, &workflow, "waiting-pr-created", false).await;
+    let run = waiting.await.unwrap();
+    run.assert_code(0);
+    assert_eq!(run.json()["outcome"], "resumed");
+    assert_eq!(
+        node(&ns, &workflow, "waiting-pr-created").await["phase"],
+        "Succeeded"
+    );
+
+    // A node that never comes: the gave-up code, nothing written.
+    let other = create_play(&ns, "10", "acme/widgets").await;
+    assert!(!set_stage(&ns, &other, "waiting-pr-created").await);
+    let before = ns.meta(&other).await.resource_version;
+    let run = ns
+        .stagectl(&[
+            "resume",
+            "--stage",
+            "waiting-pr-created",
+            "--task-id",
+            "10",
+            "--wait-for-node",
+            "1s",
+        ])
+        .await;
+    run.assert_code(6);
+    assert!(
+        run.error_lines()[0].contains("did not create its wait node"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ns.meta(&other).await.resource_version, before);
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn no_candidate_several_candidates_failed_or_offloaded_plays_are_refused_untouched() {
+    let ns = TestNamespace::new("resume-refusals").await;
+    let none = resume(&ns, "waiting-pr-created", "404", "acme/widgets", "d").await;
+    none.assert_code(4);
+    assert!(none.error_lines()[0].contains("no active play workflow of task 404"));
+
+    let first = create_play(&ns, "5", "acme/widgets").await;
+    let second = create_play(&ns, "5", "acme/widgets").await;
+    let several = resume(&ns, "waiting-pr-created", "5", "acme/widgets", "d").await;
+    several.assert_code(3);
+    assert!(
+        several.error_lines()[0].contains(&first) && several.error_lines()[0].contains(&second)
+    );
+
+    // A finished workflow is not a candidate.
+    let done = json!({"metadata": {"labels": {"workflows.argoproj.io/completed": "true"}}});
+    ns.workflows()
+        .patch(&second, &PatchParams::default(), &Patch::Merge(done))
+        .await
+        .unwrap();
+    ns.stagectl(&[
+        "set",
+        "failed",
+        "--workflow",
+        &first,
+        "--reason",
+        "agent crashed",
+    ])
+    .await
+    .assert_code(0);
+    let failed = resume(&ns, "waiting-pr-created", "5", "acme/widgets", "d").await;
+    failed.assert_code(3);
+    assert!(
+        failed.error_lines()[0].contains("failed"),
+        "{}",
+        failed.stderr
+    );
+
+    let offloaded = create_play(&ns, "6", "acme/widgets").await;
+    assert!(!set_stage(&ns, &offloaded, "waiting-pr-created").await);
+    let status =
+        json!({"status": {"phase": "Running", "offloadNodeStatusVersion": "fnv:784838394"}});
+    ns.workflows()
+        .patch(&offloaded, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
+    let run = resume(&ns, "waiting-pr-created", "6", "acme/widgets", "d").await;
+    run.assert_code(3);
+    assert!(
+        run.error_lines()[0].contains("argo resume"),
+        "{}",
+        run.stderr
+    );
+
+    let versions = [
+        ns.meta(&first).await.resource_version,
+        ns.meta(&offloaded).await.resource_version,
+    ];
+    for (workflow, before) in [&first, &offloaded].into_iter().zip(versions) {
+        let again = resume(
+            &ns,
+            "waiting-pr-created",
+            if workflow == &first { "5" } else { "6" },
+            "acme/widgets",
+            "d2",
+        )
+        .await;
+        assert_eq!(again.code, 3);
+        assert_eq!(
+            ns.meta(workflow).await.resource_version,
+            before,
+            "{workflow} untouched"
+        );
+    }
+}
+
+/// One play, driven as Argo would drive it: at each wait, `set` (skipping the wait when its event
+/// came early), then the controller creates the wait's node and the play goes on once it is
+/// resumed.
+async fn drive_play(ns: Arc<TestNamespace>, workflow: String, jitter: u64) {
+    for (i, stage) in WAITS.iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis((jitter * (i as u64 + 3)) % 400)).await;
+        let skipped = set_stage(&ns, &workflow, stage).await;
+        tokio::time::sleep(Duration::from_millis((jitter * 7 + i as u64 * 131) % 300)).await;
+        controller_reaches_wait(&ns, &workflow, stage, skipped).await;
+        if !skipped {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            while node(&ns, &workflow, stage).await["phase"] != "Succeeded" {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{workflow}: the wait of {stage} was never released"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    ns.stagectl(&["set", "completed", "--workflow", &workflow, "-q"])
+        .await
+        .assert_code(0);
+}
+
+/// 100 plays of different tasks, in two repositories that share task ids; every event comes one
+/// to three times (same delivery id), at random moments relative to the plays' own steps.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn a_hundred_plays_each_wait_released_exactly_once() {
+    const TASKS: usize = 50;
+    let ns = Arc::new(TestNamespace::new("hundred-plays").await);
+    let mut plays = Vec::new();
+    for task in 0..TASKS {
+        for repository in ["acme/widgets", "acme/gadgets"] {
+            let workflow = create_play(&ns, &format!("{task}"), repository).await;
+            plays.push((task.to_string(), repository, workflow));
+        }
+    }
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |bound: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % bound
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut deliveries = tokio::task::JoinSet::new();
+    for (task, repository, workflow) in &plays {
+        tasks.spawn(drive_play(ns.clone(), workflow.clone(), next(997)));
+        for stage in WAITS {
+            let delivery = format!("{workflow}-{stage}");
+            for _ in 0..=next(3) {
+                let delay = Duration::from_millis(next(4000));
+                let (ns, task, repository, delivery) =
+                    (ns.clone(), task.clone(), *repository, delivery.clone());
+                deliveries.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let run = resume(&ns, stage, &task, repository, &delivery).await;
+                    (delivery, run)
+                });
+            }
+        }
+    }
+    let mut effects: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+    while let Some(joined) = deliveries.join_next().await {
+        let (delivery, run) = joined.unwrap();
+        run.assert_code(0);
+        let outcome = run.json()["outcome"].as_str().unwrap().to_string();
+        *tally.entry(outcome.clone()).or_default() += 1;
+        if outcome != "noop" {
+            effects.entry(delivery).or_default().push(outcome);
+        }
+    }
+    // The random timing must have produced every case: early, on time, and duplicates.
+    for outcome in ["latched", "resumed", "noop"] {
+        assert!(
+            tally.get(outcome).copied().unwrap_or(0) > 10,
+            "{outcome}: {tally:?}"
+        );
+    }
+    eprintln!("resume outcomes over 100 plays: {tally:?}");
+    while let Some(driven) = tasks.join_next().await {
+        driven.unwrap();
+    }
+    for (_, _, workflow) in &plays {
+        for stage in WAITS {
+            let delivery = format!("{workflow}-{stage}");
+            assert_eq!(
+                effects.get(&delivery).map(Vec::len),
+                Some(1),
+                "{delivery}: {:?}",
+                effects.get(&delivery)
+            );
+            let node = node(&ns, workflow, stage).await;
+            match node["type"].as_str().unwrap() {
+                "Suspend" => assert_eq!(
+                    node["message"],
+                    format!("Resumed by stagectl: pull_request (delivery {delivery})"),
+                    "released by its own event, not another play's"
+                ),
+                _ => assert_eq!(effects[&delivery], ["latched"]),
+            }
+        }
+        let record = ns.stagectl(&["get", workflow, "-o", "json"]).await.json();
+        assert_eq!(record["stage"], "completed");
+        for entry in record["history"].as_array().unwrap() {
+            if let Some(by) = entry["waitSatisfiedBy"]["deliveryId"].as_str() {
+                assert_eq!(by, format!("{workflow}-{}", entry["to"].as_str().unwrap()));
+            }
+        }
+    }
+}
