@@ -7,7 +7,7 @@ SHELL := bash
 CONTROLPLANE := tests/controlplane
 KUBECTL := $(CONTROLPLANE)/bin/kubectl
 
-.PHONY: help build test lint unit demo controlplane-start controlplane-stop clean
+.PHONY: help build test lint unit sensors demo controlplane-start controlplane-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -22,8 +22,11 @@ lint: ## Formatting and clippy, warnings are errors
 unit: ## Unit tests only; no control plane needed
 	cargo test --locked --all-targets
 
+sensors: ## The Argo Events manifests, run through Argo Events' own validation, filters and parameters
+	cd tests/sensors && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
+
 # Every test, the control plane ones included; the control plane is stopped whatever the outcome.
-test: lint ## Run every test against a freshly started control plane
+test: lint sensors ## Run every test against a freshly started control plane
 	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
 	status=0; \
 	cargo test --locked --all-targets -- --include-ignored || status=$$?; \
