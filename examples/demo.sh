@@ -20,14 +20,35 @@ show() {
 step "namespace $namespace"
 "$kubectl" create namespace "$namespace" --dry-run=client -o yaml | "$kubectl" apply -f -
 
+# A task has one active play: plays of earlier demo runs go first.
+"$kubectl" -n "$namespace" delete workflows -l workflow-type=play-orchestration --ignore-not-found >/dev/null
+
 step "submit a play workflow (examples/play-workflow.yaml)"
 workflow=$("$kubectl" -n "$namespace" create -f examples/play-workflow.yaml -o name)
 workflow=${workflow#*/}
 echo "$workflow"
 show get
 
-step "Rex is done: the play waits for the pull request"
-show set waiting-pr-created --workflow "$workflow" --task-id 42 --reason "Rex finished"
+# No Argo controller runs on the demo control plane: where the play reaches a wait, the demo
+# writes the wait's node into the Workflow's status as the controller would.
+controller_reaches_wait() {
+  local stage=$1 id="$workflow-wait-$1"
+  "$kubectl" -n "$namespace" patch workflow "$workflow" --type merge -p "{\"status\": {\"phase\": \"Running\",
+    \"nodes\": {\"$id\": {\"id\": \"$id\", \"name\": \"$workflow.wait-$stage\", \"type\": \"Suspend\",
+    \"phase\": \"Running\", \"templateName\": \"wait-for-event\", \"startedAt\": \"$(date -u +%FT%TZ)\",
+    \"inputs\": {\"parameters\": [{\"name\": \"stage\", \"value\": \"$stage\"}]}}}}}" >/dev/null
+  echo "(the controller reaches the wait of $stage)"
+}
+resume() {
+  show resume --stage "$1" --task-id 42 --repository acme/widgets --delivery-id "$2" --event "$3"
+}
+
+step "Rex opens the pull request while it still runs: the event comes early and is latched"
+resume waiting-pr-created 72d3162e-0001 pull_request
+
+step "Rex is done: the play enters the wait, which the early event already satisfied"
+show set waiting-pr-created --workflow "$workflow" --task-id 42 --reason "Rex finished" --skip-wait-file /tmp/stagectl-demo-skip
+echo "skip-wait file: $(cat /tmp/stagectl-demo-skip)"
 show set waiting-pr-created --workflow "$workflow" --task-id 42
 show verify waiting-pr-created --workflow "$workflow" --task-id 42
 
@@ -35,8 +56,18 @@ step "a skip is refused and writes nothing"
 show set completed --workflow "$workflow"
 show set waiting-pr-created --workflow "$workflow" --task-id 7
 
-step "Cleo and Tess are done"
-show set waiting-ready-for-qa --workflow "$workflow" --reason "Cleo finished"
+step "Cleo is done; ready-for-qa arrives on time and resumes the wait"
+show set waiting-ready-for-qa --workflow "$workflow" --reason "Cleo finished" --skip-wait-file /tmp/stagectl-demo-skip
+echo "skip-wait file: $(cat /tmp/stagectl-demo-skip)"
+controller_reaches_wait waiting-ready-for-qa
+resume waiting-ready-for-qa 72d3162e-0002 pull_request
+"$kubectl" -n "$namespace" get workflow "$workflow" \
+  -o jsonpath='{.status.nodes.*.phase}{"  "}{.status.nodes.*.message}{"\n"}'
+
+step "GitHub redelivers the same webhook: nothing happens twice"
+resume waiting-ready-for-qa 72d3162e-0002 pull_request
+
+step "Tess is done"
 show set waiting-pr-approved --workflow "$workflow" --reason "Tess finished"
 
 step "QA asks for another round: back one stage, then forward again"

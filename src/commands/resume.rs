@@ -63,6 +63,16 @@ enum Outcome {
     Noop,
 }
 
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Latched => "latched",
+            Outcome::Resumed => "resumed",
+            Outcome::Noop => "noop",
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Resumed {
@@ -127,7 +137,7 @@ pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
                 namespace = %done.namespace,
                 stage,
                 task_id,
-                outcome = ?done.outcome,
+                outcome = done.outcome.as_str(),
                 detail = %done.detail,
                 delivery_id,
                 event,
@@ -139,12 +149,11 @@ pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
                 Format::Json | Format::Yaml => output::render(done, ctx.output),
                 Format::Name => output::resource_name(&done.workflow) + "\n",
                 Format::Table | Format::Wide => format!(
-                    "{} {:?} for {stage}: {}\n",
+                    "{} {} for {stage}: {}\n",
                     output::resource_name(&done.workflow),
-                    done.outcome,
+                    done.outcome.as_str(),
                     done.detail
-                )
-                .to_lowercase(),
+                ),
             };
             print!("{text}");
         }
