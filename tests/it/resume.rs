@@ -447,3 +447,51 @@ async fn a_hundred_plays_each_wait_released_exactly_once() {
         }
     }
 }
+
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn the_stage_resume_and_sensor_accounts_can_do_their_part_and_no_more() {
+    use crate::stage_changes::{apply_rbac, service_account_kubeconfig};
+    let ns = TestNamespace::new("resume-rbac").await;
+    apply_rbac(&ns, false).await;
+    let workflow = create_play(&ns, "12", "acme/widgets").await;
+
+    let resumer = service_account_kubeconfig(&ns, "stage-resume").await;
+    let args = [
+        "resume",
+        "--stage",
+        "waiting-pr-created",
+        "--task-id",
+        "12",
+        "--repository",
+        "acme/widgets",
+        "--delivery-id",
+        "d-rbac",
+        "-o",
+        "json",
+    ];
+    let latched = ns.stagectl_as(&resumer, &args).await;
+    latched.assert_code(0);
+    assert_eq!(latched.json()["outcome"], "latched");
+    assert!(set_stage(&ns, &workflow, "waiting-pr-created").await);
+
+    // The sensor's account creates stage-resume workflows and nothing else.
+    let sensor = service_account_kubeconfig(&ns, "play-sensor").await;
+    let denied = ns
+        .stagectl_as(
+            &sensor,
+            &["set", "waiting-ready-for-qa", "--workflow", &workflow],
+        )
+        .await;
+    denied.assert_code(5);
+    let config = crate::harness::config_from_kubeconfig(&sensor).await;
+    let client = kube::Client::try_from(config).unwrap();
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(client, &ns.name, &crate::harness::workflow_resource());
+    let mut resume_workflow = crate::harness::load_manifest("examples/play-workflow.yaml");
+    resume_workflow.metadata.generate_name = None;
+    resume_workflow.metadata.name = Some("stage-resume-d-rbac".into());
+    api.create(&Default::default(), &resume_workflow)
+        .await
+        .expect("the sensor may create workflows");
+}

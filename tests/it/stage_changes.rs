@@ -406,7 +406,7 @@ async fn the_hot_path_of_set_is_one_request() {
 }
 
 /// A kubeconfig that authenticates as a ServiceAccount of the namespace with a real token.
-async fn service_account_kubeconfig(ns: &TestNamespace, account: &str) -> PathBuf {
+pub async fn service_account_kubeconfig(ns: &TestNamespace, account: &str) -> PathBuf {
     let token = ns.service_account_token(account).await;
     let admin: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(&ns.kubeconfig).unwrap()).unwrap();
@@ -424,7 +424,7 @@ async fn service_account_kubeconfig(ns: &TestNamespace, account: &str) -> PathBu
 }
 
 /// Applies workflow-templates/rbac.yaml into the namespace, optionally without the `patch` verb.
-async fn apply_rbac(ns: &TestNamespace, without_patch: bool) {
+pub async fn apply_rbac(ns: &TestNamespace, without_patch: bool) {
     let text = std::fs::read_to_string(repo_path("workflow-templates/rbac.yaml")).unwrap();
     for document in serde_yaml::Deserializer::from_str(&text) {
         let mut object: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
