@@ -14,6 +14,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,6 +50,11 @@ func run(stateDir string, crdDirs []string, readyTimeout time.Duration) error {
 		return err
 	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return err
+	}
+	// The pid file is this process's own word, so that start and stop never mistake a launcher
+	// or a recycled pid for the server.
+	if err := writeFileAtomic(filepath.Join(stateDir, "pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		return err
 	}
 	readyFile := filepath.Join(stateDir, "ready")
