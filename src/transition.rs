@@ -208,6 +208,13 @@ fn build_change(
         reason: request.reason.clone(),
         wait_satisfied_by: None,
     };
+    let pipeline = request.pipeline;
+    // Entering a waiting stage: its latch, as read (`None` inside when unread).
+    let entered_latch = (request.kind != ChangeKind::Rollback && pipeline.is_waiting(to))
+        .then(|| observed.map(|o| latch::latch_slot(&o.metadata, to)));
+    if let Some(Some(LatchSlot::Latched(delivery, _))) = &entered_latch {
+        entry.wait_satisfied_by = Some(delivery.clone());
+    }
     let mut change = StageChange::new(from, to, &entry);
     let mut needs_resource_version = false;
     let labels_seen = observed.and_then(|o| o.metadata.labels.as_ref());
@@ -237,17 +244,15 @@ fn build_change(
         }
     }
 
-    let pipeline = request.pipeline;
-    let forward = request.kind != ChangeKind::Rollback;
-    if forward && pipeline.is_waiting(to) {
+    if let Some(slot) = entered_latch {
         let key = latch::latch_key(to);
-        match observed.map(|o| latch::latch_slot(&o.metadata, to)) {
+        match slot {
             // Unread: assume the empty latch; a latch written meanwhile fails the test.
             None | Some(LatchSlot::Empty) => change.expect_annotations.push((key, String::new())),
-            Some(LatchSlot::Latched(delivery, text)) => {
+            // Honoured: cleared in the same patch; the history entry names the delivery.
+            Some(LatchSlot::Latched(_, text)) => {
                 change.expect_annotations.push((key.clone(), text));
                 change.set_annotations.push((key, String::new()));
-                entry.wait_satisfied_by = Some(delivery);
             }
             // No latch annotation to test: only the whole object as read is safe.
             Some(LatchSlot::Missing) => needs_resource_version = true,
@@ -277,13 +282,6 @@ fn build_change(
         change.create_annotations_map = observed.metadata.annotations.is_none();
         if change.create_annotations_map || needs_resource_version {
             change.resource_version = observed.metadata.resource_version.clone();
-        }
-    }
-    // The entry may have learnt what it honoured; the patch carries its final text.
-    let history_key = entry.annotation_key();
-    for (key, value) in change.set_annotations.iter_mut() {
-        if *key == history_key {
-            *value = serde_json::to_string(&entry).expect("history entry serializes");
         }
     }
     (change, entry)
