@@ -7,7 +7,7 @@ SHELL := bash
 CONTROLPLANE := tests/controlplane
 KUBECTL := $(CONTROLPLANE)/bin/kubectl
 
-.PHONY: help build test lint unit sensors demo controlplane-start controlplane-stop clean
+.PHONY: help build test lint unit sensors argo-lint demo controlplane-start controlplane-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -26,7 +26,10 @@ sensors: ## The Argo Events manifests, run through Argo Events' own validation, 
 	cd tests/sensors && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
 
 # Every test, the control plane ones included; the control plane is stopped whatever the outcome.
-test: lint sensors ## Run every test against a freshly started control plane
+argo-lint: ## WorkflowTemplates and example Workflows, through Argo Workflows' own validation
+	cd tests/argo && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
+
+test: lint sensors argo-lint ## Run every test against a freshly started control plane
 	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
 	status=0; \
 	cargo test --locked --all-targets -- --include-ignored || status=$$?; \
