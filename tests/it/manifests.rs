@@ -294,3 +294,136 @@ fn the_play_template_has_the_shape_stagectl_relies_on() {
         );
     }
 }
+
+/// Each account of rbac.yaml, with a real token: it can do what its steps do, and is refused
+/// what they do not need.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn every_account_can_do_its_steps_work_and_nothing_more() {
+    use crate::stage_changes::{apply_rbac, service_account_kubeconfig};
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use kube::api::{DeleteParams, Patch, PatchParams};
+
+    let ns = TestNamespace::new("rbac-accounts").await;
+    apply_rbac(&ns, false).await;
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "github-webhook-secret"}})).unwrap();
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let config_map: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "other"}})).unwrap();
+    ns.api::<ConfigMap>()
+        .create(&PostParams::default(), &config_map)
+        .await
+        .unwrap();
+
+    for account in ["play", "stage-resume", "stagectl", "play-sensor"] {
+        let workflow = ns.create_play().await;
+        let kubeconfig = service_account_kubeconfig(&ns, account).await;
+        let client =
+            kube::Client::try_from(crate::harness::config_from_kubeconfig(&kubeconfig).await)
+                .unwrap();
+        let workflows: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &ns.name,
+            &crate::harness::workflow_resource(),
+        );
+        let may_change_stages = account != "play-sensor";
+
+        // What the template's steps run as this account.
+        let set = ns
+            .stagectl_as(
+                &kubeconfig,
+                &["set", "waiting-pr-created", "--workflow", &workflow],
+            )
+            .await;
+        assert_eq!(
+            set.code,
+            if may_change_stages { 0 } else { 5 },
+            "{account}: {}",
+            set.stderr
+        );
+        let resume = ns
+            .stagectl_as(
+                &kubeconfig,
+                &[
+                    "resume",
+                    "--stage",
+                    "waiting-ready-for-qa",
+                    "--task-id",
+                    "42",
+                    "-o",
+                    "json",
+                ],
+            )
+            .await;
+        assert_eq!(
+            resume.code,
+            if may_change_stages { 0 } else { 5 },
+            "{account}: {}",
+            resume.stderr
+        );
+        let get = ns.stagectl_as(&kubeconfig, &["get", "-o", "name"]).await;
+        assert_eq!(
+            get.code,
+            if may_change_stages { 0 } else { 5 },
+            "{account}: {}",
+            get.stderr
+        );
+
+        // What no step needs.
+        assert_eq!(
+            api_status(workflows.delete(&workflow, &DeleteParams::default()).await),
+            403,
+            "{account} deletes workflows"
+        );
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+        assert_eq!(
+            api_status(secrets.get("github-webhook-secret").await),
+            403,
+            "{account} reads secrets"
+        );
+        let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+        let patch = Patch::Merge(json!({"data": {"x": "y"}}));
+        assert_eq!(
+            api_status(
+                config_maps
+                    .patch("other", &PatchParams::default(), &patch)
+                    .await
+            ),
+            403,
+            "{account} patches other kinds"
+        );
+        // The sensor's one right: creating (stage-resume) workflows.
+        let mut created = crate::harness::load_manifest("examples/play-workflow.yaml");
+        created.metadata.generate_name = Some(format!("{account}-"));
+        let create = workflows.create(&PostParams::default(), &created).await;
+        match account {
+            "play-sensor" => assert!(create.is_ok(), "the sensor creates workflows"),
+            _ => assert_eq!(api_status(create), 403, "{account} creates workflows"),
+        }
+        // Done with this account's play: another task's resume must not see it.
+        ns.workflows()
+            .delete(&workflow, &DeleteParams::default())
+            .await
+            .unwrap();
+        if account == "play-sensor" {
+            let name = ns
+                .workflows()
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items[0]
+                .metadata
+                .name
+                .clone()
+                .unwrap();
+            ns.workflows()
+                .delete(&name, &DeleteParams::default())
+                .await
+                .unwrap();
+        }
+    }
+}
