@@ -18,6 +18,21 @@ pub enum Format {
     Name,
 }
 
+/// Writes a result to stdout. A reader that went away (`stagectl get | head`) is not an error:
+/// the rest of the output is simply not wanted.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(err) => tracing::warn!(error = %err, "cannot write the result to stdout"),
+    }
+}
+
 pub fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).expect("output serializes") + "\n"
 }

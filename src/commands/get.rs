@@ -56,10 +56,7 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
             .get_meta(&subject.namespace, &subject.name)
             .await?;
         let record = StageRecord::from_meta(&meta.metadata);
-        print!(
-            "{}",
-            output::records(&[record], ctx.output, false, true, now)
-        );
+        output::emit(&output::records(&[record], ctx.output, false, true, now));
         return Ok(());
     }
     let namespace = (!args.all_namespaces).then_some(ctx.cluster.namespace.as_str());
@@ -86,10 +83,13 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
         }
         return Ok(());
     }
-    print!(
-        "{}",
-        output::records(&records, ctx.output, args.all_namespaces, false, now)
-    );
+    output::emit(&output::records(
+        &records,
+        ctx.output,
+        args.all_namespaces,
+        false,
+        now,
+    ));
     Ok(())
 }
 

@@ -127,7 +127,7 @@ pub fn report_change(
                 duration_ms,
                 "stage change"
             );
-            print!("{}", render_change(change, ctx.output));
+            output::emit(&render_change(change, ctx.output));
         }
         Err(err) => error!(
             workflow,

@@ -155,7 +155,7 @@ pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
                     done.detail
                 ),
             };
-            print!("{text}");
+            output::emit(&text);
         }
         Err(err) => error!(
             stage,

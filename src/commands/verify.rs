@@ -57,7 +57,7 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<()> {
                 Format::Name => output::resource_name(&subject.name) + "\n",
                 _ => format!("{} is at {stage}\n", output::resource_name(&subject.name)),
             };
-            print!("{line}");
+            output::emit(&line);
             Ok(())
         }
         Some(why) => Err(Error::Mismatch(why)),
