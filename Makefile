@@ -7,13 +7,20 @@ SHELL := bash
 CONTROLPLANE := tests/controlplane
 KUBECTL := $(CONTROLPLANE)/bin/kubectl
 
-.PHONY: help build test lint unit sensors argo-lint demo controlplane-start controlplane-stop clean
+.PHONY: help build static test lint unit sensors argo-lint demo controlplane-start controlplane-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
 
 build: ## Build the stagectl release binary (target/release/stagectl)
 	cargo build --release --locked
+
+# The binary the Dockerfile builds: static (no libc at run time), rustls, stripped.
+STATIC_TARGET := x86_64-unknown-linux-gnu
+STATIC_BINARY := $(abspath $(or $(CARGO_TARGET_DIR),target))/$(STATIC_TARGET)/release/stagectl
+
+static: ## Build the static binary exactly as the Dockerfile does
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(STATIC_TARGET)
 
 lint: ## Formatting and clippy, warnings are errors
 	cargo fmt --all -- --check
@@ -29,10 +36,11 @@ sensors: ## The Argo Events manifests, run through Argo Events' own validation, 
 argo-lint: ## WorkflowTemplates and example Workflows, through Argo Workflows' own validation
 	cd tests/argo && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
 
-test: lint sensors argo-lint ## Run every test against a freshly started control plane
+test: lint sensors argo-lint static ## Run every test against a freshly started control plane
 	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
 	status=0; \
-	cargo test --locked --all-targets -- --include-ignored || status=$$?; \
+	STAGECTL_STATIC_BINARY=$(STATIC_BINARY) \
+	  cargo test --locked --all-targets -- --include-ignored || status=$$?; \
 	$(CONTROLPLANE)/stop; \
 	exit $$status
 

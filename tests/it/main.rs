@@ -5,6 +5,7 @@ mod harness;
 
 mod controlplane;
 mod hostile_inputs;
+mod image;
 mod manifests;
 mod resume;
 mod stage_changes;

@@ -1,0 +1,103 @@
+//! The container image's binary: built as the Dockerfile builds it (`make static`), it runs with
+//! no libraries and no environment, and talks TLS to the API server.
+
+use crate::harness::{Run, TestNamespace, repo_path};
+
+fn static_binary() -> std::path::PathBuf {
+    std::env::var_os("STAGECTL_STATIC_BINARY")
+        .map(std::path::PathBuf::from)
+        .expect("STAGECTL_STATIC_BINARY is not set: run through `make test`, which builds it")
+}
+
+/// Whether an ELF executable asks for a dynamic loader (a PT_INTERP program header).
+fn needs_a_loader(elf: &[u8]) -> bool {
+    assert_eq!(&elf[..4], b"\x7fELF", "an ELF file");
+    assert_eq!(elf[4], 2, "64-bit");
+    let u16_at = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]) as usize;
+    let program_headers = u64::from_le_bytes(elf[32..40].try_into().unwrap()) as usize;
+    let (entry_size, count) = (u16_at(54), u16_at(56));
+    (0..count).any(|i| {
+        let at = program_headers + i * entry_size;
+        u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) == 3
+    })
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn the_static_binary_runs_alone_and_speaks_tls_to_the_api_server() {
+    let binary = static_binary();
+    let elf = std::fs::read(&binary).unwrap();
+    assert!(!needs_a_loader(&elf), "{} is not static", binary.display());
+    let own = std::fs::read(env!("CARGO_BIN_EXE_stagectl")).unwrap();
+    assert!(
+        needs_a_loader(&own),
+        "the check can tell a dynamic binary too"
+    );
+
+    let run = |args: Vec<String>| {
+        let mut command = tokio::process::Command::new(&binary);
+        // As in a FROM scratch image: nothing in the environment but what is passed.
+        command.env_clear().args(args);
+        Run::of(command)
+    };
+    let version = run(vec!["--version".into()]).await;
+    version.assert_code(0);
+    assert_eq!(
+        version.stdout.trim(),
+        format!("stagectl {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let ns = TestNamespace::new("static-binary").await;
+    let workflow = ns.create_play().await;
+    let kubeconfig = ns.kubeconfig.display().to_string();
+    let set = run(vec![
+        "--kubeconfig".into(),
+        kubeconfig.clone(),
+        "-n".into(),
+        ns.name.clone(),
+        "set".into(),
+        "waiting-pr-created".into(),
+        "--workflow".into(),
+        workflow.clone(),
+    ])
+    .await;
+    set.assert_code(0);
+    let get = run(vec![
+        "--kubeconfig".into(),
+        kubeconfig,
+        "-n".into(),
+        ns.name.clone(),
+        "get".into(),
+        "-o".into(),
+        "name".into(),
+    ])
+    .await;
+    get.assert_code(0);
+    assert_eq!(
+        get.stdout.trim(),
+        format!("workflow.argoproj.io/{workflow}")
+    );
+}
+
+#[test]
+fn the_dockerfile_builds_that_binary_into_a_minimal_non_root_image() {
+    let dockerfile = std::fs::read_to_string(repo_path("Dockerfile")).unwrap();
+    let makefile = std::fs::read_to_string(repo_path("Makefile")).unwrap();
+    for shared in [
+        "RUSTFLAGS=\"-C target-feature=+crt-static\"",
+        "cargo build --release --locked --target",
+    ] {
+        assert!(dockerfile.contains(shared), "Dockerfile: {shared}");
+        assert!(makefile.contains(shared), "Makefile: {shared}");
+    }
+    let last_stage = dockerfile.rsplit("\nFROM ").next().unwrap();
+    assert!(
+        last_stage.starts_with("gcr.io/distroless/static"),
+        "{last_stage}"
+    );
+    assert!(last_stage.contains("USER nonroot"));
+    assert!(
+        !last_stage.contains("RUN "),
+        "the final image runs nothing at build time"
+    );
+}
