@@ -95,7 +95,10 @@ fn the_dockerfile_builds_that_binary_into_a_minimal_non_root_image() {
         last_stage.starts_with("gcr.io/distroless/static"),
         "{last_stage}"
     );
-    assert!(last_stage.contains("USER 65532:65532"), "the distroless nonroot user");
+    assert!(
+        last_stage.contains("USER 65532:65532"),
+        "the distroless nonroot user"
+    );
     assert!(
         !last_stage.contains("RUN "),
         "the final image runs nothing at build time"

@@ -427,3 +427,52 @@ async fn every_account_can_do_its_steps_work_and_nothing_more() {
         }
     }
 }
+
+/// Every metric the alerts and the dashboard query is one the templates export (with the
+/// controller's `argo_workflows_` prefix).
+#[test]
+fn alerts_and_dashboard_query_metrics_the_templates_export() {
+    let mut exported = std::collections::BTreeSet::new();
+    for (_, object) in documents("workflow-templates") {
+        for template in object.data["spec"]["templates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for metric in template["metrics"]["prometheus"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                exported.insert(format!(
+                    "argo_workflows_{}",
+                    metric["name"].as_str().unwrap()
+                ));
+            }
+        }
+    }
+    assert!(exported.len() >= 6, "{exported:?}");
+    let mut queried = 0;
+    for file in [
+        "examples/monitoring/prometheus-rule.yaml",
+        "examples/monitoring/grafana-dashboard.json",
+    ] {
+        let text = std::fs::read_to_string(repo_path(file)).unwrap();
+        for (at, _) in text.match_indices("argo_workflows_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let name = name.strip_suffix("_bucket").unwrap_or(&name);
+            if name == "argo_workflows_" {
+                continue; // the prefix itself, named in prose
+            }
+            assert!(
+                exported.contains(name),
+                "{file} queries {name}, which no template exports"
+            );
+            queried += 1;
+        }
+    }
+    assert!(queried >= 9, "{queried}");
+}
