@@ -281,6 +281,19 @@ mod tests {
         assert_eq!(Repository::decode_label(&a), None);
     }
 
+    /// The play template computes the same label with an Argo expression; tests/argo checks it
+    /// against the same vectors.
+    #[test]
+    fn repository_labels_match_the_shared_vectors() {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/vectors/repository-labels.json")).unwrap();
+        for vector in vectors["vectors"].as_array().unwrap() {
+            let name = vector["repository"].as_str().unwrap();
+            let label = Repository::parse(name).unwrap().label_value();
+            assert_eq!(label, vector["label"].as_str().unwrap(), "{name}");
+        }
+    }
+
     #[test]
     fn malformed_repositories_are_refused() {
         for bad in [
