@@ -20,6 +20,7 @@ fn resource_of(object: &DynamicObject) -> ApiResource {
         "ServiceAccount" => "serviceaccounts",
         "Role" => "roles",
         "RoleBinding" => "rolebindings",
+        "PrometheusRule" => "prometheusrules",
         other => panic!("no plural known for {other}"),
     };
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, &types.kind), plural)
@@ -61,7 +62,7 @@ async fn every_manifest_is_accepted_by_the_server() {
         ..Default::default()
     };
     let mut checked = 0;
-    for dir in ["workflow-templates", "examples"] {
+    for dir in ["workflow-templates", "examples", "examples/monitoring"] {
         for (file, mut object) in documents(dir) {
             if let Some(subjects) = object.data.get_mut("subjects") {
                 for subject in subjects.as_array_mut().unwrap() {

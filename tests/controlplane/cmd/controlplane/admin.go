@@ -85,6 +85,7 @@ func waitReady(ctx context.Context, c *adminClients, apiserverDone <-chan error)
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
 // applyCRDs server-side applies every CustomResourceDefinition found in the YAML files of dirs
+// (or in the files named)
 // (other documents, such as a kustomization.yaml, are passed over) and waits until all are
 // Established. Server-side apply because Argo's full Workflow CRD is far larger than the
 // last-applied annotation a client-side apply would store.
@@ -92,9 +93,13 @@ func applyCRDs(ctx context.Context, c *adminClients, dirs []string) error {
 	var names []string
 	appliedCount := 0
 	for _, dir := range dirs {
-		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-		if err != nil {
+		files := []string{dir}
+		if info, err := os.Stat(dir); err != nil {
 			return err
+		} else if info.IsDir() {
+			if files, err = filepath.Glob(filepath.Join(dir, "*.yaml")); err != nil {
+				return err
+			}
 		}
 		if len(files) == 0 {
 			return fmt.Errorf("no YAML files in %s", dir)

@@ -33,7 +33,7 @@ func main() {
 	var stateDir string
 	var crdDirs stringList
 	flag.StringVar(&stateDir, "state-dir", "", "directory for etcd data, PKI, ports and the kubeconfig (required)")
-	flag.Var(&crdDirs, "crds", "directory of CustomResourceDefinition manifests to server-side apply once ready (repeatable)")
+	flag.Var(&crdDirs, "crds", "directory (or file) of CustomResourceDefinition manifests to server-side apply once ready (repeatable)")
 	readyTimeout := flag.Duration("ready-timeout", 120*time.Second, "how long to wait for the API server to become ready")
 	flag.Parse()
 	if stateDir == "" {
