@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
 # The stagectl image: one static binary (rustls, no OpenSSL, no libc at run time) and the CA
-# certificates, running as a non-root user.
+# certificates, running as a non-root user. It is made for workflow steps: in a pod, stagectl
+# reaches the API server by the service IP Kubernetes gives it. A static glibc binary cannot
+# resolve host names without glibc's NSS libraries, which this image does not have, so a
+# kubeconfig naming its server by host name works with the host binary, not in this image.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
