@@ -2,13 +2,10 @@
 //! the way `argo resume` does. Pure functions over the Workflow's JSON.
 
 use jiff::Timestamp;
-use json_patch::jsonptr::PointerBuf;
-use json_patch::{
-    AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation,
-};
+use json_patch::{Patch, PatchOperation};
 use serde_json::Value;
 
-use crate::labels;
+use crate::{labels, patch};
 
 /// The input parameter of the play's suspend template that names the stage it waits in.
 pub const STAGE_PARAMETER: &str = "stage";
@@ -100,40 +97,23 @@ pub fn resume_patch(
     now: Timestamp,
     extra: Vec<PatchOperation>,
 ) -> Result<Patch, String> {
-    let node = |field: &str| PointerBuf::from_tokens(["status", "nodes", node_id, field]);
+    let node = |field| ["status", "nodes", node_id, field];
+    // metav1.Time: RFC 3339 in whole seconds.
+    let finished_at = now
+        .round(jiff::Unit::Second)
+        .map_err(|e| e.to_string())?
+        .to_string();
+    let message = match previous_message {
+        Some(previous) => format!("{previous}; {message}"),
+        None => message.to_string(),
+    };
     let mut ops = vec![
-        PatchOperation::Test(TestOperation {
-            path: PointerBuf::from_tokens(["metadata", "labels", labels::CURRENT_STAGE]),
-            value: Value::String(stage.to_string()),
-        }),
-        PatchOperation::Test(TestOperation {
-            path: node("type"),
-            value: "Suspend".into(),
-        }),
-        PatchOperation::Test(TestOperation {
-            path: node("phase"),
-            value: "Running".into(),
-        }),
-        PatchOperation::Replace(ReplaceOperation {
-            path: node("phase"),
-            value: "Succeeded".into(),
-        }),
-        // metav1.Time: RFC 3339 in whole seconds.
-        PatchOperation::Add(AddOperation {
-            path: node("finishedAt"),
-            value: Value::String(
-                now.round(jiff::Unit::Second)
-                    .map_err(|e| e.to_string())?
-                    .to_string(),
-            ),
-        }),
-        PatchOperation::Add(AddOperation {
-            path: node("message"),
-            value: Value::String(match previous_message {
-                Some(previous) => format!("{previous}; {message}"),
-                None => message.to_string(),
-            }),
-        }),
+        patch::test(&["metadata", "labels", labels::CURRENT_STAGE], stage),
+        patch::test(&node("type"), "Suspend"),
+        patch::test(&node("phase"), "Running"),
+        patch::replace(&node("phase"), "Succeeded"),
+        patch::add(&node("finishedAt"), finished_at),
+        patch::add(&node("message"), message),
     ];
     if let Some(parameters) = outputs.and_then(|o| o["parameters"].as_array()) {
         for (i, parameter) in parameters.iter().enumerate() {
@@ -150,8 +130,8 @@ pub fn resume_patch(
                 ));
             };
             let index = i.to_string();
-            let path = |field: &str| {
-                PointerBuf::from_tokens([
+            let path = |field| {
+                [
                     "status",
                     "nodes",
                     node_id,
@@ -159,15 +139,10 @@ pub fn resume_patch(
                     "parameters",
                     index.as_str(),
                     field,
-                ])
+                ]
             };
-            ops.push(PatchOperation::Add(AddOperation {
-                path: path("value"),
-                value: default.clone(),
-            }));
-            ops.push(PatchOperation::Remove(RemoveOperation {
-                path: path("valueFrom"),
-            }));
+            ops.push(patch::add(&path("value"), default.clone()));
+            ops.push(patch::remove(&path("valueFrom")));
         }
     }
     ops.extend(extra);

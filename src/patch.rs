@@ -8,7 +8,10 @@ use json_patch::{
 };
 use serde_json::{Map, Value};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
 use crate::labels;
+use crate::latch::{self, Delivery, LatchSlot};
 use crate::record::HistoryEntry;
 
 /// Everything one stage change writes, and what it must find to write it.
@@ -58,27 +61,24 @@ impl StageChange {
     pub fn to_patch(&self) -> Patch {
         let mut ops = Vec::new();
         if let Some(version) = &self.resource_version {
-            ops.push(test(&["metadata", "resourceVersion"], version));
+            ops.push(test(&["metadata", "resourceVersion"], version.as_str()));
         }
         ops.push(test(
             &["metadata", "labels", labels::CURRENT_STAGE],
-            &self.from,
+            self.from.as_str(),
         ));
         for (key, value) in &self.expect_labels {
-            ops.push(test(&["metadata", "labels", key], value));
+            ops.push(test(&["metadata", "labels", key], value.as_str()));
         }
         for (key, value) in &self.expect_annotations {
-            ops.push(test(&["metadata", "annotations", key], value));
+            ops.push(test(&["metadata", "annotations", key], value.as_str()));
         }
-        ops.push(PatchOperation::Replace(ReplaceOperation {
-            path: pointer(&["metadata", "labels", labels::CURRENT_STAGE]),
-            value: Value::String(self.to.clone()),
-        }));
+        ops.push(replace(
+            &["metadata", "labels", labels::CURRENT_STAGE],
+            self.to.as_str(),
+        ));
         for (key, value) in &self.set_labels {
-            ops.push(add(
-                &["metadata", "labels", key],
-                Value::String(value.clone()),
-            ));
+            ops.push(add(&["metadata", "labels", key], value.as_str()));
         }
         if self.create_annotations_map {
             let map: Map<String, Value> = self
@@ -89,15 +89,10 @@ impl StageChange {
             ops.push(add(&["metadata", "annotations"], Value::Object(map)));
         } else {
             for (key, value) in &self.set_annotations {
-                ops.push(add(
-                    &["metadata", "annotations", key],
-                    Value::String(value.clone()),
-                ));
+                ops.push(add(&["metadata", "annotations", key], value.as_str()));
             }
             for key in &self.remove_annotations {
-                ops.push(PatchOperation::Remove(RemoveOperation {
-                    path: pointer(&["metadata", "annotations", key]),
-                }));
+                ops.push(remove(&["metadata", "annotations", key]));
             }
         }
         Patch(ops)
@@ -109,12 +104,61 @@ impl StageChange {
 pub fn remove_annotations(seen: &[(String, String)]) -> Patch {
     let mut ops = Vec::new();
     for (key, value) in seen {
-        ops.push(test(&["metadata", "annotations", key], value));
-        ops.push(PatchOperation::Remove(RemoveOperation {
-            path: pointer(&["metadata", "annotations", key]),
-        }));
+        ops.push(test(&["metadata", "annotations", key], value.as_str()));
+        ops.push(remove(&["metadata", "annotations", key]));
     }
     Patch(ops)
+}
+
+/// Latching an early event: a compare-and-swap on the stage the play is at and, where the play
+/// was created with it, on the empty latch.
+pub fn latch_event(
+    meta: &ObjectMeta,
+    stage: &str,
+    from: &str,
+    slot: LatchSlot,
+    delivery: &Delivery,
+) -> Patch {
+    let key = latch::latch_key(stage);
+    let mut ops = vec![test(&["metadata", "labels", labels::CURRENT_STAGE], from)];
+    match slot {
+        LatchSlot::Empty => {
+            ops.push(test(&["metadata", "annotations", &key], ""));
+            ops.push(replace(
+                &["metadata", "annotations", &key],
+                delivery_text(delivery),
+            ));
+        }
+        // No empty latch to test: the stage test alone guards the write.
+        _ => ops.extend(record_delivery(meta, &key, delivery)),
+    }
+    Patch(ops)
+}
+
+/// Writes one annotation holding `delivery`. Into an existing map, `add` is enough (it creates or
+/// replaces the key, and the other tests of the patch guard it); without a map, the map is
+/// created, under a test of the resourceVersion so that nothing another writer added is lost.
+pub fn record_delivery(meta: &ObjectMeta, key: &str, delivery: &Delivery) -> Vec<PatchOperation> {
+    match &meta.annotations {
+        Some(_) => vec![add(
+            &["metadata", "annotations", key],
+            delivery_text(delivery),
+        )],
+        None => vec![
+            test(
+                &["metadata", "resourceVersion"],
+                meta.resource_version.clone().unwrap_or_default(),
+            ),
+            add(
+                &["metadata", "annotations"],
+                serde_json::json!({ key: delivery_text(delivery) }),
+            ),
+        ],
+    }
+}
+
+fn delivery_text(delivery: &Delivery) -> String {
+    serde_json::to_string(delivery).expect("delivery serializes")
 }
 
 /// A JSON Pointer from unescaped tokens: `/` in a label key becomes `~1`, `~` becomes `~0`.
@@ -122,17 +166,30 @@ fn pointer(tokens: &[&str]) -> PointerBuf {
     PointerBuf::from_tokens(tokens.iter().copied())
 }
 
-fn test(tokens: &[&str], value: &str) -> PatchOperation {
+pub(crate) fn test(tokens: &[&str], value: impl Into<Value>) -> PatchOperation {
     PatchOperation::Test(TestOperation {
         path: pointer(tokens),
-        value: Value::String(value.to_string()),
+        value: value.into(),
     })
 }
 
-fn add(tokens: &[&str], value: Value) -> PatchOperation {
+pub(crate) fn add(tokens: &[&str], value: impl Into<Value>) -> PatchOperation {
     PatchOperation::Add(AddOperation {
         path: pointer(tokens),
-        value,
+        value: value.into(),
+    })
+}
+
+pub(crate) fn replace(tokens: &[&str], value: impl Into<Value>) -> PatchOperation {
+    PatchOperation::Replace(ReplaceOperation {
+        path: pointer(tokens),
+        value: value.into(),
+    })
+}
+
+pub(crate) fn remove(tokens: &[&str]) -> PatchOperation {
+    PatchOperation::Remove(RemoveOperation {
+        path: pointer(tokens),
     })
 }
 

@@ -2,11 +2,8 @@ use std::time::Duration;
 
 use clap::Args;
 use jiff::Timestamp;
-use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, PatchOperation, ReplaceOperation, TestOperation};
 use kube::api::ListParams;
 use serde::Serialize;
-use serde_json::Value;
 use tokio::time::Instant;
 use tracing::{debug, error, info};
 
@@ -15,8 +12,9 @@ use crate::argo;
 use crate::cluster::{Target, describe, is_patch_refused};
 use crate::error::{Error, Result};
 use crate::labels::{self, Repository, shorten};
-use crate::latch::{self, Delivery, LatchSlot, ResumePlan};
+use crate::latch::{self, Delivery, ResumePlan};
 use crate::output::{self, Format};
+use crate::patch;
 use crate::record;
 
 pub const AFTER_HELP: &str = "\
@@ -239,7 +237,7 @@ async fn resume(
                 continue;
             }
             ResumePlan::Latch { from, slot } => (
-                latch_patch(&workflow.metadata, stage, &from, slot, &delivery),
+                patch::latch_event(&workflow.metadata, stage, &from, slot, &delivery),
                 Outcome::Latched,
             ),
             ResumePlan::Resume {
@@ -248,8 +246,11 @@ async fn resume(
                 outputs,
             } => {
                 let text = format!("Resumed by stagectl: {}", delivery.describe());
-                let record =
-                    annotation_ops(&workflow.metadata, &latch::resumed_key(stage), &delivery);
+                let record = patch::record_delivery(
+                    &workflow.metadata,
+                    &latch::resumed_key(stage),
+                    &delivery,
+                );
                 let patch = argo::resume_patch(
                     stage,
                     &node_id,
@@ -331,63 +332,5 @@ async fn select(
             several.len(),
             several.join(", ")
         ))),
-    }
-}
-
-/// Latching: a compare-and-swap on the stage the play is at, and on the empty latch.
-fn latch_patch(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    stage: &str,
-    from: &str,
-    slot: LatchSlot,
-    delivery: &Delivery,
-) -> json_patch::Patch {
-    let key = latch::latch_key(stage);
-    let mut ops = vec![PatchOperation::Test(TestOperation {
-        path: PointerBuf::from_tokens(["metadata", "labels", labels::CURRENT_STAGE]),
-        value: Value::String(from.to_string()),
-    })];
-    let value = Value::String(serde_json::to_string(delivery).expect("delivery serializes"));
-    match slot {
-        LatchSlot::Empty => {
-            ops.push(PatchOperation::Test(TestOperation {
-                path: PointerBuf::from_tokens(["metadata", "annotations", &key]),
-                value: Value::String(String::new()),
-            }));
-            ops.push(PatchOperation::Replace(ReplaceOperation {
-                path: PointerBuf::from_tokens(["metadata", "annotations", &key]),
-                value,
-            }));
-        }
-        // No empty latch to test: only the whole object as read is safe to write on.
-        _ => ops.extend(annotation_ops(meta, &key, delivery)),
-    }
-    json_patch::Patch(ops)
-}
-
-/// Writes one annotation holding `delivery`. Into an existing map, `add` is enough (it creates or
-/// replaces the key, and the other tests of the patch guard it); without a map, the map is
-/// created, under a test of the resourceVersion so that nothing another writer added is lost.
-fn annotation_ops(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    key: &str,
-    delivery: &Delivery,
-) -> Vec<PatchOperation> {
-    let value = Value::String(serde_json::to_string(delivery).expect("delivery serializes"));
-    match &meta.annotations {
-        Some(_) => vec![PatchOperation::Add(AddOperation {
-            path: PointerBuf::from_tokens(["metadata", "annotations", key]),
-            value,
-        })],
-        None => vec![
-            PatchOperation::Test(TestOperation {
-                path: PointerBuf::from_tokens(["metadata", "resourceVersion"]),
-                value: Value::String(meta.resource_version.clone().unwrap_or_default()),
-            }),
-            PatchOperation::Add(AddOperation {
-                path: PointerBuf::from_tokens(["metadata", "annotations"]),
-                value: serde_json::json!({ key: value }),
-            }),
-        ],
     }
 }
