@@ -11,13 +11,10 @@ pub const UPDATED_AT: &str = "updated-at";
 /// The value of `workflow-type` that marks a play.
 pub const PLAY: &str = "play-orchestration";
 
-/// Prefix of every annotation stagectl writes.
-pub const ANNOTATION_PREFIX: &str = "stagectl.dev/";
 /// The repository as given (`owner/repo`); the label holds only its encoding.
 pub const REPOSITORY_ANNOTATION: &str = "stagectl.dev/repository";
 
-/// The Argo controller's labels; stagectl reads `phase` and never writes any of them.
-pub const ARGO_LABEL_PREFIX: &str = "workflows.argoproj.io/";
+/// The Argo controller's labels: stagectl reads these and never writes any of them.
 pub const ARGO_PHASE: &str = "workflows.argoproj.io/phase";
 pub const ARGO_COMPLETED: &str = "workflows.argoproj.io/completed";
 

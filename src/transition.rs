@@ -54,8 +54,6 @@ pub struct ChangeOutcome {
     /// template can skip the wait step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_wait: Option<bool>,
-    #[serde(skip)]
-    pub committed: Option<WorkflowMeta>,
 }
 
 /// How a change is asked for.
@@ -108,7 +106,6 @@ pub async fn apply(
                             outcome: ChangeResult::Noop,
                             forced: false,
                             skip_wait,
-                            committed: None,
                         });
                     }
                     Transition::Refuse(why) => {
@@ -151,7 +148,6 @@ pub async fn apply(
                         .pipeline
                         .is_waiting(&to)
                         .then_some(entry.wait_satisfied_by.is_some()),
-                    committed: Some(committed),
                 });
             }
             Err(err) if is_patch_refused(&err) => {
