@@ -20,6 +20,9 @@ use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
 
+/// What the API server records as the client of every request stagectl makes.
+pub const USER_AGENT: &str = concat!("stagectl/", env!("CARGO_PKG_VERSION"));
+
 pub type WorkflowMeta = PartialObjectMeta<DynamicObject>;
 
 /// Where to connect and how long to keep trying.
@@ -81,6 +84,14 @@ impl Cluster {
         config.connect_timeout = Some(options.timeout.min(Duration::from_secs(5)));
         config.read_timeout = Some(Duration::from_secs(30));
         config.write_timeout = Some(Duration::from_secs(30));
+        // Our own retries (`call`) are bounded by --timeout and logged; kube's would add up to 15
+        // more behind them, each honouring Retry-After without that bound.
+        config.default_retry = false;
+        // Audit logs and API priority and fairness tell a stage change from other writers by this.
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(USER_AGENT),
+        ));
         let namespace = options
             .namespace
             .clone()

@@ -140,6 +140,7 @@ impl TestNamespace {
                     .unwrap_or_default()
                     .to_string(),
                 code: entry["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
+                user_agent: entry["userAgent"].as_str().unwrap_or_default().to_string(),
             })
             .collect()
     }
@@ -265,6 +266,7 @@ pub struct AuditedRequest {
     pub resource: String,
     pub name: String,
     pub code: u16,
+    pub user_agent: String,
 }
 
 pub fn stagectl_command() -> tokio::process::Command {
