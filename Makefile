@@ -41,7 +41,7 @@ lint: ## Formatting and clippy, warnings are errors
 	cargo clippy --locked --all-targets -- -D warnings
 
 unit: ## Unit tests only; no control plane needed
-	cargo test --locked --all-targets
+	cargo test --locked --lib --bins --tests
 
 sensors: ## The Argo Events manifests, run through Argo Events' own validation, filters and parameters
 	cd tests/sensors && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
@@ -54,7 +54,7 @@ test: lint dockerfile-lint sensors argo-lint static ## Run every test against a 
 	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
 	status=0; \
 	STAGECTL_STATIC_BINARY=$(STATIC_BINARY) \
-	  cargo test --locked --all-targets -- --include-ignored || status=$$?; \
+	  cargo test --locked --lib --bins --tests -- --include-ignored || status=$$?; \
 	$(CONTROLPLANE)/stop; \
 	exit $$status
 
