@@ -1,0 +1,191 @@
+// Package webhook turns real GitHub webhook payloads into what stagectl's sensors do with them,
+// through Argo Events' own code: the payload wrapped as the GitHub EventSource hands it to
+// sensors, each dependency's filters, and the k8s trigger's resource with its parameters applied.
+// The sensor tests use it, and so does the github-event command the end-to-end agents run.
+package webhook
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/argoproj/argo-events/pkg/apis/events/v1alpha1"
+	"github.com/argoproj/argo-events/pkg/eventsources/events"
+	"github.com/argoproj/argo-events/pkg/sensors/dependencies"
+	"github.com/argoproj/argo-events/pkg/sensors/triggers"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// SensorFiles names the sensor of each waiting stage, under workflow-templates/.
+var SensorFiles = map[string]string{
+	"waiting-pr-created":   "sensor-waiting-pr-created.yaml",
+	"waiting-ready-for-qa": "sensor-waiting-ready-for-qa.yaml",
+	"waiting-pr-approved":  "sensor-waiting-pr-approved.yaml",
+}
+
+// LoadYAML decodes a manifest strictly: a field Argo Events does not know is an error.
+func LoadYAML(path string, into any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := yaml.UnmarshalStrict(data, into); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadSensors reads the sensors of every waiting stage from dir, by stage.
+func LoadSensors(dir string) (map[string]*v1alpha1.Sensor, error) {
+	sensors := map[string]*v1alpha1.Sensor{}
+	for stage, file := range SensorFiles {
+		sensor := &v1alpha1.Sensor{}
+		if err := LoadYAML(filepath.Join(dir, file), sensor); err != nil {
+			return nil, err
+		}
+		sensors[stage] = sensor
+	}
+	return sensors, nil
+}
+
+// Change edits a payload's body.
+type Change func(body map[string]any)
+
+// Payload reads a real GitHub payload (dir/name.payload.json) and applies the changes.
+func Payload(dir, name string, changes ...Change) (map[string]any, error) {
+	data, err := os.ReadFile(filepath.Join(dir, name+".payload.json"))
+	if err != nil {
+		return nil, err
+	}
+	body := map[string]any{}
+	if err := json.Unmarshal(data, &body); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	for _, change := range changes {
+		change(body)
+	}
+	return body, nil
+}
+
+func SetLabels(names ...string) Change {
+	return func(body map[string]any) {
+		labels := []any{}
+		for _, name := range names {
+			labels = append(labels, map[string]any{"id": 1, "name": name, "color": "ededed", "default": false})
+		}
+		body["pull_request"].(map[string]any)["labels"] = labels
+	}
+}
+
+func SetBranch(ref string) Change {
+	return func(body map[string]any) {
+		body["pull_request"].(map[string]any)["head"].(map[string]any)["ref"] = ref
+	}
+}
+
+func SetLabelEvent(name string) Change {
+	return func(body map[string]any) {
+		body["label"] = map[string]any{"id": 2, "name": name, "color": "0e8a16", "default": false}
+	}
+}
+
+func SetReviewState(state string) Change {
+	return func(body map[string]any) { body["review"].(map[string]any)["state"] = state }
+}
+
+// SetRepository makes the payload come from OWNER/REPO.
+func SetRepository(fullName string) Change {
+	return func(body map[string]any) { body["repository"].(map[string]any)["full_name"] = fullName }
+}
+
+// Deliver wraps a payload as the GitHub EventSource hands it to sensors: the request headers
+// (Go-canonicalised, with array values) and the body, into which it copies X-GitHub-Event and
+// X-GitHub-Delivery.
+func Deliver(githubEvent, delivery string, body map[string]any) (*v1alpha1.Event, error) {
+	body["X-GitHub-Event"] = githubEvent
+	body["X-GitHub-Delivery"] = delivery
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	header := http.Header{}
+	header.Set("X-GitHub-Event", githubEvent)
+	header.Set("X-GitHub-Delivery", delivery)
+	header.Set("Content-Type", "application/json")
+	header.Set("X-Hub-Signature-256", "sha256=checked-by-the-eventsource")
+	message := json.RawMessage(raw)
+	data, err := json.Marshal(&events.GithubEventData{Headers: header, Body: &message})
+	if err != nil {
+		return nil, err
+	}
+	return &v1alpha1.Event{
+		Context: &v1alpha1.EventContext{
+			ID: delivery, Source: "github", SpecVersion: "1.0", Type: "github",
+			DataContentType: "application/json", Subject: "play", Time: metav1.Time{Time: time.Now()},
+		},
+		Data: data,
+	}, nil
+}
+
+// Fire evaluates a sensor on one event as the sensor does: each dependency's filters, then, for
+// a trigger whose dependency passed, its k8s resource with the parameters applied. It returns the
+// resources the sensor would create. A filter error is what the sensor logs without triggering;
+// it comes back in filterErrors.
+func Fire(sensor *v1alpha1.Sensor, event *v1alpha1.Event) (created []map[string]any, filterErrors []error, err error) {
+	passed := map[string]*v1alpha1.Event{}
+	for _, dependency := range sensor.Spec.Dependencies {
+		ok, err := dependencies.Filter(event, dependency.Filters, dependency.FiltersLogicalOperator)
+		if err != nil {
+			filterErrors = append(filterErrors, fmt.Errorf("%s/%s: filter error: %w", sensor.Name, dependency.Name, err))
+		}
+		if ok && err == nil {
+			passed[dependency.Name] = event
+		}
+	}
+	for _, trigger := range sensor.Spec.Triggers {
+		if len(passed) == 0 {
+			continue
+		}
+		trigger := trigger.DeepCopy()
+		if err := triggers.ApplyTemplateParameters(passed, trigger); err != nil {
+			return nil, filterErrors, fmt.Errorf("%s: template parameters: %w", sensor.Name, err)
+		}
+		k8s := trigger.Template.K8s
+		if k8s == nil || k8s.Operation != v1alpha1.Create {
+			return nil, filterErrors, fmt.Errorf("%s: the trigger must be a k8s create", sensor.Name)
+		}
+		object := &unstructured.Unstructured{}
+		if err := object.UnmarshalJSON(k8s.Source.Resource.Value); err != nil {
+			return nil, filterErrors, fmt.Errorf("%s: resource: %w", sensor.Name, err)
+		}
+		if err := triggers.ApplyResourceParameters(passed, k8s.Parameters, object); err != nil {
+			return nil, filterErrors, fmt.Errorf("%s: resource parameters: %w", sensor.Name, err)
+		}
+		created = append(created, object.Object)
+	}
+	return created, filterErrors, nil
+}
+
+// FireAll hands the event to every sensor, as the event bus does, in a stable order.
+func FireAll(sensors map[string]*v1alpha1.Sensor, event *v1alpha1.Event) ([]map[string]any, error) {
+	stages := make([]string, 0, len(sensors))
+	for stage := range sensors {
+		stages = append(stages, stage)
+	}
+	sort.Strings(stages)
+	var all []map[string]any
+	for _, stage := range stages {
+		created, _, err := Fire(sensors[stage], event)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, created...)
+	}
+	return all, nil
+}
