@@ -306,6 +306,37 @@ pub fn plan_resume(
     }
 }
 
+/// An event for a play that has ended (the controller has marked it completed) and no play of
+/// the task runs: a wait that is over is a no-op, as for a running play past the stage; any
+/// other event can no longer take effect, and is refused. Ok is the no-op, Err the refusal, each
+/// with its reason.
+pub fn plan_for_ended_play(
+    pipeline: &crate::stage::Pipeline,
+    stage: &str,
+    meta: &ObjectMeta,
+    delivery_id: Option<&str>,
+) -> Result<String, String> {
+    let current = crate::record::StageRecord::from_meta(meta)
+        .stage
+        .unwrap_or_default();
+    if let Some(seen) = delivery_id.and_then(|id| delivery_seen(meta, id)) {
+        return Ok(format!("this delivery was handled before: {seen}"));
+    }
+    let past_the_wait = current != crate::stage::FAILED
+        && pipeline.knows(&current)
+        && !pipeline.is_before(&current, stage)
+        && (current != stage || satisfied_early(meta, stage).is_some());
+    if past_the_wait {
+        Ok(format!(
+            "the play has ended at {current}, past {stage}: that wait is over"
+        ))
+    } else {
+        Err(format!(
+            "the play has ended at stage {current:?}; an event for {stage} changes nothing"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod plan_tests {
     use super::*;
@@ -409,5 +440,18 @@ mod plan_tests {
         assert!(
             matches!(plan_resume(&p, S, &meta, active(), Some("d")), ResumePlan::Noop(w) if w.contains("handled before"))
         );
+    }
+
+    #[test]
+    fn an_event_for_an_ended_play_is_a_noop_only_past_its_wait() {
+        let p = Pipeline::default();
+        let ended = |stage| plan_for_ended_play(&p, S, &at(stage, &[]), Some("d"));
+        assert!(matches!(ended("completed"), Ok(w) if w.contains("over")));
+        assert!(ended("waiting-pr-approved").is_ok());
+        assert!(matches!(ended("failed"), Err(w) if w.contains("\"failed\"")));
+        // Ended before the wait, or in it (stopped, terminated): the event can never apply.
+        assert!(ended("pending").is_err());
+        assert!(ended(S).is_err());
+        assert!(ended("no-such-stage").is_err());
     }
 }

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use clap::Args;
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -24,6 +25,8 @@ What happens depends on where the play is:
                     controller has not created the node yet, stagectl waits for it (--wait-for-node)
   past STAGE        the wait is over; nothing to do (outcome noop)
   failed            refused
+  ended             (no play of the task runs) a no-op if the newest play ended past STAGE,
+                    else refused
 A delivery id the workflow has already seen is a no-op: GitHub redeliveries keep their id.
 
 Examples:
@@ -193,7 +196,11 @@ async fn resume(
     wait_for_node: Duration,
 ) -> Result<Resumed> {
     let namespace = ctx.cluster.namespace.clone();
-    let name = select(ctx, &namespace, task_id, repository).await?;
+    let selected = select(ctx, &namespace, task_id, repository).await?;
+    let name = match &selected {
+        Selected::Active(name) => name.clone(),
+        Selected::Ended(meta) => meta.name.clone().unwrap_or_default(),
+    };
     let delivery = Delivery {
         delivery_id: delivery_id.map(str::to_string),
         event: event.map(str::to_string),
@@ -209,6 +216,11 @@ async fn resume(
         delivery_id: delivery_id.map(str::to_string),
         event: event.map(str::to_string),
     };
+    if let Selected::Ended(meta) = &selected {
+        return latch::plan_for_ended_play(&ctx.pipeline, stage, meta, delivery_id)
+            .map(|why| done(Outcome::Noop, why))
+            .map_err(|why| Error::Refused(format!("workflow {name}: {why}")));
+    }
     let target = Target::workflow(&namespace, &name);
     let node_deadline = Instant::now() + wait_for_node;
     let mut lost_races = 0;
@@ -288,19 +300,25 @@ async fn resume(
     }
 }
 
-/// The one active play of the task (and repository); finished workflows are left out.
+enum Selected {
+    Active(String),
+    /// No play of the task runs; this is the newest that has ended.
+    Ended(Box<ObjectMeta>),
+}
+
+/// The one active play of the task (and repository); when there is none, the newest that has
+/// ended, so that an event for it is answered for what it is.
 async fn select(
     ctx: &Context,
     namespace: &str,
     task_id: &str,
     repository: Option<&Repository>,
-) -> Result<String> {
+) -> Result<Selected> {
     let mut selector = format!(
-        "{}={},{}={task_id},{}!=true",
+        "{}={},{}={task_id}",
         labels::WORKFLOW_TYPE,
         labels::PLAY,
         labels::TASK_ID,
-        labels::ARGO_COMPLETED
     );
     if let Some(repository) = repository {
         selector.push_str(&format!(
@@ -309,11 +327,16 @@ async fn select(
             repository.label_value()
         ));
     }
-    let list = ctx
-        .cluster
-        .list_meta(Some(namespace), &ListParams::default().labels(&selector))
-        .await?;
-    let names: Vec<String> = list
+    let list = |completed: &str| {
+        let selector = format!("{selector},{}{completed}", labels::ARGO_COMPLETED);
+        async move {
+            ctx.cluster
+                .list_meta(Some(namespace), &ListParams::default().labels(&selector))
+                .await
+        }
+    };
+    let names: Vec<String> = list("!=true")
+        .await?
         .items
         .into_iter()
         .filter_map(|w| w.metadata.name)
@@ -323,10 +346,21 @@ async fn select(
         None => format!("task {task_id}"),
     };
     match names.as_slice() {
-        [] => Err(Error::NotFound(format!(
-            "no active play workflow of {of} in namespace {namespace}: check --task-id, --repository and -n"
-        ))),
-        [one] => Ok(one.clone()),
+        [] => {
+            // Only on this path: one more request, to tell a late event from a wrong one.
+            let newest_ended = list("=true")
+                .await?
+                .items
+                .into_iter()
+                .map(|w| w.metadata)
+                .max_by_key(|meta| meta.creation_timestamp.clone().map(|t| t.0));
+            newest_ended.map(|meta| Selected::Ended(Box::new(meta))).ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no play workflow of {of} in namespace {namespace}: check --task-id, --repository and -n"
+                ))
+            })
+        }
+        [one] => Ok(Selected::Active(one.clone())),
         several => Err(Error::Refused(format!(
             "{} active play workflows of {of} in namespace {namespace} ({}); none was touched: pass --repository, or end the extra plays",
             several.len(),

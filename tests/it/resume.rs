@@ -255,13 +255,71 @@ async fn an_event_before_the_node_exists_waits_for_it() {
     assert_eq!(ns.meta(&other).await.resource_version, before);
 }
 
+/// When no play of the task runs, the newest that ended answers: an event for a wait it left
+/// behind is a no-op, any other is refused; neither writes.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn an_event_for_an_ended_play_is_a_noop_past_its_wait_and_refused_otherwise() {
+    let ns = TestNamespace::new("resume-ended").await;
+    let end = |workflow: String| {
+        let ns = &ns;
+        async move {
+            let done = json!({"metadata": {"labels": {"workflows.argoproj.io/completed": "true"}}});
+            ns.workflows()
+                .patch(&workflow, &PatchParams::default(), &Patch::Merge(done))
+                .await
+                .unwrap();
+            ns.meta(&workflow).await.resource_version
+        }
+    };
+    let completed = create_play(&ns, "7", "acme/widgets").await;
+    ns.stagectl(&["set", "completed", "--workflow", &completed, "--force"])
+        .await
+        .assert_code(0);
+    let before = end(completed.clone()).await;
+    let late = resume(&ns, "waiting-pr-approved", "7", "acme/widgets", "late").await;
+    late.assert_code(0);
+    let outcome: Value = serde_json::from_str(&late.stdout).unwrap();
+    assert_eq!(outcome["outcome"], "noop", "{}", late.stdout);
+    assert_eq!(outcome["workflow"], completed.as_str());
+    assert!(
+        outcome["detail"]
+            .as_str()
+            .unwrap()
+            .contains("that wait is over")
+    );
+    assert_eq!(ns.meta(&completed).await.resource_version, before);
+
+    let failed = create_play(&ns, "8", "acme/widgets").await;
+    ns.stagectl(&[
+        "set",
+        "failed",
+        "--workflow",
+        &failed,
+        "--reason",
+        "agent crashed",
+    ])
+    .await
+    .assert_code(0);
+    let before = end(failed.clone()).await;
+    let refused = resume(&ns, "waiting-ready-for-qa", "8", "acme/widgets", "after").await;
+    refused.assert_code(3);
+    assert!(
+        refused.error_lines()[0]
+            .contains(&format!("{failed}: the play has ended at stage \"failed\"")),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(ns.meta(&failed).await.resource_version, before);
+}
+
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn no_candidate_several_candidates_failed_or_offloaded_plays_are_refused_untouched() {
     let ns = TestNamespace::new("resume-refusals").await;
     let none = resume(&ns, "waiting-pr-created", "404", "acme/widgets", "d").await;
     none.assert_code(4);
-    assert!(none.error_lines()[0].contains("no active play workflow of task 404"));
+    assert!(none.error_lines()[0].contains("no play workflow of task 404"));
 
     let first = create_play(&ns, "5", "acme/widgets").await;
     let second = create_play(&ns, "5", "acme/widgets").await;
