@@ -196,7 +196,7 @@ async fn resume(
     wait_for_node: Duration,
 ) -> Result<Resumed> {
     let namespace = ctx.cluster.namespace.clone();
-    let selected = select(ctx, &namespace, task_id, repository).await?;
+    let selected = select(ctx, &namespace, task_id, repository, delivery_id).await?;
     let name = match &selected {
         Selected::Active(name) => name.clone(),
         Selected::Ended(meta) => meta.name.clone().unwrap_or_default(),
@@ -306,13 +306,17 @@ enum Selected {
     Ended(Box<ObjectMeta>),
 }
 
-/// The one active play of the task (and repository); when there is none, the newest that has
-/// ended, so that an event for it is answered for what it is.
+/// The play of the task (and repository) the event is for, from one list of them all
+/// (metadata only): the one that has seen this delivery before, if any, so that a redelivery
+/// is never applied to a later play of the same task; else the one active play — of several,
+/// the one the template's mutex lets run, as the others are queued behind it (Pending); else,
+/// when none runs, the newest that has ended, so that the event is answered for what it is.
 async fn select(
     ctx: &Context,
     namespace: &str,
     task_id: &str,
     repository: Option<&Repository>,
+    delivery_id: Option<&str>,
 ) -> Result<Selected> {
     let mut selector = format!(
         "{}={},{}={task_id}",
@@ -327,44 +331,70 @@ async fn select(
             repository.label_value()
         ));
     }
-    let list = |completed: &str| {
-        let selector = format!("{selector},{}{completed}", labels::ARGO_COMPLETED);
-        async move {
-            ctx.cluster
-                .list_meta(Some(namespace), &ListParams::default().labels(&selector))
-                .await
-        }
-    };
-    let names: Vec<String> = list("!=true")
+    let plays: Vec<ObjectMeta> = ctx
+        .cluster
+        .list_meta(Some(namespace), &ListParams::default().labels(&selector))
         .await?
         .items
         .into_iter()
-        .filter_map(|w| w.metadata.name)
+        .map(|w| w.metadata)
         .collect();
+    let label = |meta: &ObjectMeta, key: &str| {
+        meta.labels
+            .as_ref()
+            .and_then(|l| l.get(key))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let ended = |meta: &ObjectMeta| label(meta, labels::ARGO_COMPLETED) == "true";
+    let select = |meta: &ObjectMeta| {
+        if ended(meta) {
+            Selected::Ended(Box::new(meta.clone()))
+        } else {
+            Selected::Active(meta.name.clone().unwrap_or_default())
+        }
+    };
+    if let Some(seen_by) = delivery_id.and_then(|id| {
+        plays
+            .iter()
+            .find(|meta| latch::delivery_seen(meta, id).is_some())
+    }) {
+        return Ok(select(seen_by));
+    }
+    let mut active: Vec<&ObjectMeta> = plays.iter().filter(|meta| !ended(meta)).collect();
+    if active.len() > 1 {
+        let running: Vec<&ObjectMeta> = active
+            .iter()
+            .copied()
+            .filter(|meta| label(meta, labels::ARGO_PHASE) == "Running")
+            .collect();
+        if running.len() == 1 {
+            active = running;
+        }
+    }
     let of = match repository {
         Some(repository) => format!("task {task_id} of {}", repository.full_name()),
         None => format!("task {task_id}"),
     };
-    match names.as_slice() {
-        [] => {
-            // Only on this path: one more request, to tell a late event from a wrong one.
-            let newest_ended = list("=true")
-                .await?
-                .items
-                .into_iter()
-                .map(|w| w.metadata)
-                .max_by_key(|meta| meta.creation_timestamp.clone().map(|t| t.0));
-            newest_ended.map(|meta| Selected::Ended(Box::new(meta))).ok_or_else(|| {
+    match active.as_slice() {
+        [] => plays
+            .iter()
+            .max_by_key(|meta| meta.creation_timestamp.clone().map(|t| t.0))
+            .map(select)
+            .ok_or_else(|| {
                 Error::NotFound(format!(
                     "no play workflow of {of} in namespace {namespace}: check --task-id, --repository and -n"
                 ))
-            })
-        }
-        [one] => Ok(Selected::Active(one.clone())),
+            }),
+        [one] => Ok(select(one)),
         several => Err(Error::Refused(format!(
             "{} active play workflows of {of} in namespace {namespace} ({}); none was touched: pass --repository, or end the extra plays",
             several.len(),
-            several.join(", ")
+            several
+                .iter()
+                .filter_map(|meta| meta.name.as_deref())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }

@@ -255,6 +255,54 @@ async fn an_event_before_the_node_exists_waits_for_it() {
     assert_eq!(ns.meta(&other).await.resource_version, before);
 }
 
+/// A second play of a task waits on the template's mutex (Pending) while the first runs: events
+/// go to the running one. A redelivery goes to the play that saw it, even once that play has
+/// ended and another of the task runs.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn events_go_to_the_play_the_mutex_lets_run_and_redeliveries_to_the_play_that_saw_them() {
+    let ns = TestNamespace::new("resume-queued").await;
+    let phase = |workflow: String, phase: &'static str, completed: bool| {
+        let ns = &ns;
+        async move {
+            let mut labels = json!({"workflows.argoproj.io/phase": phase});
+            if completed {
+                labels["workflows.argoproj.io/completed"] = json!("true");
+            }
+            ns.workflows()
+                .patch(
+                    &workflow,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"labels": labels}})),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    let first = create_play(&ns, "9", "acme/widgets").await;
+    let queued = create_play(&ns, "9", "acme/widgets").await;
+    phase(first.clone(), "Running", false).await;
+    phase(queued.clone(), "Pending", false).await;
+    let early = resume(&ns, "waiting-pr-created", "9", "acme/widgets", "first-pr").await;
+    early.assert_code(0);
+    assert_eq!(early.json()["workflow"], first.as_str());
+    assert_eq!(early.json()["outcome"], "latched");
+
+    // The first play ends; the queued one takes the mutex. GitHub redelivers the first's event.
+    phase(first.clone(), "Succeeded", true).await;
+    phase(queued.clone(), "Running", false).await;
+    let queued_version = ns.meta(&queued).await.resource_version;
+    let redelivered = resume(&ns, "waiting-pr-created", "9", "acme/widgets", "first-pr").await;
+    redelivered.assert_code(0);
+    assert_eq!(redelivered.json()["workflow"], first.as_str());
+    assert_eq!(redelivered.json()["outcome"], "noop");
+    assert_eq!(ns.meta(&queued).await.resource_version, queued_version);
+    // A new event is the queued play's.
+    let own = resume(&ns, "waiting-pr-created", "9", "acme/widgets", "second-pr").await;
+    own.assert_code(0);
+    assert_eq!(own.json()["workflow"], queued.as_str());
+}
+
 /// When no play of the task runs, the newest that ended answers: an event for a wait it left
 /// behind is a no-op, any other is refused; neither writes.
 #[tokio::test]
