@@ -1,4 +1,7 @@
+use std::path::PathBuf;
 use std::time::Duration;
+
+use anyhow::Context as _;
 
 use clap::Args;
 use jiff::Timestamp;
@@ -54,6 +57,10 @@ pub struct ResumeArgs {
     /// How long to wait for the controller to create the suspend node of a stage the play is at.
     #[arg(long, default_value = "120s", value_parser = crate::cli::parse_duration)]
     pub wait_for_node: Duration,
+    /// Write the outcome (latched, resumed or noop) to this file, for the template's output
+    /// parameter and metrics: the controller cannot count a wait resumed from outside itself.
+    #[arg(long, value_name = "PATH")]
+    pub outcome_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -157,6 +164,15 @@ pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
                 ),
             };
             output::emit(&text);
+            if let Some(path) = &args.outcome_file {
+                std::fs::write(path, done.outcome.as_str()).with_context(|| {
+                    format!(
+                        "the event was {}, but {} cannot be written",
+                        done.outcome.as_str(),
+                        path.display()
+                    )
+                })?;
+            }
         }
         Err(err) => error!(
             stage,
