@@ -6,8 +6,10 @@ SHELL := bash
 
 CONTROLPLANE := tests/controlplane
 KUBECTL := $(CONTROLPLANE)/bin/kubectl
+# The end-to-end tests' control plane instance: Argo's controller and the pod runner run against it.
+E2E_CONTROLPLANE := $(CONTROLPLANE)/.state-e2e
 
-.PHONY: help build static print-static-binary bench dockerfile-lint test lint unit sensors argo-lint demo controlplane-start controlplane-stop clean
+.PHONY: help build static print-static-binary bench dockerfile-lint test e2e e2e-build lint unit sensors argo-lint demo controlplane-start controlplane-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -46,17 +48,36 @@ unit: ## Unit tests only; no control plane needed
 sensors: ## The Argo Events manifests, run through Argo Events' own validation, filters and parameters
 	cd tests/sensors && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
 
-# Every test, the control plane ones included; the control plane is stopped whatever the outcome.
 argo-lint: ## WorkflowTemplates and example Workflows, through Argo Workflows' own validation
 	cd tests/argo && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
 
-test: lint dockerfile-lint sensors argo-lint static ## Run every test against a freshly started control plane
+e2e-build: ## Build Argo's workflow-controller, the test pod runner and github-event (tests/e2e/bin)
+	cd tests/e2e && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/ \
+	  github.com/argoproj/argo-workflows/v4/cmd/workflow-controller ./cmd/podrunner
+	cd tests/sensors && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o ../e2e/bin/ ./cmd/github-event
+
+# Runs cargo's tests ($(1): what to pass it) against a freshly started control plane, and the
+# end-to-end ones against Argo's controller on a second, emptied first; stops everything
+# whatever the outcome.
+define with-control-planes
+	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) tests/e2e/stop; \
+	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) $(CONTROLPLANE)/stop; \
+	rm -rf $(E2E_CONTROLPLANE); \
 	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
 	status=0; \
-	STAGECTL_STATIC_BINARY=$(STATIC_BINARY) \
-	  cargo test --locked --lib --bins --tests -- --include-ignored || status=$$?; \
+	STAGECTL_STATIC_BINARY=$(STATIC_BINARY) STAGECTL_E2E_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) \
+	  cargo test --locked $(1) || status=$$?; \
+	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) tests/e2e/stop; \
+	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) $(CONTROLPLANE)/stop; \
 	$(CONTROLPLANE)/stop; \
 	exit $$status
+endef
+
+test: lint dockerfile-lint sensors argo-lint static e2e-build ## Every test: control plane, Argo's controller (the smaller end-to-end set), all
+	$(call with-control-planes,--lib --bins --tests -- --include-ignored --skip e2e::full::)
+
+e2e: static e2e-build ## The full end-to-end suite under Argo's real workflow-controller
+	$(call with-control-planes,--test it -- --include-ignored e2e::)
 
 demo: ## Start the control plane and run examples/demo.sh against it (left running)
 	cargo build --locked
@@ -70,6 +91,8 @@ controlplane-start: ## Start the control plane and print KUBECONFIG=<path>
 controlplane-stop: ## Stop the control plane (its data stays)
 	@$(CONTROLPLANE)/stop
 
-clean: controlplane-stop ## Remove build output and the control plane's data
+clean: controlplane-stop ## Remove build output and the control planes' data
+	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) tests/e2e/stop
+	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) $(CONTROLPLANE)/stop
 	cargo clean
-	rm -rf $(CONTROLPLANE)/bin $(CONTROLPLANE)/.state
+	rm -rf $(CONTROLPLANE)/bin $(CONTROLPLANE)/.state $(E2E_CONTROLPLANE) tests/e2e/bin

@@ -4,6 +4,7 @@
 mod harness;
 
 mod controlplane;
+mod e2e;
 mod hostile_inputs;
 mod image;
 mod manifests;

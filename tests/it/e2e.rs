@@ -1,0 +1,683 @@
+//! End to end: plays submitted from the installed WorkflowTemplates and run by Argo's real
+//! workflow-controller; their pods run by the test pod runner (the stagectl image is the stagectl
+//! under test, the agents are scripted); the agents' GitHub events delivered through Argo Events'
+//! own sensor code, whose trigger creates the stage-resume Workflow that the controller runs as
+//! `stagectl resume` (tests/e2e). The controller and its control plane are started once per
+//! test run, on a control plane instance of their own.
+//!
+//! `make test` runs the module; `full` (20 plays at once) only `make e2e`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::api::{DynamicObject, ListParams, PostParams};
+use serde_json::{Value, json};
+use tokio::sync::{OnceCell, RwLock};
+
+use crate::harness::{Run, TestNamespace, repo_path, stagectl_command};
+
+/// The stages a play walks, and the wait node of each waiting one, as the template names them.
+const WAITS: [(&str, &str); 3] = [
+    ("waiting-pr-created", "wait-pr-created"),
+    ("waiting-ready-for-qa", "wait-ready-for-qa"),
+    ("waiting-pr-approved", "wait-pr-approved"),
+];
+const PATH: [&str; 4] = [
+    "waiting-pr-created",
+    "waiting-ready-for-qa",
+    "waiting-pr-approved",
+    "completed",
+];
+
+pub struct Argo {
+    pub kubeconfig: PathBuf,
+    pub metrics_url: String,
+    /// The controller's and pod runner's state: pods' working directories and logs.
+    pub state: PathBuf,
+    pub controlplane_dir: PathBuf,
+}
+
+/// Tests that read the controller's metrics or restart the control plane take this for
+/// writing; every other test of the module for reading.
+static ALONE: RwLock<()> = RwLock::const_new(());
+
+/// Starts (once) the control plane, the workflow-controller and the pod runner.
+pub async fn argo() -> &'static Argo {
+    static ARGO: OnceCell<Argo> = OnceCell::const_new();
+    ARGO.get_or_init(|| async {
+        let controlplane_dir = std::env::var_os("STAGECTL_E2E_CONTROLPLANE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_path("tests/controlplane/.state-e2e"));
+        // The image's binary: the static one the Dockerfile builds when make test built it.
+        let stagectl = std::env::var_os("STAGECTL_STATIC_BINARY")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_stagectl").into());
+        let output = tokio::process::Command::new(repo_path("tests/e2e/start"))
+            .env("STAGECTL_CONTROLPLANE_DIR", &controlplane_dir)
+            .env("STAGECTL_BIN", stagectl)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .await
+            .expect("run tests/e2e/start");
+        assert!(output.status.success(), "tests/e2e/start failed");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let value = |key: &str| {
+            stdout
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("{key}=")))
+                .unwrap_or_else(|| panic!("tests/e2e/start printed no {key}: {stdout}"))
+                .to_string()
+        };
+        let kubeconfig = PathBuf::from(value("KUBECONFIG"));
+        Argo {
+            state: kubeconfig.parent().unwrap().join("e2e"),
+            kubeconfig,
+            metrics_url: value("E2E_METRICS_URL"),
+            controlplane_dir,
+        }
+    })
+    .await
+}
+
+/// What a scripted agent does: when its GitHub event comes, how many times, and how it ends.
+#[derive(Clone, Copy, Debug)]
+pub struct Agent {
+    pub event: Timing,
+    pub deliveries: u32,
+    /// Deliveries after the first are new webhooks (new delivery ids), not GitHub redeliveries.
+    pub new_deliveries: bool,
+    pub exit: i32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Timing {
+    /// Delivered and handled while the agent's step runs, before the play reaches the wait.
+    Early,
+    /// Delivered once the play waits in the stage.
+    OnTime,
+    None,
+}
+
+impl Agent {
+    pub const fn early() -> Self {
+        Self {
+            event: Timing::Early,
+            deliveries: 1,
+            new_deliveries: false,
+            exit: 0,
+        }
+    }
+    pub const fn on_time() -> Self {
+        Self {
+            event: Timing::OnTime,
+            ..Self::early()
+        }
+    }
+    pub const fn times(self, deliveries: u32) -> Self {
+        Self { deliveries, ..self }
+    }
+    pub const fn as_new_webhooks(self) -> Self {
+        Self {
+            new_deliveries: true,
+            ..self
+        }
+    }
+
+    fn command(&self, role: &str) -> String {
+        let event = match self.event {
+            Timing::Early => "early",
+            Timing::OnTime => "on-time",
+            Timing::None => "none",
+        };
+        format!(
+            r#"{role} --task "$TASK_ID" --repository "$REPOSITORY" --event {event} --deliveries {} --redeliver {} --exit {}"#,
+            self.deliveries,
+            if self.new_deliveries { "new" } else { "same" },
+            self.exit
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Play {
+    pub task: String,
+    pub repository: String,
+    pub agents: [Agent; 3],
+}
+
+impl Play {
+    pub fn new(task: &str, repository: &str, agents: [Agent; 3]) -> Self {
+        Self {
+            task: task.into(),
+            repository: repository.into(),
+            agents,
+        }
+    }
+}
+
+/// A namespace with the templates and RBAC installed, as a platform team installs them.
+pub struct Plays {
+    pub ns: TestNamespace,
+    pub argo: &'static Argo,
+}
+
+impl Plays {
+    pub async fn new(test: &str) -> Self {
+        let argo = argo().await;
+        let ns = TestNamespace::create_on(&argo.kubeconfig, test).await;
+        let plays = Self { ns, argo };
+        plays
+            .kubectl(&[
+                "apply",
+                "-f",
+                "workflow-templates/rbac.yaml",
+                "-f",
+                "workflow-templates/play-workflow-template.yaml",
+                "-f",
+                "workflow-templates/stage-resume-template.yaml",
+            ])
+            .await
+            .assert_code(0);
+        plays
+    }
+
+    pub async fn kubectl(&self, args: &[&str]) -> Run {
+        let mut command = tokio::process::Command::new(repo_path("tests/controlplane/bin/kubectl"));
+        command
+            .current_dir(repo_path(""))
+            .arg("--kubeconfig")
+            .arg(&self.argo.kubeconfig)
+            .args(["-n", &self.ns.name])
+            .args(args);
+        Run::of(command).await
+    }
+
+    /// Submits a play from the installed template, as `argo submit --from workflowtemplate/play`.
+    pub async fn submit(&self, play: &Play) -> String {
+        let [rex, cleo, tess] = play.agents;
+        let workflow: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"generateName": format!("play-{}-", play.task)},
+            "spec": {
+                "workflowTemplateRef": {"name": "play"},
+                "arguments": {"parameters": [
+                    {"name": "task-id", "value": play.task},
+                    {"name": "repository", "value": play.repository},
+                    {"name": "rex-command", "value": rex.command("rex")},
+                    {"name": "cleo-command", "value": cleo.command("cleo")},
+                    {"name": "tess-command", "value": tess.command("tess")},
+                ]},
+            },
+        }))
+        .unwrap();
+        self.ns
+            .workflows()
+            .create(&PostParams::default(), &workflow)
+            .await
+            .unwrap_or_else(|e| panic!("submit {play:?}: {e}"))
+            .metadata
+            .name
+            .unwrap()
+    }
+
+    /// The workflow once the controller has finished it.
+    pub async fn finished(&self, workflow: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+        loop {
+            let object =
+                serde_json::to_value(self.ns.workflows().get(workflow).await.unwrap()).unwrap();
+            if object["metadata"]["labels"]["workflows.argoproj.io/completed"] == "true" {
+                return object;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{workflow} did not finish in 5 minutes: {}",
+                describe(&object)
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// `stagectl get WORKFLOW -o json`: its stage record and history.
+    pub async fn record(&self, workflow: &str) -> Value {
+        let mut command = stagectl_command();
+        command
+            .arg("--kubeconfig")
+            .arg(&self.argo.kubeconfig)
+            .args(["-n", &self.ns.name, "get", workflow, "-o", "json"]);
+        let run = Run::of(command).await;
+        run.assert_code(0);
+        run.json()
+    }
+
+    /// Every stage-resume Workflow the sensors' triggers created here, finished.
+    pub async fn stage_resumes(&self) -> Vec<Value> {
+        let list = self
+            .ns
+            .workflows()
+            .list(&ListParams::default().labels("stagectl.dev/stage-resume"))
+            .await
+            .unwrap();
+        let mut finished = Vec::new();
+        for workflow in list.items {
+            finished.push(self.finished(&workflow.metadata.name.unwrap()).await);
+        }
+        finished
+    }
+
+    /// What the main container of a pod of `workflow` printed (the pod runner keeps it).
+    pub fn logs_of(&self, workflow: &str) -> String {
+        let dir = self.argo.state.join("work/pods").join(&self.ns.name);
+        let mut logs = String::new();
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(workflow) {
+                logs += &std::fs::read_to_string(entry.path().join("main.log")).unwrap_or_default();
+            }
+        }
+        logs
+    }
+
+    /// A GitHub webhook delivered now, outside any agent (a late or stray event), through the
+    /// sensors as an agent delivers it; returns the stage-resume workflow created.
+    pub async fn deliver(&self, event: &str, play: &Play, delivery: &str) -> String {
+        let output = tokio::process::Command::new(repo_path("tests/e2e/bin/github-event"))
+            .args([
+                "-event",
+                event,
+                "-task",
+                &play.task,
+                "-repository",
+                &play.repository,
+            ])
+            .args(["-delivery", delivery])
+            .arg("-sensors")
+            .arg(repo_path("workflow-templates"))
+            .arg("-payloads")
+            .arg(repo_path("tests/sensors/testdata/github"))
+            .output()
+            .await
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let manifest: DynamicObject = serde_json::from_slice(&output.stdout).unwrap();
+        self.ns
+            .workflows()
+            .create(&PostParams::default(), &manifest)
+            .await
+            .unwrap()
+            .metadata
+            .name
+            .unwrap()
+    }
+}
+
+fn nodes_named<'a>(workflow: &'a Value, display_name: &str) -> Vec<&'a Value> {
+    workflow["status"]["nodes"]
+        .as_object()
+        .map(|nodes| {
+            nodes
+                .values()
+                .filter(|node| node["displayName"] == display_name)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn describe(workflow: &Value) -> String {
+    let nodes: Vec<String> = workflow["status"]["nodes"]
+        .as_object()
+        .map(|nodes| {
+            nodes
+                .values()
+                .map(|n| {
+                    format!(
+                        "{} {} {} {}",
+                        n["displayName"], n["type"], n["phase"], n["message"]
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "phase {} ({}), stage {}; nodes: {}",
+        workflow["status"]["phase"],
+        workflow["status"]["message"],
+        workflow["metadata"]["labels"]["current-stage"],
+        nodes.join("; ")
+    )
+}
+
+/// A play that ran to `completed`: every stage in order in its history, and each wait released
+/// as its agent's event timing dictates — skipped (the early event latched, and recorded in the
+/// change that entered the stage) or resumed by the stage-resume of the on-time event.
+pub async fn assert_completed_as_timed(plays: &Plays, play: &Play, workflow: &str) -> Value {
+    let object = plays.finished(workflow).await;
+    assert_eq!(
+        object["status"]["phase"],
+        "Succeeded",
+        "{workflow}: {}",
+        describe(&object)
+    );
+    let record = plays.record(workflow).await;
+    assert_eq!(record["stage"], "completed");
+    let history = record["history"].as_array().unwrap();
+    let stages: Vec<&str> = history.iter().map(|h| h["to"].as_str().unwrap()).collect();
+    assert_eq!(stages, PATH, "{workflow}: {record:#}");
+    for ((stage, wait), agent) in WAITS.into_iter().zip(play.agents) {
+        let entered = history.iter().find(|h| h["to"] == stage).unwrap();
+        let nodes = nodes_named(&object, wait);
+        assert_eq!(nodes.len(), 1, "{workflow} {wait}: {}", describe(&object));
+        match agent.event {
+            Timing::Early => {
+                assert_eq!(nodes[0]["type"], "Skipped", "{workflow} {wait}");
+                assert!(
+                    entered["waitSatisfiedBy"]["deliveryId"].is_string(),
+                    "{workflow}: {entered}"
+                );
+            }
+            Timing::OnTime => {
+                assert_eq!(
+                    (&nodes[0]["type"], &nodes[0]["phase"]),
+                    (&json!("Suspend"), &json!("Succeeded")),
+                    "{workflow} {wait}"
+                );
+                assert!(
+                    nodes[0]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("stagectl")),
+                    "{workflow} {wait}: {}",
+                    nodes[0]
+                );
+                assert!(entered.get("waitSatisfiedBy").is_none(), "{entered}");
+            }
+            Timing::None => panic!("a play without an event for {stage} cannot complete"),
+        }
+    }
+    object
+}
+
+/// The controller's metrics, as `name{labels}` → value.
+async fn metrics(argo: &Argo) -> BTreeMap<String, f64> {
+    let text = reqwest_get(&argo.metrics_url).await;
+    text.lines()
+        .filter(|line| line.starts_with("argo_workflows_stagectl_"))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn reqwest_get(url: &str) -> String {
+    let output = tokio::process::Command::new("curl")
+        .args(["-sf", url])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "GET {url}: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn increase(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, series: &str) -> f64 {
+    after.get(series).copied().unwrap_or(0.0) - before.get(series).copied().unwrap_or(0.0)
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane and Argo's controller: make test"]
+async fn one_play_runs_from_submission_to_completed_and_the_metrics_count_what_happened() {
+    let plays = Plays::new("e2e-one-play").await;
+    let _alone = ALONE.write().await;
+    let before = metrics(plays.argo).await;
+    // Rex's PR event comes early (latched, wait skipped), Cleo's label on time (the wait is
+    // resumed), Tess's approval early and redelivered by GitHub (the same delivery id).
+    let play = Play::new(
+        "42",
+        "acme/widgets",
+        [Agent::early(), Agent::on_time(), Agent::early().times(2)],
+    );
+    let workflow = plays.submit(&play).await;
+    assert_completed_as_timed(&plays, &play, &workflow).await;
+
+    // One stage-resume per webhook; the redelivery was refused by name (AlreadyExists), as the
+    // sensor's k8s trigger is.
+    let resumes = plays.stage_resumes().await;
+    assert_eq!(resumes.len(), 3, "{resumes:#?}");
+    for resume in &resumes {
+        assert_eq!(
+            resume["status"]["phase"],
+            "Succeeded",
+            "{}",
+            describe(resume)
+        );
+    }
+
+    let after = metrics(plays.argo).await;
+    let counted = |series: &str| increase(&before, &after, series);
+    for stage in PATH {
+        assert_eq!(
+            counted(&format!(
+                r#"argo_workflows_stagectl_stage_transitions_total{{result="Succeeded",stage="{stage}"}}"#
+            )),
+            1.0,
+            "transitions to {stage}"
+        );
+    }
+    for ((stage, _), early) in WAITS.into_iter().zip([true, false, true]) {
+        assert_eq!(
+            counted(&format!(
+                r#"argo_workflows_stagectl_waits_total{{satisfied_early="{early}",stage="{stage}"}}"#
+            )),
+            1.0,
+            "waits of {stage}"
+        );
+        let outcome = if early { "latched" } else { "resumed" };
+        assert_eq!(
+            counted(&format!(
+                r#"argo_workflows_stagectl_resume_steps_total{{outcome="{outcome}",result="Succeeded",stage="{stage}"}}"#
+            )),
+            1.0,
+            "resume steps of {stage}: {after:#?}"
+        );
+    }
+    // `completed` is no wait.
+    assert!(
+        !after.keys().any(
+            |series| series.starts_with("argo_workflows_stagectl_waits_total")
+                && series.contains(r#"stage="completed""#)
+        ),
+        "{after:#?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane and Argo's controller: make test"]
+async fn a_failed_agent_fails_the_play_and_later_events_change_nothing() {
+    let plays = Plays::new("e2e-agent-fails").await;
+    let _shared = ALONE.read().await;
+    let crash = Agent {
+        event: Timing::None,
+        exit: 3,
+        ..Agent::early()
+    };
+    let play = Play::new("7", "acme/widgets", [Agent::early(), crash, Agent::early()]);
+    let workflow = plays.submit(&play).await;
+    let object = plays.finished(&workflow).await;
+    assert_eq!(object["status"]["phase"], "Failed", "{}", describe(&object));
+    let record = plays.record(&workflow).await;
+    assert_eq!(record["stage"], "failed");
+    let last = record["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    // Cleo runs once the play has left its first wait.
+    assert_eq!(last["from"], "waiting-pr-created");
+    assert!(
+        last["reason"].as_str().unwrap().contains("Failed"),
+        "the exit handler records why: {last}"
+    );
+    let version = object["metadata"]["resourceVersion"].clone();
+
+    // Tess's approval arrives anyway, later.
+    let resume = plays.deliver("approved", &play, "late-approval").await;
+    let resumed = plays.finished(&resume).await;
+    assert_eq!(
+        resumed["status"]["phase"],
+        "Failed",
+        "{}",
+        describe(&resumed)
+    );
+    let why = plays.logs_of(&resume);
+    assert!(
+        why.contains(&format!(
+            "workflow {workflow}: the play has ended at stage \"failed\"; an event for waiting-pr-approved changes nothing"
+        )),
+        "{why}"
+    );
+    // Refused is final: no retry of the step (only exit 6 is retried).
+    let pods = resumed["status"]["nodes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|node| node["type"] == "Pod")
+        .count();
+    assert_eq!(pods, 1, "{}", describe(&resumed));
+    let now = serde_json::to_value(plays.ns.workflows().get(&workflow).await.unwrap()).unwrap();
+    assert_eq!(now["metadata"]["resourceVersion"], version);
+}
+
+/// The control plane goes away while an update step runs (the step is held at its start by the
+/// image's test hook, the server stopped, the step released into the outage, the server started
+/// again): the step's retries absorb it and the play completes.
+#[tokio::test]
+#[ignore = "needs the control plane and Argo's controller: make test"]
+async fn a_control_plane_restart_under_an_update_step_is_absorbed_and_the_play_completes() {
+    let plays = Plays::new("e2e-restart").await;
+    let _alone = ALONE.write().await;
+    let argo = plays.argo;
+    let hold = argo.state.join("hold-set");
+    std::fs::write(&hold, "").unwrap();
+    let play = Play::new("77", "acme/widgets", [Agent::on_time(); 3]);
+    let workflow = plays.submit(&play).await;
+    let held = || {
+        std::fs::read_dir(&argo.state)
+            .unwrap()
+            .flatten()
+            .any(|entry| entry.file_name().to_string_lossy().starts_with("held-"))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    while !held() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no update step started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    controlplane_script(argo, "stop").await;
+    std::fs::remove_file(&hold).unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    controlplane_script(argo, "start").await;
+
+    assert_completed_as_timed(&plays, &play, &workflow).await;
+    // The step that started into the outage kept trying until the server was back.
+    let attempts: Vec<u64> = plays
+        .logs_of(&workflow)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["message"] == "stage change")
+        .filter_map(|entry| entry["attempts"].as_u64())
+        .collect();
+    assert!(
+        attempts.iter().any(|&n| n > 1),
+        "no stage change needed more than one attempt: {attempts:?}"
+    );
+}
+
+async fn controlplane_script(argo: &Argo, name: &str) {
+    let status = tokio::process::Command::new(repo_path("tests/controlplane").join(name))
+        .env("STAGECTL_CONTROLPLANE_DIR", &argo.controlplane_dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "tests/controlplane/{name}: {status}");
+}
+
+/// Plays at once: tasks shared by two repositories, early, on-time, redelivered and repeated
+/// events, and a second play of one task submitted while the first runs.
+async fn plays_at_once(test: &str, count: usize) {
+    let plays = Plays::new(test).await;
+    let _shared = ALONE.read().await;
+    let timings = [
+        [Agent::early(), Agent::on_time(), Agent::early()],
+        [
+            Agent::on_time(),
+            Agent::early().times(2),
+            Agent::on_time().times(2),
+        ],
+        [
+            Agent::early().times(2).as_new_webhooks(),
+            Agent::on_time().times(2).as_new_webhooks(),
+            Agent::early(),
+        ],
+        [Agent::on_time(); 3],
+        [Agent::early(); 3],
+    ];
+    let repositories = ["acme/widgets", "Acme/Gadgets"];
+    let all: Vec<Play> = (0..count)
+        .map(|i| {
+            Play::new(
+                &format!("{}", 100 + i / 2),
+                repositories[i % 2],
+                timings[i % timings.len()],
+            )
+        })
+        .collect();
+    let mut submitted = Vec::new();
+    for play in &all {
+        submitted.push(plays.submit(play).await);
+    }
+    // The same task and repository as the first: it waits on the template's mutex.
+    let second = all[0].clone();
+    let queued = plays.submit(&second).await;
+
+    let mut finished = Vec::new();
+    for (play, workflow) in all.iter().zip(&submitted) {
+        finished.push(assert_completed_as_timed(&plays, play, workflow).await);
+    }
+    let queued_object = assert_completed_as_timed(&plays, &second, &queued).await;
+    let first_finished = finished[0]["status"]["finishedAt"].as_str().unwrap();
+    let queued_started = nodes_named(&queued_object, "rex")[0]["startedAt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        queued_started.as_str() >= first_finished,
+        "the second play of the task started its first agent at {queued_started}, before the first ended at {first_finished}"
+    );
+    for resume in plays.stage_resumes().await {
+        assert_eq!(
+            resume["status"]["phase"],
+            "Succeeded",
+            "{}",
+            describe(&resume)
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane and Argo's controller: make test"]
+async fn plays_at_once_keep_to_their_own_events_and_a_second_play_of_a_task_waits_its_turn() {
+    plays_at_once("e2e-plays-at-once", 4).await;
+}
+
+/// The large version, for `make e2e`.
+mod full {
+    #[tokio::test]
+    #[ignore = "needs the control plane and Argo's controller: make e2e"]
+    async fn twenty_plays_at_once() {
+        super::plays_at_once("e2e-twenty-plays", 20).await;
+    }
+}
