@@ -14,6 +14,7 @@ use kube::api::{
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ObjectList, PartialObjectMeta};
+use kube::runtime::watcher;
 use kube::{Client, Config};
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -121,6 +122,11 @@ impl Cluster {
     /// Workflows as metadata only: requests made through it never transfer the (large) status.
     pub fn workflow_metas(&self, namespace: &str) -> Api<WorkflowMeta> {
         Api::namespaced_with(self.client.clone(), namespace, &workflow_resource())
+    }
+
+    /// Whether --timeout still leaves time to try again.
+    pub fn before_deadline(&self) -> bool {
+        Instant::now() < self.deadline
     }
 
     pub fn timeout(&self) -> Duration {
@@ -239,6 +245,22 @@ impl Cluster {
                     "list",
                 )
             })
+    }
+
+    /// The changes to the workflows a selector matches, metadata only: a list first (each
+    /// item, then `InitDone`), then every change. The stream does not end; after a dropped
+    /// connection it resumes, or lists again, by itself.
+    pub fn watch_meta(
+        &self,
+        namespace: Option<&str>,
+        config: watcher::Config,
+    ) -> impl futures::Stream<Item = Result<watcher::Event<WorkflowMeta>, watcher::Error>> + use<>
+    {
+        let api: Api<WorkflowMeta> = match namespace {
+            Some(ns) => self.workflow_metas(ns),
+            None => Api::all_with(self.client.clone(), &workflow_resource()),
+        };
+        watcher::watcher(api, config)
     }
 
     /// Records a Kubernetes Event on the workflow. Best effort: a failure is logged, never fatal,

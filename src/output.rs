@@ -78,6 +78,16 @@ pub fn render<T: Serialize>(value: &T, format: Format) -> String {
 }
 
 fn table(records: &[StageRecord], wide: bool, all_namespaces: bool, now: Timestamp) -> String {
+    columns(table_rows(records, wide, all_namespaces, now))
+}
+
+/// The table's header, then a row per record.
+pub fn table_rows(
+    records: &[StageRecord],
+    wide: bool,
+    all_namespaces: bool,
+    now: Timestamp,
+) -> Vec<Vec<String>> {
     let mut header = vec!["NAME", "TASK", "REPOSITORY", "STAGE", "UPDATED", "PHASE"];
     if all_namespaces {
         header.insert(0, "NAMESPACE");
@@ -109,36 +119,46 @@ fn table(records: &[StageRecord], wide: bool, all_namespaces: bool, now: Timesta
         }
         row
     });
-    columns(std::iter::once(header.into_iter().map(String::from).collect()).chain(rows))
+    std::iter::once(header.into_iter().map(String::from).collect())
+        .chain(rows)
+        .collect()
 }
 
 /// Left-aligned columns three spaces apart, as kubectl prints them.
 pub fn columns(rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let rows: Vec<Vec<String>> = rows.into_iter().collect();
-    let count = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..count)
-        .map(|i| {
-            rows.iter()
-                .filter_map(|r| r.get(i))
-                .map(|c| c.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}   ", width = widths[i]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
+    in_columns(&rows, &mut Vec::new())
+}
+
+/// Rows in columns at least as wide as `widths`, which grow to fit them: a stream of rows
+/// (`get --watch`) keeps its columns from one batch to the next.
+pub fn in_columns(rows: &[Vec<String>], widths: &mut Vec<usize>) -> String {
+    for row in rows {
+        widen(widths, row);
     }
-    out
+    rows.iter().map(|row| aligned(row, widths)).collect()
+}
+
+fn widen(widths: &mut Vec<usize>, row: &[String]) {
+    if widths.len() < row.len() {
+        widths.resize(row.len(), 0);
+    }
+    for (width, cell) in widths.iter_mut().zip(row) {
+        *width = (*width).max(cell.chars().count());
+    }
+}
+
+fn aligned(row: &[String], widths: &[usize]) -> String {
+    let mut line = String::new();
+    for (i, cell) in row.iter().enumerate() {
+        if i + 1 == row.len() {
+            line.push_str(cell);
+        } else {
+            line.push_str(&format!("{cell:<width$}   ", width = widths[i]));
+        }
+    }
+    line.truncate(line.trim_end().len());
+    line + "\n"
 }
 
 /// kubectl's short human durations: 45s, 3m20s, 17m, 5h3m, 30h, 3d4h, 12d, 2y.

@@ -734,3 +734,56 @@ async fn a_template_can_pass_workflow_and_namespace_through_the_environment() {
         Some("waiting-pr-created")
     );
 }
+
+/// `get --watch`: the list, then a line per change of what get shows — each stage change once,
+/// and nothing for the controller's status writes.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn get_watch_prints_a_line_per_stage_change_and_none_for_status_writes() {
+    use tokio::io::AsyncBufReadExt;
+    let ns = TestNamespace::new("get-watch").await;
+    let workflow = ns.create_play().await;
+    let mut command = crate::harness::stagectl_command();
+    command
+        .arg("--kubeconfig")
+        .arg(&ns.kubeconfig)
+        .args(["-n", &ns.name, "get", "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut watch = command.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("a line within 20s")
+            .unwrap()
+            .expect("the watch goes on")
+    };
+    assert!(next_line().await.starts_with("NAME "));
+    let row = next_line().await;
+    assert!(
+        row.starts_with(&workflow) && row.contains(" pending "),
+        "{row}"
+    );
+
+    for stage in ["waiting-pr-created", "waiting-ready-for-qa"] {
+        // A status write first, as the controller makes many: no line for it.
+        let status = json!({"status": {"phase": "Running", "message": format!("before {stage}")}});
+        ns.workflows()
+            .patch(
+                &workflow,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(status),
+            )
+            .await
+            .unwrap();
+        ns.stagectl(&["set", stage, "--workflow", &workflow, "-q"])
+            .await
+            .assert_code(0);
+        let row = next_line().await;
+        assert!(
+            row.starts_with(&workflow) && row.contains(&format!(" {stage} ")),
+            "{row}"
+        );
+    }
+}
