@@ -9,7 +9,7 @@ KUBECTL := $(CONTROLPLANE)/bin/kubectl
 # The end-to-end tests' control plane instance: Argo's controller and the pod runner run against it.
 E2E_CONTROLPLANE := $(CONTROLPLANE)/.state-e2e
 
-.PHONY: help build static print-static-binary bench dockerfile-lint test e2e e2e-build lint unit sensors argo-lint demo controlplane-start controlplane-stop clean
+.PHONY: help build static print-static-binary bench dockerfile-lint test e2e e2e-build demo-stop lint unit sensors argo-lint demo controlplane-start controlplane-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -79,11 +79,20 @@ test: lint dockerfile-lint sensors argo-lint static e2e-build ## Every test: con
 e2e: static e2e-build ## The full end-to-end suite under Argo's real workflow-controller
 	$(call with-control-planes,--test it -- --include-ignored e2e::)
 
-demo: ## Start the control plane and run examples/demo.sh against it (left running)
+STAGECTL_DEBUG := $(abspath $(or $(CARGO_TARGET_DIR),target))/debug/stagectl
+
+demo: e2e-build ## The commands on a local control plane (examples/demo.sh), then a play under Argo's controller (examples/demo-argo.sh); left running
 	cargo build --locked
 	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
-	KUBECTL=$(abspath $(KUBECTL)) STAGECTL=$(abspath $(or $(CARGO_TARGET_DIR),target))/debug/stagectl \
-	  examples/demo.sh
+	KUBECTL=$(abspath $(KUBECTL)) STAGECTL=$(STAGECTL_DEBUG) examples/demo.sh
+	kubeconfig=$$(STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) STAGECTL_BIN=$(STAGECTL_DEBUG) \
+	  tests/e2e/start | grep ^KUBECONFIG=); export "$$kubeconfig"; \
+	KUBECTL=$(abspath $(KUBECTL)) STAGECTL=$(STAGECTL_DEBUG) examples/demo-argo.sh
+
+demo-stop: ## Stop what make demo left running
+	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) tests/e2e/stop
+	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) $(CONTROLPLANE)/stop
+	$(CONTROLPLANE)/stop
 
 controlplane-start: ## Start the control plane and print KUBECONFIG=<path>
 	@$(CONTROLPLANE)/start

@@ -83,6 +83,6 @@ step "the Events stagectl recorded"
 "$kubectl" -n "$namespace" get events --field-selector "involvedObject.name=$workflow" \
   -o custom-columns=REASON:.reason,MESSAGE:.message
 
-step "the control plane is still running"
+step "the control plane is still running; next, a play under Argo's controller"
 echo "export KUBECONFIG=$KUBECONFIG"
-echo "stop it with: make controlplane-stop"
+echo "stop it (and what the next part starts) with: make demo-stop"

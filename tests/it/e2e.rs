@@ -38,8 +38,8 @@ pub struct Argo {
     pub controlplane_dir: PathBuf,
 }
 
-/// Tests that read the controller's metrics or restart the control plane take this for
-/// writing; every other test of the module for reading.
+/// Tests that read the controller's metrics or restart the control plane have it to themselves
+/// (`Plays::alone`); the others share it (`Plays::new`).
 static ALONE: RwLock<()> = RwLock::const_new(());
 
 /// Starts (once) the control plane, the workflow-controller and the pod runner.
@@ -156,17 +156,40 @@ impl Play {
     }
 }
 
-/// A namespace with the templates and RBAC installed, as a platform team installs them.
+/// A namespace with the templates and RBAC installed, as a platform team installs them; held
+/// with the test's share of the control plane (see [`ALONE`]).
 pub struct Plays {
     pub ns: TestNamespace,
     pub argo: &'static Argo,
+    _turn: Turn,
 }
 
+/// Held for the test's duration, never read.
+type Turn = (
+    Option<tokio::sync::RwLockReadGuard<'static, ()>>,
+    Option<tokio::sync::RwLockWriteGuard<'static, ()>>,
+);
+
 impl Plays {
+    /// For a test that can run beside others.
     pub async fn new(test: &str) -> Self {
+        Self::install(test, (Some(ALONE.read().await), None)).await
+    }
+
+    /// For a test that needs the controller and the control plane to itself, from its first
+    /// request to its last.
+    pub async fn alone(test: &str) -> Self {
+        Self::install(test, (None, Some(ALONE.write().await))).await
+    }
+
+    async fn install(test: &str, turn: Turn) -> Self {
         let argo = argo().await;
         let ns = TestNamespace::create_on(&argo.kubeconfig, test).await;
-        let plays = Self { ns, argo };
+        let plays = Self {
+            ns,
+            argo,
+            _turn: turn,
+        };
         plays
             .kubectl(&[
                 "apply",
@@ -359,6 +382,14 @@ pub async fn assert_completed_as_timed(plays: &Plays, play: &Play, workflow: &st
         "{workflow}: {}",
         describe(&object)
     );
+    // What the template's workflowMetadata set at submission, labelsFrom expressions included.
+    let labels = &object["metadata"]["labels"];
+    assert_eq!(labels["task-id"], play.task.as_str());
+    assert_eq!(
+        labels["repository"],
+        play.repository.to_lowercase().replace('/', "."),
+        "{workflow}"
+    );
     let record = plays.record(workflow).await;
     assert_eq!(record["stage"], "completed");
     let history = record["history"].as_array().unwrap();
@@ -426,8 +457,7 @@ fn increase(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, serie
 #[tokio::test]
 #[ignore = "needs the control plane and Argo's controller: make test"]
 async fn one_play_runs_from_submission_to_completed_and_the_metrics_count_what_happened() {
-    let plays = Plays::new("e2e-one-play").await;
-    let _alone = ALONE.write().await;
+    let plays = Plays::alone("e2e-one-play").await;
     let before = metrics(plays.argo).await;
     // Rex's PR event comes early (latched, wait skipped), Cleo's label on time (the wait is
     // resumed), Tess's approval early and redelivered by GitHub (the same delivery id).
@@ -494,7 +524,6 @@ async fn one_play_runs_from_submission_to_completed_and_the_metrics_count_what_h
 #[ignore = "needs the control plane and Argo's controller: make test"]
 async fn a_failed_agent_fails_the_play_and_later_events_change_nothing() {
     let plays = Plays::new("e2e-agent-fails").await;
-    let _shared = ALONE.read().await;
     let crash = Agent {
         event: Timing::None,
         exit: 3,
@@ -554,8 +583,7 @@ async fn a_failed_agent_fails_the_play_and_later_events_change_nothing() {
 #[tokio::test]
 #[ignore = "needs the control plane and Argo's controller: make test"]
 async fn a_control_plane_restart_under_an_update_step_is_absorbed_and_the_play_completes() {
-    let plays = Plays::new("e2e-restart").await;
-    let _alone = ALONE.write().await;
+    let plays = Plays::alone("e2e-restart").await;
     let argo = plays.argo;
     let hold = argo.state.join("hold-set");
     std::fs::write(&hold, "").unwrap();
@@ -609,7 +637,6 @@ async fn controlplane_script(argo: &Argo, name: &str) {
 /// events, and a second play of one task submitted while the first runs.
 async fn plays_at_once(test: &str, count: usize) {
     let plays = Plays::new(test).await;
-    let _shared = ALONE.read().await;
     let timings = [
         [Agent::early(), Agent::on_time(), Agent::early()],
         [

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The second half of `make demo`: one play from the installed WorkflowTemplate, run by Argo's
+# real workflow-controller (tests/e2e starts it, with the test pod runner and scripted agents),
+# while `stagectl get --watch` prints the stage table as it moves. Rex's pull request event
+# comes early (latched: the wait is skipped), Cleo's ready-for-qa label on time (the wait is
+# resumed), Tess's approval early and redelivered by GitHub (applied once).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+: "${KUBECONFIG:?run through make demo, which starts Argo's controller and sets KUBECONFIG}"
+kubectl=${KUBECTL:-kubectl}
+stagectl=${STAGECTL:-stagectl}
+namespace=${DEMO_NAMESPACE:-stagectl-demo-argo}
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "install the templates and RBAC in namespace $namespace"
+"$kubectl" create namespace "$namespace" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+"$kubectl" -n "$namespace" apply -f workflow-templates/rbac.yaml \
+  -f workflow-templates/play-workflow-template.yaml -f workflow-templates/stage-resume-template.yaml
+
+step "submit a play of task 42 and watch its stage (stagectl get --watch)"
+workflow=$("$kubectl" -n "$namespace" create -o name -f - <<'EOF'
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  generateName: play-42-
+spec:
+  workflowTemplateRef: {name: play}
+  arguments:
+    parameters:
+      - {name: task-id, value: "42"}
+      - {name: repository, value: acme/widgets}
+      - {name: rex-command, value: 'rex --task "$TASK_ID" --repository "$REPOSITORY" --event early'}
+      - {name: cleo-command, value: 'cleo --task "$TASK_ID" --repository "$REPOSITORY" --event on-time'}
+      - {name: tess-command, value: 'tess --task "$TASK_ID" --repository "$REPOSITORY" --event early --deliveries 2'}
+EOF
+)
+workflow=${workflow#*/}
+"$stagectl" -n "$namespace" get "$workflow" --watch &
+watcher=$!
+trap 'kill $watcher 2>/dev/null || true' EXIT
+"$kubectl" -n "$namespace" wait "workflow/$workflow" --timeout=300s \
+  --for=jsonpath='{.metadata.labels.workflows\.argoproj\.io/completed}'=true >/dev/null
+sleep 1
+kill "$watcher"
+
+step "the play's nodes: each wait skipped (early event) or resumed (on-time event)"
+printf '%-28s %-9s %-10s %s\n' NODE TYPE PHASE MESSAGE
+"$kubectl" -n "$namespace" get workflow "$workflow" -o jsonpath='{range .status.nodes.*}{.displayName}{"\t"}{.type}{"\t"}{.phase}{"\t"}{.message}{"\n"}{end}' |
+  while IFS=$'\t' read -r node type phase message; do
+    [[ $type == Retry ]] || printf '%-28s %-9s %-10s %s\n' "$node" "$type" "$phase" "$message"
+  done
+
+step "the stage-resume workflows the sensors' triggers created (the redelivery was refused by name)"
+"$kubectl" -n "$namespace" get workflows -l stagectl.dev/stage-resume
+
+step "the play's record"
+"$stagectl" -n "$namespace" get "$workflow" -o yaml
+
+step "Argo's controller, the pod runner and the control plane are still running"
+echo "export KUBECONFIG=$KUBECONFIG"
+echo "stop them with: make demo-stop"
