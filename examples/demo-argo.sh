@@ -6,7 +6,7 @@
 # resumed), Tess's approval early and redelivered by GitHub (applied once).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-: "${KUBECONFIG:?run through make demo, which starts Argo's controller and sets KUBECONFIG}"
+: "${KUBECONFIG:?run through make demo, which starts the Argo controller and sets KUBECONFIG}"
 kubectl=${KUBECTL:-kubectl}
 stagectl=${STAGECTL:-stagectl}
 namespace=${DEMO_NAMESPACE:-stagectl-demo-argo}
@@ -19,7 +19,8 @@ step "install the templates and RBAC in namespace $namespace"
   -f workflow-templates/play-workflow-template.yaml -f workflow-templates/stage-resume-template.yaml
 
 step "submit a play of task 42 and watch its stage (stagectl get --watch)"
-workflow=$("$kubectl" -n "$namespace" create -o name -f - <<'EOF'
+play() {
+  cat <<'EOF'
 apiVersion: argoproj.io/v1alpha1
 kind: Workflow
 metadata:
@@ -34,7 +35,8 @@ spec:
       - {name: cleo-command, value: 'cleo --task "$TASK_ID" --repository "$REPOSITORY" --event on-time'}
       - {name: tess-command, value: 'tess --task "$TASK_ID" --repository "$REPOSITORY" --event early --deliveries 2'}
 EOF
-)
+}
+workflow=$(play | "$kubectl" -n "$namespace" create -o name -f -)
 workflow=${workflow#*/}
 "$stagectl" -n "$namespace" get "$workflow" --watch &
 watcher=$!

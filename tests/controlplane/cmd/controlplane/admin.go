@@ -138,6 +138,36 @@ func applyCRDs(ctx context.Context, c *adminClients, dirs []string) error {
 		}
 	}
 	log.Printf("%d CRDs established (%d applied, the rest unchanged)", len(names), appliedCount)
+	return waitStorageReady(ctx, c, names)
+}
+
+// waitStorageReady waits until each CRD's resources can be listed. Established is not enough:
+// on a restart with many stored objects the API server's cache of a resource takes a while to
+// fill, and until then a list or watch is answered 429 "storage is (re)initializing".
+func waitStorageReady(ctx context.Context, c *adminClients, names []string) error {
+	start := time.Now()
+	for _, name := range names {
+		crd, err := c.apiextensions.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		version := crd.Spec.Versions[0].Name
+		for _, v := range crd.Spec.Versions {
+			if v.Storage {
+				version = v.Name
+			}
+		}
+		resource := schema.GroupVersionResource{Group: crd.Spec.Group, Version: version, Resource: crd.Spec.Names.Plural}
+		var last error
+		err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			_, last = c.dynamic.Resource(resource).List(ctx, metav1.ListOptions{Limit: 1})
+			return last == nil, nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s cannot be listed: %v (%w)", name, last, err)
+		}
+	}
+	log.Printf("every CRD's storage ready after %s", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
