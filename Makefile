@@ -12,7 +12,7 @@ E2E_CONTROLPLANE := $(CONTROLPLANE)/.state-e2e
 .PHONY: help build static print-static-binary bench dockerfile-lint test e2e e2e-build demo-stop lint unit sensors argo-lint demo controlplane-start controlplane-stop clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
 
 build: ## Build the stagectl release binary (target/release/stagectl)
 	cargo build --release --locked
@@ -73,7 +73,7 @@ define with-control-planes
 	exit $$status
 endef
 
-test: lint dockerfile-lint sensors argo-lint static e2e-build ## Every test: control plane, Argo's controller (the smaller end-to-end set), all
+test: lint dockerfile-lint sensors argo-lint static e2e-build ## Every test: lints, Go tests, unit and integration tests, and the smaller end-to-end set
 	$(call with-control-planes,--lib --bins --tests -- --include-ignored --skip e2e::full::)
 
 e2e: static e2e-build ## The full end-to-end suite under Argo's real workflow-controller
