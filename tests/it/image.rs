@@ -67,6 +67,27 @@ async fn the_static_binary_runs_alone_and_speaks_tls_to_the_api_server() {
         get.stdout.trim(),
         format!("workflow.argoproj.io/{workflow}")
     );
+
+    // A server named by host name, as most kubeconfigs have it, resolved with what a container
+    // runtime puts in an image (/etc/hosts, /etc/resolv.conf): the static glibc needs no NSS
+    // modules for that. Without the files, the name does not resolve.
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+    std::fs::write(root.join("etc/resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+    let kubeconfig = std::fs::read_to_string(&ns.kubeconfig).unwrap();
+    assert!(kubeconfig.contains("https://127.0.0.1:"), "{kubeconfig}");
+    std::fs::write(
+        root.join("kubeconfig"),
+        kubeconfig.replace("https://127.0.0.1:", "https://localhost:"),
+    )
+    .unwrap();
+    let get_by_name = [&as_in_image[..], &["get", "-o", "name", "--timeout", "2s"]].concat();
+    let by_name = run(&get_by_name).await;
+    by_name.assert_code(0);
+    assert_eq!(by_name.stdout.trim(), get.stdout.trim());
+    std::fs::remove_file(root.join("etc/hosts")).unwrap();
+    let unresolved = run(&get_by_name).await;
+    assert_ne!(unresolved.code, 0, "{}", unresolved.stdout);
     std::fs::remove_dir_all(&root).unwrap();
 }
 
