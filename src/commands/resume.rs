@@ -355,14 +355,10 @@ async fn select(
         .into_iter()
         .map(|w| w.metadata)
         .collect();
-    let label = |meta: &ObjectMeta, key: &str| {
-        meta.labels
-            .as_ref()
-            .and_then(|l| l.get(key))
-            .cloned()
-            .unwrap_or_default()
-    };
-    let ended = |meta: &ObjectMeta| label(meta, labels::ARGO_COMPLETED) == "true";
+    fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+        meta.labels.as_ref()?.get(key).map(String::as_str)
+    }
+    let ended = |meta: &ObjectMeta| label(meta, labels::ARGO_COMPLETED) == Some("true");
     let select = |meta: &ObjectMeta| {
         if ended(meta) {
             Selected::Ended(Box::new(meta.clone()))
@@ -382,7 +378,7 @@ async fn select(
         let running: Vec<&ObjectMeta> = active
             .iter()
             .copied()
-            .filter(|meta| label(meta, labels::ARGO_PHASE) == "Running")
+            .filter(|meta| label(meta, labels::ARGO_PHASE) == Some("Running"))
             .collect();
         if running.len() == 1 {
             active = running;

@@ -235,11 +235,16 @@ impl Plays {
             },
         }))
         .unwrap();
+        self.create(&workflow).await
+    }
+
+    /// Creates a Workflow here and returns its name.
+    pub async fn create(&self, workflow: &DynamicObject) -> String {
         self.ns
             .workflows()
-            .create(&PostParams::default(), &workflow)
+            .create(&PostParams::default(), workflow)
             .await
-            .unwrap_or_else(|e| panic!("submit {play:?}: {e}"))
+            .unwrap_or_else(|e| panic!("create {:?}: {e}", workflow.metadata))
             .metadata
             .name
             .unwrap()
@@ -324,14 +329,7 @@ impl Plays {
             .unwrap();
         assert!(output.status.success(), "{output:?}");
         let manifest: DynamicObject = serde_json::from_slice(&output.stdout).unwrap();
-        self.ns
-            .workflows()
-            .create(&PostParams::default(), &manifest)
-            .await
-            .unwrap()
-            .metadata
-            .name
-            .unwrap()
+        self.create(&manifest).await
     }
 }
 
@@ -430,7 +428,7 @@ pub async fn assert_completed_as_timed(plays: &Plays, play: &Play, workflow: &st
 
 /// The controller's metrics, as `name{labels}` → value.
 async fn metrics(argo: &Argo) -> BTreeMap<String, f64> {
-    let text = reqwest_get(&argo.metrics_url).await;
+    let text = http_get(&argo.metrics_url).await;
     text.lines()
         .filter(|line| line.starts_with("argo_workflows_stagectl_"))
         .filter_map(|line| {
@@ -440,7 +438,7 @@ async fn metrics(argo: &Argo) -> BTreeMap<String, f64> {
         .collect()
 }
 
-async fn reqwest_get(url: &str) -> String {
+async fn http_get(url: &str) -> String {
     let output = tokio::process::Command::new("curl")
         .args(["-sf", url])
         .output()
@@ -770,15 +768,7 @@ async fn a_pod_of_an_image_the_runner_does_not_know_fails_with_a_message_that_sa
         },
     }))
     .unwrap();
-    let name = plays
-        .ns
-        .workflows()
-        .create(&PostParams::default(), &workflow)
-        .await
-        .unwrap()
-        .metadata
-        .name
-        .unwrap();
+    let name = plays.create(&workflow).await;
     let object = plays.finished(&name).await;
     assert_eq!(object["status"]["phase"], "Failed", "{}", describe(&object));
     assert!(
