@@ -1,20 +1,17 @@
 use std::io;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 
-use crate::commands::{self, Settings};
+use crate::commands;
 use crate::error::{Error, ExitStatus, Result};
-use crate::output::Format;
-use crate::stage::STAGES_ENV;
+use crate::settings::{GlobalArgs, Settings};
 
 const EXAMPLES: &str = "\
 Examples:
   stagectl set waiting-pr-created --workflow play-task-42-x7k2p -n argo
-  stagectl verify waiting-pr-created --workflow play-task-42-x7k2p --wait --timeout 2m
+  stagectl verify waiting-pr-created --workflow play-task-42-x7k2p --wait=2m
   stagectl get --task-id 42 -A
   stagectl rollback --workflow play-task-42-x7k2p --reason 'retry QA'
   stagectl completions bash > /etc/bash_completion.d/stagectl";
@@ -35,35 +32,6 @@ pub struct Cli {
 
 fn after_help() -> String {
     format!("{}\n\n{EXAMPLES}", ExitStatus::TABLE)
-}
-
-/// Options every subcommand takes, as kubectl names them.
-#[derive(Debug, Args)]
-pub struct GlobalArgs {
-    /// Path to the kubeconfig file; default: $KUBECONFIG, ~/.kube/config, or in a pod its ServiceAccount.
-    #[arg(long, global = true, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context to use.
-    #[arg(long, global = true)]
-    pub context: Option<String>,
-    /// The namespace; default: the context's, or in a pod its own.
-    #[arg(long, short = 'n', global = true, env = "STAGECTL_NAMESPACE")]
-    pub namespace: Option<String>,
-    /// Output format.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
-    pub output: Format,
-    /// How long to keep trying (retries of transient errors, --wait), e.g. 30s, 2m.
-    #[arg(long, global = true, env = "STAGECTL_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
-    pub timeout: Duration,
-    /// The stage order, comma-separated, for pipelines other than the default play.
-    #[arg(long, global = true, env = STAGES_ENV, value_name = "A,B,C")]
-    pub stages: Option<String>,
-    /// More log output (-v debug, -vv trace); logs go to stderr.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
-    verbose: u8,
-    /// Less log output (-q warnings only, -qq errors only).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    quiet: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,12 +56,6 @@ enum Command {
         /// The shell to complete for.
         shell: Shell,
     },
-}
-
-impl GlobalArgs {
-    fn verbosity(&self) -> i8 {
-        self.verbose.min(3) as i8 - self.quiet.min(3) as i8
-    }
 }
 
 /// Parses the command line, runs the command and turns its outcome into the process exit code;
@@ -124,7 +86,7 @@ pub fn main() -> ExitCode {
         .build();
     let result = match runtime {
         Ok(runtime) => runtime.block_on(run(cli)),
-        Err(err) => Err(Error::Other(err.into())),
+        Err(err) => Err(Error::failed(format!("cannot start the runtime: {err}")).with_source(err)),
     };
     match result {
         Ok(()) => ExitStatus::Success.into(),
@@ -151,18 +113,6 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Durations as people write them: `90s`, `2m`, `1m30s`, `500ms`.
-pub(crate) fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let parsed: jiff::SignedDuration = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; write it like 30s, 2m or 1m30s"))?;
-    let duration = Duration::try_from(parsed).map_err(|_| format!("{text:?} is negative"))?;
-    if duration.is_zero() {
-        return Err("the timeout must be longer than zero".to_string());
-    }
-    Ok(duration)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,16 +120,5 @@ mod tests {
     #[test]
     fn command_definition_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn durations_parse_as_people_write_them() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        for bad in ["", "soon", "-5s", "0s"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
     }
 }

@@ -19,7 +19,7 @@ pub enum ExitStatus {
     NotFound = 4,
     /// The credentials may not do this (RBAC), or are not accepted at all.
     Forbidden = 5,
-    /// The API server could not be reached, or kept failing, until the timeout.
+    /// The API server could not be reached, kept failing until --timeout, or a wait ran out.
     GaveUp = 6,
     /// `verify`: the workflow is not at the stage (or not of the task) asked for.
     Mismatch = 7,
@@ -35,7 +35,7 @@ Exit codes:
   3  refused: the workflow's state does not allow it (wrong stage, other task); nothing was written
   4  not found: the workflow, its namespace, or the Argo Workflow CRD
   5  forbidden: RBAC does not allow it, or the credentials are not accepted
-  6  gave up: the API server was unreachable or kept failing until --timeout
+  6  gave up: the API server was unreachable or kept failing until --timeout, or a wait ran out
   7  mismatch (verify): the workflow is not at the stage asked for";
 }
 
@@ -47,49 +47,103 @@ impl From<ExitStatus> for ExitCode {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Every failure stagectl reports. Each message is one line that says what was wrong and what
-/// to do about it.
+/// The class of a failure: it decides the exit code, and names the outcome in logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Usage,
+    Refused,
+    NotFound,
+    Forbidden,
+    GaveUp,
+    Mismatch,
+    Failed,
+}
+
+/// Every failure stagectl reports: its class, one line that says what was wrong and what to do
+/// about it, and the error underneath (an API error, an I/O error) for logs and `{:#}`.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Refused(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    GaveUp(String),
-    #[error("{0}")]
-    Mismatch(String),
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
+#[error("{message}")]
+pub struct Error {
+    pub kind: Kind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl Error {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(Kind::Usage, message)
+    }
+
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::new(Kind::Refused, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(Kind::NotFound, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(Kind::Forbidden, message)
+    }
+
+    pub fn gave_up(message: impl Into<String>) -> Self {
+        Self::new(Kind::GaveUp, message)
+    }
+
+    pub fn mismatch(message: impl Into<String>) -> Self {
+        Self::new(Kind::Mismatch, message)
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(Kind::Failed, message)
+    }
+
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn exit_status(&self) -> ExitStatus {
-        match self {
-            Error::Usage(_) => ExitStatus::Usage,
-            Error::Refused(_) => ExitStatus::Refused,
-            Error::NotFound(_) => ExitStatus::NotFound,
-            Error::Forbidden(_) => ExitStatus::Forbidden,
-            Error::GaveUp(_) => ExitStatus::GaveUp,
-            Error::Mismatch(_) => ExitStatus::Mismatch,
-            Error::Other(_) => ExitStatus::Failure,
+        match self.kind {
+            Kind::Usage => ExitStatus::Usage,
+            Kind::Refused => ExitStatus::Refused,
+            Kind::NotFound => ExitStatus::NotFound,
+            Kind::Forbidden => ExitStatus::Forbidden,
+            Kind::GaveUp => ExitStatus::GaveUp,
+            Kind::Mismatch => ExitStatus::Mismatch,
+            Kind::Failed => ExitStatus::Failure,
         }
     }
 
     /// A stable name for logs and metrics.
     pub fn outcome(&self) -> &'static str {
-        match self {
-            Error::Usage(_) => "usage",
-            Error::Refused(_) => "refused",
-            Error::NotFound(_) => "not-found",
-            Error::Forbidden(_) => "forbidden",
-            Error::GaveUp(_) => "gave-up",
-            Error::Mismatch(_) => "mismatch",
-            Error::Other(_) => "failed",
+        match self.kind {
+            Kind::Usage => "usage",
+            Kind::Refused => "refused",
+            Kind::NotFound => "not-found",
+            Kind::Forbidden => "forbidden",
+            Kind::GaveUp => "gave-up",
+            Kind::Mismatch => "mismatch",
+            Kind::Failed => "failed",
         }
+    }
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(err: anyhow::Error) -> Self {
+        Self::failed(crate::core::one_line(&format!("{err:#}")))
     }
 }

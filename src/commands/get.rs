@@ -6,12 +6,13 @@ use jiff::Timestamp;
 use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
 
-use super::{Context, Settings, SubjectArgs};
-use crate::cluster::Target;
+use super::Subject;
+use crate::cluster::{Cluster, Target, View, selector as equalities};
+use crate::core::labels::{self, Repository};
+use crate::core::record::StageRecord;
 use crate::error::Result;
-use crate::labels::{self, Repository};
 use crate::output;
-use crate::record::StageRecord;
+use crate::settings::Settings;
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -57,39 +58,49 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
     let named = args
         .name
         .as_deref()
-        .map(|name| SubjectArgs::validate(name, None, None))
+        .map(|name| Subject::validate(name, None, None))
         .transpose()?;
     let selector = selector(args)?;
-    let ctx: &Context = &settings.connect().await?;
+    let cluster = &settings.connect().await?;
+    let format = settings.output;
     if args.watch {
         let mut config = watcher::Config::default().labels(&selector);
         let namespace = match named {
             Some(subject) => {
-                let subject = subject.in_namespace_of(ctx);
                 config = config.fields(&format!("metadata.name={}", subject.name));
-                Some(subject.namespace)
+                Some(cluster.namespace.clone())
             }
-            None => (!args.all_namespaces).then(|| ctx.cluster.namespace.clone()),
+            None => (!args.all_namespaces).then(|| cluster.namespace.clone()),
         };
-        return watch(ctx, namespace.as_deref(), config, args.all_namespaces).await;
+        return watch(
+            cluster,
+            format,
+            namespace.as_deref(),
+            config,
+            args.all_namespaces,
+        )
+        .await;
     }
     if let Some(subject) = named {
-        let subject = subject.in_namespace_of(ctx);
-        let meta = ctx
-            .cluster
-            .get_meta(&subject.namespace, &subject.name)
+        let observed = cluster
+            .read(
+                &cluster.namespace,
+                &subject.name,
+                View::Metadata,
+                cluster.budget(),
+            )
             .await?;
-        let record = StageRecord::from_meta(&meta.metadata);
-        output::emit(&output::records(&[record], ctx.output, false, true, now));
+        let record = StageRecord::from_meta(&observed.meta);
+        output::emit(&output::records(&[record], format, false, true, now));
         return Ok(());
     }
-    let namespace = (!args.all_namespaces).then_some(ctx.cluster.namespace.as_str());
+    let namespace = (!args.all_namespaces).then_some(cluster.namespace.as_str());
     let mut records = Vec::new();
     let mut params = ListParams::default()
         .labels(&selector)
         .limit(args.chunk_size);
     loop {
-        let page = ctx.cluster.list_meta(namespace, &params).await?;
+        let page = cluster.list_meta(namespace, &params).await?;
         records.extend(
             page.items
                 .iter()
@@ -100,7 +111,7 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
             None => break,
         }
     }
-    if records.is_empty() && matches!(ctx.output, output::Format::Table | output::Format::Wide) {
+    if records.is_empty() && matches!(format, output::Format::Table | output::Format::Wide) {
         match namespace {
             Some(ns) => eprintln!("No play workflows found in namespace {ns}."),
             None => eprintln!("No play workflows found."),
@@ -109,7 +120,7 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
     }
     output::emit(&output::records(
         &records,
-        ctx.output,
+        format,
         args.all_namespaces,
         false,
         now,
@@ -117,45 +128,48 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
     Ok(())
 }
 
-/// Plays only, narrowed by the validated task and repository, then by the caller's own selector.
+/// Plays only, narrowed by the validated task and repository, then by the caller's own selector
+/// (which the API server parses, as it does kubectl's).
 fn selector(args: &GetArgs) -> Result<String> {
-    let mut parts = vec![format!("{}={}", labels::WORKFLOW_TYPE, labels::PLAY)];
+    let mut equal = vec![(labels::WORKFLOW_TYPE, labels::PLAY.to_string())];
     if let Some(task_id) = &args.task_id {
-        parts.push(format!(
-            "{}={}",
+        equal.push((
             labels::TASK_ID,
-            labels::validate_task_id(task_id)?
+            labels::validate_task_id(task_id)?.to_string(),
         ));
     }
     if let Some(repository) = &args.repository {
-        parts.push(format!(
-            "{}={}",
+        equal.push((
             labels::REPOSITORY,
-            Repository::parse(repository)?.label_value()
+            Repository::parse(repository)?.label_value(),
         ));
     }
+    let mut selector = equalities(&equal).to_string();
     if let Some(extra) = args.selector.as_deref().filter(|s| !s.trim().is_empty()) {
-        parts.push(extra.to_string());
+        selector.push(',');
+        selector.push_str(extra);
     }
-    Ok(parts.join(","))
+    Ok(selector)
 }
 
 /// `get --watch`: the list as a table (or documents), then each play again when what `get`
 /// shows of it changes; a Workflow changes far more often (its status), and those changes are
 /// not printed. Runs until interrupted; a dropped connection is resumed with backoff.
 async fn watch(
-    ctx: &Context,
+    cluster: &Cluster,
+    format: output::Format,
     namespace: Option<&str>,
     config: watcher::Config,
     all_namespaces: bool,
 ) -> Result<()> {
-    let wide = ctx.output == output::Format::Wide;
+    let wide = format == output::Format::Wide;
+    let budget = cluster.budget();
     let mut shown: HashMap<(String, String), String> = HashMap::new();
     let mut initial = Vec::new();
     let mut listed = false;
     let mut widths = Vec::new();
     let mut header: Option<Vec<String>> = None;
-    let stream = ctx.cluster.watch_meta(namespace, config).default_backoff();
+    let stream = cluster.watch_meta(namespace, config).default_backoff();
     futures::pin_mut!(stream);
     loop {
         let event = match stream.try_next().await {
@@ -173,11 +187,11 @@ async fn watch(
                     watcher::Error::InitialListFailed(err)
                     | watcher::Error::WatchStartFailed(err)
                     | watcher::Error::WatchFailed(err) => {
-                        if crate::cluster::is_transient(&err) && ctx.cluster.before_deadline() {
+                        if cluster.may_retry_watch(&err, budget) {
                             tracing::debug!(error = %err, "watch not started yet; trying again");
                             continue;
                         }
-                        return Err(ctx.cluster.classify(err, &target, "watch"));
+                        return Err(cluster.watch_error(err, &target, budget));
                     }
                     other => {
                         return Err(anyhow::anyhow!("cannot watch play workflows: {other}").into());
@@ -205,7 +219,7 @@ async fn watch(
                 for record in &records {
                     shown.insert(key(record), shown_state(record));
                 }
-                match ctx.output {
+                match format {
                     output::Format::Table | output::Format::Wide => {
                         let mut rows = output::table_rows(&records, wide, all_namespaces, now);
                         // As kubectl does, an empty list prints nothing yet: the header comes
@@ -236,7 +250,7 @@ async fn watch(
         for record in &changed {
             shown.insert(key(record), shown_state(record));
         }
-        output::emit(&match ctx.output {
+        output::emit(&match format {
             output::Format::Table | output::Format::Wide => {
                 let mut rows = output::table_rows(&changed, wide, all_namespaces, now);
                 if header.take().is_none() {

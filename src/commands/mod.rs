@@ -1,4 +1,5 @@
-//! One module per subcommand: its clap arguments and its `run`.
+//! One module per subcommand: its clap arguments and its `run`, which validates, calls the
+//! core and the executor, and reports.
 
 pub mod get;
 pub mod resume;
@@ -8,71 +9,25 @@ pub mod verify;
 
 use std::time::Instant;
 
-use tracing::{error, info};
+use jiff::Timestamp;
+use tracing::{debug, error, info};
 
-use crate::cli::GlobalArgs;
-use crate::cluster::{Cluster, ConnectOptions};
+use crate::cluster::{Cluster, Operation, Swapped, View};
+use crate::core::change::{self, ChangeOutcome, ChangeRequest, ChangeResult, Planned};
+use crate::core::labels::{self, Repository};
 use crate::error::{Error, Result};
-use crate::labels::{self, Repository};
 use crate::output::{self, Format};
-use crate::stage::Pipeline;
-use crate::transition::{ChangeOutcome, ChangeResult, Subject};
+use crate::settings::Settings;
 
-/// The global options, validated; nothing has been sent yet.
-pub struct Settings {
-    pub pipeline: Pipeline,
-    pub output: Format,
-    connect: ConnectOptions,
+/// A workflow named on the command line with the identity it must have, validated before
+/// connecting.
+pub struct Subject {
+    pub name: String,
+    pub task_id: Option<String>,
+    pub repository: Option<Repository>,
 }
 
-impl Settings {
-    pub fn from_args(global: &GlobalArgs) -> Result<Self> {
-        let pipeline = match &global.stages {
-            Some(list) => Pipeline::parse(list)?,
-            None => Pipeline::default(),
-        };
-        if let Some(namespace) = &global.namespace {
-            labels::validate_namespace(namespace)?;
-        }
-        Ok(Self {
-            pipeline,
-            output: global.output,
-            connect: ConnectOptions {
-                kubeconfig: global.kubeconfig.clone(),
-                context: global.context.clone(),
-                namespace: global.namespace.clone(),
-                timeout: global.timeout,
-            },
-        })
-    }
-
-    /// Connects; commands call it only once their own inputs are validated, so that bad input
-    /// is reported as such, whatever the state of the cluster or the kubeconfig.
-    pub async fn connect(&self) -> Result<Context> {
-        Ok(Context {
-            cluster: Cluster::connect(&self.connect).await?,
-            pipeline: self.pipeline.clone(),
-            output: self.output,
-        })
-    }
-}
-
-/// What every subcommand shares once connected.
-pub struct Context {
-    pub cluster: Cluster,
-    pub pipeline: Pipeline,
-    pub output: Format,
-}
-
-/// A workflow named on the command line, with the identity it must have; validated before
-/// connecting, placed in a namespace after.
-pub struct SubjectArgs {
-    name: String,
-    task_id: Option<String>,
-    repository: Option<Repository>,
-}
-
-impl SubjectArgs {
+impl Subject {
     pub fn validate(
         workflow: &str,
         task_id: Option<&str>,
@@ -87,28 +42,82 @@ impl SubjectArgs {
             repository: repository.map(Repository::parse).transpose()?,
         })
     }
+}
 
-    pub fn in_namespace_of(self, ctx: &Context) -> Subject {
-        Subject {
-            namespace: ctx.cluster.namespace.clone(),
-            name: self.name,
-            task_id: self.task_id,
-            repository: self.repository,
+/// Runs a set or a rollback as one compare-and-swap, then the book-keeping of a change that
+/// landed: the history trimmed, an Event.
+pub async fn apply_change(
+    settings: &Settings,
+    cluster: &Cluster,
+    request: &ChangeRequest,
+) -> Result<ChangeOutcome> {
+    let pipeline = &settings.pipeline;
+    let op = Operation {
+        namespace: &request.namespace,
+        name: &request.workflow,
+        view: View::Metadata,
+        wait: None,
+    };
+    let unread = request.plan_unread(pipeline, Timestamp::now());
+    let swapped = cluster
+        .compare_and_swap(op, unread, |observed| {
+            request.plan(pipeline, &observed.meta, Timestamp::now())
+        })
+        .await?;
+    match swapped {
+        Swapped::Unchanged(planned) => Ok(planned.outcome),
+        Swapped::Written { then, committed } => {
+            then.confirm(&committed.meta).map_err(Error::failed)?;
+            after_change(cluster, request, &committed.meta, &then).await;
+            Ok(then.outcome)
         }
+    }
+}
+
+/// Neither trimming the history nor recording the Event is worth failing a change that already
+/// happened: both only log when they fail.
+async fn after_change(
+    cluster: &Cluster,
+    request: &ChangeRequest,
+    committed: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    planned: &Planned,
+) {
+    if let Some(trim) = change::history_trim(committed) {
+        match cluster
+            .patch(
+                &request.namespace,
+                &request.workflow,
+                View::Metadata,
+                &trim,
+                cluster.budget(),
+            )
+            .await
+        {
+            Ok(_) => debug!("history trimmed"),
+            Err(failure) => {
+                info!(error = %crate::cluster::describe(&failure.error), "history not trimmed this time; the next change tries again")
+            }
+        }
+    }
+    if let Some((reason, note)) = planned.event() {
+        cluster
+            .record_event(committed, reason, "ChangeStage", &note)
+            .await;
     }
 }
 
 /// Prints a change's outcome and writes its one log line; on failure the log line only, and the
 /// error goes back to be reported and turned into the exit code.
 pub fn report_change(
-    ctx: &Context,
+    settings: &Settings,
+    cluster: &Cluster,
     started: Instant,
-    attempted: (&str, &str),
+    request: &ChangeRequest,
     result: Result<ChangeOutcome>,
 ) -> Result<ChangeOutcome> {
-    let (workflow, to) = attempted;
     let duration_ms = started.elapsed().as_millis() as u64;
-    let (requests, retries) = (ctx.cluster.requests(), ctx.cluster.retries());
+    let (requests, retries) = (cluster.requests(), cluster.retries());
+    let workflow = request.workflow.as_str();
     match &result {
         Ok(change) => {
             let outcome = match change.outcome {
@@ -127,13 +136,13 @@ pub fn report_change(
                 duration_ms,
                 "stage change"
             );
-            output::emit(&render_change(change, ctx.output));
+            output::emit(&render_change(change, settings.output));
         }
         Err(err) => error!(
             workflow,
-            namespace = %ctx.cluster.namespace,
-            to,
-            outcome = if matches!(err, Error::Refused(_)) { "refused" } else { "failed" },
+            namespace = %request.namespace,
+            to = request.target_name(),
+            outcome = if err.kind == crate::error::Kind::Refused { "refused" } else { "failed" },
             error_class = err.outcome(),
             error = %err,
             attempts = retries + 1,

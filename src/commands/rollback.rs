@@ -2,10 +2,11 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::{Settings, SubjectArgs, report_change};
+use super::{Subject, apply_change, report_change};
+use crate::core::change::{ChangeRequest, Goal};
+use crate::core::record::clean_reason;
 use crate::error::Result;
-use crate::record::{ChangeKind, clean_reason};
-use crate::transition::{self, Request};
+use crate::settings::Settings;
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -33,32 +34,19 @@ pub async fn run(settings: &Settings, args: &RollbackArgs) -> Result<()> {
     let to = args
         .to
         .as_deref()
-        .map(|stage| settings.pipeline.validate(stage))
+        .map(|stage| settings.pipeline.parse_stage(stage))
         .transpose()?;
-    let subject = SubjectArgs::validate(&args.workflow, None, None)?;
-    let reason = args.reason.as_deref().map(clean_reason);
-    let ctx = settings.connect().await?;
-    let subject = subject.in_namespace_of(&ctx);
-    let request = Request {
-        subject: &subject,
-        pipeline: &ctx.pipeline,
-        // Resolved from the history once the workflow has been read; named here for messages.
-        target: to.unwrap_or("previous"),
-        kind: ChangeKind::Rollback,
-        reason,
-        expected_from: None,
+    let subject = Subject::validate(&args.workflow, None, None)?;
+    let cluster = settings.connect().await?;
+    let request = ChangeRequest {
+        workflow: subject.name,
+        namespace: cluster.namespace.clone(),
+        task_id: None,
+        repository: None,
+        goal: Goal::Rollback { to },
+        reason: args.reason.as_deref().map(clean_reason),
+        actor: settings.actor.clone(),
     };
-    let result = transition::apply(&ctx.cluster, &request, |record| {
-        let current = record.stage.as_deref().unwrap_or_default();
-        ctx.pipeline
-            .plan_rollback(current, record.entered_from(), to)
-    })
-    .await;
-    report_change(
-        &ctx,
-        started,
-        (&subject.name, to.unwrap_or("previous")),
-        result,
-    )
-    .map(|_| ())
+    let result = apply_change(settings, &cluster, &request).await;
+    report_change(settings, &cluster, started, &request, result).map(|_| ())
 }

@@ -1,15 +1,14 @@
-use std::time::Instant;
-
 use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{Settings, SubjectArgs, report_change};
+use super::{Subject, apply_change, report_change};
+use crate::core::change::{ChangeRequest, Goal};
+use crate::core::record::clean_reason;
 use crate::error::Result;
-use crate::record::{ChangeKind, clean_reason};
-use crate::stage::FAILED;
-use crate::transition::{self, Request};
+use crate::settings::Settings;
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -52,39 +51,27 @@ pub struct SetArgs {
 
 pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
     let started = Instant::now();
-    let target = settings.pipeline.validate(&args.stage)?;
-    let subject = SubjectArgs::validate(
+    let target = settings.pipeline.parse_stage(&args.stage)?;
+    let subject = Subject::validate(
         &args.workflow,
         args.task_id.as_deref(),
         args.repository.as_deref(),
     )?;
-    let reason = args.reason.as_deref().map(clean_reason);
-    let ctx = settings.connect().await?;
-    let subject = subject.in_namespace_of(&ctx);
-    // A step forward knows the stage it starts from without asking; `failed` (from any unfinished
-    // stage) and forced moves read the workflow first.
-    let expected_from = match (args.force, target) {
-        (false, stage) if stage != FAILED => ctx.pipeline.predecessor(stage),
-        _ => None,
-    };
-    let request = Request {
-        subject: &subject,
-        pipeline: &ctx.pipeline,
-        target,
-        kind: if args.force {
-            ChangeKind::Forced
-        } else {
-            ChangeKind::Set
+    let cluster = settings.connect().await?;
+    let request = ChangeRequest {
+        workflow: subject.name,
+        namespace: cluster.namespace.clone(),
+        task_id: subject.task_id,
+        repository: subject.repository,
+        goal: Goal::Set {
+            target: target.clone(),
+            force: args.force,
         },
-        reason,
-        expected_from,
+        reason: args.reason.as_deref().map(clean_reason),
+        actor: settings.actor.clone(),
     };
-    let result = transition::apply(&ctx.cluster, &request, |record| {
-        let current = record.stage.as_deref().unwrap_or_default();
-        ctx.pipeline.plan_set(current, target, args.force)
-    })
-    .await;
-    let change = report_change(&ctx, started, (&subject.name, target), result)?;
+    let result = apply_change(settings, &cluster, &request).await;
+    let change = report_change(settings, &cluster, started, &request, result)?;
     if let Some(path) = &args.skip_wait_file {
         let skip = change.skip_wait.unwrap_or(false);
         std::fs::write(path, if skip { "true" } else { "false" }).with_context(|| {

@@ -1,14 +1,17 @@
+use std::time::Duration;
+
 use clap::Args;
 use futures::StreamExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use tokio::time::Instant;
 
-use super::{Context, Settings, SubjectArgs};
+use super::Subject;
+use crate::cluster::{Cluster, Deadline, View};
+use crate::core::record::StageRecord;
+use crate::core::stage::Stage;
 use crate::error::{Error, Result};
 use crate::output::{self, Format};
-use crate::record::StageRecord;
-use crate::transition::Subject;
+use crate::settings::{Settings, parse_duration};
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -16,7 +19,7 @@ Examples:
   stagectl verify waiting-pr-created --workflow play-task-42-x7k2p --task-id 42
 
   # Wait up to two minutes for it to get there:
-  stagectl verify completed --workflow play-task-42-x7k2p --wait --timeout 2m";
+  stagectl verify completed --workflow play-task-42-x7k2p --wait=2m";
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -28,40 +31,50 @@ pub struct VerifyArgs {
     /// The task the workflow should be the play of.
     #[arg(long)]
     pub task_id: Option<String>,
-    /// Watch until the workflow is at the stage, or --timeout passes.
-    #[arg(long)]
-    pub wait: bool,
+    /// Watch until the workflow is at the stage, for up to DURATION (default: --timeout).
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, require_equals = true, default_missing_value = "", value_parser = parse_wait)]
+    pub wait: Option<Option<Duration>>,
+}
+
+/// `--wait` alone waits as long as --timeout; `--wait=2m` as long as it says.
+fn parse_wait(text: &str) -> std::result::Result<Option<Duration>, String> {
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        parse_duration(text).map(Some)
+    }
 }
 
 pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<()> {
-    let stage = settings.pipeline.validate(&args.stage)?;
-    let subject = SubjectArgs::validate(&args.workflow, args.task_id.as_deref(), None)?;
-    let ctx = &settings.connect().await?;
-    let subject = subject.in_namespace_of(ctx);
-    let record = StageRecord::from_meta(
-        &ctx.cluster
-            .get_meta(&subject.namespace, &subject.name)
-            .await?
-            .metadata,
-    );
-    let mut mismatch = check(&record, &subject, stage);
-    if mismatch.is_some() && args.wait {
-        mismatch = wait(ctx, &subject, stage).await?;
+    let stage = settings.pipeline.parse_stage(&args.stage)?;
+    let subject = Subject::validate(&args.workflow, args.task_id.as_deref(), None)?;
+    let cluster = &settings.connect().await?;
+    let namespace = cluster.namespace.clone();
+    let observed = cluster
+        .read(&namespace, &subject.name, View::Metadata, cluster.budget())
+        .await?;
+    let mut mismatch = check(&StageRecord::from_meta(&observed.meta), &subject, &stage);
+    if let (Some(why), Some(wait)) = (&mismatch, args.wait) {
+        let limit = wait.unwrap_or(cluster.timeout());
+        mismatch = wait_for(cluster, &namespace, &subject, &stage, limit, why.clone()).await?;
     }
-    match mismatch {
-        None => {
-            let line = match ctx.output {
-                Format::Json | Format::Yaml => {
-                    output::render(&record_at(&subject, stage), ctx.output)
-                }
-                Format::Name => output::resource_name(&subject.name) + "\n",
-                _ => format!("{} is at {stage}\n", output::resource_name(&subject.name)),
-            };
-            output::emit(&line);
-            Ok(())
-        }
-        Some(why) => Err(Error::Mismatch(why)),
+    if let Some(why) = mismatch {
+        return Err(Error::mismatch(why));
     }
+    let name = output::resource_name(&subject.name);
+    output::emit(&match settings.output {
+        Format::Json | Format::Yaml => output::render(
+            &Verified {
+                workflow: &subject.name,
+                namespace: &namespace,
+                stage: stage.name(),
+            },
+            settings.output,
+        ),
+        Format::Name => name + "\n",
+        _ => format!("{name} is at {stage}\n"),
+    });
+    Ok(())
 }
 
 #[derive(serde::Serialize)]
@@ -71,27 +84,19 @@ struct Verified<'a> {
     stage: &'a str,
 }
 
-fn record_at<'a>(subject: &'a Subject, stage: &'a str) -> Verified<'a> {
-    Verified {
-        workflow: &subject.name,
-        namespace: &subject.namespace,
-        stage,
-    }
-}
-
 /// Why the workflow is not what was asked for, or `None` when it is.
-fn check(record: &StageRecord, subject: &Subject, stage: &str) -> Option<String> {
-    if let (Some(wanted), actual) = (&subject.task_id, &record.task_id)
-        && actual.as_ref() != Some(wanted)
+fn check(record: &StageRecord, subject: &Subject, stage: &Stage) -> Option<String> {
+    if let Some(wanted) = &subject.task_id
+        && record.task_id.as_ref() != Some(wanted)
     {
         return Some(format!(
             "workflow {} is the play of task {}, not {wanted}",
             subject.name,
-            actual.as_deref().unwrap_or("<none>")
+            record.task_id.as_deref().unwrap_or("<none>")
         ));
     }
     match record.stage.as_deref() {
-        Some(current) if current == stage => None,
+        Some(current) if current == stage.name() => None,
         current => Some(format!(
             "workflow {} is at {}, not {stage}",
             subject.name,
@@ -100,31 +105,39 @@ fn check(record: &StageRecord, subject: &Subject, stage: &str) -> Option<String>
     }
 }
 
-/// Watches the one workflow until it matches or the deadline passes.
-async fn wait(ctx: &Context, subject: &Subject, stage: &str) -> Result<Option<String>> {
-    let api = ctx.cluster.workflow_metas(&subject.namespace);
+/// Watches the one workflow until it matches, or the wait's own budget is spent; then the
+/// answer says what was awaited and how things stood.
+async fn wait_for(
+    cluster: &Cluster,
+    namespace: &str,
+    subject: &Subject,
+    stage: &Stage,
+    limit: Duration,
+    mut last: String,
+) -> Result<Option<String>> {
+    let api = cluster.workflow_metas(namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={}", subject.name));
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
-    let deadline = Instant::now() + ctx.cluster.timeout();
-    let mut last = Some(format!("workflow {} did not reach {stage}", subject.name));
+    let deadline = Deadline::after(limit);
     loop {
-        let event = match tokio::time::timeout_at(deadline, events.next()).await {
+        let event = match tokio::time::timeout(deadline.remaining(), events.next()).await {
             Err(_) | Ok(None) => {
-                return Ok(
-                    last.map(|why| format!("{why} within {}s", ctx.cluster.timeout().as_secs()))
-                );
+                return Ok(Some(format!(
+                    "waited {}s for {stage}: {last}",
+                    limit.as_secs()
+                )));
             }
             Ok(Some(event)) => event,
         };
         match event {
             Ok(Event::Apply(meta) | Event::InitApply(meta)) => {
-                last = check(&StageRecord::from_meta(&meta.metadata), subject, stage);
-                if last.is_none() {
-                    return Ok(None);
+                match check(&StageRecord::from_meta(&meta.metadata), subject, stage) {
+                    None => return Ok(None),
+                    Some(why) => last = why,
                 }
             }
             Ok(Event::Delete(_)) => {
-                return Err(Error::NotFound(format!(
+                return Err(Error::not_found(format!(
                     "workflow {} was deleted while waiting",
                     subject.name
                 )));

@@ -271,7 +271,7 @@ fn the_play_template_has_the_shape_stagectl_relies_on() {
     assert!(template("wait-for-event")["suspend"].is_object());
     assert_eq!(
         template("wait-for-event")["inputs"]["parameters"][0]["name"],
-        stagectl::argo::STAGE_PARAMETER
+        stagectl::core::argo::STAGE_PARAMETER
     );
 
     let exit_handler = template(spec["onExit"].as_str().expect("an exit handler"));
@@ -287,8 +287,8 @@ fn the_play_template_has_the_shape_stagectl_relies_on() {
     let metadata = &spec["workflowMetadata"];
     assert_eq!(metadata["labels"]["workflow-type"], "play-orchestration");
     assert_eq!(metadata["labels"]["current-stage"], "pending");
-    let stages = stagectl::stage::Pipeline::default().stages().to_vec();
-    for (key, value) in stagectl::latch::empty_latches(&stages) {
+    let pipeline = stagectl::core::stage::Pipeline::default();
+    for (key, value) in stagectl::core::latch::empty_latches(&pipeline) {
         assert_eq!(
             metadata["annotations"][&key], value,
             "{key} is created empty"

@@ -5,7 +5,8 @@ use jiff::Timestamp;
 use json_patch::{Patch, PatchOperation};
 use serde_json::Value;
 
-use crate::{labels, patch};
+use crate::core::stage::Stage;
+use crate::core::{labels, patch};
 
 /// The input parameter of the play's suspend template that names the stage it waits in.
 pub const STAGE_PARAMETER: &str = "stage";
@@ -33,8 +34,7 @@ pub struct Unreadable(pub &'static str);
 /// Finds the suspend node whose `stage` input is `stage`, by its type and inputs, never by its
 /// position in the graph. A stage visited more than once (after a rollback) can have several;
 /// a running one is the one to resume.
-pub fn suspend_node(workflow: &Value, stage: &str) -> Result<SuspendNode, Unreadable> {
-    let status = &workflow["status"];
+pub fn suspend_node(status: &Value, stage: &Stage) -> Result<SuspendNode, Unreadable> {
     if status["offloadNodeStatusVersion"]
         .as_str()
         .is_some_and(|v| !v.is_empty())
@@ -55,7 +55,7 @@ pub fn suspend_node(workflow: &Value, stage: &str) -> Result<SuspendNode, Unread
         let waits_in_stage = node["type"] == "Suspend"
             && node["inputs"]["parameters"].as_array().is_some_and(|ps| {
                 ps.iter()
-                    .any(|p| p["name"] == STAGE_PARAMETER && p["value"] == stage)
+                    .any(|p| p["name"] == STAGE_PARAMETER && p["value"] == stage.name())
             });
         if !waits_in_stage {
             continue;
@@ -89,7 +89,7 @@ pub fn suspend_node(workflow: &Value, stage: &str) -> Result<SuspendNode, Unread
 /// finishedAt now, the message extended, raw output parameters set to their defaults. Its `test`
 /// operations make it a compare-and-swap on the stage label and the node's phase.
 pub fn resume_patch(
-    stage: &str,
+    stage: &Stage,
     node_id: &str,
     previous_message: Option<&str>,
     outputs: Option<&Value>,
@@ -108,7 +108,7 @@ pub fn resume_patch(
         None => message.to_string(),
     };
     let mut ops = vec![
-        patch::test(&["metadata", "labels", labels::CURRENT_STAGE], stage),
+        patch::test(&["metadata", "labels", labels::CURRENT_STAGE], stage.name()),
         patch::test(&node("type"), "Suspend"),
         patch::test(&node("phase"), "Running"),
         patch::replace(&node("phase"), "Succeeded"),
@@ -152,10 +152,19 @@ pub fn resume_patch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::stage::Pipeline;
     use serde_json::json;
 
     fn workflow(nodes: Value) -> Value {
         json!({"metadata": {"labels": {"current-stage": "waiting-pr-created"}}, "status": {"nodes": nodes}})
+    }
+
+    fn stage(name: &str) -> Stage {
+        Pipeline::default().stage(name)
+    }
+
+    fn node_of(workflow: &Value, name: &str) -> Result<SuspendNode, Unreadable> {
+        suspend_node(&workflow["status"], &stage(name))
     }
 
     fn suspend(id: &str, stage: &str, phase: &str) -> Value {
@@ -172,12 +181,9 @@ mod tests {
             "b": suspend("b", "waiting-pr-created", "Running"),
         }));
         assert!(
-            matches!(suspend_node(&wf, "waiting-pr-created"), Ok(SuspendNode::Active { id, .. }) if id == "b")
+            matches!(node_of(&wf, "waiting-pr-created"), Ok(SuspendNode::Active { id, .. }) if id == "b")
         );
-        assert_eq!(
-            suspend_node(&wf, "waiting-pr-approved"),
-            Ok(SuspendNode::Absent)
-        );
+        assert_eq!(node_of(&wf, "waiting-pr-approved"), Ok(SuspendNode::Absent));
     }
 
     #[test]
@@ -189,32 +195,26 @@ mod tests {
             "c": {"id": "c", "name": "play.wait-pr-approved", "type": "Skipped", "phase": "Skipped"},
         }));
         assert_eq!(
-            suspend_node(&wf, "waiting-pr-created"),
+            node_of(&wf, "waiting-pr-created"),
             Ok(SuspendNode::Finished {
                 id: "a".into(),
                 phase: "Succeeded".into()
             })
         );
         assert_eq!(
-            suspend_node(&wf, "waiting-ready-for-qa"),
+            node_of(&wf, "waiting-ready-for-qa"),
             Ok(SuspendNode::Absent)
         );
-        assert_eq!(
-            suspend_node(&wf, "waiting-pr-approved"),
-            Ok(SuspendNode::Absent)
-        );
+        assert_eq!(node_of(&wf, "waiting-pr-approved"), Ok(SuspendNode::Absent));
     }
 
     #[test]
     fn compressed_or_offloaded_status_is_never_guessed_at() {
         let compressed = json!({"status": {"compressedNodes": "H4sIAAAA"}});
         let offloaded = json!({"status": {"offloadNodeStatusVersion": "fnv:123", "nodes": {}}});
+        assert_eq!(node_of(&compressed, "x"), Err(Unreadable("compressed")));
         assert_eq!(
-            suspend_node(&compressed, "x"),
-            Err(Unreadable("compressed"))
-        );
-        assert_eq!(
-            suspend_node(&offloaded, "x"),
+            node_of(&offloaded, "x"),
             Err(Unreadable("offloaded to the Argo database"))
         );
     }
@@ -230,7 +230,7 @@ mod tests {
         }}));
         let now = Timestamp::from_second(1_790_000_000).unwrap();
         let patch = resume_patch(
-            "waiting-pr-created",
+            &stage("waiting-pr-created"),
             "b",
             Some("waiting"),
             wf["status"]["nodes"]["b"].get("outputs"),
@@ -264,6 +264,6 @@ mod tests {
     fn a_raw_output_without_default_is_refused() {
         let outputs = json!({"parameters": [{"name": "approved", "valueFrom": {"supplied": {}}}]});
         let now = Timestamp::from_second(1_790_000_000).unwrap();
-        assert!(resume_patch("s", "b", None, Some(&outputs), "m", now, vec![]).is_err());
+        assert!(resume_patch(&stage("s"), "b", None, Some(&outputs), "m", now, vec![]).is_err());
     }
 }

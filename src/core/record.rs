@@ -7,7 +7,9 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
-use crate::labels::{self, Repository};
+use crate::core::delivery::Delivery;
+use crate::core::labels::{self, Repository};
+use crate::core::stage::{Pipeline, Stage};
 
 /// Each change is one annotation of its own, `stagectl.dev/history-<unix nanoseconds>`, so that
 /// a change can add its entry in the same JSON Patch without reading the others first.
@@ -41,36 +43,12 @@ pub struct HistoryEntry {
     pub reason: Option<String>,
     /// The early event this change honoured: the wait of `to` was over before it began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wait_satisfied_by: Option<crate::latch::Delivery>,
+    pub wait_satisfied_by: Option<Delivery>,
 }
 
 impl HistoryEntry {
     pub fn annotation_key(&self) -> String {
         format!("{HISTORY_PREFIX}{}", self.at.as_nanosecond())
-    }
-}
-
-/// Who is making a change, for the history and Events: `STAGECTL_ACTOR` if set; in a pod its
-/// name (a workflow step's pod names the workflow and the step); elsewhere user@host.
-pub fn actor() -> String {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    if let Some(actor) = var("STAGECTL_ACTOR") {
-        return clean_reason(&actor).chars().take(253).collect();
-    }
-    let host = var("HOSTNAME")
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".to_string());
-    if var("KUBERNETES_SERVICE_HOST").is_some() {
-        return format!("pod/{host}");
-    }
-    match var("USER") {
-        Some(user) => format!("{user}@{host}"),
-        None => host,
     }
 }
 
@@ -132,14 +110,19 @@ impl StageRecord {
         }
     }
 
+    /// The workflow's stage in `pipeline`'s terms; `None` when it has no stage label at all.
+    pub fn stage_in(&self, pipeline: &Pipeline) -> Option<Stage> {
+        self.stage.as_deref().map(|name| pipeline.stage(name))
+    }
+
     /// The stage the workflow was in when it last entered its current stage.
-    pub fn entered_from(&self) -> Option<&str> {
+    pub fn entered_from(&self, pipeline: &Pipeline) -> Option<Stage> {
         let current = self.stage.as_deref()?;
         self.history
             .iter()
             .rev()
             .find(|e| e.to == current)
-            .map(|e| e.from.as_str())
+            .map(|e| pipeline.stage(&e.from))
     }
 }
 
@@ -231,7 +214,13 @@ mod tests {
             Some(Timestamp::from_second(1_790_000_100).unwrap())
         );
         assert_eq!(record.history, entries);
-        assert_eq!(record.entered_from(), Some("waiting-pr-created"));
+        assert_eq!(
+            record
+                .entered_from(&Pipeline::default())
+                .as_ref()
+                .map(Stage::name),
+            Some("waiting-pr-created")
+        );
     }
 
     #[test]

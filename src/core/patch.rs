@@ -10,9 +10,10 @@ use serde_json::{Map, Value};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::labels;
-use crate::latch::{self, Delivery, LatchSlot};
-use crate::record::HistoryEntry;
+use crate::core::labels;
+use crate::core::latch::{self, Delivery, LatchSlot};
+use crate::core::record::HistoryEntry;
+use crate::core::stage::Stage;
 
 /// Everything one stage change writes, and what it must find to write it.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,19 +115,22 @@ pub fn remove_annotations(seen: &[(String, String)]) -> Patch {
 /// was created with it, on the empty latch.
 pub fn latch_event(
     meta: &ObjectMeta,
-    stage: &str,
-    from: &str,
-    slot: LatchSlot,
+    stage: &Stage,
+    from: &Stage,
+    slot: &LatchSlot,
     delivery: &Delivery,
 ) -> Patch {
-    let key = latch::latch_key(stage);
-    let mut ops = vec![test(&["metadata", "labels", labels::CURRENT_STAGE], from)];
+    let key = latch::latch_key(stage.name());
+    let mut ops = vec![test(
+        &["metadata", "labels", labels::CURRENT_STAGE],
+        from.name(),
+    )];
     match slot {
         LatchSlot::Empty => {
             ops.push(test(&["metadata", "annotations", &key], ""));
             ops.push(replace(
                 &["metadata", "annotations", &key],
-                delivery_text(delivery),
+                delivery.to_annotation(),
             ));
         }
         // No empty latch to test: the stage test alone guards the write.
@@ -142,7 +146,7 @@ pub fn record_delivery(meta: &ObjectMeta, key: &str, delivery: &Delivery) -> Vec
     match &meta.annotations {
         Some(_) => vec![add(
             &["metadata", "annotations", key],
-            delivery_text(delivery),
+            delivery.to_annotation(),
         )],
         None => vec![
             test(
@@ -151,14 +155,10 @@ pub fn record_delivery(meta: &ObjectMeta, key: &str, delivery: &Delivery) -> Vec
             ),
             add(
                 &["metadata", "annotations"],
-                serde_json::json!({ key: delivery_text(delivery) }),
+                serde_json::json!({ key: delivery.to_annotation() }),
             ),
         ],
     }
-}
-
-fn delivery_text(delivery: &Delivery) -> String {
-    serde_json::to_string(delivery).expect("delivery serializes")
 }
 
 /// A JSON Pointer from unescaped tokens: `/` in a label key becomes `~1`, `~` becomes `~0`.
@@ -166,28 +166,28 @@ fn pointer(tokens: &[&str]) -> PointerBuf {
     PointerBuf::from_tokens(tokens.iter().copied())
 }
 
-pub(crate) fn test(tokens: &[&str], value: impl Into<Value>) -> PatchOperation {
+pub fn test(tokens: &[&str], value: impl Into<Value>) -> PatchOperation {
     PatchOperation::Test(TestOperation {
         path: pointer(tokens),
         value: value.into(),
     })
 }
 
-pub(crate) fn add(tokens: &[&str], value: impl Into<Value>) -> PatchOperation {
+pub fn add(tokens: &[&str], value: impl Into<Value>) -> PatchOperation {
     PatchOperation::Add(AddOperation {
         path: pointer(tokens),
         value: value.into(),
     })
 }
 
-pub(crate) fn replace(tokens: &[&str], value: impl Into<Value>) -> PatchOperation {
+pub fn replace(tokens: &[&str], value: impl Into<Value>) -> PatchOperation {
     PatchOperation::Replace(ReplaceOperation {
         path: pointer(tokens),
         value: value.into(),
     })
 }
 
-pub(crate) fn remove(tokens: &[&str]) -> PatchOperation {
+pub fn remove(tokens: &[&str]) -> PatchOperation {
     PatchOperation::Remove(RemoveOperation {
         path: pointer(tokens),
     })
@@ -196,7 +196,7 @@ pub(crate) fn remove(tokens: &[&str]) -> PatchOperation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::ChangeKind;
+    use crate::core::record::ChangeKind;
     use jiff::Timestamp;
     use serde_json::json;
 

@@ -46,10 +46,22 @@ pub fn validate_task_id(task_id: &str) -> Result<&str> {
     if !task_id.is_empty() && is_label_value(task_id) {
         Ok(task_id)
     } else {
-        Err(Error::Usage(format!(
+        Err(Error::usage(format!(
             "invalid task id {:?}: use 1-63 characters of letters, digits, '-', '_' or '.', \
              starting and ending with a letter or digit",
             shorten(task_id)
+        )))
+    }
+}
+
+/// Delivery ids and event names go into annotations and messages: letters, digits, `-`, `_`, `.`.
+pub fn validate_token<'a>(what: &str, value: &'a str) -> Result<&'a str> {
+    if !value.is_empty() && is_label_value(value) {
+        Ok(value)
+    } else {
+        Err(Error::usage(format!(
+            "invalid {what} {:?}: use 1-63 letters, digits, '-', '_' or '.', as GitHub sends it",
+            shorten(value)
         )))
     }
 }
@@ -58,7 +70,7 @@ pub fn validate_task_id(task_id: &str) -> Result<&str> {
 /// so that a path or a selector can never ride in on it.
 pub fn validate_workflow_name(name: &str) -> Result<&str> {
     validate_dns_name(name, 253, true).map_err(|()| {
-        Error::Usage(format!(
+        Error::usage(format!(
             "invalid workflow name {:?}: use lowercase letters, digits, '-' and '.' (as `kubectl get workflows` shows it)",
             shorten(name)
         ))
@@ -68,7 +80,7 @@ pub fn validate_workflow_name(name: &str) -> Result<&str> {
 /// A namespace name (a DNS label).
 pub fn validate_namespace(name: &str) -> Result<&str> {
     validate_dns_name(name, 63, false).map_err(|()| {
-        Error::Usage(format!(
+        Error::usage(format!(
             "invalid namespace {:?}: use lowercase letters, digits and '-', at most 63",
             shorten(name)
         ))
@@ -96,7 +108,7 @@ impl Repository {
     /// a repository name of letters, digits, '.', '-' and '_' (at most 100, not `.` or `..`).
     pub fn parse(full_name: &str) -> Result<Self> {
         let invalid = |why: &str| {
-            Error::Usage(format!(
+            Error::usage(format!(
                 "invalid repository {:?}: {why}; use OWNER/REPO as GitHub names it, e.g. acme/widgets",
                 shorten(full_name)
             ))
@@ -218,7 +230,7 @@ mod tests {
             "ünï",
         ] {
             let err = validate_task_id(hostile).unwrap_err();
-            assert!(matches!(err, Error::Usage(_)), "{hostile:?}");
+            assert_eq!(err.kind, crate::error::Kind::Usage, "{hostile:?}");
         }
     }
 
@@ -283,7 +295,8 @@ mod tests {
     #[test]
     fn repository_labels_match_the_shared_vectors() {
         let vectors: serde_json::Value =
-            serde_json::from_str(include_str!("../tests/vectors/repository-labels.json")).unwrap();
+            serde_json::from_str(include_str!("../../tests/vectors/repository-labels.json"))
+                .unwrap();
         for vector in vectors["vectors"].as_array().unwrap() {
             let name = vector["repository"].as_str().unwrap();
             let label = Repository::parse(name).unwrap().label_value();

@@ -1,0 +1,357 @@
+//! `set` and `rollback` as plans: from what the caller asked and, when needed, what the workflow
+//! looks like, to the one JSON Patch that makes the change a compare-and-swap.
+//!
+//! The hot path needs no read: a step forward knows the stage it starts from, so its patch tests
+//! that stage (and the entered stage's empty latch) and writes the new one, `updated-at` and the
+//! history entry at once. Only when the server refuses that patch is the workflow read, to tell a
+//! repeat (no-op) from a refusal, or to plan again from what was read.
+//!
+//! Entering a waiting stage tests that stage's latch (see `latch`): empty, the change goes
+//! through as above; holding an early event, the patch planned from the read clears the latch and
+//! records that the wait was satisfied early, in the same compare-and-swap.
+
+use jiff::Timestamp;
+use json_patch::Patch;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+
+use crate::core::Step;
+use crate::core::labels::{self, Repository};
+use crate::core::latch::{self, LatchSlot};
+use crate::core::patch::{self, StageChange};
+use crate::core::record::{self, ChangeKind, HistoryEntry, StageRecord};
+use crate::core::stage::{Pipeline, Stage, Transition};
+
+/// Where the change goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Goal {
+    /// One step forward, or into `failed`; with `force`, anywhere.
+    Set { target: Stage, force: bool },
+    /// Back to a named earlier stage, or (without one) to where the workflow came from.
+    Rollback { to: Option<Stage> },
+}
+
+/// A change as asked for, validated; nothing has been read yet.
+#[derive(Debug, Clone)]
+pub struct ChangeRequest {
+    pub workflow: String,
+    pub namespace: String,
+    /// Refuse unless the workflow is the play of this task (written when it has no task-id).
+    pub task_id: Option<String>,
+    /// Refuse unless the workflow is of this repository (written when it has none).
+    pub repository: Option<Repository>,
+    pub goal: Goal,
+    pub reason: Option<String>,
+    /// Who makes the change, for the history.
+    pub actor: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeResult {
+    Applied,
+    Noop,
+}
+
+/// What a change did; printed to stdout and logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeOutcome {
+    pub workflow: String,
+    pub namespace: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub to: String,
+    pub outcome: ChangeResult,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+    /// For a waiting stage: whether its wait is already satisfied by an early event, so the
+    /// template can skip the wait step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_wait: Option<bool>,
+}
+
+/// A change that will have happened once its patch applies (or that already holds): the
+/// outcome to report, and the history entry the patch writes (none for a no-op).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub outcome: ChangeOutcome,
+    pub entry: Option<HistoryEntry>,
+}
+
+impl ChangeRequest {
+    fn kind(&self) -> ChangeKind {
+        match self.goal {
+            Goal::Set { force: true, .. } => ChangeKind::Forced,
+            Goal::Set { .. } => ChangeKind::Set,
+            Goal::Rollback { .. } => ChangeKind::Rollback,
+        }
+    }
+
+    /// Where the change goes, for messages: the target, or what a rollback without one means.
+    pub fn target_name(&self) -> &str {
+        match &self.goal {
+            Goal::Set { target, .. } | Goal::Rollback { to: Some(target) } => target.name(),
+            Goal::Rollback { to: None } => "the stage it came from",
+        }
+    }
+
+    /// The plan made without reading the workflow, when there is one: a normal step forward
+    /// starts from the stage before its target. Moving to `failed`, forcing and rolling back
+    /// depend on where the workflow is, and read first.
+    pub fn plan_unread(&self, pipeline: &Pipeline, now: Timestamp) -> Option<Step<Planned>> {
+        let Goal::Set {
+            target,
+            force: false,
+        } = &self.goal
+        else {
+            return None;
+        };
+        let from = pipeline.predecessor(target)?;
+        Some(self.write(pipeline, &from, target, None, now))
+    }
+
+    /// The plan for the workflow as read.
+    pub fn plan(
+        &self,
+        pipeline: &Pipeline,
+        observed: &ObjectMeta,
+        now: Timestamp,
+    ) -> Step<Planned> {
+        let record = StageRecord::from_meta(observed);
+        if let Some(refusal) = self.identity_refusal(&record) {
+            return Step::Refuse(refusal);
+        }
+        let Some(current) = record.stage_in(pipeline) else {
+            return Step::Refuse(format!(
+                "workflow {} has no {} label: it is not a play workflow (create it from the play template)",
+                self.workflow,
+                labels::CURRENT_STAGE
+            ));
+        };
+        let transition = match &self.goal {
+            Goal::Set { target, force } => pipeline.plan_set(&current, target, *force),
+            Goal::Rollback { to } => pipeline.plan_rollback(
+                &current,
+                record.entered_from(pipeline).as_ref(),
+                to.as_ref(),
+            ),
+        };
+        match transition {
+            Transition::Noop => {
+                let skip_wait = pipeline
+                    .is_waiting(&current)
+                    .then(|| latch::satisfied_early(observed, &current).is_some());
+                Step::Done(Planned {
+                    outcome: ChangeOutcome {
+                        workflow: self.workflow.clone(),
+                        namespace: self.namespace.clone(),
+                        from: None,
+                        to: current.name().to_string(),
+                        outcome: ChangeResult::Noop,
+                        forced: false,
+                        skip_wait,
+                    },
+                    entry: None,
+                })
+            }
+            Transition::Refuse(why) => Step::Refuse(format!("workflow {}: {why}", self.workflow)),
+            Transition::Apply { from, to, .. } => {
+                self.write(pipeline, &from, &to, Some(observed), now)
+            }
+        }
+    }
+
+    /// A workflow of another task or repository is never changed on this one's behalf.
+    fn identity_refusal(&self, record: &StageRecord) -> Option<String> {
+        if let (Some(wanted), Some(actual)) = (&self.task_id, &record.task_id)
+            && wanted != actual
+        {
+            return Some(format!(
+                "workflow {} is the play of task {actual}, not {wanted}; check --task-id and --workflow",
+                self.workflow
+            ));
+        }
+        let wanted = self.repository.as_ref()?;
+        let actual = record.repository.as_deref()?.to_ascii_lowercase();
+        (actual != wanted.full_name().to_ascii_lowercase()).then(|| {
+            format!(
+                "workflow {} belongs to repository {actual}, not {}; check --repository and --workflow",
+                self.workflow,
+                wanted.full_name()
+            )
+        })
+    }
+
+    fn entry(&self, from: &Stage, to: &Stage, now: Timestamp) -> HistoryEntry {
+        HistoryEntry {
+            at: now,
+            from: from.name().to_string(),
+            to: to.name().to_string(),
+            kind: self.kind(),
+            by: self.actor.clone(),
+            reason: self.reason.clone(),
+            wait_satisfied_by: None,
+        }
+    }
+
+    /// The patch for `from` → `to`, built from the workflow as read or, unread, from what the
+    /// request alone tells.
+    fn write(
+        &self,
+        pipeline: &Pipeline,
+        from: &Stage,
+        to: &Stage,
+        observed: Option<&ObjectMeta>,
+        now: Timestamp,
+    ) -> Step<Planned> {
+        let mut entry = self.entry(from, to, now);
+        // Entering a waiting stage: its latch, as read (`None` inside when unread).
+        let entered_latch = (self.kind() != ChangeKind::Rollback && pipeline.is_waiting(to))
+            .then(|| observed.map(|meta| latch::latch_slot(meta, to)));
+        if let Some(Some(LatchSlot::Latched(delivery, _))) = &entered_latch {
+            entry.wait_satisfied_by = Some(delivery.clone());
+        }
+        let mut change = StageChange::new(from.name(), to.name(), &entry);
+        let mut needs_resource_version = false;
+        let labels_seen = observed.and_then(|meta| meta.labels.as_ref());
+        let mut identity = Vec::new();
+        if let Some(task_id) = &self.task_id {
+            identity.push((labels::TASK_ID.to_string(), task_id.clone()));
+        }
+        if let Some(repository) = &self.repository {
+            identity.push((labels::REPOSITORY.to_string(), repository.label_value()));
+        }
+        for (key, value) in identity {
+            match labels_seen {
+                // Known to be absent: written, under a resourceVersion test.
+                Some(seen) if !seen.contains_key(&key) => {
+                    needs_resource_version = true;
+                    if key == labels::REPOSITORY
+                        && let Some(repository) = &self.repository
+                    {
+                        change.set_annotations.push((
+                            labels::REPOSITORY_ANNOTATION.to_string(),
+                            repository.full_name().to_string(),
+                        ));
+                    }
+                    change.set_labels.push((key, value));
+                }
+                _ => change.expect_labels.push((key, value)),
+            }
+        }
+        if let Some(slot) = entered_latch {
+            let key = latch::latch_key(to.name());
+            match slot {
+                // Unread: assume the empty latch; a latch written meanwhile fails the test.
+                None | Some(LatchSlot::Empty) => {
+                    change.expect_annotations.push((key, String::new()))
+                }
+                // Honoured: cleared in the same patch; the history entry names the delivery.
+                Some(LatchSlot::Latched(_, text)) => {
+                    change.expect_annotations.push((key.clone(), text));
+                    change.set_annotations.push((key, String::new()));
+                }
+                // No latch annotation to test: only the whole object as read is safe.
+                Some(LatchSlot::Missing) => needs_resource_version = true,
+            }
+        }
+        if let Some(observed) = observed {
+            // Going back: early events latched for the stages left behind were honoured (or are
+            // stale) and must not release the waits again on the way forward.
+            if !to.is_failed() && (pipeline.is_before(to, from) || from.is_failed()) {
+                for stage in pipeline
+                    .waiting_stages()
+                    .filter(|s| pipeline.is_before(to, s))
+                {
+                    if let LatchSlot::Latched(_, text) = latch::latch_slot(observed, &stage) {
+                        change
+                            .expect_annotations
+                            .push((latch::latch_key(stage.name()), text));
+                        change
+                            .set_annotations
+                            .push((latch::latch_key(stage.name()), String::new()));
+                    }
+                }
+            }
+            change.create_annotations_map = observed.annotations.is_none();
+            if change.create_annotations_map || needs_resource_version {
+                change.resource_version = observed.resource_version.clone();
+            }
+        }
+        let outcome = ChangeOutcome {
+            workflow: self.workflow.clone(),
+            namespace: self.namespace.clone(),
+            from: Some(from.name().to_string()),
+            to: to.name().to_string(),
+            outcome: ChangeResult::Applied,
+            forced: self.kind() == ChangeKind::Forced,
+            skip_wait: pipeline
+                .is_waiting(to)
+                .then_some(entry.wait_satisfied_by.is_some()),
+        };
+        Step::Write {
+            patch: change.to_patch(),
+            then: Planned {
+                outcome,
+                entry: Some(entry),
+            },
+        }
+    }
+}
+
+impl Planned {
+    /// What the server returned for an applied change must show the new stage; anything else
+    /// means something between stagectl and etcd rewrote it.
+    pub fn confirm(&self, committed: &ObjectMeta) -> Result<(), String> {
+        let stage = committed
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(labels::CURRENT_STAGE));
+        if stage == Some(&self.outcome.to) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the API server accepted the change of {} but returned stage {stage:?}; check for a mutating webhook",
+                self.outcome.workflow
+            ))
+        }
+    }
+
+    /// The Event that tells of an applied change: its reason, and its note.
+    pub fn event(&self) -> Option<(&'static str, String)> {
+        let entry = self.entry.as_ref()?;
+        let verb = match entry.kind {
+            ChangeKind::Rollback => "rolled back",
+            ChangeKind::Forced => "forced",
+            ChangeKind::Set => "moved",
+        };
+        let mut note = format!("stage {verb} from {} to {}", entry.from, entry.to);
+        if let Some(reason) = &entry.reason {
+            note.push_str(": ");
+            note.push_str(reason);
+        }
+        if let Some(delivery) = &entry.wait_satisfied_by {
+            note.push_str(&format!(
+                "; its wait was satisfied early by {}",
+                delivery.describe()
+            ));
+        }
+        let reason = match entry.kind {
+            ChangeKind::Rollback => "StageRolledBack",
+            _ => "StageChanged",
+        };
+        Some((reason, note))
+    }
+}
+
+/// The patch that trims a workflow's history to its newest entries, when it has more.
+pub fn history_trim(committed: &ObjectMeta) -> Option<Patch> {
+    let overflow = record::history_overflow(committed);
+    let annotations = committed.annotations.as_ref()?;
+    let seen: Vec<(String, String)> = overflow
+        .iter()
+        .filter_map(|key| Some((key.clone(), annotations.get(key)?.clone())))
+        .collect();
+    (!seen.is_empty()).then(|| patch::remove_annotations(&seen))
+}

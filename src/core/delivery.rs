@@ -1,0 +1,31 @@
+//! One webhook delivery, as stagectl records it wherever it acted.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// One webhook delivery: what happened, and GitHub's id for it (kept across redeliveries).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    pub at: Timestamp,
+    pub by: String,
+}
+
+impl Delivery {
+    pub fn describe(&self) -> String {
+        format!(
+            "{} (delivery {})",
+            self.event.as_deref().unwrap_or("event"),
+            self.delivery_id.as_deref().unwrap_or("without id")
+        )
+    }
+
+    /// The annotation text that records this delivery.
+    pub fn to_annotation(&self) -> String {
+        serde_json::to_string(self).expect("a delivery serializes")
+    }
+}

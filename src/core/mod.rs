@@ -1,0 +1,53 @@
+//! Every decision stagectl makes, as plain data in and a typed plan out: no Kubernetes client,
+//! no runtime, no clock and no environment. Time and the actor come in as arguments, so each
+//! decision is unit-tested without a server.
+
+/// Argo node status: the suspend node of a stage, and resuming it as `argo resume` does.
+pub mod argo;
+/// Set and rollback: from a workflow's metadata to one compare-and-swap.
+pub mod change;
+/// One webhook delivery, as recorded on a workflow.
+pub mod delivery;
+/// Label and annotation keys, and validation and encoding of the values that go into them.
+pub mod labels;
+/// Early events: latches, and which deliveries a workflow has already seen.
+pub mod latch;
+/// JSON Patch operations, and the one patch that changes a stage.
+pub mod patch;
+/// A Workflow's stage record (stage, task, repository, history) read from its metadata.
+pub mod record;
+/// Resume: which play an event is for, and what it does to that play.
+pub mod resume;
+/// The stage order and the decisions it implies.
+pub mod stage;
+
+use json_patch::Patch;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
+
+/// A Workflow as read, or as the server committed it: its metadata, and its status when the
+/// read asked for the whole object.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub meta: ObjectMeta,
+    pub status: Option<Value>,
+}
+
+/// What a plan asks of the executor next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step<T> {
+    /// Send this patch; if the server applies it, the result is `then`. If one of its `test`s
+    /// fails, read the workflow again and plan again.
+    Write { patch: Patch, then: T },
+    /// Nothing to write: the requested state already holds.
+    Done(T),
+    /// The workflow's state forbids it; the text says why and what to do.
+    Refuse(String),
+    /// Not yet: read again in a moment. The text says what is awaited, for when the wait runs out.
+    Wait(String),
+}
+
+/// Error texts from deep in a stack can span lines; one line per failure is the contract.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,581 @@
+//! `resume` as plans: which play of a task an event is for, and what it does to that play
+//! (latch it, resume its wait, or nothing).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+
+use crate::core::argo::{self, SuspendNode};
+use crate::core::labels::{self, Repository};
+use crate::core::latch::{self, Delivery, LatchSlot, SeenAs};
+use crate::core::patch;
+use crate::core::record::StageRecord;
+use crate::core::stage::{Pipeline, Stage};
+use crate::core::{Observed, Step};
+use crate::error::{Error, Result};
+
+/// An event for the play of a task, validated; `delivery` carries the time and the actor.
+#[derive(Debug, Clone)]
+pub struct EventRequest {
+    /// Where the plays are looked for.
+    pub namespace: String,
+    pub stage: Stage,
+    pub task_id: String,
+    pub repository: Option<Repository>,
+    pub delivery: Delivery,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Latched,
+    Resumed,
+    Noop,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Latched => "latched",
+            Outcome::Resumed => "resumed",
+            Outcome::Noop => "noop",
+        }
+    }
+}
+
+/// What an event did to its play, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub outcome: Outcome,
+    pub detail: String,
+}
+
+fn resolved(outcome: Outcome, detail: String) -> Resolution {
+    Resolution { outcome, detail }
+}
+
+/// The play an event goes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chosen {
+    /// A play that can take the event: plan it with [`EventRequest::plan`] on a fresh read.
+    Active(String),
+    /// No play of the task can take it; this one answers (see [`EventRequest::answer_ended`]).
+    Ended(Box<ObjectMeta>),
+}
+
+fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+fn has_ended(meta: &ObjectMeta) -> bool {
+    label(meta, labels::ARGO_COMPLETED) == Some("true")
+}
+
+fn name_of(meta: &ObjectMeta) -> String {
+    meta.name.clone().unwrap_or_default()
+}
+
+impl EventRequest {
+    /// The labels every play of the task (and repository) carries, to list them by.
+    pub fn play_labels(&self) -> Vec<(&'static str, String)> {
+        let mut selector = vec![
+            (labels::WORKFLOW_TYPE, labels::PLAY.to_string()),
+            (labels::TASK_ID, self.task_id.clone()),
+        ];
+        if let Some(repository) = &self.repository {
+            selector.push((labels::REPOSITORY, repository.label_value()));
+        }
+        selector
+    }
+
+    fn delivery_id(&self) -> Option<&str> {
+        self.delivery.delivery_id.as_deref()
+    }
+
+    /// Chooses, from every play of the task, the one the event is for:
+    /// 1. the play that has already seen this delivery id, so that a redelivery never reaches a
+    ///    later play of the same task;
+    /// 2. else the one play that can take an event: not ended, not failed (a failed play whose
+    ///    exit handler still runs takes none); of several, the one the template's mutex lets
+    ///    run (`Running`), the others being queued behind it;
+    /// 3. else, when none can, the newest play, to answer for what the event is.
+    pub fn choose_play(&self, pipeline: &Pipeline, plays: &[ObjectMeta]) -> Result<Chosen> {
+        let can_take_events = |meta: &ObjectMeta| {
+            !has_ended(meta)
+                && !StageRecord::from_meta(meta)
+                    .stage_in(pipeline)
+                    .is_some_and(|s| s.is_failed())
+        };
+        let chosen = |meta: &ObjectMeta| {
+            if can_take_events(meta) {
+                Chosen::Active(name_of(meta))
+            } else {
+                Chosen::Ended(Box::new(meta.clone()))
+            }
+        };
+        if let Some(id) = self.delivery_id()
+            && let Some(seen_by) = plays
+                .iter()
+                .find(|meta| latch::delivery_seen(meta, id).is_some())
+        {
+            return Ok(chosen(seen_by));
+        }
+        let mut eligible: Vec<&ObjectMeta> =
+            plays.iter().filter(|meta| can_take_events(meta)).collect();
+        if eligible.len() > 1 {
+            let running: Vec<&ObjectMeta> = eligible
+                .iter()
+                .copied()
+                .filter(|meta| label(meta, labels::ARGO_PHASE) == Some("Running"))
+                .collect();
+            if running.len() == 1 {
+                eligible = running;
+            }
+        }
+        let of = match &self.repository {
+            Some(repository) => format!("task {} of {}", self.task_id, repository.full_name()),
+            None => format!("task {}", self.task_id),
+        };
+        match eligible.as_slice() {
+            [] => plays
+                .iter()
+                .max_by_key(|meta| meta.creation_timestamp.as_ref().map(|t| t.0))
+                .map(chosen)
+                .ok_or_else(|| {
+                    Error::not_found(format!(
+                        "no play workflow of {of} in namespace {}: check --task-id, --repository and -n",
+                        self.namespace
+                    ))
+                }),
+            [one] => Ok(chosen(one)),
+            several => Err(Error::refused(format!(
+                "{} active play workflows of {of} in namespace {} ({}); none was touched: pass --repository, or end the extra plays",
+                several.len(),
+                self.namespace,
+                several
+                    .iter()
+                    .filter_map(|meta| meta.name.as_deref())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// What the event does to the play as read (metadata and node status).
+    pub fn plan(&self, pipeline: &Pipeline, observed: &Observed) -> Step<Resolution> {
+        let stage = &self.stage;
+        let meta = &observed.meta;
+        let name = name_of(meta);
+        let refuse = |why: String| Step::Refuse(format!("workflow {name}: {why}"));
+        if let Some(seen) = self
+            .delivery_id()
+            .and_then(|id| latch::delivery_seen(meta, id))
+        {
+            // Our own record, to the nanosecond: an earlier attempt of this very process landed
+            // although its answer was lost (a timeout, a dropped connection).
+            if seen.delivery == self.delivery {
+                match seen.how {
+                    SeenAs::Latched => return Step::Done(self.latched()),
+                    SeenAs::Resumed => return Step::Done(self.resumed()),
+                    SeenAs::SatisfiedEarly => {}
+                }
+            }
+            return Step::Done(resolved(
+                Outcome::Noop,
+                format!("this delivery was handled before: {}", seen.describe()),
+            ));
+        }
+        let Some(current) = StageRecord::from_meta(meta).stage_in(pipeline) else {
+            return refuse(format!(
+                "it has no {} label; it is not a play workflow",
+                labels::CURRENT_STAGE
+            ));
+        };
+        if current.is_failed() {
+            return refuse(format!(
+                "the play has failed; an event for {stage} changes nothing (rollback the play to go on)"
+            ));
+        }
+        if !current.is_known() {
+            return refuse(format!(
+                "the workflow is at {current:?}, which is not a stage of {pipeline}",
+                current = current.name()
+            ));
+        }
+        if pipeline.is_before(&current, stage) {
+            return match latch::latch_slot(meta, stage) {
+                LatchSlot::Latched(delivery, _) => Step::Done(resolved(
+                    Outcome::Noop,
+                    format!(
+                        "an early event for {stage} is already latched: {}",
+                        delivery.describe()
+                    ),
+                )),
+                slot => Step::Write {
+                    patch: patch::latch_event(meta, stage, &current, &slot, &self.delivery),
+                    then: self.latched(),
+                },
+            };
+        }
+        if current != *stage {
+            return Step::Done(resolved(
+                Outcome::Noop,
+                format!("the workflow is at {current}, past {stage}: that wait is over"),
+            ));
+        }
+        if let Some(delivery) = latch::satisfied_early(meta, stage) {
+            return Step::Done(resolved(
+                Outcome::Noop,
+                format!(
+                    "the wait of {stage} was satisfied early by {}",
+                    delivery.describe()
+                ),
+            ));
+        }
+        let status = observed.status.clone().unwrap_or_default();
+        match argo::suspend_node(&status, stage) {
+            Err(unreadable) => refuse(format!(
+                "the workflow's node status is {}; stagectl does not guess at it: resume through the Argo Server (argo resume)",
+                unreadable.0
+            )),
+            Ok(SuspendNode::Active {
+                id,
+                message,
+                outputs,
+            }) => {
+                let text = format!("Resumed by stagectl: {}", self.delivery.describe());
+                let record =
+                    patch::record_delivery(meta, &latch::resumed_key(stage.name()), &self.delivery);
+                match argo::resume_patch(
+                    stage,
+                    &id,
+                    message.as_deref(),
+                    outputs.as_ref(),
+                    &text,
+                    self.delivery.at,
+                    record,
+                ) {
+                    Ok(patch) => Step::Write {
+                        patch,
+                        then: self.resumed(),
+                    },
+                    Err(why) => refuse(why),
+                }
+            }
+            Ok(SuspendNode::Finished { phase, .. }) => Step::Done(resolved(
+                Outcome::Noop,
+                format!("the wait of {stage} is already over ({phase})"),
+            )),
+            Ok(SuspendNode::Absent) => Step::Wait(format!(
+                "is at {stage}, but the controller did not create its wait node (check that the Argo controller runs)"
+            )),
+        }
+    }
+
+    fn latched(&self) -> Resolution {
+        resolved(
+            Outcome::Latched,
+            format!(
+                "the play is before {}; the `set` that enters it will honour the event",
+                self.stage
+            ),
+        )
+    }
+
+    fn resumed(&self) -> Resolution {
+        resolved(
+            Outcome::Resumed,
+            format!("the wait of {} is over", self.stage),
+        )
+    }
+
+    /// The answer of a play that can take no event: a wait it has left behind is a no-op, as
+    /// for a running play past the stage; any other event can no longer take effect. Ok is the
+    /// no-op, Err the refusal.
+    pub fn answer_ended(&self, pipeline: &Pipeline, meta: &ObjectMeta) -> Result<Resolution> {
+        let stage = &self.stage;
+        let name = name_of(meta);
+        if let Some(seen) = self
+            .delivery_id()
+            .and_then(|id| latch::delivery_seen(meta, id))
+        {
+            return Ok(resolved(
+                Outcome::Noop,
+                format!("this delivery was handled before: {}", seen.describe()),
+            ));
+        }
+        let current = StageRecord::from_meta(meta).stage_in(pipeline);
+        let past_the_wait = current.as_ref().is_some_and(|current| {
+            !current.is_failed()
+                && current.is_known()
+                && !pipeline.is_before(current, stage)
+                && (current != stage || latch::satisfied_early(meta, stage).is_some())
+        });
+        let current = current.as_ref().map_or("", Stage::name);
+        let state = if has_ended(meta) {
+            "has ended"
+        } else {
+            "has failed and is ending"
+        };
+        if past_the_wait {
+            Ok(resolved(
+                Outcome::Noop,
+                format!("the play {state} at {current}, past {stage}: that wait is over"),
+            ))
+        } else {
+            Err(Error::refused(format!(
+                "workflow {name}: the play {state} at stage {current:?}; an event for {stage} changes nothing"
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::latch::{latch_key, resumed_key};
+    use jiff::Timestamp;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use serde_json::json;
+
+    const S: &str = "waiting-ready-for-qa";
+
+    fn p() -> Pipeline {
+        Pipeline::default()
+    }
+
+    fn delivery(id: &str) -> Delivery {
+        Delivery {
+            delivery_id: Some(id.into()),
+            event: Some("pull_request".into()),
+            at: Timestamp::from_second(1_790_000_000).unwrap(),
+            by: "pod/stage-resume".into(),
+        }
+    }
+
+    fn event(id: &str) -> EventRequest {
+        EventRequest {
+            namespace: "argo".into(),
+            stage: p().stage(S),
+            task_id: "42".into(),
+            repository: Some(Repository::parse("acme/widgets").unwrap()),
+            delivery: delivery(id),
+        }
+    }
+
+    fn at(stage: &str, annotations: &[(String, String)]) -> ObjectMeta {
+        ObjectMeta {
+            name: Some("play-42".into()),
+            labels: Some([("current-stage".to_string(), stage.to_string())].into()),
+            annotations: Some(annotations.iter().cloned().collect()),
+            ..Default::default()
+        }
+    }
+
+    fn observed(meta: ObjectMeta, nodes: serde_json::Value) -> Observed {
+        Observed {
+            meta,
+            status: Some(json!({ "nodes": nodes })),
+        }
+    }
+
+    fn active() -> serde_json::Value {
+        json!({"n": {"type": "Suspend", "phase": "Running", "inputs": {"parameters": [{"name": "stage", "value": S}]}}})
+    }
+
+    fn noop(step: Step<Resolution>) -> String {
+        match step {
+            Step::Done(Resolution {
+                outcome: Outcome::Noop,
+                detail,
+            }) => detail,
+            other => panic!("expected a no-op, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_early_event_is_latched_once() {
+        let empty = [(latch_key(S), String::new())];
+        let step = event("d").plan(&p(), &observed(at("waiting-pr-created", &empty), json!({})));
+        let Step::Write { patch, then } = step else {
+            panic!("expected a latch, got {step:?}")
+        };
+        assert_eq!(then.outcome, Outcome::Latched);
+        let mut workflow = json!({"metadata": {"labels": {"current-stage": "waiting-pr-created"}, "annotations": {latch_key(S): ""}}});
+        json_patch::patch(&mut workflow, &patch).unwrap();
+        let latched = workflow["metadata"]["annotations"][latch_key(S)]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Delivery>(latched).unwrap(),
+            delivery("d")
+        );
+
+        let other = event("d2").plan(
+            &p(),
+            &observed(
+                at("pending", &[(latch_key(S), latched.to_string())]),
+                json!({}),
+            ),
+        );
+        assert!(noop(other).contains("already latched"));
+    }
+
+    #[test]
+    fn an_event_on_time_resumes_or_waits_for_the_node() {
+        assert!(matches!(
+            event("d").plan(&p(), &observed(at(S, &[]), active())),
+            Step::Write {
+                then: Resolution {
+                    outcome: Outcome::Resumed,
+                    ..
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            event("d").plan(&p(), &observed(at(S, &[]), json!({}))),
+            Step::Wait(what) if what.contains("did not create its wait node")
+        ));
+        let finished = json!({"n": {"type": "Suspend", "phase": "Succeeded", "inputs": {"parameters": [{"name": "stage", "value": S}]}}});
+        assert!(
+            noop(event("d").plan(&p(), &observed(at(S, &[]), finished))).contains("already over")
+        );
+    }
+
+    #[test]
+    fn late_duplicate_failed_and_unreadable_cases_never_act() {
+        assert!(
+            noop(event("d").plan(&p(), &observed(at("completed", &[]), active()))).contains("over")
+        );
+        assert!(matches!(
+            event("d").plan(&p(), &observed(at("failed", &[]), active())),
+            Step::Refuse(_)
+        ));
+        let compressed = Observed {
+            meta: at(S, &[]),
+            status: Some(json!({"compressedNodes": "H4sI"})),
+        };
+        assert!(
+            matches!(event("d").plan(&p(), &compressed), Step::Refuse(w) if w.contains("Argo Server"))
+        );
+        let mut other = delivery("d");
+        other.at = Timestamp::from_second(1_780_000_000).unwrap();
+        let meta = at(S, &[(resumed_key(S), other.to_annotation())]);
+        assert!(noop(event("d").plan(&p(), &observed(meta, active()))).contains("handled before"));
+    }
+
+    /// A write whose answer was lost (a timeout) may have landed; reading it back, stagectl
+    /// recognises its own record and reports what it did, not a no-op.
+    #[test]
+    fn a_write_of_this_very_request_that_landed_is_reported_as_done() {
+        let ours = delivery("d").to_annotation();
+        let resumed = at(S, &[(resumed_key(S), ours.clone())]);
+        assert!(matches!(
+            event("d").plan(&p(), &observed(resumed, json!({}))),
+            Step::Done(Resolution {
+                outcome: Outcome::Resumed,
+                ..
+            })
+        ));
+        let latched = at("pending", &[(latch_key(S), ours)]);
+        assert!(matches!(
+            event("d").plan(&p(), &observed(latched, json!({}))),
+            Step::Done(Resolution {
+                outcome: Outcome::Latched,
+                ..
+            })
+        ));
+    }
+
+    fn play(name: &str, stage: &str, created: i64, extra: &[(&str, &str)]) -> ObjectMeta {
+        let mut labels: std::collections::BTreeMap<String, String> =
+            [("current-stage".to_string(), stage.to_string())].into();
+        labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(labels),
+            creation_timestamp: Some(Time(Timestamp::from_second(created).unwrap())),
+            ..Default::default()
+        }
+    }
+
+    const RUNNING: (&str, &str) = ("workflows.argoproj.io/phase", "Running");
+    const ENDED: (&str, &str) = ("workflows.argoproj.io/completed", "true");
+
+    #[test]
+    fn a_failed_play_never_takes_an_event_and_a_newer_play_of_the_task_does() {
+        let failed = play("play-old", "failed", 1, &[RUNNING]);
+        let newer = play("play-new", "pending", 2, &[RUNNING]);
+        assert_eq!(
+            event("d")
+                .choose_play(&p(), &[failed.clone(), newer])
+                .unwrap(),
+            Chosen::Active("play-new".into())
+        );
+        // Alone, the failed play answers, and refuses.
+        let chosen = event("d")
+            .choose_play(&p(), std::slice::from_ref(&failed))
+            .unwrap();
+        assert_eq!(chosen, Chosen::Ended(Box::new(failed.clone())));
+        let refusal = event("d").answer_ended(&p(), &failed).unwrap_err();
+        assert!(refusal.message().contains("has failed"), "{refusal}");
+    }
+
+    #[test]
+    fn events_go_to_the_play_the_mutex_lets_run_and_redeliveries_to_the_play_that_saw_them() {
+        let first = play("play-1", "pending", 1, &[RUNNING]);
+        let queued = play(
+            "play-2",
+            "pending",
+            2,
+            &[("workflows.argoproj.io/phase", "Pending")],
+        );
+        assert_eq!(
+            event("d")
+                .choose_play(&p(), &[first.clone(), queued.clone()])
+                .unwrap(),
+            Chosen::Active("play-1".into())
+        );
+        let mut saw = play("play-1", "completed", 1, &[ENDED]);
+        saw.annotations = Some([(resumed_key(S), delivery("d").to_annotation())].into());
+        let running = play("play-2", "pending", 2, &[RUNNING]);
+        assert!(matches!(
+            event("d").choose_play(&p(), &[saw.clone(), running.clone()]).unwrap(),
+            Chosen::Ended(meta) if meta.name.as_deref() == Some("play-1")
+        ));
+        assert_eq!(
+            event("new").choose_play(&p(), &[saw, running]).unwrap(),
+            Chosen::Active("play-2".into())
+        );
+    }
+
+    #[test]
+    fn no_play_or_several_running_plays_are_refused_by_class() {
+        use crate::error::Kind;
+        assert_eq!(
+            event("d").choose_play(&p(), &[]).unwrap_err().kind,
+            Kind::NotFound
+        );
+        let several = [
+            play("a", "pending", 1, &[RUNNING]),
+            play("b", "pending", 2, &[RUNNING]),
+        ];
+        let err = event("d").choose_play(&p(), &several).unwrap_err();
+        assert_eq!(err.kind, Kind::Refused);
+        assert!(err.message().contains("a, b"));
+    }
+
+    #[test]
+    fn an_event_for_an_ended_play_is_a_noop_only_past_its_wait() {
+        let ended = |stage| event("d").answer_ended(&p(), &play("x", stage, 1, &[ENDED]));
+        assert!(matches!(ended("completed"), Ok(r) if r.detail.contains("over")));
+        assert!(ended("waiting-pr-approved").is_ok());
+        assert!(
+            matches!(ended("failed"), Err(e) if e.message().contains("has ended at stage \"failed\""))
+        );
+        // Ended before the wait, or in it (stopped, terminated): the event can never apply.
+        assert!(ended("pending").is_err());
+        assert!(ended(S).is_err());
+        assert!(ended("no-such-stage").is_err());
+    }
+}

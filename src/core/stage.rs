@@ -1,0 +1,477 @@
+//! The stage machine: which stage may follow which. A stage is parsed once, against the
+//! pipeline, into a [`Stage`] that knows its place; decisions compare places, never names.
+
+use std::fmt;
+
+use crate::core::labels::{is_label_value, shorten};
+use crate::error::{Error, Result};
+
+/// The name of the stage a play enters when it cannot go on; reachable from any unfinished stage.
+pub const FAILED: &str = "failed";
+
+/// Environment variable that replaces the default stage order, as `--stages` does.
+pub const STAGES_ENV: &str = "STAGECTL_STAGES";
+
+pub const STAGE_NAME_MAX: usize = 50;
+
+const DEFAULT_STAGES: [&str; 5] = [
+    "pending",
+    "waiting-pr-created",
+    "waiting-ready-for-qa",
+    "waiting-pr-approved",
+    "completed",
+];
+
+/// Where a stage stands relative to the pipeline's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Place {
+    Ordered(usize),
+    Failed,
+    /// A label value that is no stage of this pipeline (another pipeline's, or hand-written).
+    Foreign,
+}
+
+/// A stage of a pipeline, or a foreign value found on a workflow. Made only by a [`Pipeline`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Stage {
+    name: String,
+    place: Place,
+}
+
+impl Stage {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.place == Place::Failed
+    }
+
+    /// Whether this is a stage of the pipeline it was read with, or `failed`.
+    pub fn is_known(&self) -> bool {
+        self.place != Place::Foreign
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl serde::Serialize for Stage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name)
+    }
+}
+
+/// The ordered stages of a pipeline. The first is where a workflow starts, the last is its
+/// successful end; `failed` stands outside the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pipeline {
+    stages: Vec<String>,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self {
+            stages: DEFAULT_STAGES.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+impl fmt::Display for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.stages.join(" → "))
+    }
+}
+
+/// What a change has to do, decided from the stage the workflow is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// Already there: nothing to write.
+    Noop,
+    /// Write `to` if, and only if, the workflow is still at `from`.
+    Apply {
+        from: Stage,
+        to: Stage,
+        forced: bool,
+    },
+    /// Not allowed from here; the text says why and what would be.
+    Refuse(String),
+}
+
+impl Pipeline {
+    /// A pipeline from a comma-separated list such as `queued,building,done`.
+    pub fn parse(list: &str) -> Result<Self> {
+        let stages: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
+        let usage =
+            |why: String| Error::usage(format!("invalid --stages {:?}: {why}", shorten(list)));
+        if stages.len() < 2 {
+            return Err(usage(
+                "name at least two stages, separated by commas".into(),
+            ));
+        }
+        for (i, stage) in stages.iter().enumerate() {
+            if stage.is_empty() || !is_label_value(stage) {
+                return Err(usage(format!(
+                    "{:?} is not a valid label value",
+                    shorten(stage)
+                )));
+            }
+            // Stage names become part of annotation keys (`stagectl.dev/latch-<stage>`).
+            if stage.len() > STAGE_NAME_MAX {
+                return Err(usage(format!(
+                    "{:?} is longer than {STAGE_NAME_MAX} characters",
+                    shorten(stage)
+                )));
+            }
+            if stage == FAILED {
+                return Err(usage(format!(
+                    "{FAILED:?} is implied and cannot be part of the order"
+                )));
+            }
+            if stages[..i].contains(stage) {
+                return Err(usage(format!("{stage:?} appears twice")));
+            }
+        }
+        Ok(Self { stages })
+    }
+
+    fn at(&self, index: usize) -> Stage {
+        Stage {
+            name: self.stages[index].clone(),
+            place: Place::Ordered(index),
+        }
+    }
+
+    /// The stage a label value names; a value that is no stage of this pipeline is kept as a
+    /// foreign stage, which no step leads from except `--force`.
+    pub fn stage(&self, name: &str) -> Stage {
+        match self.stages.iter().position(|s| s == name) {
+            Some(index) => self.at(index),
+            None if name == FAILED => self.failed(),
+            None => Stage {
+                name: name.to_string(),
+                place: Place::Foreign,
+            },
+        }
+    }
+
+    /// A stage named on the command line: one of the pipeline's, or `failed`.
+    pub fn parse_stage(&self, name: &str) -> Result<Stage> {
+        let stage = self.stage(name);
+        if stage.is_known() {
+            Ok(stage)
+        } else {
+            Err(Error::usage(format!(
+                "unknown stage {:?}: use one of {}, or {FAILED}",
+                shorten(name),
+                self.stages.join(", ")
+            )))
+        }
+    }
+
+    pub fn failed(&self) -> Stage {
+        Stage {
+            name: FAILED.to_string(),
+            place: Place::Failed,
+        }
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.stages
+    }
+
+    pub fn first(&self) -> Stage {
+        self.at(0)
+    }
+
+    pub fn last(&self) -> Stage {
+        self.at(self.stages.len() - 1)
+    }
+
+    /// Stages that a workflow waits in for an event: every stage but the first and the last.
+    pub fn waiting_stages(&self) -> impl Iterator<Item = Stage> + '_ {
+        (1..self.stages.len() - 1).map(|i| self.at(i))
+    }
+
+    pub fn is_waiting(&self, stage: &Stage) -> bool {
+        matches!(stage.place, Place::Ordered(i) if i > 0 && i + 1 < self.stages.len())
+    }
+
+    pub fn is_finished(&self, stage: &Stage) -> bool {
+        stage.is_failed() || *stage == self.last()
+    }
+
+    /// The stage a normal step forward into `target` starts from.
+    pub fn predecessor(&self, target: &Stage) -> Option<Stage> {
+        match target.place {
+            Place::Ordered(i) if i > 0 => Some(self.at(i - 1)),
+            _ => None,
+        }
+    }
+
+    /// Whether `a` comes before `b` in the order (false when either is outside it).
+    pub fn is_before(&self, a: &Stage, b: &Stage) -> bool {
+        matches!((a.place, b.place), (Place::Ordered(x), Place::Ordered(y)) if x < y)
+    }
+
+    /// Decides `set target` for a workflow at `current`: exactly one step forward, or into
+    /// `failed` from any unfinished stage; with `force`, any move.
+    pub fn plan_set(&self, current: &Stage, target: &Stage, force: bool) -> Transition {
+        if current == target {
+            return Transition::Noop;
+        }
+        let apply = |forced| Transition::Apply {
+            from: current.clone(),
+            to: target.clone(),
+            forced,
+        };
+        if force {
+            return apply(true);
+        }
+        if !current.is_known() {
+            return Transition::Refuse(format!(
+                "the workflow is at {current:?}, which is not a stage of {self}; use --force to move it anyway",
+                current = current.name()
+            ));
+        }
+        if target.is_failed() {
+            return if self.is_finished(current) {
+                Transition::Refuse(format!(
+                    "the workflow is already finished at {:?}; only an unfinished stage can move to {FAILED:?}",
+                    current.name()
+                ))
+            } else {
+                apply(false)
+            };
+        }
+        match self.predecessor(target) {
+            Some(from) if from == *current => apply(false),
+            Some(from) => Transition::Refuse(format!(
+                "the workflow is at {:?}; `set {target}` needs it at {:?} \
+                 (use --force to move anyway, or `rollback` to go back)",
+                current.name(),
+                from.name()
+            )),
+            None => Transition::Refuse(format!(
+                "{:?} is the first stage and no step leads into it; use `rollback --to {target}`",
+                target.name()
+            )),
+        }
+    }
+
+    /// Decides `rollback` from `current`. `entered_from` is the stage the workflow came from
+    /// when it entered `current` (from its history); without `to`, that is where it goes back.
+    pub fn plan_rollback(
+        &self,
+        current: &Stage,
+        entered_from: Option<&Stage>,
+        to: Option<&Stage>,
+    ) -> Transition {
+        let target = match to
+            .cloned()
+            .or_else(|| entered_from.cloned())
+            .or_else(|| self.predecessor(current))
+        {
+            Some(target) => target,
+            None => {
+                return Transition::Refuse(format!(
+                    "the workflow is at {:?} and has no earlier stage to return to",
+                    current.name()
+                ));
+            }
+        };
+        if target.is_failed() {
+            return Transition::Refuse(format!(
+                "rollback cannot go to {FAILED:?}; use `set {FAILED}`"
+            ));
+        }
+        if *current == target {
+            return Transition::Noop;
+        }
+        // From `failed`, any stage up to the one it failed at is earlier.
+        let reference = if current.is_failed() {
+            entered_from
+        } else {
+            Some(current)
+        };
+        let earlier = match reference {
+            Some(reference) => *reference == target || self.is_before(&target, reference),
+            None => target.is_known(),
+        };
+        if earlier {
+            Transition::Apply {
+                from: current.clone(),
+                to: target,
+                forced: false,
+            }
+        } else {
+            Transition::Refuse(format!(
+                "{:?} is not earlier than {:?}; rollback only goes back (use `set` to go forward)",
+                target.name(),
+                current.name()
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> Pipeline {
+        Pipeline::default()
+    }
+
+    fn s(name: &str) -> Stage {
+        p().stage(name)
+    }
+
+    fn apply(from: &str, to: &str) -> Transition {
+        Transition::Apply {
+            from: s(from),
+            to: s(to),
+            forced: false,
+        }
+    }
+
+    #[test]
+    fn set_moves_exactly_one_step_forward() {
+        let p = p();
+        assert_eq!(
+            p.plan_set(&s("pending"), &s("waiting-pr-created"), false),
+            apply("pending", "waiting-pr-created")
+        );
+        assert_eq!(
+            p.plan_set(&s("waiting-pr-approved"), &s("completed"), false),
+            apply("waiting-pr-approved", "completed")
+        );
+        assert!(
+            matches!(p.plan_set(&s("pending"), &s("waiting-ready-for-qa"), false), Transition::Refuse(m) if m.contains("needs it at \"waiting-pr-created\""))
+        );
+        assert!(matches!(
+            p.plan_set(&s("completed"), &s("waiting-pr-approved"), false),
+            Transition::Refuse(_)
+        ));
+        assert!(
+            matches!(p.plan_set(&s("waiting-pr-created"), &s("pending"), false), Transition::Refuse(m) if m.contains("rollback"))
+        );
+    }
+
+    #[test]
+    fn repeating_a_step_is_a_noop() {
+        let p = p();
+        for stage in p.names().iter().map(String::as_str).chain([FAILED]) {
+            assert_eq!(p.plan_set(&s(stage), &s(stage), false), Transition::Noop);
+        }
+    }
+
+    #[test]
+    fn failed_is_reachable_from_every_unfinished_stage_only() {
+        let p = p();
+        for stage in [
+            "pending",
+            "waiting-pr-created",
+            "waiting-ready-for-qa",
+            "waiting-pr-approved",
+        ] {
+            assert_eq!(
+                p.plan_set(&s(stage), &p.failed(), false),
+                apply(stage, FAILED)
+            );
+        }
+        assert!(matches!(
+            p.plan_set(&s("completed"), &p.failed(), false),
+            Transition::Refuse(_)
+        ));
+    }
+
+    #[test]
+    fn a_foreign_stage_moves_only_by_force() {
+        let p = p();
+        let foreign = s("deploying");
+        assert!(!foreign.is_known());
+        assert!(p.parse_stage("deploying").is_err());
+        assert!(
+            matches!(p.plan_set(&foreign, &p.failed(), false), Transition::Refuse(m) if m.contains("--force"))
+        );
+        assert!(matches!(
+            p.plan_set(&foreign, &s("pending"), true),
+            Transition::Apply { forced: true, .. }
+        ));
+    }
+
+    #[test]
+    fn force_allows_any_move_and_says_so() {
+        let p = p();
+        assert_eq!(
+            p.plan_set(&s("completed"), &s("pending"), true),
+            Transition::Apply {
+                from: s("completed"),
+                to: s("pending"),
+                forced: true
+            }
+        );
+        assert_eq!(
+            p.plan_set(&s("pending"), &s("pending"), true),
+            Transition::Noop
+        );
+    }
+
+    #[test]
+    fn rollback_returns_to_where_the_workflow_came_from() {
+        let p = p();
+        assert_eq!(
+            p.plan_rollback(&s("waiting-ready-for-qa"), None, None),
+            apply("waiting-ready-for-qa", "waiting-pr-created")
+        );
+        assert_eq!(
+            p.plan_rollback(&p.failed(), Some(&s("waiting-pr-created")), None),
+            apply(FAILED, "waiting-pr-created")
+        );
+        assert_eq!(
+            p.plan_rollback(&s("completed"), None, Some(&s("pending"))),
+            apply("completed", "pending")
+        );
+        assert!(matches!(
+            p.plan_rollback(&s("pending"), None, None),
+            Transition::Refuse(_)
+        ));
+        assert!(matches!(
+            p.plan_rollback(&s("waiting-pr-created"), None, Some(&s("completed"))),
+            Transition::Refuse(_)
+        ));
+        assert!(matches!(
+            p.plan_rollback(
+                &p.failed(),
+                Some(&s("waiting-pr-created")),
+                Some(&s("completed"))
+            ),
+            Transition::Refuse(_)
+        ));
+        assert!(matches!(
+            p.plan_rollback(&s("completed"), None, Some(&p.failed())),
+            Transition::Refuse(_)
+        ));
+    }
+
+    #[test]
+    fn custom_orders_are_validated() {
+        let p = Pipeline::parse("queued, building ,done").unwrap();
+        assert_eq!(p.first().name(), "queued");
+        assert_eq!(
+            p.plan_set(&p.stage("queued"), &p.stage("building"), false),
+            Transition::Apply {
+                from: p.stage("queued"),
+                to: p.stage("building"),
+                forced: false
+            }
+        );
+        let long = format!("a,{}", "b".repeat(51));
+        for bad in ["", "one", "a,,b", "a,a", "a,failed", "a,b c", "a,-b", &long] {
+            assert!(Pipeline::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The options every subcommand shares, as kubectl names them, and what the process learns from
+//! its environment (who it is). Validated before anything is sent.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cluster::{Cluster, ConnectOptions};
+use crate::core::labels;
+use crate::core::record::clean_reason;
+use crate::core::stage::{Pipeline, STAGES_ENV};
+use crate::error::Result;
+use crate::output::Format;
+
+/// Options every subcommand takes, as kubectl names them.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file; default: $KUBECONFIG, ~/.kube/config, or in a pod its ServiceAccount.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// The namespace; default: the context's, or in a pod its own.
+    #[arg(long, short = 'n', global = true, env = "STAGECTL_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// How long each API operation may keep retrying transient failures, e.g. 30s, 2m. Waits
+    /// (--wait, --wait-for-node) have budgets of their own.
+    #[arg(long, global = true, env = "STAGECTL_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// The stage order, comma-separated, for pipelines other than the default play.
+    #[arg(long, global = true, env = STAGES_ENV, value_name = "A,B,C")]
+    pub stages: Option<String>,
+    /// More log output (-v debug, -vv trace); logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    quiet: u8,
+}
+
+impl GlobalArgs {
+    pub fn verbosity(&self) -> i8 {
+        self.verbose.min(3) as i8 - self.quiet.min(3) as i8
+    }
+}
+
+/// The global options, validated; nothing has been sent yet.
+pub struct Settings {
+    pub pipeline: Pipeline,
+    pub output: Format,
+    /// Who makes the changes, for histories, deliveries and Events.
+    pub actor: String,
+    connect: ConnectOptions,
+}
+
+impl Settings {
+    pub fn from_args(global: &GlobalArgs) -> Result<Self> {
+        let pipeline = match &global.stages {
+            Some(list) => Pipeline::parse(list)?,
+            None => Pipeline::default(),
+        };
+        if let Some(namespace) = &global.namespace {
+            labels::validate_namespace(namespace)?;
+        }
+        Ok(Self {
+            pipeline,
+            output: global.output,
+            actor: actor(),
+            connect: ConnectOptions {
+                kubeconfig: global.kubeconfig.clone(),
+                context: global.context.clone(),
+                namespace: global.namespace.clone(),
+                timeout: global.timeout,
+            },
+        })
+    }
+
+    /// Connects; commands call it only once their own inputs are validated, so that bad input
+    /// is reported as such, whatever the state of the cluster or the kubeconfig.
+    pub async fn connect(&self) -> Result<Cluster> {
+        Cluster::connect(&self.connect, &self.actor).await
+    }
+}
+
+/// Who is making a change, for the history and Events: `STAGECTL_ACTOR` if set; in a pod its
+/// name (a workflow step's pod names the workflow and the step); elsewhere user@host.
+fn actor() -> String {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(actor) = var("STAGECTL_ACTOR") {
+        return clean_reason(&actor).chars().take(253).collect();
+    }
+    let host = var("HOSTNAME")
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_string());
+    if var("KUBERNETES_SERVICE_HOST").is_some() {
+        return format!("pod/{host}");
+    }
+    match var("USER") {
+        Some(user) => format!("{user}@{host}"),
+        None => host,
+    }
+}
+
+/// Durations as people write them: `90s`, `2m`, `1m30s`, `500ms`.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let parsed: jiff::SignedDuration = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write it like 30s, 2m or 1m30s"))?;
+    let duration = Duration::try_from(parsed).map_err(|_| format!("{text:?} is negative"))?;
+    if duration.is_zero() {
+        return Err("the duration must be longer than zero".to_string());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_people_write_them() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in ["", "soon", "-5s", "0s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+}
