@@ -97,7 +97,8 @@ impl EventRequest {
     /// 2. else the one play that can take an event: not ended, not failed (a failed play whose
     ///    exit handler still runs takes none); of several, the one the template's mutex lets
     ///    run (`Running`), the others being queued behind it;
-    /// 3. else, when none can, the newest play, to answer for what the event is.
+    /// 3. else, when none can, the newest play (one still running first), to answer for what
+    ///    the event is.
     pub fn choose_play(&self, pipeline: &Pipeline, plays: &[ObjectMeta]) -> Result<Chosen> {
         let can_take_events = |meta: &ObjectMeta| {
             !has_ended(meta)
@@ -136,9 +137,10 @@ impl EventRequest {
             None => format!("task {}", self.task_id),
         };
         match eligible.as_slice() {
+            // A failed play still running its exit handler speaks before any that has ended.
             [] => plays
                 .iter()
-                .max_by_key(|meta| meta.creation_timestamp.as_ref().map(|t| t.0))
+                .max_by_key(|meta| (!has_ended(meta), meta.creation_timestamp.as_ref().map(|t| t.0)))
                 .map(chosen)
                 .ok_or_else(|| {
                     Error::not_found(format!(

@@ -38,13 +38,15 @@ pub async fn config_from_kubeconfig(path: &Path) -> Config {
 }
 
 /// A namespace of its own for one test, so tests run in parallel without seeing each other.
-/// The control plane has no namespace controller, so namespaces are never deleted: the names
-/// are unique across runs instead.
+/// Deleted when the test ends, pass or fail; the control plane's namespace controller then
+/// deletes everything in it.
 pub struct TestNamespace {
     pub name: String,
     pub client: Client,
     pub config: Config,
     pub kubeconfig: PathBuf,
+    /// Where the audit log ended when the namespace was made: its requests come after.
+    audit_offset: u64,
 }
 
 impl TestNamespace {
@@ -56,6 +58,9 @@ impl TestNamespace {
         let config = config_from_kubeconfig(kubeconfig).await;
         let client = Client::try_from(config.clone()).expect("client");
         let name = unique_name(test);
+        let audit_offset = std::fs::metadata(kubeconfig.with_file_name("audit.log"))
+            .map(|m| m.len())
+            .unwrap_or(0);
         let namespace: Namespace = serde_json::from_value(serde_json::json!({
             "metadata": {"name": name, "labels": {"stagectl.dev/test": sanitize(test, 63)}}
         }))
@@ -69,6 +74,7 @@ impl TestNamespace {
             client,
             config,
             kubeconfig: kubeconfig.to_path_buf(),
+            audit_offset,
         }
     }
 
@@ -119,11 +125,19 @@ impl TestNamespace {
             .metadata
     }
 
-    /// Requests the API server recorded for this namespace (its audit log), for proofs of how
-    /// many requests a command made.
+    /// Requests the API server recorded for this namespace (its audit log, from where it ended
+    /// when the namespace was made), for proofs of how many requests a command made.
     pub async fn audited_requests(&self) -> Vec<AuditedRequest> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
         let path = self.kubeconfig.with_file_name("audit.log");
-        let text = tokio::fs::read_to_string(&path)
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        file.seek(std::io::SeekFrom::Start(self.audit_offset))
+            .await
+            .unwrap();
+        let mut text = String::new();
+        file.read_to_string(&mut text)
             .await
             .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         text.lines()
@@ -163,6 +177,35 @@ impl TestNamespace {
             .create(&PostParams::default(), &load_manifest(manifest))
             .await
             .unwrap_or_else(|e| panic!("create {manifest}: {e}"))
+    }
+}
+
+impl Drop for TestNamespace {
+    /// Deletes the namespace from a thread of its own: a test's runtime may be shutting down,
+    /// and a drop cannot await. A server that is gone (a test stopped its own) leaves nothing
+    /// to clean.
+    fn drop(&mut self) {
+        let (name, kubeconfig) = (self.name.clone(), self.kubeconfig.clone());
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let client = Client::try_from(config_from_kubeconfig(&kubeconfig).await)?;
+                let namespaces = Api::<Namespace>::all(client);
+                let params = kube::api::DeleteParams::default();
+                let deletion = namespaces.delete(&name, &params);
+                tokio::time::timeout(std::time::Duration::from_secs(10), deletion)
+                    .await
+                    .map_err(|_| kube::Error::Service("no answer in 10s".into()))??;
+                Ok::<_, kube::Error>(())
+            })
+        })
+        .join();
+        if let Ok(Err(err)) = deleted {
+            eprintln!("namespace {} not deleted: {err}", self.name);
+        }
     }
 }
 

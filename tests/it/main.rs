@@ -3,8 +3,11 @@
 
 mod harness;
 
+mod architecture;
+
 mod controlplane;
 mod e2e;
+mod faults;
 mod hostile_inputs;
 mod image;
 mod manifests;

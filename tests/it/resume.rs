@@ -255,6 +255,80 @@ async fn an_event_before_the_node_exists_waits_for_it() {
     assert_eq!(ns.meta(&other).await.resource_version, before);
 }
 
+/// The wait for the node has a budget of its own: it outlasts --timeout, which bounds each API
+/// operation, not the wait.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn the_wait_for_the_node_outlasts_the_timeout_of_the_api_calls() {
+    let ns = Arc::new(TestNamespace::new("wait-past-timeout").await);
+    let workflow = create_play(&ns, "21", "acme/widgets").await;
+    assert!(!set_stage(&ns, &workflow, "waiting-pr-created").await);
+    let waiting = {
+        let ns = ns.clone();
+        tokio::spawn(async move {
+            ns.stagectl(&[
+                "resume",
+                "--stage",
+                "waiting-pr-created",
+                "--task-id",
+                "21",
+                "--delivery-id",
+                "d-patient",
+                "--timeout",
+                "2s",
+                "--wait-for-node",
+                "60s",
+                "-o",
+                "json",
+            ])
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!waiting.is_finished(), "resume still waits after --timeout");
+    controller_reaches_wait(&ns, &workflow, "waiting-pr-created", false).await;
+    let run = waiting.await.unwrap();
+    run.assert_code(0);
+    assert_eq!(run.json()["outcome"], "resumed");
+}
+
+/// A play that failed (its exit handler still running) takes no event; a newer play of the same
+/// task does, with --repository or without.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn an_event_goes_past_a_failed_play_to_the_newer_play_of_the_task() {
+    let ns = TestNamespace::new("failed-and-newer").await;
+    let running = json!({"metadata": {"labels": {"workflows.argoproj.io/phase": "Running"}}});
+    let failed = create_play(&ns, "31", "acme/widgets").await;
+    ns.stagectl(&[
+        "set",
+        "failed",
+        "--workflow",
+        &failed,
+        "--reason",
+        "agent crashed",
+    ])
+    .await
+    .assert_code(0);
+    let newer = create_play(&ns, "31", "acme/widgets").await;
+    for workflow in [&failed, &newer] {
+        ns.workflows()
+            .patch(
+                workflow,
+                &PatchParams::default(),
+                &Patch::Merge(running.clone()),
+            )
+            .await
+            .unwrap();
+    }
+    let failed_version = ns.meta(&failed).await.resource_version;
+    let run = resume(&ns, "waiting-pr-created", "31", "acme/widgets", "d-newer").await;
+    run.assert_code(0);
+    assert_eq!(run.json()["workflow"], newer.as_str());
+    assert_eq!(run.json()["outcome"], "latched");
+    assert_eq!(ns.meta(&failed).await.resource_version, failed_version);
+}
+
 /// A second play of a task waits on the template's mutex (Pending) while the first runs: events
 /// go to the running one. A redelivery goes to the play that saw it, even once that play has
 /// ended and another of the task runs.
@@ -464,13 +538,16 @@ async fn drive_play(ns: Arc<TestNamespace>, workflow: String, jitter: u64) {
         .assert_code(0);
 }
 
-/// 100 plays of different tasks, in two repositories that share task ids; every event comes one
-/// to three times (same delivery id), at random moments relative to the plays' own steps.
+/// 40 plays of different tasks, in two repositories that share task ids; every event comes one
+/// to three times (same delivery id), at random moments relative to the plays' own steps. At
+/// most 8 deliveries run at once, as a 2-core machine serves them (the plays' own steps are
+/// not held back).
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
-async fn a_hundred_plays_each_wait_released_exactly_once() {
-    const TASKS: usize = 50;
-    let ns = Arc::new(TestNamespace::new("hundred-plays").await);
+async fn forty_plays_each_wait_released_exactly_once() {
+    const TASKS: usize = 20;
+    let ns = Arc::new(TestNamespace::new("forty-plays").await);
+    let deliveries_at_once = Arc::new(tokio::sync::Semaphore::new(8));
     let mut plays = Vec::new();
     for task in 0..TASKS {
         for repository in ["acme/widgets", "acme/gadgets"] {
@@ -495,8 +572,10 @@ async fn a_hundred_plays_each_wait_released_exactly_once() {
                 let delay = Duration::from_millis(next(4000));
                 let (ns, task, repository, delivery) =
                     (ns.clone(), task.clone(), *repository, delivery.clone());
+                let at_once = deliveries_at_once.clone();
                 deliveries.spawn(async move {
                     tokio::time::sleep(delay).await;
+                    let _turn = at_once.acquire().await.unwrap();
                     let run = resume(&ns, stage, &task, repository, &delivery).await;
                     (delivery, run)
                 });
@@ -521,7 +600,7 @@ async fn a_hundred_plays_each_wait_released_exactly_once() {
             "{outcome}: {tally:?}"
         );
     }
-    eprintln!("resume outcomes over 100 plays: {tally:?}");
+    eprintln!("resume outcomes over 40 plays: {tally:?}");
     while let Some(driven) = tasks.join_next().await {
         driven.unwrap();
     }

@@ -291,10 +291,15 @@ async fn transitions_and_a_busy_controller_never_lose_each_others_writes() {
             let api = ns.workflows();
             let mut tick = 0u32;
             let mut interval = tokio::time::interval(Duration::from_millis(50));
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
             while !stop.load(Ordering::Relaxed) {
                 interval.tick().await;
                 tick += 1;
                 loop {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "{workflow}: the writer ran for 3 minutes"
+                    );
                     let mut object = api.get(&workflow).await.unwrap();
                     let labels = object.metadata.labels.get_or_insert_default();
                     labels.insert("controller-tick".into(), tick.to_string());
@@ -319,7 +324,12 @@ async fn transitions_and_a_busy_controller_never_lose_each_others_writes() {
         });
     }
     // Transitions start once every writer is busy, and must overlap with more of its writes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while writes.load(Ordering::Relaxed) < 3 * WORKFLOWS as u32 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the writers did not get going in a minute"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let writes_before = writes.load(Ordering::Relaxed);

@@ -102,6 +102,11 @@ func run(stateDir string, crdDirs []string, readyTimeout time.Duration) error {
 	if err := applyCRDs(ctx, admin, crdDirs); err != nil {
 		return fmt.Errorf("CRDs: %w", err)
 	}
+	controllers, stopControllers := context.WithCancel(context.Background())
+	defer stopControllers()
+	if err := startNamespaceController(controllers, adminRESTConfig(pki, ports.APIServer)); err != nil {
+		return fmt.Errorf("namespace controller: %w", err)
+	}
 	kubeconfig := filepath.Join(stateDir, "kubeconfig")
 	if err := writeKubeconfig(kubeconfig, pki, ports.APIServer); err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)

@@ -1,0 +1,208 @@
+//! The layering holds: `core` decides without I/O (nothing of kube or tokio in it), and no two
+//! modules of `src/` depend on each other, directly or around a cycle. Read from the sources.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::harness::repo_path;
+
+/// Every source file as a module path (`core::stage`, `cluster`), with its text.
+fn modules() -> BTreeMap<String, String> {
+    fn walk(dir: &Path, prefix: &[String], out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = path.file_stem().unwrap().to_string_lossy().to_string();
+            if path.is_dir() {
+                let mut inner = prefix.to_vec();
+                inner.push(name);
+                walk(&path, &inner, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let mut module = prefix.to_vec();
+                if !matches!(name.as_str(), "mod" | "lib" | "main") {
+                    module.push(name.clone());
+                }
+                if name != "main" {
+                    out.insert(module.join("::"), std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&repo_path("src"), &[], &mut out);
+    out
+}
+
+/// The paths a use tree at the start of `text` names: `a::{b, c::d}` gives `a::b`, `a::c::d`.
+fn use_tree(text: &str) -> Vec<String> {
+    fn tree(chars: &[char], at: &mut usize) -> Vec<String> {
+        let mut segments = Vec::new();
+        loop {
+            let start = *at;
+            while *at < chars.len() && (chars[*at].is_alphanumeric() || chars[*at] == '_') {
+                *at += 1;
+            }
+            if *at == start {
+                break;
+            }
+            segments.push(chars[start..*at].iter().collect::<String>());
+            if chars[*at..].starts_with(&[':', ':']) {
+                *at += 2;
+            } else {
+                return vec![segments.join("::")];
+            }
+        }
+        if *at < chars.len() && chars[*at] == '{' {
+            *at += 1;
+            let mut paths = Vec::new();
+            while *at < chars.len() && chars[*at] != '}' {
+                while *at < chars.len() && (chars[*at].is_whitespace() || chars[*at] == ',') {
+                    *at += 1;
+                }
+                if *at < chars.len() && chars[*at] == '}' {
+                    break;
+                }
+                for inner in tree(chars, at) {
+                    paths.push(if segments.is_empty() {
+                        inner
+                    } else {
+                        format!("{}::{inner}", segments.join("::"))
+                    });
+                }
+                // Skip `as alias`, `self`, and anything else up to the next item.
+                while *at < chars.len() && !matches!(chars[*at], ',' | '}') {
+                    *at += 1;
+                }
+            }
+            *at += 1;
+            return paths;
+        }
+        vec![segments.join("::")]
+    }
+    let chars: Vec<char> = text.chars().collect();
+    tree(&chars, &mut 0)
+}
+
+/// Which modules each module refers to (`crate::…` and `super::…` paths), a module's own
+/// submodules left out: declaring and re-exporting them is structure, not a dependency.
+fn dependencies(modules: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+    let resolve = |path: &str| {
+        let parts: Vec<&str> = path.split("::").collect();
+        (1..=parts.len())
+            .rev()
+            .map(|n| parts[..n].join("::"))
+            .find(|candidate| modules.contains_key(candidate))
+            .unwrap_or_default()
+    };
+    let mut graph = BTreeMap::new();
+    for (module, text) in modules {
+        let parent = module.rsplit_once("::").map_or("", |(parent, _)| parent);
+        let mut edges = BTreeSet::new();
+        for (keyword, base) in [("crate::", ""), ("super::", parent)] {
+            for (index, _) in text.match_indices(keyword) {
+                if text[..index].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+                    continue;
+                }
+                for path in use_tree(&text[index + keyword.len()..]) {
+                    let full = if base.is_empty() {
+                        path
+                    } else {
+                        format!("{base}::{path}")
+                    };
+                    let target = resolve(&full);
+                    let own_child = target.starts_with(&format!("{module}::")) || module.is_empty();
+                    if !target.is_empty() && target != *module && !own_child {
+                        edges.insert(target);
+                    }
+                }
+            }
+        }
+        graph.insert(module.clone(), edges);
+    }
+    graph
+}
+
+#[test]
+fn no_import_cycle_among_the_modules_of_src() {
+    let graph = dependencies(&modules());
+    assert!(graph["commands::set"].contains("core::change"), "{graph:?}");
+    assert!(graph["core::change"].contains("core::stage"), "{graph:?}");
+    // Depth-first search; a module met again while on the path closes a cycle.
+    fn visit<'a>(
+        node: &'a str,
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) {
+        if let Some(at) = path.iter().position(|n| *n == node) {
+            panic!("import cycle: {} → {node}", path[at..].join(" → "));
+        }
+        if !done.insert(node) {
+            return;
+        }
+        path.push(node);
+        for next in &graph[node] {
+            visit(next, graph, path, done);
+        }
+        path.pop();
+    }
+    let mut done = BTreeSet::new();
+    for module in graph.keys() {
+        visit(module, &graph, &mut Vec::new(), &mut done);
+    }
+}
+
+#[test]
+fn core_decides_without_kube_or_tokio() {
+    let modules = modules();
+    let core: Vec<_> = modules
+        .iter()
+        .filter(|(module, _)| module.as_str() == "core" || module.starts_with("core::"))
+        .collect();
+    assert!(core.len() > 5, "{:?}", modules.keys());
+    for (module, text) in core {
+        for forbidden in [
+            "kube::",
+            "kube_core",
+            "kube_runtime",
+            "kube_client",
+            "tokio",
+            "std::fs",
+            "std::env",
+            "Timestamp::now",
+        ] {
+            assert!(
+                !text.contains(forbidden),
+                "core module {module} uses {forbidden}"
+            );
+        }
+        for outside in [
+            "cluster", "commands", "cli", "settings", "output", "logging",
+        ] {
+            assert!(
+                !text.contains(&format!("crate::{outside}")),
+                "core module {module} depends on {outside}"
+            );
+        }
+    }
+}
+
+#[test]
+fn use_trees_are_read_as_rust_reads_them() {
+    assert_eq!(
+        use_tree("core::{labels, patch};"),
+        ["core::labels", "core::patch"]
+    );
+    assert_eq!(
+        use_tree("core::latch::{self, Delivery, LatchSlot};"),
+        [
+            "core::latch::self",
+            "core::latch::Delivery",
+            "core::latch::LatchSlot"
+        ]
+    );
+    assert_eq!(
+        use_tree("{Subject, apply_change};"),
+        ["Subject", "apply_change"]
+    );
+    assert_eq!(use_tree("core::stage::Stage)"), ["core::stage::Stage"]);
+}
