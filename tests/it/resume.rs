@@ -101,6 +101,26 @@ async fn create_play(ns: &TestNamespace, task: &str, repository: &str) -> String
     created.metadata.name.unwrap()
 }
 
+/// A play of `task` that has failed, as its exit handler leaves it.
+async fn failed_play(ns: &TestNamespace, task: &str) -> String {
+    let workflow = create_play(ns, task, "acme/widgets").await;
+    fail(ns, &workflow).await;
+    workflow
+}
+
+async fn fail(ns: &TestNamespace, workflow: &str) {
+    ns.stagectl(&[
+        "set",
+        "failed",
+        "--workflow",
+        workflow,
+        "--reason",
+        "agent crashed",
+    ])
+    .await
+    .assert_code(0);
+}
+
 /// The update step of the template: `set STAGE --skip-wait-file`, and what the file says.
 async fn set_stage(ns: &TestNamespace, workflow: &str, stage: &str) -> bool {
     let file = std::env::temp_dir().join(format!("{}-{workflow}-{stage}.skip", ns.name));
@@ -299,17 +319,7 @@ async fn the_wait_for_the_node_outlasts_the_timeout_of_the_api_calls() {
 async fn an_event_goes_past_a_failed_play_to_the_newer_play_of_the_task() {
     let ns = TestNamespace::new("failed-and-newer").await;
     let running = json!({"metadata": {"labels": {"workflows.argoproj.io/phase": "Running"}}});
-    let failed = create_play(&ns, "31", "acme/widgets").await;
-    ns.stagectl(&[
-        "set",
-        "failed",
-        "--workflow",
-        &failed,
-        "--reason",
-        "agent crashed",
-    ])
-    .await
-    .assert_code(0);
+    let failed = failed_play(&ns, "31").await;
     let newer = create_play(&ns, "31", "acme/widgets").await;
     for workflow in [&failed, &newer] {
         ns.workflows()
@@ -412,17 +422,7 @@ async fn an_event_for_an_ended_play_is_a_noop_past_its_wait_and_refused_otherwis
     );
     assert_eq!(ns.meta(&completed).await.resource_version, before);
 
-    let failed = create_play(&ns, "8", "acme/widgets").await;
-    ns.stagectl(&[
-        "set",
-        "failed",
-        "--workflow",
-        &failed,
-        "--reason",
-        "agent crashed",
-    ])
-    .await
-    .assert_code(0);
+    let failed = failed_play(&ns, "8").await;
     let before = end(failed.clone()).await;
     let refused = resume(&ns, "waiting-ready-for-qa", "8", "acme/widgets", "after").await;
     refused.assert_code(3);
@@ -457,16 +457,7 @@ async fn no_candidate_several_candidates_failed_or_offloaded_plays_are_refused_u
         .patch(&second, &PatchParams::default(), &Patch::Merge(done))
         .await
         .unwrap();
-    ns.stagectl(&[
-        "set",
-        "failed",
-        "--workflow",
-        &first,
-        "--reason",
-        "agent crashed",
-    ])
-    .await
-    .assert_code(0);
+    fail(&ns, &first).await;
     let failed = resume(&ns, "waiting-pr-created", "5", "acme/widgets", "d").await;
     failed.assert_code(3);
     assert!(
