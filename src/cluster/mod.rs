@@ -124,11 +124,11 @@ impl Cluster {
                 .with_source(e)
             })
         };
-        // The same server without credentials: it asks /readyz whether a refusal of ours could
-        // come from a server still starting.
+        // The same server without credentials: after a 401, it asks /readyz whether the refusal
+        // could come from a server still starting.
         let mut anonymous = config.clone();
         anonymous.auth_info = Default::default();
-        let probe = build(anonymous)?;
+        let anonymous = build(anonymous)?;
         let client = build(config)?;
         let recorder = Recorder::new(
             client.clone(),
@@ -138,11 +138,11 @@ impl Cluster {
             },
         );
         Ok(Self {
+            retry: retry::Policy::new(client.clone(), anonymous, server.clone()),
             client,
             namespace,
-            server: server.clone(),
+            server,
             timeout: options.timeout,
-            retry: retry::Policy::new(probe, server),
             recorder,
         })
     }

@@ -7,10 +7,12 @@
 //! - 429 (after its Retry-After), including "storage is (re)initializing";
 //! - 5xx, and 409 Conflict;
 //! - 401 and 403 from a server that is coming up: within [`SETTLING`] of this process finding
-//!   the server unreachable or failing, or while the server's own `/readyz`, asked without
-//!   credentials, says it is not ready. A restarted kube-apiserver answers requests before its
-//!   caches of ServiceAccounts and RBAC rules are filled, and refuses valid credentials until
-//!   they are.
+//!   the server unreachable or failing, or unless the server's own `/readyz` answers 200. A
+//!   restarted kube-apiserver answers requests before its caches of ServiceAccounts and RBAC
+//!   rules are filled, and refuses valid credentials (401) and permissions (403) until they are.
+//!   After a 403, `/readyz` is asked with our own credentials (a server that is up lets every
+//!   authenticated user read it); after a 401, without (it lets anonymous users read it), and an
+//!   anonymous request refused with 401 (anonymous access turned off) tells nothing either way.
 //!
 //! Everything else is final at once: 400, 404, 422, and a 401 or 403 from a server that is up,
 //! so a wrong credential or a missing permission fails on its first answer.
@@ -80,8 +82,10 @@ enum Verdict {
 }
 
 pub struct Policy {
-    /// The same server without credentials, for `/readyz`.
-    probe: Client,
+    /// The client of the calls, to ask `/readyz` after a 403.
+    client: Client,
+    /// The same server without credentials, to ask `/readyz` after a 401.
+    anonymous: Client,
     server: String,
     requests: AtomicU32,
     retries: AtomicU32,
@@ -90,9 +94,10 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn new(probe: Client, server: String) -> Self {
+    pub fn new(client: Client, anonymous: Client, server: String) -> Self {
         Self {
-            probe,
+            client,
+            anonymous,
             server,
             requests: AtomicU32::new(0),
             retries: AtomicU32::new(0),
@@ -166,7 +171,7 @@ impl Policy {
         if let kube::Error::Api(status) = error
             && matches!(status.code, 401 | 403)
         {
-            return if self.unsettled_recently() || self.server_not_ready().await {
+            return if self.unsettled_recently() || self.server_not_ready(status.code).await {
                 debug!(
                     code = status.code,
                     "credentials refused by a server that is coming up; trying again"
@@ -192,21 +197,27 @@ impl Policy {
             .is_some_and(|at| at.elapsed() < SETTLING)
     }
 
-    /// Asks `/readyz` without credentials. Only a clear "not ready" (a 5xx, or no answer)
-    /// counts: a refusal of the anonymous request says nothing either way.
-    async fn server_not_ready(&self) -> bool {
+    /// Asks `/readyz` whether the server is up, after a refusal with `code`: with our own
+    /// credentials after a 403, without after a 401. Only a 200 says it is up; an anonymous
+    /// request refused with 401 means anonymous access is off, which says nothing.
+    async fn server_not_ready(&self, code: u16) -> bool {
         self.count_request();
+        let probe = if code == 403 {
+            &self.client
+        } else {
+            &self.anonymous
+        };
         let request = http::Request::get("/readyz")
             .body(Vec::new())
             .expect("a valid request");
-        let answer = tokio::time::timeout(CONNECT_TIMEOUT, self.probe.request_text(request)).await;
+        let answer = tokio::time::timeout(CONNECT_TIMEOUT, probe.request_text(request)).await;
         let not_ready = match &answer {
             Ok(Ok(_)) => false,
-            Ok(Err(kube::Error::Api(status))) => status.code >= 500,
+            Ok(Err(kube::Error::Api(status))) => !(code == 401 && status.code == 401),
             Ok(Err(_)) | Err(_) => true,
         };
+        debug!(server = %self.server, not_ready, "asked /readyz after a {code}");
         if not_ready {
-            debug!(server = %self.server, "the API server is not ready yet");
             *self.unsettled_at.lock().expect("not poisoned") = Some(Instant::now());
         }
         not_ready
