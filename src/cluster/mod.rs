@@ -124,11 +124,9 @@ impl Cluster {
                 .with_source(e)
             })
         };
-        // The same server without credentials: after a 401, it asks /readyz whether the refusal
-        // could come from a server still starting.
-        let mut anonymous = config.clone();
-        anonymous.auth_info = Default::default();
-        let anonymous = build(anonymous)?;
+        // The same server without credentials: after a 401, the retry policy asks /readyz
+        // whether the refusal could come from a server still starting.
+        let anonymous = config.clone();
         let client = build(config)?;
         let recorder = Recorder::new(
             client.clone(),

@@ -18,12 +18,12 @@
 //! so a wrong credential or a missing permission fails on its first answer.
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use kube::Client;
+use kube::{Client, Config};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -84,8 +84,9 @@ enum Verdict {
 pub struct Policy {
     /// The client of the calls, to ask `/readyz` after a 403.
     client: Client,
-    /// The same server without credentials, to ask `/readyz` after a 401.
-    anonymous: Client,
+    /// The same server without credentials, to ask `/readyz` after a 401; made when first needed.
+    anonymous_config: Config,
+    anonymous: OnceLock<Option<Client>>,
     server: String,
     requests: AtomicU32,
     retries: AtomicU32,
@@ -94,10 +95,12 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn new(client: Client, anonymous: Client, server: String) -> Self {
+    pub fn new(client: Client, mut anonymous_config: Config, server: String) -> Self {
+        anonymous_config.auth_info = Default::default();
         Self {
             client,
-            anonymous,
+            anonymous_config,
+            anonymous: OnceLock::new(),
             server,
             requests: AtomicU32::new(0),
             retries: AtomicU32::new(0),
@@ -205,7 +208,13 @@ impl Policy {
         let probe = if code == 403 {
             &self.client
         } else {
-            &self.anonymous
+            let anonymous = self
+                .anonymous
+                .get_or_init(|| Client::try_from(self.anonymous_config.clone()).ok());
+            match anonymous {
+                Some(client) => client,
+                None => return false,
+            }
         };
         let request = http::Request::get("/readyz")
             .body(Vec::new())
