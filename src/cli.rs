@@ -121,4 +121,23 @@ mod tests {
     fn command_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    /// `--wait` alone waits as long as --timeout, `--wait=2m` as long as it says.
+    #[test]
+    fn verify_wait_takes_an_optional_duration() {
+        let wait = |extra: &[&str]| {
+            let args = ["stagectl", "verify", "completed", "--workflow", "w"];
+            let cli = Cli::try_parse_from(args.iter().chain(extra)).unwrap();
+            match cli.command {
+                Command::Verify(verify) => verify.wait,
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(wait(&[]), None);
+        assert_eq!(wait(&["--wait"]), Some(None));
+        assert_eq!(
+            wait(&["--wait=2m"]),
+            Some(Some(std::time::Duration::from_secs(120)))
+        );
+    }
 }

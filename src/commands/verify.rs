@@ -32,17 +32,8 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub task_id: Option<String>,
     /// Watch until the workflow is at the stage, for up to DURATION (default: --timeout).
-    #[arg(long, value_name = "DURATION", num_args = 0..=1, require_equals = true, default_missing_value = "", value_parser = parse_wait)]
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, require_equals = true, value_parser = parse_duration)]
     pub wait: Option<Option<Duration>>,
-}
-
-/// `--wait` alone waits as long as --timeout; `--wait=2m` as long as it says.
-fn parse_wait(text: &str) -> std::result::Result<Option<Duration>, String> {
-    if text.is_empty() {
-        Ok(None)
-    } else {
-        parse_duration(text).map(Some)
-    }
 }
 
 pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<()> {
