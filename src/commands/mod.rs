@@ -10,6 +10,7 @@ pub mod verify;
 use std::time::Instant;
 
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tracing::{debug, error, info};
 
 use crate::cluster::{Cluster, Operation, Swapped, View};
@@ -79,7 +80,7 @@ pub async fn apply_change(
 async fn after_change(
     cluster: &Cluster,
     request: &ChangeRequest,
-    committed: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    committed: &ObjectMeta,
     planned: &Planned,
 ) {
     if let Some(trim) = change::history_trim(committed) {
