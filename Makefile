@@ -9,7 +9,7 @@ KUBECTL := $(CONTROLPLANE)/bin/kubectl
 # The end-to-end tests' control plane instance: Argo's controller and the pod runner run against it.
 E2E_CONTROLPLANE := $(CONTROLPLANE)/.state-e2e
 
-.PHONY: help build static print-static-binary bench dockerfile-lint test e2e e2e-build demo-stop lint unit sensors argo-lint demo controlplane-start controlplane-stop clean
+.PHONY: help build static print-static-binary bench dockerfile-lint test e2e e2e-build demo-stop lint unit sensors render-sensors argo-lint demo controlplane-start controlplane-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -45,16 +45,25 @@ lint: ## Formatting and clippy, warnings are errors
 unit: ## Unit tests only; no control plane needed
 	cargo test --locked --lib --bins --tests
 
-sensors: ## The Argo Events manifests, run through Argo Events' own validation, filters and parameters
-	cd tests/sensors && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
+sensors: ## The Argo Events manifests, run through Argo Events' own validation, transforms, filters and parameters
+	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
+
+render-sensors: ## Copy the task-id rule (workflow-templates/task-id.jq) into every Sensor
+	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go run ./cmd/render-sensors ../../workflow-templates
+
+# The webhook signer (@octokit/webhooks-methods), from npm, as package-lock.json pins it.
+tests/github/node_modules/.package-lock.json: tests/github/package.json tests/github/package-lock.json
+	cd tests/github && npm ci --no-audit --no-fund --loglevel=error
 
 argo-lint: ## WorkflowTemplates and example Workflows, through Argo Workflows' own validation
 	cd tests/argo && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
 
-e2e-build: ## Build Argo's workflow-controller, the test pod runner and github-event (tests/e2e/bin)
+e2e-build: tests/github/node_modules/.package-lock.json ## Build Argo's workflow-controller, the test pod runner, Argo Events, NATS and the webhook sender
 	cd tests/e2e && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/ \
 	  github.com/argoproj/argo-workflows/v4/cmd/workflow-controller ./cmd/podrunner
-	cd tests/sensors && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o ../e2e/bin/ ./cmd/github-event
+	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o ../e2e/bin/ ./cmd/github-event
+	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/argo-events github.com/argoproj/argo-events/cmd
+	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/ github.com/nats-io/nats-server/v2 ./cmd/pod
 
 # Runs cargo's tests ($(1): what to pass it) against a freshly started control plane, and the
 # end-to-end ones against Argo's controller on a second, emptied first; stops everything
@@ -104,4 +113,4 @@ clean: controlplane-stop ## Remove build output and the control planes' data
 	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) tests/e2e/stop
 	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) $(CONTROLPLANE)/stop
 	cargo clean
-	rm -rf $(CONTROLPLANE)/bin $(CONTROLPLANE)/.state $(E2E_CONTROLPLANE) tests/e2e/bin
+	rm -rf $(CONTROLPLANE)/bin $(CONTROLPLANE)/.state $(E2E_CONTROLPLANE) tests/e2e/bin tests/events/bin tests/github/node_modules

@@ -1,9 +1,10 @@
 //! End to end: plays submitted from the installed WorkflowTemplates and run by Argo's real
 //! workflow-controller; their pods run by the test pod runner (the stagectl image is the stagectl
-//! under test, the agents are scripted); the agents' GitHub events delivered through Argo Events'
-//! own sensor code, whose trigger creates the stage-resume Workflow that the controller runs as
-//! `stagectl resume` (tests/e2e). The controller and its control plane are started once per
-//! test run, on a control plane instance of their own.
+//! under test, the agents are scripted); the agents' GitHub webhooks signed and POSTed to Argo
+//! Events' own processes (tests/events: the GitHub EventSource, a JetStream EventBus, the Sensors
+//! of workflow-templates/), whose trigger creates the stage-resume Workflow that the controller
+//! runs as `stagectl resume`. The controller and its control plane are started once per test
+//! run, on a control plane instance of their own; Argo Events once per test namespace.
 //!
 //! `make test` runs the module; `full` (20 plays at once) only `make e2e`.
 
@@ -62,13 +63,7 @@ pub async fn argo() -> &'static Argo {
             .expect("run tests/e2e/start");
         assert!(output.status.success(), "tests/e2e/start failed");
         let stdout = String::from_utf8(output.stdout).unwrap();
-        let value = |key: &str| {
-            stdout
-                .lines()
-                .find_map(|line| line.strip_prefix(&format!("{key}=")))
-                .unwrap_or_else(|| panic!("tests/e2e/start printed no {key}: {stdout}"))
-                .to_string()
-        };
+        let value = |key| printed(&stdout, "tests/e2e/start", key);
         let kubeconfig = PathBuf::from(value("KUBECONFIG"));
         Argo {
             state: kubeconfig.parent().unwrap().join("e2e"),
@@ -156,12 +151,30 @@ impl Play {
     }
 }
 
-/// A namespace with the templates and RBAC installed, as a platform team installs them; held
-/// with the test's share of the control plane (see [`ALONE`]).
+/// A namespace with the templates and RBAC installed, as a platform team installs them, and
+/// Argo Events running for it; held with the test's share of the control plane (see [`ALONE`]).
 pub struct Plays {
     pub ns: TestNamespace,
     pub argo: &'static Argo,
+    pub events: Events,
     _turn: Turn,
+}
+
+/// The namespace's Argo Events processes, as tests/events/start reports them.
+pub struct Events {
+    pub webhook_url: String,
+    pub secret_file: PathBuf,
+    /// Their state and logs.
+    pub state: PathBuf,
+}
+
+impl Drop for Plays {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(repo_path("tests/events/stop"))
+            .env("KUBECONFIG", &self.argo.kubeconfig)
+            .arg(&self.ns.name)
+            .status();
+    }
 }
 
 /// Held for the test's duration, never read.
@@ -185,13 +198,10 @@ impl Plays {
     async fn install(test: &str, turn: Turn) -> Self {
         let argo = argo().await;
         let ns = TestNamespace::create_on(&argo.kubeconfig, test).await;
-        let plays = Self {
-            ns,
+        kubectl_in(
             argo,
-            _turn: turn,
-        };
-        plays
-            .kubectl(&[
+            &ns.name,
+            &[
                 "apply",
                 "-f",
                 "workflow-templates/rbac.yaml",
@@ -199,21 +209,17 @@ impl Plays {
                 "workflow-templates/play-workflow-template.yaml",
                 "-f",
                 "workflow-templates/stage-resume-template.yaml",
-            ])
-            .await
-            .assert_code(0);
-        plays
-    }
-
-    pub async fn kubectl(&self, args: &[&str]) -> Run {
-        let mut command = tokio::process::Command::new(repo_path("tests/controlplane/bin/kubectl"));
-        command
-            .current_dir(repo_path(""))
-            .arg("--kubeconfig")
-            .arg(&self.argo.kubeconfig)
-            .args(["-n", &self.ns.name])
-            .args(args);
-        Run::of(command).await
+            ],
+        )
+        .await
+        .assert_code(0);
+        let events = start_events(argo, &ns.name).await;
+        Self {
+            ns,
+            argo,
+            events,
+            _turn: turn,
+        }
     }
 
     /// Submits a play from the installed template, as `argo submit --from workflowtemplate/play`.
@@ -307,29 +313,92 @@ impl Plays {
         logs
     }
 
-    /// A GitHub webhook delivered now, outside any agent (a late or stray event), through the
-    /// sensors as an agent delivers it; returns the stage-resume workflow created.
+    /// A GitHub webhook sent now, outside any agent (a late or stray event), as an agent sends
+    /// it; returns the stage-resume workflow the Sensor's trigger created for it.
     pub async fn deliver(&self, event: &str, play: &Play, delivery: &str) -> String {
-        let output = tokio::process::Command::new(repo_path("tests/e2e/bin/github-event"))
-            .args([
-                "-event",
-                event,
-                "-task",
-                &play.task,
-                "-repository",
-                &play.repository,
-            ])
-            .args(["-delivery", delivery])
-            .arg("-sensors")
-            .arg(repo_path("workflow-templates"))
-            .arg("-payloads")
-            .arg(repo_path("tests/sensors/testdata/github"))
-            .output()
+        self.send_webhook(event, play, delivery, "sha256")
             .await
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
-        let manifest: DynamicObject = serde_json::from_slice(&output.stdout).unwrap();
-        self.create(&manifest).await
+            .assert_code(0);
+        let name = format!("stage-resume-{}", delivery.to_lowercase());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while self.ns.workflows().get_opt(&name).await.unwrap().is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {name} 60s after the webhook was accepted; see {}",
+                self.events.state.display()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        name
+    }
+
+    /// `github-event`: the webhook of `event` for the play's task, POSTed to the namespace's
+    /// EventSource with the given signature (see tests/github/send-webhook.mjs). Its stdout is
+    /// the status and body of the answer.
+    pub async fn send_webhook(
+        &self,
+        event: &str,
+        play: &Play,
+        delivery: &str,
+        signature: &str,
+    ) -> Run {
+        let mut command = tokio::process::Command::new(repo_path("tests/e2e/bin/github-event"));
+        command
+            .args(["-event", event, "-task", &play.task])
+            .args(["-repository", &play.repository, "-delivery", delivery])
+            .arg("-payloads")
+            .arg(repo_path("tests/events/testdata/github"))
+            .args(["-url", &self.events.webhook_url, "-signature", signature])
+            .arg("-secret-file")
+            .arg(&self.events.secret_file);
+        Run::of(command).await
+    }
+}
+
+async fn kubectl_in(argo: &Argo, namespace: &str, args: &[&str]) -> Run {
+    let mut command = tokio::process::Command::new(repo_path("tests/controlplane/bin/kubectl"));
+    command
+        .current_dir(repo_path(""))
+        .arg("--kubeconfig")
+        .arg(&argo.kubeconfig)
+        .args(["-n", namespace])
+        .args(args);
+    Run::of(command).await
+}
+
+/// The value of the `KEY=value` line a start script printed.
+fn printed(stdout: &str, script: &str, key: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("{script} printed no {key}: {stdout}"))
+        .to_string()
+}
+
+/// Runs tests/events/start for the namespace: the EventSource, EventBus and Sensors.
+async fn start_events(argo: &Argo, namespace: &str) -> Events {
+    let output = tokio::process::Command::new(repo_path("tests/events/start"))
+        .env("KUBECONFIG", &argo.kubeconfig)
+        .arg(namespace)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .expect("run tests/events/start");
+    assert!(
+        output.status.success(),
+        "tests/events/start {namespace} failed"
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let value = |key| printed(&stdout, "tests/events/start", key);
+    Events {
+        webhook_url: value("WEBHOOK_URL"),
+        secret_file: value("WEBHOOK_SECRET_FILE").into(),
+        state: argo
+            .kubeconfig
+            .parent()
+            .unwrap()
+            .join("events")
+            .join(namespace),
     }
 }
 

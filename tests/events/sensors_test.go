@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -17,7 +18,8 @@ import (
 	githubsource "github.com/argoproj/argo-events/pkg/eventsources/sources/github"
 	sensorreconciler "github.com/argoproj/argo-events/pkg/reconciler/sensor"
 
-	"stagectl.dev/tests/sensors/webhook"
+	"stagectl.dev/tests/events/taskid"
+	"stagectl.dev/tests/events/webhook"
 )
 
 const (
@@ -101,15 +103,33 @@ func TestManifestsPassArgoEventsValidation(t *testing.T) {
 	}
 }
 
-func TestTheSensorsShareOneTaskIDRule(t *testing.T) {
-	var rule string
+// The rule is written once, in task-id.jq; each Sensor's copy must be exactly it.
+func TestEverySensorCarriesTheOneTaskIDRule(t *testing.T) {
+	rule, err := taskid.Rule(manifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := taskid.SensorFiles(manifests)
+	if err != nil || len(files) != len(webhook.SensorFiles) {
+		t.Fatalf("sensor files %v: %v", files, err)
+	}
+	for _, file := range files {
+		sensor, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rendered, err := taskid.Render(string(sensor), rule)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if rendered != string(sensor) {
+			t.Errorf("%s does not carry workflow-templates/task-id.jq as it is: run make render-sensors", file)
+		}
+	}
 	for stage, sensor := range loadSensors(t) {
-		filters := sensor.Spec.Dependencies[0].Filters.Data
-		template := filters[len(filters)-1].Template
-		if rule == "" {
-			rule = template
-		} else if template != rule {
-			t.Errorf("the sensor of %s extracts the task id differently", stage)
+		dependency := sensor.Spec.Dependencies[0]
+		if dependency.Transform == nil || strings.TrimRight(dependency.Transform.JQ, "\n") != rule {
+			t.Errorf("the sensor of %s does not transform with the rule", stage)
 		}
 	}
 }
@@ -145,7 +165,11 @@ func TestSensorsFireExactlyForTheirEvents(t *testing.T) {
 		{"reopened", "pull_request/reopened", "pull_request", webhook.SetLabels("task-42"), "", ""},
 		{"a label that is not quite a task", "pull_request/opened", "pull_request", webhook.SetLabels("xtask-5", "task-", "task-5-6"), "", ""},
 		{"a branch that is not quite a task", "pull_request/opened", "pull_request", webhook.SetBranch("hotfix/task-5-x"), "", ""},
-		{"a task branch without a description", "pull_request/opened", "pull_request", webhook.SetBranch("task-5"), "", ""},
+		{"opened on a branch named exactly after the task", "pull_request/opened", "pull_request", webhook.SetBranch("task-5"), "waiting-pr-created", "5"},
+		{"opened on a feature branch named exactly after the task", "pull_request/opened", "pull_request", webhook.SetBranch("feature/task-5"), "waiting-pr-created", "5"},
+		{"a task branch with a dangling dash", "pull_request/opened", "pull_request", webhook.SetBranch("task-5-"), "", ""},
+		{"two task labels name no task", "pull_request/opened", "pull_request", all(webhook.SetLabels("task-5", "task-6"), webhook.SetBranch("task-5-x")), "", ""},
+		{"one task label twice", "pull_request/opened", "pull_request", webhook.SetLabels("task-5", "bug", "task-5"), "waiting-pr-created", "5"},
 		{"selector injection in a label", "pull_request/opened", "pull_request", webhook.SetLabels("task-5,current-stage=completed"), "", ""},
 		{"shell injection in a branch", "pull_request/opened", "pull_request", webhook.SetBranch("task-5$(reboot)-x"), "", ""},
 		{"newline injection in a label", "pull_request/opened", "pull_request", webhook.SetLabels("task-5\ncurrent-stage=x"), "", ""},
@@ -158,6 +182,7 @@ func TestSensorsFireExactlyForTheirEvents(t *testing.T) {
 		{"a label that starts like ready-for-qa", "pull_request/labeled", "pull_request", all(webhook.SetLabels("task-42"), webhook.SetLabelEvent("ready-for-qa-later")), "", ""},
 		{"ready-for-qa removed", "pull_request/unlabeled", "pull_request", all(webhook.SetLabels("task-42"), webhook.SetLabelEvent("ready-for-qa")), "", ""},
 		{"ready-for-qa added without a task", "pull_request/labeled", "pull_request", webhook.SetLabelEvent("ready-for-qa"), "", ""},
+		{"ready-for-qa added to a pull request of two tasks", "pull_request/labeled", "pull_request", all(webhook.SetLabels("task-42", "task-43", "ready-for-qa"), webhook.SetLabelEvent("ready-for-qa")), "", ""},
 		// Tess approves.
 		{"approved", "pull_request_review/submitted", "pull_request_review", all(webhook.SetLabels("task-42"), webhook.SetReviewState("approved")), "waiting-pr-approved", "42"},
 		{"approved on a task branch", "pull_request_review/submitted", "pull_request_review", all(webhook.SetBranch("task-11-x"), webhook.SetReviewState("approved")), "waiting-pr-approved", "11"},
@@ -165,6 +190,7 @@ func TestSensorsFireExactlyForTheirEvents(t *testing.T) {
 		{"changes requested", "pull_request_review/submitted", "pull_request_review", all(webhook.SetLabels("task-42"), webhook.SetReviewState("changes_requested")), "", ""},
 		{"a review dismissed", "pull_request_review/dismissed", "pull_request_review", webhook.SetLabels("task-42"), "", ""},
 		{"approved without a task", "pull_request_review/submitted", "pull_request_review", webhook.SetReviewState("approved"), "", ""},
+		{"approved on a pull request of two tasks", "pull_request_review/submitted", "pull_request_review", all(webhook.SetLabels("task-42", "task-7"), webhook.SetReviewState("approved")), "", ""},
 		{"a review payload sent as pull_request", "pull_request_review/submitted", "pull_request", all(webhook.SetLabels("task-42"), webhook.SetReviewState("approved")), "", ""},
 	}
 	for i, c := range cases {

@@ -1,10 +1,13 @@
 // Package webhook turns real GitHub webhook payloads into what stagectl's sensors do with them,
 // through Argo Events' own code: the payload wrapped as the GitHub EventSource hands it to
-// sensors, each dependency's filters, and the k8s trigger's resource with its parameters applied.
-// The sensor tests use it, and so does the github-event command the end-to-end agents run.
+// sensors, each dependency's transform and filters, and the k8s trigger's resource with its
+// parameters applied. The sensor tests use it; github-event uses its payloads.
 package webhook
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -17,6 +20,7 @@ import (
 	"github.com/argoproj/argo-events/pkg/eventsources/events"
 	"github.com/argoproj/argo-events/pkg/sensors/dependencies"
 	"github.com/argoproj/argo-events/pkg/sensors/triggers"
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -106,7 +110,7 @@ func SetRepository(fullName string) Change {
 
 // Deliver wraps a payload as the GitHub EventSource hands it to sensors: the request headers
 // (Go-canonicalised, with array values) and the body, into which it copies X-GitHub-Event and
-// X-GitHub-Delivery.
+// X-GitHub-Delivery. The body is signed with TestSecret, as GitHub signs it.
 func Deliver(githubEvent, delivery string, body map[string]any) (*v1alpha1.Event, error) {
 	body["X-GitHub-Event"] = githubEvent
 	body["X-GitHub-Delivery"] = delivery
@@ -118,7 +122,9 @@ func Deliver(githubEvent, delivery string, body map[string]any) (*v1alpha1.Event
 	header.Set("X-GitHub-Event", githubEvent)
 	header.Set("X-GitHub-Delivery", delivery)
 	header.Set("Content-Type", "application/json")
-	header.Set("X-Hub-Signature-256", "sha256=checked-by-the-eventsource")
+	mac := hmac.New(sha256.New, []byte(TestSecret))
+	mac.Write(raw)
+	header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	message := json.RawMessage(raw)
 	data, err := json.Marshal(&events.GithubEventData{Headers: header, Body: &message})
 	if err != nil {
@@ -133,13 +139,47 @@ func Deliver(githubEvent, delivery string, body map[string]any) (*v1alpha1.Event
 	}, nil
 }
 
-// Fire evaluates a sensor on one event as the sensor does: each dependency's filters, then, for
-// a trigger whose dependency passed, its k8s resource with the parameters applied. It returns the
+// TestSecret is the webhook secret of the in-process deliveries.
+const TestSecret = "in-process-test-secret"
+
+// transform applies a dependency's transform as the sensor does, to the CloudEvent it makes of
+// the bus's message.
+func transform(event *v1alpha1.Event, transformer *v1alpha1.EventDependencyTransformer) (*v1alpha1.Event, error) {
+	if transformer == nil {
+		return event, nil
+	}
+	cloudEvent := cloudevents.NewEvent()
+	cloudEvent.SetID(event.Context.ID)
+	cloudEvent.SetSource(event.Context.Source)
+	cloudEvent.SetType(event.Context.Type)
+	cloudEvent.SetSubject(event.Context.Subject)
+	cloudEvent.SetTime(event.Context.Time.Time)
+	if err := cloudEvent.SetData(cloudevents.ApplicationJSON, event.Data); err != nil {
+		return nil, err
+	}
+	transformed, err := dependencies.ApplyTransform(&cloudEvent, transformer)
+	if err != nil {
+		return nil, err
+	}
+	out := *event
+	out.Data = transformed.Data()
+	return &out, nil
+}
+
+// Fire evaluates a sensor on one event as the sensor does: each dependency's transform and
+// filters, then, for a trigger whose dependency passed, its k8s resource with the parameters
+// applied. It returns the
 // resources the sensor would create. A filter error is what the sensor logs without triggering;
 // it comes back in filterErrors.
 func Fire(sensor *v1alpha1.Sensor, event *v1alpha1.Event) (created []map[string]any, filterErrors []error, err error) {
 	passed := map[string]*v1alpha1.Event{}
 	for _, dependency := range sensor.Spec.Dependencies {
+		event, err := transform(event, dependency.Transform)
+		if err != nil {
+			// The sensor logs a failed transform and drops the event.
+			filterErrors = append(filterErrors, fmt.Errorf("%s/%s: transform error: %w", sensor.Name, dependency.Name, err))
+			continue
+		}
 		ok, err := dependencies.Filter(event, dependency.Filters, dependency.FiltersLogicalOperator)
 		if err != nil {
 			filterErrors = append(filterErrors, fmt.Errorf("%s/%s: filter error: %w", sensor.Name, dependency.Name, err))

@@ -1,0 +1,86 @@
+// github-event sends the GitHub webhook an agent's real counterpart causes, as GitHub sends it:
+// the real octokit payload of the event, made to name the task and repository, POSTed signed to
+// an EventSource by tests/github/send-webhook.mjs (@octokit/webhooks-methods). It prints what the
+// receiver answered, and exits as the sender does (0 on a 2xx). Test infrastructure, not part of
+// stagectl.
+//
+//	github-event -event pr-opened|ready-for-qa|approved -task 42 -repository acme/widgets -delivery ID \
+//	  -payloads tests/events/testdata/github -url URL -secret-file FILE [-signature sha256|sha1-only|wrong|none]
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"stagectl.dev/tests/events/webhook"
+)
+
+// What each agent's real counterpart does on GitHub: the payload it causes, its event name, and
+// how the payload is made to name the task.
+var kinds = map[string]struct {
+	payload, githubEvent string
+	changes              func(task string) []webhook.Change
+}{
+	"pr-opened": {"pull_request/opened", "pull_request", func(task string) []webhook.Change {
+		return []webhook.Change{webhook.SetLabels("task-" + task), webhook.SetBranch("task-" + task + "-implementation")}
+	}},
+	"ready-for-qa": {"pull_request/labeled", "pull_request", func(task string) []webhook.Change {
+		return []webhook.Change{webhook.SetLabels("task-"+task, "ready-for-qa"), webhook.SetLabelEvent("ready-for-qa")}
+	}},
+	"approved": {"pull_request_review/submitted", "pull_request_review", func(task string) []webhook.Change {
+		return []webhook.Change{webhook.SetLabels("task-" + task), webhook.SetReviewState("approved")}
+	}},
+}
+
+func main() {
+	kind := flag.String("event", "", "pr-opened, ready-for-qa or approved")
+	task := flag.String("task", "", "the task id the pull request names")
+	repository := flag.String("repository", "", "OWNER/REPO the webhook comes from")
+	delivery := flag.String("delivery", "", "the X-GitHub-Delivery id")
+	payloads := flag.String("payloads", "", "the directory of the GitHub payloads (tests/events/testdata/github)")
+	url := flag.String("url", "", "the EventSource's webhook URL")
+	secretFile := flag.String("secret-file", "", "the file holding the webhook secret")
+	signature := flag.String("signature", "sha256", "sha256, sha1-only, wrong or none (see send-webhook.mjs)")
+	flag.Parse()
+	what, known := kinds[*kind]
+	if !known || *task == "" || *repository == "" || *delivery == "" || *payloads == "" || *url == "" || *secretFile == "" {
+		fmt.Fprintln(os.Stderr, "error: give -event pr-opened|ready-for-qa|approved, -task, -repository, -delivery, -payloads, -url and -secret-file")
+		os.Exit(2)
+	}
+	body, err := webhook.Payload(*payloads, what.payload, append(what.changes(*task), webhook.SetRepository(*repository))...)
+	if err == nil {
+		err = send(body, what.githubEvent, *delivery, *url, *secretFile, *signature)
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		os.Exit(exit.ExitCode())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func send(body map[string]any, githubEvent, delivery, url, secretFile, signature string) error {
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	executable, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	// tests/<dir>/bin/github-event → tests/github/send-webhook.mjs
+	sender := filepath.Join(filepath.Dir(executable), "..", "..", "github", "send-webhook.mjs")
+	command := exec.Command("node", sender, "--url", url, "--secret-file", secretFile,
+		"--event", githubEvent, "--delivery", delivery, "--signature", signature)
+	command.Stdin = bytes.NewReader(payload)
+	command.Stdout, command.Stderr = os.Stdout, os.Stderr
+	return command.Run()
+}
