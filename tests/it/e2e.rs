@@ -91,6 +91,8 @@ pub enum Timing {
     Early,
     /// Delivered once the play waits in the stage.
     OnTime,
+    /// The agent sends nothing; the test sends the webhook itself once the play waits.
+    SentByTest,
     None,
 }
 
@@ -109,6 +111,12 @@ impl Agent {
             ..Self::early()
         }
     }
+    pub const fn sent_by_test() -> Self {
+        Self {
+            event: Timing::SentByTest,
+            ..Self::early()
+        }
+    }
     pub const fn times(self, deliveries: u32) -> Self {
         Self { deliveries, ..self }
     }
@@ -123,7 +131,7 @@ impl Agent {
         let event = match self.event {
             Timing::Early => "early",
             Timing::OnTime => "on-time",
-            Timing::None => "none",
+            Timing::SentByTest | Timing::None => "none",
         };
         format!(
             r#"{role} --task "$TASK_ID" --repository "$REPOSITORY" --event {event} --deliveries {} --redeliver {} --exit {}"#,
@@ -166,6 +174,30 @@ pub struct Events {
     pub secret_file: PathBuf,
     /// Their state and logs.
     pub state: PathBuf,
+}
+
+impl Events {
+    /// Kills one of the namespace's Argo Events pods (`eventsource`, `sensor-<name>`, `nats`)
+    /// with everything in it, as a node failure would.
+    pub fn kill(&self, process: &str) {
+        let pid = std::fs::read_to_string(self.state.join(format!("{process}.pid")))
+            .unwrap_or_else(|e| panic!("{process} of {}: {e}", self.state.display()));
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", pid.trim())])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {process}");
+        let proc = PathBuf::from(format!("/proc/{}", pid.trim()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // Gone once reaped by its parent, the shell that started it, or a zombie of it.
+        while std::fs::read_to_string(proc.join("stat")).is_ok_and(|stat| !stat.contains(") Z ")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{process} survived SIGKILL"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Plays {
@@ -313,6 +345,36 @@ impl Plays {
         logs
     }
 
+    /// Starts what of the namespace's Argo Events is not running (after [`Events::kill`]), as
+    /// its Deployment would; the EventSource serves at the same address.
+    pub async fn restart_events(&self) {
+        let events = start_events(self.argo, &self.ns.name).await;
+        assert_eq!(events.webhook_url, self.events.webhook_url);
+    }
+
+    /// Waits until the play's stage label says `stage`.
+    pub async fn wait_for_stage(&self, workflow: &str, stage: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+        loop {
+            let object = self.ns.workflows().get(workflow).await.unwrap();
+            if object
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("current-stage"))
+                .map(String::as_str)
+                == Some(stage)
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{workflow} never reached {stage}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// A GitHub webhook sent now, outside any agent (a late or stray event), as an agent sends
     /// it; returns the stage-resume workflow the Sensor's trigger created for it.
     pub async fn deliver(&self, event: &str, play: &Play, delivery: &str) -> String {
@@ -355,7 +417,7 @@ impl Plays {
     }
 }
 
-async fn kubectl_in(argo: &Argo, namespace: &str, args: &[&str]) -> Run {
+pub async fn kubectl_in(argo: &Argo, namespace: &str, args: &[&str]) -> Run {
     let mut command = tokio::process::Command::new(repo_path("tests/controlplane/bin/kubectl"));
     command
         .current_dir(repo_path(""))
@@ -474,7 +536,7 @@ pub async fn assert_completed_as_timed(plays: &Plays, play: &Play, workflow: &st
                     "{workflow}: {entered}"
                 );
             }
-            Timing::OnTime => {
+            Timing::OnTime | Timing::SentByTest => {
                 assert_eq!(
                     (&nodes[0]["type"], &nodes[0]["phase"]),
                     (&json!("Suspend"), &json!("Succeeded")),

@@ -7,6 +7,7 @@ mod architecture;
 
 mod controlplane;
 mod e2e;
+mod events;
 mod faults;
 mod hostile_inputs;
 mod image;

@@ -1,0 +1,149 @@
+//! Faults on the real Argo Events data path (tests/events): what GitHub's webhooks meet at the
+//! EventSource, and what survives its and the Sensors' restarts. Each test has a namespace with
+//! Argo Events of its own, under Argo's controller as in `e2e`.
+
+use crate::e2e::{Agent, Play, Plays, assert_completed_as_timed};
+
+/// The Sensor of waiting-pr-created, as tests/events/start names its pod.
+const PR_CREATED_SENSOR: &str = "sensor-play-pr-created";
+
+#[tokio::test]
+#[ignore = "needs the control plane and Argo's controller: make test"]
+async fn webhooks_without_a_valid_sha256_signature_create_nothing() {
+    let plays = Plays::new("events-signatures").await;
+    let play = Play::new(
+        "61",
+        "acme/widgets",
+        [Agent::sent_by_test(), Agent::early(), Agent::early()],
+    );
+    let workflow = plays.submit(&play).await;
+    plays.wait_for_stage(&workflow, "waiting-pr-created").await;
+
+    // The EventSource refuses a wrong or missing signature itself. It accepts a delivery signed
+    // only with the legacy SHA-1 header (go-github's check falls back to it); the Sensors drop it.
+    for (signature, answer) in [
+        ("wrong", "400 payload signature check failed"),
+        ("none", "400 missing signature"),
+        ("sha1-only", "200 success"),
+    ] {
+        let run = plays
+            .send_webhook(
+                "pr-opened",
+                &play,
+                &format!("unsigned-{signature}"),
+                signature,
+            )
+            .await;
+        assert_eq!(run.stdout.trim(), answer, "{signature}: {run:?}");
+    }
+    // The Sensor takes the bus's events in order: once this one's stage-resume exists, the
+    // SHA-1 one before it was judged.
+    let resume = plays.deliver("pr-opened", &play, "signed").await;
+    let resumes = plays.stage_resumes().await;
+    let names: Vec<&str> = resumes
+        .iter()
+        .map(|r| r["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [resume.as_str()]);
+    assert_completed_as_timed(&plays, &play, &workflow).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane and Argo's controller: make test"]
+async fn events_on_the_bus_while_the_sensor_is_down_are_each_handled_once_after_it_restarts() {
+    let plays = Plays::new("events-sensor-restart").await;
+    let tasks = ["71", "72", "73"];
+    let all: Vec<Play> = tasks
+        .iter()
+        .map(|task| {
+            Play::new(
+                task,
+                "acme/widgets",
+                [Agent::sent_by_test(), Agent::early(), Agent::early()],
+            )
+        })
+        .collect();
+    let mut submitted = Vec::new();
+    for play in &all {
+        submitted.push(plays.submit(play).await);
+    }
+    for workflow in &submitted {
+        plays.wait_for_stage(workflow, "waiting-pr-created").await;
+    }
+
+    plays.events.kill(PR_CREATED_SENSOR);
+    // Accepted: the EventSource has put each on the bus, where the Sensor's durable consumer
+    // keeps them.
+    for play in &all {
+        plays
+            .send_webhook(
+                "pr-opened",
+                play,
+                &format!("opened-{}", play.task),
+                "sha256",
+            )
+            .await
+            .assert_code(0);
+    }
+    plays.restart_events().await;
+
+    for (play, workflow) in all.iter().zip(&submitted) {
+        let object = assert_completed_as_timed(&plays, play, workflow).await;
+        // Exactly once: the one wait resumed by the one stage-resume of its own delivery.
+        let record = plays.record(workflow).await;
+        let left: Vec<_> = record["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|entry| entry["from"] == "waiting-pr-created")
+            .collect();
+        assert_eq!(left.len(), 1, "{record:#}");
+        assert_eq!(object["status"]["phase"], "Succeeded");
+    }
+    let opened: Vec<String> = plays
+        .stage_resumes()
+        .await
+        .iter()
+        .filter(|r| r["metadata"]["labels"]["stagectl.dev/stage-resume"] == "waiting-pr-created")
+        .map(|r| {
+            assert_eq!(r["status"]["phase"], "Succeeded", "{r:#}");
+            r["metadata"]["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let mut expected: Vec<String> = tasks
+        .iter()
+        .map(|task| format!("stage-resume-opened-{task}"))
+        .collect();
+    let mut opened = opened;
+    opened.sort();
+    expected.sort();
+    assert_eq!(opened, expected);
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane and Argo's controller: make test"]
+async fn a_webhook_sent_while_the_eventsource_is_down_is_refused_and_its_redelivery_completes_the_wait()
+ {
+    let plays = Plays::new("events-eventsource-restart").await;
+    let play = Play::new(
+        "81",
+        "acme/widgets",
+        [Agent::sent_by_test(), Agent::early(), Agent::early()],
+    );
+    let workflow = plays.submit(&play).await;
+    plays.wait_for_stage(&workflow, "waiting-pr-created").await;
+
+    plays.events.kill("eventsource");
+    // What GitHub meets: no connection (its delivery log says it could not connect), and it
+    // does not try again by itself.
+    let refused = plays
+        .send_webhook("pr-opened", &play, "while-down", "sha256")
+        .await;
+    refused.assert_code(3);
+    assert!(refused.stdout.contains("ECONNREFUSED"), "{refused:?}");
+
+    plays.restart_events().await;
+    // "Redeliver" in GitHub's delivery log: the same delivery id, now accepted.
+    plays.deliver("pr-opened", &play, "while-down").await;
+    assert_completed_as_timed(&plays, &play, &workflow).await;
+}
