@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/argoproj/argo-events/pkg/apis/events/v1alpha1"
@@ -210,22 +209,4 @@ func Fire(sensor *v1alpha1.Sensor, event *v1alpha1.Event) (created []map[string]
 		created = append(created, object.Object)
 	}
 	return created, filterErrors, nil
-}
-
-// FireAll hands the event to every sensor, as the event bus does, in a stable order.
-func FireAll(sensors map[string]*v1alpha1.Sensor, event *v1alpha1.Event) ([]map[string]any, error) {
-	stages := make([]string, 0, len(sensors))
-	for stage := range sensors {
-		stages = append(stages, stage)
-	}
-	sort.Strings(stages)
-	var all []map[string]any
-	for _, stage := range stages {
-		created, _, err := Fire(sensors[stage], event)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, created...)
-	}
-	return all, nil
 }
