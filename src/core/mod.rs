@@ -8,6 +8,8 @@ pub mod argo;
 pub mod change;
 /// One webhook delivery, as recorded on a workflow.
 pub mod delivery;
+/// What GitHub says about a task's pull request, and whether a wait's event has happened.
+pub mod github;
 /// Label and annotation keys, and validation and encoding of the values that go into them.
 pub mod labels;
 /// Early events: latches, and which deliveries a workflow has already seen.

@@ -241,3 +241,34 @@ func expectedWorkflow(stage, taskID, repository, delivery, githubEvent string) m
 		},
 	}
 }
+
+// The task-id rule on the shared vectors, through the Sensor's own transform: stagectl
+// reconcile is checked against the same file.
+func TestTheTaskIDRuleGivesTheSharedVectors(t *testing.T) {
+	var file struct {
+		Vectors []struct {
+			Labels []string `json:"labels"`
+			Branch string   `json:"branch"`
+			Task   string   `json:"task"`
+		} `json:"vectors"`
+	}
+	data, err := os.ReadFile("../vectors/task-id.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &file); err != nil {
+		t.Fatal(err)
+	}
+	sensor := loadSensors(t)["waiting-pr-created"]
+	for i, vector := range file.Vectors {
+		body := payload(t, "pull_request/opened", webhook.SetLabels(vector.Labels...), webhook.SetBranch(vector.Branch))
+		event := deliver(t, "pull_request", fmt.Sprintf("vector-%d", i), body)
+		got, err := webhook.TaskID(sensor, event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != vector.Task {
+			t.Errorf("labels %q, branch %q: task %q, want %q", vector.Labels, vector.Branch, got, vector.Task)
+		}
+	}
+}

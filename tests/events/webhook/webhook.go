@@ -210,3 +210,16 @@ func Fire(sensor *v1alpha1.Sensor, event *v1alpha1.Event) (created []map[string]
 	}
 	return created, filterErrors, nil
 }
+
+// TaskID is the task the sensor's transform finds in the event ("" for none).
+func TaskID(sensor *v1alpha1.Sensor, event *v1alpha1.Event) (string, error) {
+	transformed, err := transform(event, sensor.Spec.Dependencies[0].Transform)
+	if err != nil {
+		return "", err
+	}
+	var data struct {
+		TaskID string `json:"taskId"`
+	}
+	err = json.Unmarshal(transformed.Data, &data)
+	return data.TaskID, err
+}

@@ -1,0 +1,265 @@
+//! What GitHub says about a task, as plain data, and what it means for a play that waits: the
+//! task-id rule the Sensors use (workflow-templates/task-id.jq), the event each waiting stage
+//! awaits, and whether it has happened. `reconcile` reads the facts; these decide.
+
+use serde::Serialize;
+
+use crate::core::stage::Stage;
+
+/// An open pull request, as far as a play cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequest {
+    pub number: u64,
+    pub head_ref: String,
+    pub labels: Vec<String>,
+}
+
+/// One review of a pull request, in the order the REST API lists them (oldest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    /// The reviewer's account id: a login can change, the id cannot.
+    pub reviewer: u64,
+    /// As the REST API writes it: APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED, PENDING.
+    pub state: String,
+}
+
+/// The label that says Cleo is done.
+pub const READY_FOR_QA: &str = "ready-for-qa";
+
+/// The task a pull request names: its one `task-<id>` label (two different ones name none:
+/// never guessed), else its head branch `task-<id>`, `task-<id>-…` or the same under
+/// `feature/`; `<id>` ASCII letters and digits. tests/vectors/task-id.json holds the cases
+/// both this and the Sensors' rule must give.
+pub fn task_of(pull: &PullRequest) -> Option<String> {
+    let mut labelled: Vec<&str> = pull
+        .labels
+        .iter()
+        .filter_map(|label| label.strip_prefix("task-"))
+        .filter(|id| is_id(id))
+        .collect();
+    labelled.sort_unstable();
+    labelled.dedup();
+    match labelled.as_slice() {
+        [one] => return Some((*one).to_string()),
+        [] => {}
+        _ => return None,
+    }
+    let branch = pull
+        .head_ref
+        .strip_prefix("feature/")
+        .unwrap_or(&pull.head_ref);
+    let rest = branch.strip_prefix("task-")?;
+    let (id, suffix) = match rest.split_once('-') {
+        Some((id, suffix)) => (id, Some(suffix)),
+        None => (rest, None),
+    };
+    (is_id(id) && suffix.is_none_or(|s| !s.is_empty() && !s.contains('\n'))).then(|| id.to_string())
+}
+
+fn is_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The GitHub event a waiting stage of the play pipeline awaits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Awaited {
+    /// A pull request of the task is open (Rex opened it).
+    PullRequestOpened,
+    /// It carries the `ready-for-qa` label (Cleo).
+    ReadyForQa,
+    /// A reviewer approved it (Tess).
+    Approved,
+}
+
+impl Awaited {
+    /// What `stage` waits for; None for a stage of a pipeline of one's own (`--stages`), which
+    /// reconcile cannot know.
+    pub fn of(stage: &Stage) -> Option<Self> {
+        match stage.name() {
+            "waiting-pr-created" => Some(Self::PullRequestOpened),
+            "waiting-ready-for-qa" => Some(Self::ReadyForQa),
+            "waiting-pr-approved" => Some(Self::Approved),
+            _ => None,
+        }
+    }
+
+    /// The GitHub event the webhook of it would have been.
+    pub fn github_event(self) -> &'static str {
+        match self {
+            Self::PullRequestOpened | Self::ReadyForQa => "pull_request",
+            Self::Approved => "pull_request_review",
+        }
+    }
+
+    /// Whether reviews are needed to tell.
+    pub fn needs_reviews(self) -> bool {
+        self == Self::Approved
+    }
+
+    /// Whether it has happened on this pull request (reviews: its reviews, when needed).
+    pub fn happened(self, pull: &PullRequest, reviews: &[Review]) -> bool {
+        match self {
+            Self::PullRequestOpened => true,
+            Self::ReadyForQa => pull.labels.iter().any(|label| label == READY_FOR_QA),
+            Self::Approved => approved(reviews),
+        }
+    }
+}
+
+/// Approved: some reviewer's latest review that takes a position (a COMMENTED or PENDING one
+/// does not) is APPROVED. A dismissed approval no longer counts.
+pub fn approved(reviews: &[Review]) -> bool {
+    let mut latest: Vec<(u64, &str)> = Vec::new();
+    for review in reviews {
+        if matches!(review.state.as_str(), "COMMENTED" | "PENDING") {
+            continue;
+        }
+        match latest
+            .iter_mut()
+            .find(|(reviewer, _)| *reviewer == review.reviewer)
+        {
+            Some(entry) => entry.1 = &review.state,
+            None => latest.push((review.reviewer, &review.state)),
+        }
+    }
+    latest.iter().any(|(_, state)| *state == "APPROVED")
+}
+
+/// The open pull request of a task among a repository's, if exactly one names it.
+pub fn pull_of_task<'a>(
+    pulls: &'a [PullRequest],
+    task: &str,
+) -> Result<Option<&'a PullRequest>, Vec<u64>> {
+    let mine: Vec<&PullRequest> = pulls
+        .iter()
+        .filter(|pull| task_of(pull).as_deref() == Some(task))
+        .collect();
+    match mine.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        several => Err(several.iter().map(|pull| pull.number).collect()),
+    }
+}
+
+/// The delivery id reconcile delivers under: the same for the same event of the same pull
+/// request, so that a second run, or a run after the webhook, is a no-op.
+pub fn delivery_id(stage: &Stage, pull: &PullRequest) -> String {
+    format!("reconcile.{}.pr{}", stage.name(), pull.number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::stage::Pipeline;
+
+    fn pull(labels: &[&str], branch: &str) -> PullRequest {
+        PullRequest {
+            number: 1,
+            head_ref: branch.into(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_task_id_rule_gives_the_shared_vectors() {
+        #[derive(serde::Deserialize)]
+        struct Vector {
+            labels: Vec<String>,
+            branch: String,
+            task: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct File {
+            vectors: Vec<Vector>,
+        }
+        let file: File =
+            serde_json::from_str(include_str!("../../tests/vectors/task-id.json")).unwrap();
+        assert!(file.vectors.len() > 10);
+        for vector in file.vectors {
+            let pull = PullRequest {
+                number: 1,
+                head_ref: vector.branch.clone(),
+                labels: vector.labels.clone(),
+            };
+            assert_eq!(
+                task_of(&pull).unwrap_or_default(),
+                vector.task,
+                "labels {:?}, branch {:?}",
+                vector.labels,
+                vector.branch
+            );
+        }
+    }
+
+    #[test]
+    fn the_latest_review_of_each_reviewer_decides() {
+        let review = |reviewer, state: &str| Review {
+            reviewer,
+            state: state.into(),
+        };
+        assert!(approved(&[review(1, "APPROVED")]));
+        assert!(approved(&[review(1, "APPROVED"), review(1, "COMMENTED")]));
+        assert!(!approved(&[
+            review(1, "APPROVED"),
+            review(1, "CHANGES_REQUESTED")
+        ]));
+        assert!(!approved(&[review(1, "APPROVED"), review(1, "DISMISSED")]));
+        assert!(approved(&[
+            review(1, "CHANGES_REQUESTED"),
+            review(2, "APPROVED")
+        ]));
+        assert!(approved(&[
+            review(1, "CHANGES_REQUESTED"),
+            review(1, "APPROVED")
+        ]));
+        assert!(!approved(&[review(1, "COMMENTED"), review(2, "PENDING")]));
+        assert!(!approved(&[]));
+    }
+
+    #[test]
+    fn each_waiting_stage_awaits_its_event() {
+        let pipeline = Pipeline::default();
+        let stage = |name| pipeline.stage(name);
+        let opened = pull(&["task-4"], "main");
+        let labelled = pull(&["task-4", READY_FOR_QA], "main");
+        assert_eq!(
+            Awaited::of(&stage("waiting-pr-created")),
+            Some(Awaited::PullRequestOpened)
+        );
+        assert!(Awaited::PullRequestOpened.happened(&opened, &[]));
+        assert!(!Awaited::ReadyForQa.happened(&opened, &[]));
+        assert!(Awaited::ReadyForQa.happened(&labelled, &[]));
+        assert!(!Awaited::Approved.happened(&labelled, &[]));
+        assert_eq!(Awaited::of(&stage("completed")), None);
+    }
+
+    #[test]
+    fn a_task_with_two_open_pull_requests_is_not_guessed() {
+        let pulls = [
+            PullRequest {
+                number: 7,
+                ..pull(&["task-4"], "main")
+            },
+            PullRequest {
+                number: 8,
+                ..pull(&[], "task-4-again")
+            },
+            PullRequest {
+                number: 9,
+                ..pull(&[], "task-5-other")
+            },
+        ];
+        assert_eq!(pull_of_task(&pulls, "4"), Err(vec![7, 8]));
+        assert_eq!(pull_of_task(&pulls, "5").unwrap().unwrap().number, 9);
+        assert_eq!(pull_of_task(&pulls, "6"), Ok(None));
+    }
+
+    #[test]
+    fn the_delivery_id_is_a_valid_token_and_stable() {
+        let pipeline = Pipeline::default();
+        let id = delivery_id(&pipeline.stage("waiting-ready-for-qa"), &pull(&[], "x"));
+        assert_eq!(id, "reconcile.waiting-ready-for-qa.pr1");
+        crate::core::labels::validate_token("delivery id", &id).unwrap();
+    }
+}
