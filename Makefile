@@ -9,7 +9,7 @@ KUBECTL := $(CONTROLPLANE)/bin/kubectl
 # The end-to-end tests' control plane instance: Argo's controller and the pod runner run against it.
 E2E_CONTROLPLANE := $(CONTROLPLANE)/.state-e2e
 
-.PHONY: help build static print-static-binary bench dockerfile-lint test e2e e2e-build demo-stop lint unit sensors render-sensors argo-lint demo controlplane-start controlplane-stop clean
+.PHONY: help build static print-static-binary bench dockerfile-lint test e2e e2e-build demo-stop lint unit sensors render-sensors github-test argo-lint demo controlplane-start controlplane-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -51,7 +51,11 @@ sensors: ## The Argo Events manifests, run through Argo Events' own validation, 
 render-sensors: ## Copy the task-id rule (workflow-templates/task-id.jq) into every Sensor
 	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go run ./cmd/render-sensors ../../workflow-templates
 
-# The webhook signer (@octokit/webhooks-methods), from npm, as package-lock.json pins it.
+github-test: tests/github/node_modules/.package-lock.json ## The GitHub stand-in, checked against GitHub's OpenAPI description (@octokit/openapi)
+	node --test tests/github/
+
+# The webhook signer (@octokit/webhooks-methods), GitHub's OpenAPI description and its
+# validator, from npm, as package-lock.json pins them.
 tests/github/node_modules/.package-lock.json: tests/github/package.json tests/github/package-lock.json
 	cd tests/github && npm ci --no-audit --no-fund --loglevel=error
 
@@ -82,7 +86,7 @@ define with-control-planes
 	exit $$status
 endef
 
-test: lint dockerfile-lint sensors argo-lint static e2e-build ## Every test: lints, Go tests, unit and integration tests, and the smaller end-to-end set
+test: lint dockerfile-lint sensors github-test argo-lint static e2e-build ## Every test: lints, Go tests, unit and integration tests, and the smaller end-to-end set
 	$(call with-control-planes,--lib --bins --tests -- --include-ignored --skip e2e::full::)
 
 e2e: static e2e-build ## The full end-to-end suite under Argo's real workflow-controller

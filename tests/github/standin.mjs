@@ -1,0 +1,216 @@
+#!/usr/bin/env node
+// A stand-in for GitHub's REST API, for the tests of `stagectl reconcile`: the few endpoints it
+// calls, answering as api.github.com does. Every object it returns starts from the example in
+// GitHub's own OpenAPI description (@octokit/openapi) and changes only the fields the state
+// sets; standin.test.mjs validates its answers against that description's schemas. Test
+// infrastructure, not part of stagectl.
+//
+//   node standin.mjs [--port N]     prints GITHUB_API_URL=http://127.0.0.1:PORT once it listens
+//
+// Served as GitHub does: authentication (a token, or a GitHub App's JWT exchanged for an
+// installation token), the primary rate limit and its x-ratelimit-* headers (a 304 does not
+// count), ETag and If-None-Match, pagination with per_page, page and the Link header.
+//   GET  /repos/{owner}/{repo}/pulls?state=open
+//   GET  /repos/{owner}/{repo}/pulls/{number}/reviews
+//   POST /app/installations/{id}/access_tokens
+// The tests drive it through /_standin/:
+//   PUT  /_standin/state     the whole state, JSON: {tokens: [..], app: {id, publicKey,
+//                            installationId}, rateLimit: {limit, remaining, reset},
+//                            repos: {"owner/repo": [{number, branch, labels: [..],
+//                            reviews: [{reviewer, login, state}]}]}}
+//   GET  /_standin/requests  every API request so far: {method, path, status}
+import { createHash, createVerify, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { parseArgs } from "node:util";
+
+const api = JSON.parse(
+  readFileSync(new URL("node_modules/@octokit/openapi/generated/api.github.com.json", import.meta.url)),
+);
+const example = (name) => structuredClone(api.components.examples[name].value);
+const PULL = example("pull-request-simple-items")[0];
+const REVIEW = example("pull-request-review-items")[0];
+const INSTALLATION_TOKEN = example("installation-token");
+const LABEL = PULL.labels[0];
+
+let state = { tokens: [], app: null, rateLimit: { limit: 5000, remaining: 5000, reset: 0 }, repos: {} };
+const installationTokens = new Map();
+const requests = [];
+
+function pullRequest(base, repo, pull) {
+  const [owner] = repo.split("/");
+  const object = structuredClone(PULL);
+  const url = `${base}/repos/${repo}/pulls/${pull.number}`;
+  Object.assign(object, {
+    url,
+    id: 1000 + pull.number,
+    node_id: `PR_stagectl${pull.number}`,
+    html_url: `https://github.com/${repo}/pull/${pull.number}`,
+    number: pull.number,
+    state: "open",
+    title: pull.title ?? `Pull request ${pull.number}`,
+    labels: (pull.labels ?? []).map((name, i) => ({ ...LABEL, id: 2000 + i, name, default: false })),
+    // Nobody asked to review: GitHub's example lists a team in a shape its own schema refuses.
+    requested_reviewers: [],
+    requested_teams: [],
+  });
+  object.head = { ...object.head, ref: pull.branch, label: `${owner}:${pull.branch}` };
+  object.head.repo = { ...object.head.repo, full_name: repo, name: repo.split("/")[1] };
+  object.base = { ...object.base, ref: "main" };
+  object.base.repo = { ...object.base.repo, full_name: repo, name: repo.split("/")[1] };
+  return object;
+}
+
+function review(repo, pull, item, index) {
+  const object = structuredClone(REVIEW);
+  Object.assign(object, {
+    id: pull.number * 1000 + index,
+    node_id: `PRR_stagectl${pull.number}_${index}`,
+    state: item.state,
+    html_url: `https://github.com/${repo}/pull/${pull.number}#pullrequestreview-${index}`,
+    pull_request_url: `https://api.github.com/repos/${repo}/pulls/${pull.number}`,
+    submitted_at: new Date(Date.UTC(2026, 0, 1, 0, index)).toISOString().replace(".000", ""),
+  });
+  object.user = { ...object.user, id: item.reviewer, login: item.login ?? `reviewer${item.reviewer}` };
+  return object;
+}
+
+function send(response, status, headers, body) {
+  const text = body === undefined ? "" : JSON.stringify(body);
+  response.writeHead(status, {
+    ...headers,
+    ...(body === undefined ? {} : { "content-type": "application/json; charset=utf-8" }),
+  });
+  response.end(text);
+}
+
+function rateHeaders() {
+  const { limit, remaining, reset } = state.rateLimit;
+  return {
+    "x-ratelimit-limit": String(limit),
+    "x-ratelimit-remaining": String(remaining),
+    "x-ratelimit-reset": String(reset),
+    "x-ratelimit-used": String(limit - remaining),
+    "x-ratelimit-resource": "core",
+  };
+}
+
+function error(response, status, message, headers = {}) {
+  send(response, status, headers, {
+    message,
+    documentation_url: "https://docs.github.com/rest",
+    status: String(status),
+  });
+}
+
+// The caller's credential, or why not.
+function authenticate(request) {
+  const header = request.headers.authorization ?? "";
+  const [scheme, credential] = header.split(" ");
+  if (!["token", "Bearer", "bearer"].includes(scheme) || !credential) return null;
+  if (state.tokens.includes(credential)) return { kind: "token" };
+  const installation = installationTokens.get(credential);
+  if (installation && installation.expires > Date.now()) return { kind: "installation" };
+  if (state.app && verifyJwt(credential)) return { kind: "app" };
+  return null;
+}
+
+// A GitHub App's JWT: RS256, issued by the app, not expired, at most 10 minutes long.
+function verifyJwt(jwt) {
+  const parts = jwt.split(".");
+  if (parts.length !== 3) return false;
+  const [header, payload, signature] = parts;
+  const verifier = createVerify("RSA-SHA256");
+  verifier.update(`${header}.${payload}`);
+  if (!verifier.verify(state.app.publicKey, Buffer.from(signature, "base64url"))) return false;
+  const claims = JSON.parse(Buffer.from(payload, "base64url").toString());
+  const now = Math.floor(Date.now() / 1000);
+  return String(claims.iss) === String(state.app.id) && claims.exp > now && claims.exp - claims.iat <= 660;
+}
+
+function page(request, url, items) {
+  const perPage = Math.min(Number(url.searchParams.get("per_page") ?? 30), 100);
+  const number = Math.max(Number(url.searchParams.get("page") ?? 1), 1);
+  const last = Math.max(Math.ceil(items.length / perPage), 1);
+  const link = (n) => {
+    const target = new URL(url);
+    target.searchParams.set("per_page", String(perPage));
+    target.searchParams.set("page", String(n));
+    return `<${target}>`;
+  };
+  const links = [];
+  if (number > 1) links.push(`${link(number - 1)}; rel="prev"`, `${link(1)}; rel="first"`);
+  if (number < last) links.push(`${link(number + 1)}; rel="next"`, `${link(last)}; rel="last"`);
+  return { items: items.slice((number - 1) * perPage, number * perPage), link: links.join(", ") };
+}
+
+function handleApi(request, response, url) {
+  const base = `http://${request.headers.host}`;
+  const caller = authenticate(request);
+  if (!caller) return error(response, 401, "Bad credentials");
+
+  const tokenPath = url.pathname.match(/^\/app\/installations\/(\d+)\/access_tokens$/);
+  if (tokenPath && request.method === "POST") {
+    if (caller.kind !== "app") return error(response, 401, "A JSON web token could not be decoded");
+    if (Number(tokenPath[1]) !== Number(state.app.installationId)) return error(response, 404, "Not Found");
+    const token = `ghs_${randomBytes(18).toString("hex")}`;
+    const expires = Date.now() + 3600_000;
+    installationTokens.set(token, { expires });
+    return send(response, 201, {}, { ...structuredClone(INSTALLATION_TOKEN), token, expires_at: new Date(expires).toISOString().replace(/\.\d+Z$/, "Z") });
+  }
+  if (request.method !== "GET" || caller.kind === "app") return error(response, 404, "Not Found");
+
+  const { remaining } = state.rateLimit;
+  if (remaining <= 0) {
+    return error(response, 403, "API rate limit exceeded for installation. If you reach out to GitHub Support for help, please include the request ID.", rateHeaders());
+  }
+  let body;
+  let link = "";
+  const pulls = url.pathname.match(/^\/repos\/([^/]+\/[^/]+)\/pulls$/);
+  const reviews = url.pathname.match(/^\/repos\/([^/]+\/[^/]+)\/pulls\/(\d+)\/reviews$/);
+  if (pulls && state.repos[pulls[1]]) {
+    const open = url.searchParams.get("state") ?? "open";
+    const all = open === "open" || open === "all" ? state.repos[pulls[1]] : [];
+    ({ items: body, link } = page(request, url, all.map((pull) => pullRequest(base, pulls[1], pull))));
+  } else if (reviews && state.repos[reviews[1]]) {
+    const pull = state.repos[reviews[1]].find((p) => p.number === Number(reviews[2]));
+    if (!pull) return error(response, 404, "Not Found");
+    ({ items: body, link } = page(request, url, (pull.reviews ?? []).map((item, i) => review(reviews[1], pull, item, i))));
+  } else {
+    return error(response, 404, "Not Found");
+  }
+  const text = JSON.stringify(body);
+  const etag = `W/"${createHash("sha256").update(text).digest("hex")}"`;
+  const headers = { etag, ...(link ? { link } : {}) };
+  // A conditional request answered 304 costs nothing of the rate limit.
+  if (request.headers["if-none-match"] === etag) {
+    return send(response, 304, { ...headers, ...rateHeaders() });
+  }
+  state.rateLimit.remaining -= 1;
+  send(response, 200, { ...headers, ...rateHeaders() }, body);
+}
+
+const server = createServer((request, response) => {
+  const url = new URL(request.url, `http://${request.headers.host}`);
+  let chunks = "";
+  request.on("data", (chunk) => (chunks += chunk));
+  request.on("end", () => {
+    if (url.pathname === "/_standin/state" && request.method === "PUT") {
+      state = { ...state, ...JSON.parse(chunks) };
+      installationTokens.clear();
+      return send(response, 204, {});
+    }
+    if (url.pathname === "/_standin/requests") return send(response, 200, {}, requests);
+    const before = response.writeHead.bind(response);
+    response.writeHead = (status, headers) => {
+      requests.push({ method: request.method, path: url.pathname + url.search, status });
+      return before(status, headers);
+    };
+    handleApi(request, response, url);
+  });
+});
+
+const { values } = parseArgs({ options: { port: { type: "string", default: "0" } } });
+server.listen(Number(values.port), "127.0.0.1", () => {
+  console.log(`GITHUB_API_URL=http://127.0.0.1:${server.address().port}`);
+});

@@ -1,0 +1,148 @@
+// The GitHub stand-in answers as GitHub's OpenAPI description says GitHub answers: every body
+// against the response schema of its operation and status, the headers GitHub documents, and
+// the behaviours stagectl relies on (ETag → 304 free of the rate limit, pagination, App tokens).
+//   node --test tests/github/
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { generateKeyPairSync, createSign } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { after, before, test } from "node:test";
+import Ajv from "ajv";
+import addFormats from "ajv-formats";
+
+const api = JSON.parse(
+  readFileSync(new URL("node_modules/@octokit/openapi/generated/api.github.com.deref.json", import.meta.url)),
+);
+// Error bodies: basic-error, as the description's components define it (no references inside).
+const basicError = JSON.parse(
+  readFileSync(new URL("node_modules/@octokit/openapi/generated/api.github.com.json", import.meta.url)),
+).components.schemas["basic-error"];
+const ajv = new Ajv({ strict: false, allErrors: true });
+addFormats(ajv);
+
+function assertFollowsSchema(path, method, status, body) {
+  const operation = api.paths[path][method];
+  const response = operation.responses[String(status)];
+  assert.ok(response, `${method.toUpperCase()} ${path} has no ${status} response in GitHub's description`);
+  const schema = response.content?.["application/json"]?.schema;
+  if (!schema) {
+    assert.equal(body, "", `${method} ${path} ${status} has no body in GitHub's description`);
+    return;
+  }
+  const validate = ajv.compile(schema);
+  assert.ok(validate(body), `${method.toUpperCase()} ${path} ${status}: ${ajv.errorsText(validate.errors)}`);
+}
+
+const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+let standin;
+let base;
+
+before(async () => {
+  standin = spawn(process.execPath, [new URL("standin.mjs", import.meta.url).pathname], { stdio: ["ignore", "pipe", "inherit"] });
+  base = await new Promise((resolve) => {
+    standin.stdout.once("data", (line) => resolve(String(line).trim().replace("GITHUB_API_URL=", "")));
+  });
+  const reviews = [
+    { reviewer: 11, state: "COMMENTED" },
+    { reviewer: 11, state: "APPROVED" },
+    { reviewer: 12, state: "CHANGES_REQUESTED" },
+  ];
+  const pulls = Array.from({ length: 130 }, (_, i) => ({
+    number: i + 1,
+    branch: `task-${i + 1}-work`,
+    labels: i % 2 ? ["task-" + (i + 1), "ready-for-qa"] : [],
+    reviews,
+  }));
+  const response = await fetch(`${base}/_standin/state`, {
+    method: "PUT",
+    body: JSON.stringify({
+      tokens: ["ghp_test"],
+      app: { id: 4242, publicKey: publicKey.export({ type: "spki", format: "pem" }), installationId: 99 },
+      rateLimit: { limit: 5000, remaining: 5000, reset: 1893456000 },
+      repos: { "acme/widgets": pulls },
+    }),
+  });
+  assert.equal(response.status, 204);
+});
+
+after(() => standin.kill());
+
+const get = (path, headers = {}) =>
+  fetch(`${base}${path}`, { headers: { authorization: "Bearer ghp_test", accept: "application/vnd.github+json", ...headers } });
+
+test("pull requests: the schema, the Link header, and ETag answers that cost nothing", async () => {
+  const first = await get("/repos/acme/widgets/pulls?state=open&per_page=100");
+  assert.equal(first.status, 200);
+  const body = await first.json();
+  assertFollowsSchema("/repos/{owner}/{repo}/pulls", "get", 200, body);
+  assert.equal(body.length, 100);
+  assert.equal(body[1].head.ref, "task-2-work");
+  assert.deepEqual(body[1].labels.map((l) => l.name), ["task-2", "ready-for-qa"]);
+  // GitHub's Link header: next and last, absolute URLs with per_page and page.
+  assert.match(first.headers.get("link"), /^<http:\/\/[^>]+[?&]page=2[^>]*>; rel="next", <[^>]+page=2[^>]*>; rel="last"$/);
+  const remaining = Number(first.headers.get("x-ratelimit-remaining"));
+  for (const header of ["x-ratelimit-limit", "x-ratelimit-reset", "x-ratelimit-used", "x-ratelimit-resource", "etag"]) {
+    assert.ok(first.headers.get(header), header);
+  }
+
+  const second = await get(new URL(first.headers.get("link").match(/<([^>]+)>; rel="next"/)[1]).pathname + "?state=open&per_page=100&page=2");
+  const rest = await second.json();
+  assertFollowsSchema("/repos/{owner}/{repo}/pulls", "get", 200, rest);
+  assert.equal(rest.length, 30);
+  assert.match(second.headers.get("link"), /rel="prev"/);
+
+  const again = await get("/repos/acme/widgets/pulls?state=open&per_page=100", { "if-none-match": first.headers.get("etag") });
+  assert.equal(again.status, 304);
+  assertFollowsSchema("/repos/{owner}/{repo}/pulls", "get", 304, await again.text());
+  assert.equal(Number(again.headers.get("x-ratelimit-remaining")), remaining - 1, "only the second page was counted");
+});
+
+test("reviews: the schema, oldest first, each with its reviewer", async () => {
+  const response = await get("/repos/acme/widgets/pulls/3/reviews?per_page=100");
+  assert.equal(response.status, 200);
+  const body = await response.json();
+  assertFollowsSchema("/repos/{owner}/{repo}/pulls/{pull_number}/reviews", "get", 200, body);
+  assert.deepEqual(body.map((r) => [r.user.id, r.state]), [[11, "COMMENTED"], [11, "APPROVED"], [12, "CHANGES_REQUESTED"]]);
+  const missing = await get("/repos/acme/widgets/pulls/999/reviews");
+  assert.equal(missing.status, 404);
+  assertFollowsSchema("/repos/{owner}/{repo}/pulls/{pull_number}/reviews", "get", 200, []);
+});
+
+test("a GitHub App's JWT is exchanged for an installation token that reads the API", async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const unsigned = `${encode({ alg: "RS256", typ: "JWT" })}.${encode({ iat: now - 60, exp: now + 540, iss: "4242" })}`;
+  const signature = createSign("RSA-SHA256").update(unsigned).sign(privateKey, "base64url");
+  const response = await fetch(`${base}/app/installations/99/access_tokens`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${unsigned}.${signature}` },
+  });
+  assert.equal(response.status, 201);
+  const body = await response.json();
+  assertFollowsSchema("/app/installations/{installation_id}/access_tokens", "post", 201, body);
+  const pulls = await fetch(`${base}/repos/acme/widgets/pulls`, { headers: { authorization: `token ${body.token}` } });
+  assert.equal(pulls.status, 200);
+
+  const forged = await fetch(`${base}/app/installations/99/access_tokens`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${unsigned}.${signature.slice(0, -4)}AAAA` },
+  });
+  assert.equal(forged.status, 401);
+  assertFollowsSchema("/app/installations/{installation_id}/access_tokens", "post", 401, await forged.json());
+});
+
+test("a bad token is 401 and an exhausted rate limit 403, with GitHub's error body", async () => {
+  const bad = await get("/repos/acme/widgets/pulls", { authorization: "Bearer wrong" });
+  assert.equal(bad.status, 401);
+  const body = await bad.json();
+  // GitHub's description lists no 401 for this operation; its error bodies are basic-error.
+  const validate = ajv.compile(basicError);
+  assert.ok(validate(body), ajv.errorsText(validate.errors));
+
+  await fetch(`${base}/_standin/state`, { method: "PUT", body: JSON.stringify({ rateLimit: { limit: 5000, remaining: 0, reset: 1893456000 } }) });
+  const limited = await get("/repos/acme/widgets/pulls");
+  assert.equal(limited.status, 403);
+  assert.equal(limited.headers.get("x-ratelimit-remaining"), "0");
+  assert.equal(limited.headers.get("x-ratelimit-reset"), "1893456000");
+  assert.ok(validate(await limited.json()));
+});
