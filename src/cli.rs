@@ -48,6 +48,9 @@ enum Command {
     /// Deliver an event to the play of a task: resume its wait, or latch the event until it waits.
     #[command(after_help = commands::resume::AFTER_HELP)]
     Resume(commands::resume::ResumeArgs),
+    /// Bring the plays that wait level with GitHub: deliver each awaited event that has happened.
+    #[command(after_help = commands::reconcile::AFTER_HELP)]
+    Reconcile(commands::reconcile::ReconcileArgs),
     /// Return a workflow to its previous stage, or to a named earlier one.
     #[command(after_help = commands::rollback::AFTER_HELP)]
     Rollback(commands::rollback::RollbackArgs),
@@ -109,6 +112,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Get(args) => commands::get::run(&settings, args).await,
         Command::Rollback(args) => commands::rollback::run(&settings, args).await,
         Command::Resume(args) => commands::resume::run(&settings, args).await,
+        Command::Reconcile(args) => commands::reconcile::run(&settings, args).await,
         Command::Completions { .. } => unreachable!("handled before connecting"),
     }
 }

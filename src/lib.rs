@@ -2,7 +2,8 @@
 //!
 //! `core` decides (stage machine, label encoding, patches, Argo nodes, the plans of every
 //! command) and does no I/O; `cluster` does the Kubernetes I/O, with one retry policy and one
-//! compare-and-swap executor; each subcommand is one thin module under `commands`.
+//! compare-and-swap executor; `github` reads GitHub for `reconcile`; each subcommand is one
+//! thin module under `commands`.
 
 /// Command-line definition and dispatch.
 pub mod cli;
@@ -14,6 +15,8 @@ pub mod commands;
 pub mod core;
 /// The error type and the exit code each outcome class maps to.
 pub mod error;
+/// GitHub's REST API for reconcile: pull requests and reviews, conditional and paginated.
+pub mod github;
 /// tracing set-up: human logs on a terminal, JSON lines otherwise, always on stderr.
 pub mod logging;
 /// stdout rendering: tables, JSON, YAML, names.

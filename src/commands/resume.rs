@@ -61,12 +61,12 @@ pub struct ResumeArgs {
 /// What resume prints.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Resumed {
-    workflow: String,
-    namespace: String,
-    stage: String,
-    outcome: Outcome,
-    detail: String,
+pub(crate) struct Resumed {
+    pub workflow: String,
+    pub namespace: String,
+    pub stage: String,
+    pub outcome: Outcome,
+    pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     delivery_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -177,7 +177,7 @@ pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
 
 /// Chooses the play from one metadata list of every play of the task, then, for a play that
 /// can take the event, latches or resumes as one compare-and-swap on the whole workflow.
-async fn deliver(
+pub(crate) async fn deliver(
     settings: &Settings,
     cluster: &Cluster,
     request: &EventRequest,

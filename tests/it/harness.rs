@@ -321,6 +321,11 @@ pub fn stagectl_command() -> tokio::process::Command {
         "STAGECTL_STAGES",
         "STAGECTL_TIMEOUT",
         "STAGECTL_LOG",
+        "GITHUB_TOKEN",
+        "GITHUB_API_URL",
+        "GITHUB_APP_ID",
+        "GITHUB_APP_KEY_FILE",
+        "GITHUB_APP_INSTALLATION_ID",
     ] {
         command.env_remove(var);
     }
@@ -382,5 +387,81 @@ pub fn api_status<T: std::fmt::Debug>(result: kube::Result<T>) -> u16 {
     match result {
         Err(kube::Error::Api(status)) => status.code,
         other => panic!("expected an API error status, got {other:?}"),
+    }
+}
+
+/// The stand-in for GitHub's REST API (tests/github/standin.mjs), one per test; stopped on drop.
+pub struct GitHubStandIn {
+    pub url: String,
+    _process: tokio::process::Child,
+}
+
+impl GitHubStandIn {
+    pub async fn start() -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut process = tokio::process::Command::new("node")
+            .arg(repo_path("tests/github/standin.mjs"))
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start node tests/github/standin.mjs (make test installs its packages)");
+        let stdout = process.stdout.take().unwrap();
+        let mut line = String::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            tokio::io::BufReader::new(stdout).read_line(&mut line),
+        )
+        .await
+        .expect("the stand-in listens within 30s")
+        .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("GITHUB_API_URL=")
+            .unwrap_or_else(|| panic!("the stand-in printed {line:?}"))
+            .to_string();
+        Self {
+            url,
+            _process: process,
+        }
+    }
+
+    /// Replaces the parts of its state given (see the top of standin.mjs).
+    pub async fn set(&self, state: serde_json::Value) {
+        let status = self.admin("PUT", "/_standin/state", Some(state)).await;
+        assert_eq!(status.0, 204, "{}", status.1);
+    }
+
+    /// Every API request it answered: (method, path, status).
+    pub async fn requests(&self) -> Vec<(String, String, u16)> {
+        let (_, body) = self.admin("GET", "/_standin/requests", None).await;
+        let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        list.into_iter()
+            .map(|r| {
+                (
+                    r["method"].as_str().unwrap().to_string(),
+                    r["path"].as_str().unwrap().to_string(),
+                    r["status"].as_u64().unwrap() as u16,
+                )
+            })
+            .collect()
+    }
+
+    async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, String) {
+        let mut command = tokio::process::Command::new("curl");
+        command
+            .args(["-s", "-o", "-", "-w", "\\n%{http_code}", "-X", method])
+            .arg(format!("{}{path}", self.url));
+        if let Some(body) = body {
+            command.args(["--data-binary", &body.to_string()]);
+        }
+        let output = command.output().await.expect("curl");
+        let text = String::from_utf8(output.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), body.to_string())
     }
 }

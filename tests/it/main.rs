@@ -12,6 +12,7 @@ mod faults;
 mod hostile_inputs;
 mod image;
 mod manifests;
+mod reconcile;
 mod resume;
 mod stage_changes;
 

@@ -19,12 +19,17 @@ const WAITS: [&str; 3] = [
     "waiting-pr-approved",
 ];
 
-fn node_id(workflow: &str, stage: &str) -> String {
+pub fn node_id(workflow: &str, stage: &str) -> String {
     format!("{workflow}-{}", stage.len() * 7919 % 100_000)
 }
 
 /// What the controller writes when the DAG reaches the wait of `stage`.
-async fn controller_reaches_wait(ns: &TestNamespace, workflow: &str, stage: &str, skipped: bool) {
+pub async fn controller_reaches_wait(
+    ns: &TestNamespace,
+    workflow: &str,
+    stage: &str,
+    skipped: bool,
+) {
     let id = node_id(workflow, stage);
     let node = if skipped {
         json!({
@@ -48,7 +53,7 @@ async fn controller_reaches_wait(ns: &TestNamespace, workflow: &str, stage: &str
         .unwrap_or_else(|e| panic!("write node of {stage} on {workflow}: {e}"));
 }
 
-async fn node(ns: &TestNamespace, workflow: &str, stage: &str) -> Value {
+pub async fn node(ns: &TestNamespace, workflow: &str, stage: &str) -> Value {
     let object = ns.workflows().get(workflow).await.unwrap();
     serde_json::to_value(&object).unwrap()["status"]["nodes"][node_id(workflow, stage)].clone()
 }
@@ -81,7 +86,7 @@ async fn resume(
 }
 
 /// Creates a play of `task` in `repository` from the example, and returns its name.
-async fn create_play(ns: &TestNamespace, task: &str, repository: &str) -> String {
+pub async fn create_play(ns: &TestNamespace, task: &str, repository: &str) -> String {
     let mut workflow = crate::harness::load_manifest("examples/play-workflow.yaml");
     let labels = workflow.metadata.labels.as_mut().unwrap();
     labels.insert("task-id".into(), task.into());
@@ -122,7 +127,7 @@ async fn fail(ns: &TestNamespace, workflow: &str) {
 }
 
 /// The update step of the template: `set STAGE --skip-wait-file`, and what the file says.
-async fn set_stage(ns: &TestNamespace, workflow: &str, stage: &str) -> bool {
+pub async fn set_stage(ns: &TestNamespace, workflow: &str, stage: &str) -> bool {
     let file = std::env::temp_dir().join(format!("{}-{workflow}-{stage}.skip", ns.name));
     ns.stagectl(&[
         "set",

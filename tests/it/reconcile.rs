@@ -1,0 +1,374 @@
+//! `stagectl reconcile` against the real server and the GitHub stand-in (tests/github): plays
+//! waiting at each stage, GitHub saying whether their events happened, and what reconcile
+//! delivers. As in `resume`, the tests write the wait nodes the controller would.
+
+use kube::api::ListParams;
+use serde_json::{Value, json};
+
+use crate::harness::{GitHubStandIn, Run, TestNamespace};
+use crate::resume::{controller_reaches_wait, create_play, node, set_stage};
+
+const TOKEN: &str = "ghp_reconcile_test";
+
+/// A play of `task` waiting at `stage`, its wait node running.
+async fn waiting_play(ns: &TestNamespace, task: &str, stage: &str) -> String {
+    let workflow = create_play(ns, task, "acme/widgets").await;
+    for step in [
+        "waiting-pr-created",
+        "waiting-ready-for-qa",
+        "waiting-pr-approved",
+    ] {
+        assert!(!set_stage(ns, &workflow, step).await, "no early event");
+        if step == stage {
+            break;
+        }
+    }
+    controller_reaches_wait(ns, &workflow, stage, false).await;
+    workflow
+}
+
+/// `stagectl reconcile` against the stand-in, with no credentials yet.
+fn reconcile_command(ns: &TestNamespace, github: &GitHubStandIn) -> tokio::process::Command {
+    let mut command = crate::harness::stagectl_command();
+    command.arg("--kubeconfig").arg(&ns.kubeconfig).args([
+        "-n",
+        &ns.name,
+        "reconcile",
+        "--github-api-url",
+        &github.url,
+    ]);
+    command
+}
+
+async fn reconcile(ns: &TestNamespace, github: &GitHubStandIn, args: &[&str]) -> Run {
+    let mut command = reconcile_command(ns, github);
+    command.args(args).env("GITHUB_TOKEN", TOKEN);
+    Run::of(command).await
+}
+
+fn play_report<'a>(report: &'a Value, workflow: &str) -> &'a Value {
+    report["plays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["workflow"] == workflow)
+        .unwrap_or_else(|| panic!("{workflow} not in {report:#}"))
+}
+
+/// Every play's resourceVersion, to show that a run wrote nothing.
+async fn versions(ns: &TestNamespace) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = ns
+        .workflows()
+        .list_metadata(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|w| {
+            (
+                w.metadata.name.unwrap(),
+                w.metadata.resource_version.unwrap(),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+fn standard_state(pulls: Value) -> Value {
+    json!({
+        "tokens": [TOKEN],
+        "rateLimit": {"limit": 5000, "remaining": 5000, "reset": 1893456000},
+        "repos": {"acme/widgets": pulls},
+    })
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn each_event_that_happened_is_delivered_once_and_a_second_run_writes_nothing_and_costs_nothing()
+ {
+    let ns = TestNamespace::new("reconcile").await;
+    let github = GitHubStandIn::start().await;
+    // 130 other pull requests first: the tasks' are on the second page.
+    let mut pulls: Vec<Value> = (100..230)
+        .map(|n| json!({"number": n, "branch": format!("dependabot/{n}"), "labels": []}))
+        .collect();
+    pulls.extend([
+        json!({"number": 1, "branch": "main", "labels": ["task-1"]}),
+        json!({"number": 2, "branch": "task-2-ui", "labels": ["ready-for-qa"]}),
+        json!({"number": 3, "branch": "feature/task-3", "labels": [],
+               "reviews": [{"reviewer": 7, "state": "CHANGES_REQUESTED"}, {"reviewer": 8, "state": "APPROVED"}]}),
+        json!({"number": 4, "branch": "task-4-x", "labels": []}),
+        json!({"number": 6, "branch": "task-6-x", "labels": [],
+               "reviews": [{"reviewer": 7, "state": "APPROVED"}, {"reviewer": 7, "state": "DISMISSED"}]}),
+    ]);
+    github.set(standard_state(json!(pulls))).await;
+    let opened = waiting_play(&ns, "1", "waiting-pr-created").await;
+    let labelled = waiting_play(&ns, "2", "waiting-ready-for-qa").await;
+    let approved = waiting_play(&ns, "3", "waiting-pr-approved").await;
+    let not_labelled = waiting_play(&ns, "4", "waiting-ready-for-qa").await;
+    let no_pull = waiting_play(&ns, "5", "waiting-pr-created").await;
+    let dismissed = waiting_play(&ns, "6", "waiting-pr-approved").await;
+
+    let first = reconcile(&ns, &github, &["-o", "json"]).await;
+    first.assert_code(0);
+    let report = first.json();
+    for (workflow, stage, github_says, action) in [
+        (
+            &opened,
+            "waiting-pr-created",
+            "#1 open",
+            "delivered-resumed",
+        ),
+        (
+            &labelled,
+            "waiting-ready-for-qa",
+            "#2 labelled ready-for-qa",
+            "delivered-resumed",
+        ),
+        (
+            &approved,
+            "waiting-pr-approved",
+            "#3 approved",
+            "delivered-resumed",
+        ),
+        (
+            &not_labelled,
+            "waiting-ready-for-qa",
+            "#4 not labelled ready-for-qa",
+            "none",
+        ),
+        (
+            &no_pull,
+            "waiting-pr-created",
+            "no open pull request",
+            "none",
+        ),
+        (&dismissed, "waiting-pr-approved", "#6 not approved", "none"),
+    ] {
+        let play = play_report(&report, workflow);
+        assert_eq!(
+            (
+                play["stage"].as_str(),
+                play["github"].as_str(),
+                play["action"].as_str()
+            ),
+            (Some(stage), Some(github_says), Some(action)),
+            "{play:#}"
+        );
+        let wait = node(&ns, workflow, stage).await;
+        if action == "delivered-resumed" {
+            assert_eq!(wait["phase"], "Succeeded", "{wait:#}");
+            let delivery = play["deliveryId"].as_str().unwrap();
+            assert!(
+                wait["message"].as_str().unwrap().contains(delivery),
+                "{wait:#}"
+            );
+        } else {
+            assert_eq!(wait["phase"], "Running", "{wait:#}");
+        }
+    }
+    assert_eq!(report["recovered"], 3);
+    // Two pages of pull requests, and the reviews of the two plays waiting for approval.
+    assert_eq!(report["github"]["requests"], 4, "{report:#}");
+
+    let before = versions(&ns).await;
+    let second = reconcile(&ns, &github, &["-o", "json"]).await;
+    second.assert_code(0);
+    let again = second.json();
+    assert_eq!(again["recovered"], 0);
+    for workflow in [&opened, &labelled, &approved] {
+        let play = play_report(&again, workflow);
+        assert_eq!(play["action"], "delivered-noop", "{play:#}");
+    }
+    assert_eq!(
+        versions(&ns).await,
+        before,
+        "the second run wrote to a play"
+    );
+    // Nothing changed on GitHub: every request was conditional and answered 304.
+    assert_eq!(again["github"]["requests"], 0, "{again:#}");
+    assert_eq!(again["github"]["notModified"], 4, "{again:#}");
+    let sent = github.requests().await;
+    assert!(
+        sent.iter()
+            .rev()
+            .take(4)
+            .all(|(_, _, status)| *status == 304),
+        "{sent:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn a_wait_the_webhook_released_is_left_alone_and_a_dry_run_writes_nothing() {
+    let ns = TestNamespace::new("reconcile-webhook").await;
+    let github = GitHubStandIn::start().await;
+    github
+        .set(standard_state(json!([
+            {"number": 11, "branch": "task-11-x", "labels": ["ready-for-qa"]},
+            {"number": 12, "branch": "task-12-x", "labels": []},
+        ])))
+        .await;
+    let released = waiting_play(&ns, "11", "waiting-ready-for-qa").await;
+    let pending = waiting_play(&ns, "12", "waiting-pr-created").await;
+    // The webhook came: the stage-resume of its delivery released the wait.
+    ns.stagectl(&[
+        "resume",
+        "--stage",
+        "waiting-ready-for-qa",
+        "--task-id",
+        "11",
+        "--repository",
+        "acme/widgets",
+        "--delivery-id",
+        "72d3162e-webhook",
+        "--event",
+        "pull_request",
+    ])
+    .await
+    .assert_code(0);
+
+    let before = versions(&ns).await;
+    let dry = reconcile(&ns, &github, &["--dry-run", "-o", "json"]).await;
+    dry.assert_code(0);
+    let report = dry.json();
+    assert_eq!(play_report(&report, &pending)["action"], "would-deliver");
+    assert_eq!(versions(&ns).await, before, "a dry run wrote to a play");
+    let maps = ns
+        .api::<k8s_openapi::api::core::v1::ConfigMap>()
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        maps.items
+            .iter()
+            .all(|m| m.metadata.name.as_deref() != Some("stagectl-reconcile-cache")),
+        "a dry run wrote the cache"
+    );
+
+    let run = reconcile(&ns, &github, &["-o", "json"]).await;
+    run.assert_code(0);
+    let report = run.json();
+    let left_alone = play_report(&report, &released);
+    assert_eq!(left_alone["action"], "delivered-noop", "{left_alone:#}");
+    assert!(
+        left_alone["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already over"),
+        "{left_alone:#}"
+    );
+    assert_eq!(
+        play_report(&report, &pending)["action"],
+        "delivered-resumed"
+    );
+    assert_eq!(report["recovered"], 1);
+    let after = versions(&ns).await;
+    let version = |all: &[(String, String)], name: &str| {
+        all.iter().find(|(n, _)| n == name).unwrap().1.clone()
+    };
+    assert_eq!(version(&after, &released), version(&before, &released));
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn an_exhausted_rate_limit_or_a_bad_token_stops_the_run_before_anything_is_written() {
+    let ns = TestNamespace::new("reconcile-limits").await;
+    let github = GitHubStandIn::start().await;
+    let mut state = standard_state(json!([{"number": 21, "branch": "task-21-x", "labels": []}]));
+    state["rateLimit"] = json!({"limit": 5000, "remaining": 0, "reset": 1893456000});
+    github.set(state).await;
+    waiting_play(&ns, "21", "waiting-pr-created").await;
+    let before = versions(&ns).await;
+
+    let limited = reconcile(&ns, &github, &[]).await;
+    limited.assert_code(6);
+    assert_eq!(limited.error_lines().len(), 1, "{}", limited.stderr);
+    let line = limited.error_lines()[0];
+    assert!(
+        line.contains("rate limit is used up until 2030-01-01T00:00:00Z"),
+        "{line}"
+    );
+    assert!(line.contains("nothing was written"), "{line}");
+
+    let mut command = reconcile_command(&ns, &github);
+    command.env("GITHUB_TOKEN", "ghp_wrong");
+    let refused = Run::of(command).await;
+    refused.assert_code(5);
+    assert!(
+        refused.error_lines()[0].contains("did not accept the credentials"),
+        "{}",
+        refused.stderr
+    );
+
+    let no_credentials = Run::of(reconcile_command(&ns, &github)).await;
+    no_credentials.assert_code(2);
+    assert!(
+        no_credentials.error_lines()[0].contains("set GITHUB_TOKEN"),
+        "{}",
+        no_credentials.stderr
+    );
+    assert_eq!(versions(&ns).await, before);
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn a_github_app_installation_reads_github_for_reconcile() {
+    let ns = TestNamespace::new("reconcile-app").await;
+    let github = GitHubStandIn::start().await;
+    let dir = std::env::temp_dir().join(format!("{}-app", ns.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("key.pem");
+    let public = dir.join("public.pem");
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "genrsa",
+        "-traditional",
+        "-out",
+        key.to_str().unwrap(),
+        "2048",
+    ]);
+    openssl(&[
+        "rsa",
+        "-in",
+        key.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    let mut state = standard_state(json!([{"number": 31, "branch": "task-31", "labels": []}]));
+    state["tokens"] = json!([]);
+    state["app"] = json!({"id": 4242, "publicKey": std::fs::read_to_string(&public).unwrap(), "installationId": 99});
+    github.set(state).await;
+    let workflow = waiting_play(&ns, "31", "waiting-pr-created").await;
+
+    let mut command = reconcile_command(&ns, &github);
+    command
+        .args([
+            "-o",
+            "json",
+            "--github-app-id",
+            "4242",
+            "--github-installation-id",
+            "99",
+        ])
+        .arg("--github-app-key-file")
+        .arg(&key);
+    let run = Run::of(command).await;
+    run.assert_code(0);
+    assert_eq!(
+        play_report(&run.json(), &workflow)["action"],
+        "delivered-resumed"
+    );
+    let sent = github.requests().await;
+    assert_eq!(sent[0].0, "POST", "the installation token first: {sent:?}");
+    assert_eq!(sent[0].1, "/app/installations/99/access_tokens");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
