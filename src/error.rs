@@ -35,7 +35,8 @@ Exit codes:
   3  refused: the workflow's state does not allow it (wrong stage, other task); nothing was written
   4  not found: the workflow, its namespace, or the Argo Workflow CRD
   5  forbidden: RBAC does not allow it, or the credentials are not accepted
-  6  gave up: the API server was unreachable or kept failing until --timeout, or a wait ran out
+  6  gave up: the API server was unreachable or kept failing until --timeout, or a wait ran out;
+     for reconcile, GitHub was unreachable or its rate limit used up (nothing written)
   7  mismatch (verify): the workflow is not at the stage asked for";
 }
 

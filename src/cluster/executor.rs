@@ -10,7 +10,7 @@ use tracing::debug;
 
 use super::{Cluster, Deadline, Target, describe};
 use crate::core::{Observed, Step};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 
 /// How much of a workflow an operation reads and gets back from its patch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,11 +68,28 @@ impl Cluster {
         let mut budget = self.budget();
         let wait_deadline = op.wait.map(|wait| Deadline::after(wait.limit));
         let mut refused = 0;
+        let mut waiting = false;
         let mut step = unread;
         loop {
             let current = match step.take() {
                 Some(step) => step,
-                None => plan(&self.read(op.namespace, op.name, op.view, budget).await?),
+                None => match self.read(op.namespace, op.name, op.view, budget).await {
+                    Ok(observed) => plan(&observed),
+                    // A read that found no answer within --timeout while the wait has time
+                    // left is one more reason to wait, not the end of it: the wait's budget
+                    // is the one that says when to stop.
+                    Err(err)
+                        if waiting
+                            && err.kind == Kind::GaveUp
+                            && wait_deadline.is_some_and(|d| d.remaining() >= WAIT_INTERVAL) =>
+                    {
+                        debug!(error = %err, "a read while waiting found no answer; waiting on");
+                        tokio::time::sleep(WAIT_INTERVAL).await;
+                        budget = self.budget();
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                },
             };
             match current {
                 Step::Done(then) => return Ok(Swapped::Unchanged(then)),
@@ -93,6 +110,7 @@ impl Cluster {
                         )));
                     }
                     debug!(what = %what, "waiting");
+                    waiting = true;
                     tokio::time::sleep(WAIT_INTERVAL).await;
                     budget = self.budget();
                 }

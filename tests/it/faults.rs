@@ -198,3 +198,91 @@ async fn a_stalled_connection_is_cut_and_the_request_retried_within_the_budget()
         "waiting-pr-created"
     );
 }
+
+/// A proxy to the API server that, while `stalled` is true, holds every answer back (new
+/// connections and pooled ones alike), as a server too busy to reply.
+async fn stalling_proxy(upstream: String, stalled: tokio::sync::watch::Receiver<bool>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            let mut stalled = stalled.clone();
+            tokio::spawn(async move {
+                let server = TcpStream::connect(upstream).await.unwrap();
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let requests = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                });
+                let mut buffer = vec![0u8; 64 * 1024];
+                while let Ok(n) = server_read.read(&mut buffer).await {
+                    if n == 0 || stalled.wait_for(|stalled| !stalled).await.is_err() {
+                        break;
+                    }
+                    if client_write.write_all(&buffer[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                requests.abort();
+            });
+        }
+    });
+    address
+}
+
+/// A wait's budget is the one that ends it: a read during the wait that finds no answer within
+/// --timeout is one more reason to wait (it was exit 6, the whole wait lost to one slow read).
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn a_read_that_finds_no_answer_during_a_wait_does_not_end_the_wait() {
+    let ns = Arc::new(TestNamespace::new("slow-read-in-wait").await);
+    let workflow = crate::resume::create_play(&ns, "31", "acme/widgets").await;
+    assert!(!crate::resume::set_stage(&ns, &workflow, "waiting-pr-created").await);
+    let (stall, stalled) = tokio::sync::watch::channel(false);
+    let upstream = server_of(&ns.kubeconfig)
+        .trim_start_matches("https://")
+        .to_string();
+    let address = stalling_proxy(upstream, stalled).await;
+    let kubeconfig = kubeconfig_with_server(
+        &ns.kubeconfig,
+        &format!("https://{address}"),
+        &format!("{}-slow.kubeconfig", ns.name),
+    );
+    let waiting = {
+        let (ns, kubeconfig) = (ns.clone(), kubeconfig.clone());
+        tokio::spawn(async move {
+            ns.stagectl_as(
+                &kubeconfig,
+                &[
+                    "resume",
+                    "--stage",
+                    "waiting-pr-created",
+                    "--task-id",
+                    "31",
+                    "--delivery-id",
+                    "d-slow",
+                    "--timeout",
+                    "2s",
+                    "--wait-for-node",
+                    "60s",
+                    "-o",
+                    "json",
+                ],
+            )
+            .await
+        })
+    };
+    // resume is waiting for the node; then the server answers nothing for longer than
+    // --timeout, then answers again and the controller creates the node.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stall.send(true).unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stall.send(false).unwrap();
+    crate::resume::controller_reaches_wait(&ns, &workflow, "waiting-pr-created", false).await;
+    let run = waiting.await.unwrap();
+    std::fs::remove_file(&kubeconfig).unwrap();
+    run.assert_code(0);
+    assert_eq!(run.json()["outcome"], "resumed");
+}

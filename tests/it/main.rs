@@ -45,7 +45,7 @@ mod cli {
         command.args(["completions", "bash"]);
         let script = Run::of(command).await;
         script.assert_code(0);
-        for subcommand in ["set", "verify", "get", "rollback"] {
+        for subcommand in ["set", "verify", "get", "rollback", "resume", "reconcile"] {
             assert!(script.stdout.contains(subcommand), "{subcommand} missing");
         }
     }
