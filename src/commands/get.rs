@@ -12,7 +12,7 @@ use crate::core::labels::{self, Repository};
 use crate::core::record::StageRecord;
 use crate::error::Result;
 use crate::output;
-use crate::settings::Settings;
+use crate::settings::{Settings, parse_duration};
 
 pub const AFTER_HELP: &str = "\
 Examples:
@@ -26,7 +26,11 @@ Examples:
   stagectl get play-task-42-x7k2p -o yaml
 
   # Follow the plays of a task as they move (Ctrl-C to stop):
-  stagectl get --task-id 42 --watch";
+  stagectl get --task-id 42 --watch
+
+  # The plays that have waited for their GitHub event longer than 2 hours (a lost webhook?
+  # stagectl reconcile delivers what GitHub says happened):
+  stagectl get -A --waiting-longer-than 2h";
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
@@ -51,6 +55,9 @@ pub struct GetArgs {
     /// until interrupted, as `kubectl get --watch` does.
     #[arg(long, short = 'w')]
     pub watch: bool,
+    /// Only the plays that wait at a waiting stage, and have for longer than this (30m, 2h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with_all = ["watch", "name"])]
+    pub waiting_longer_than: Option<std::time::Duration>,
 }
 
 pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
@@ -111,7 +118,23 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
             None => break,
         }
     }
+    if let Some(limit) = args.waiting_longer_than {
+        let before =
+            now - jiff::SignedDuration::try_from(limit).unwrap_or(jiff::SignedDuration::MAX);
+        records.retain(|record| {
+            record
+                .waiting_since(&settings.pipeline)
+                .is_some_and(|since| since < before)
+        });
+    }
     if records.is_empty() && matches!(format, output::Format::Table | output::Format::Wide) {
+        if let Some(limit) = args.waiting_longer_than {
+            eprintln!(
+                "No plays waiting longer than {:#}.",
+                jiff::SignedDuration::try_from(limit).unwrap_or_default()
+            );
+            return Ok(());
+        }
         match namespace {
             Some(ns) => eprintln!("No play workflows found in namespace {ns}."),
             None => eprintln!("No play workflows found."),

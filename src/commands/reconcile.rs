@@ -277,13 +277,7 @@ async fn waiting_plays(settings: &Settings, cluster: &Cluster) -> Result<Vec<Wai
         if ended || !pipeline.is_waiting(&stage) {
             continue;
         }
-        let waiting_since = record
-            .history
-            .iter()
-            .rev()
-            .find(|entry| entry.to == stage.name())
-            .map(|entry| entry.at)
-            .or(record.updated_at);
+        let waiting_since = record.waiting_since(pipeline);
         let repository = record
             .repository
             .as_deref()

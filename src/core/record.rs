@@ -115,6 +115,26 @@ impl StageRecord {
         self.stage.as_deref().map(|name| pipeline.stage(name))
     }
 
+    /// Since when the play waits: it is at a waiting stage and has not ended, and this is when
+    /// it entered the stage (its last change into it; else the time of its stage label).
+    pub fn waiting_since(&self, pipeline: &Pipeline) -> Option<Timestamp> {
+        let stage = self.stage_in(pipeline)?;
+        let ended = matches!(
+            self.phase.as_deref(),
+            Some("Succeeded" | "Failed" | "Error")
+        );
+        if ended || !pipeline.is_waiting(&stage) {
+            return None;
+        }
+        self.history
+            .iter()
+            .rev()
+            .find(|entry| entry.to == stage.name())
+            .map(|entry| entry.at)
+            .or(self.updated_at)
+            .or(self.created_at)
+    }
+
     /// The stage the workflow was in when it last entered its current stage.
     pub fn entered_from(&self, pipeline: &Pipeline) -> Option<Stage> {
         let current = self.stage.as_deref()?;
@@ -244,5 +264,37 @@ mod tests {
             clean_reason(&"x".repeat(10_000)).chars().count(),
             REASON_LIMIT
         );
+    }
+
+    #[test]
+    fn a_play_waits_from_its_last_change_into_a_waiting_stage_until_it_ends() {
+        let pipeline = Pipeline::default();
+        let at = |secs| Timestamp::from_second(secs).unwrap();
+        let mut record = StageRecord {
+            name: "play".into(),
+            namespace: "argo".into(),
+            task_id: Some("1".into()),
+            repository: None,
+            stage: Some("waiting-ready-for-qa".into()),
+            updated_at: Some(at(500)),
+            phase: Some("Running".into()),
+            created_at: Some(at(10)),
+            history: vec![
+                entry(100_000_000_000, "pending", "waiting-pr-created"),
+                entry(
+                    200_000_000_000,
+                    "waiting-pr-created",
+                    "waiting-ready-for-qa",
+                ),
+            ],
+        };
+        assert_eq!(record.waiting_since(&pipeline), Some(at(200)));
+        record.history.clear();
+        assert_eq!(record.waiting_since(&pipeline), Some(at(500)));
+        record.phase = Some("Failed".into());
+        assert_eq!(record.waiting_since(&pipeline), None);
+        record.phase = Some("Running".into());
+        record.stage = Some("pending".into());
+        assert_eq!(record.waiting_since(&pipeline), None);
     }
 }

@@ -324,6 +324,7 @@ async fn a_github_app_installation_reads_github_for_reconcile() {
     let openssl = |args: &[&str]| {
         let status = std::process::Command::new("openssl")
             .args(args)
+            .stderr(std::process::Stdio::null())
             .status()
             .unwrap();
         assert!(status.success(), "openssl {args:?}");
@@ -371,4 +372,36 @@ async fn a_github_app_installation_reads_github_for_reconcile() {
     assert_eq!(sent[0].0, "POST", "the installation token first: {sent:?}");
     assert_eq!(sent[0].1, "/app/installations/99/access_tokens");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// For the operator reading the stuck-wait alert: the plays that have waited too long.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn get_lists_the_plays_waiting_longer_than_a_duration() {
+    let ns = TestNamespace::new("waiting-longer").await;
+    let waiting = waiting_play(&ns, "41", "waiting-pr-created").await;
+    let _pending = create_play(&ns, "42", "acme/widgets").await;
+    // Its wait began with the change into the stage, recorded to the nanosecond.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+
+    let long = ns
+        .stagectl(&["get", "--waiting-longer-than", "1s", "-o", "json"])
+        .await;
+    long.assert_code(0);
+    let names: Vec<String> = long.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, [waiting]);
+
+    let none = ns.stagectl(&["get", "--waiting-longer-than", "1h"]).await;
+    none.assert_code(0);
+    assert_eq!(none.stdout, "");
+    assert!(
+        none.stderr.contains("No plays waiting longer than 1h"),
+        "{}",
+        none.stderr
+    );
 }
