@@ -82,6 +82,11 @@ pub struct ReconcileArgs {
     /// entered its stage.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub wait_for_node: Duration,
+    /// Write what the run counted into this directory, one number per file, for the
+    /// CronWorkflow's output parameters and metrics: `recovered`, and per waiting stage
+    /// `waiting-STAGE` (plays waiting) and `oldest-wait-seconds-STAGE`.
+    #[arg(long, value_name = "DIR")]
+    pub outputs_dir: Option<PathBuf>,
 }
 
 /// The ConfigMap key of the cache.
@@ -213,10 +218,51 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
         "reconcile"
     );
     output::emit(&render(&report, settings.output));
+    if let Some(dir) = &args.outputs_dir {
+        write_outputs(dir, settings, &report)?;
+    }
     match failures.into_iter().next() {
         Some(first) => Err(first),
         None => Ok(()),
     }
+}
+
+/// The run's counts as files: each waiting stage of the pipeline gets both of its files, zero
+/// when no play waits there, so that every metric of the template has a value. A play this run
+/// released no longer waits.
+fn write_outputs(dir: &std::path::Path, settings: &Settings, report: &Report) -> Result<()> {
+    let now = Timestamp::now();
+    let mut files = vec![("recovered".to_string(), report.recovered.to_string())];
+    for stage in settings.pipeline.waiting_stages() {
+        let here: Vec<&PlayReport> = report
+            .plays
+            .iter()
+            .filter(|play| play.stage == stage.name() && play.action != "delivered-resumed")
+            .collect();
+        let oldest = here
+            .iter()
+            .filter_map(|play| play.waiting_since)
+            .map(|since| (now.as_second() - since.as_second()).max(0))
+            .max()
+            .unwrap_or(0);
+        files.push((format!("waiting-{}", stage.name()), here.len().to_string()));
+        files.push((
+            format!("oldest-wait-seconds-{}", stage.name()),
+            oldest.to_string(),
+        ));
+    }
+    std::fs::create_dir_all(dir)
+        .and_then(|()| {
+            files
+                .iter()
+                .try_for_each(|(name, value)| std::fs::write(dir.join(name), value))
+        })
+        .map_err(|e| {
+            Error::failed(format!(
+                "the run is done, but its outputs cannot be written to {}: {e}",
+                dir.display()
+            ))
+        })
 }
 
 fn credentials(args: &ReconcileArgs) -> Result<Credentials> {

@@ -110,8 +110,25 @@ async fn each_event_that_happened_is_delivered_once_and_a_second_run_writes_noth
     let no_pull = waiting_play(&ns, "5", "waiting-pr-created").await;
     let dismissed = waiting_play(&ns, "6", "waiting-pr-approved").await;
 
-    let first = reconcile(&ns, &github, &["-o", "json"]).await;
+    let outputs = std::env::temp_dir().join(format!("{}-outputs", ns.name));
+    let first = reconcile(
+        &ns,
+        &github,
+        &["-o", "json", "--outputs-dir", outputs.to_str().unwrap()],
+    )
+    .await;
     first.assert_code(0);
+    // What the CronWorkflow's metrics read: the plays still waiting after the run, per stage.
+    let output = |name: &str| std::fs::read_to_string(outputs.join(name)).unwrap();
+    assert_eq!(output("recovered"), "3");
+    assert_eq!(output("waiting-waiting-pr-created"), "1");
+    assert_eq!(output("waiting-waiting-ready-for-qa"), "1");
+    assert_eq!(output("waiting-waiting-pr-approved"), "1");
+    let oldest: i64 = output("oldest-wait-seconds-waiting-pr-created")
+        .parse()
+        .unwrap();
+    assert!((0..600).contains(&oldest), "{oldest}");
+    std::fs::remove_dir_all(&outputs).unwrap();
     let report = first.json();
     for (workflow, stage, github_says, action) in [
         (
