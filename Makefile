@@ -59,6 +59,17 @@ github-test: tests/github/node_modules/.package-lock.json ## The GitHub stand-in
 tests/github/node_modules/.package-lock.json: tests/github/package.json tests/github/package-lock.json
 	cd tests/github && npm ci --no-audit --no-fund --loglevel=error
 
+# promtool from Debian's prometheus package, unpacked under target/ (no root needed, nothing
+# installed system-wide).
+PROMTOOL_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))/tools/prometheus
+PROMTOOL := $(PROMTOOL_DIR)/usr/bin/promtool
+
+$(PROMTOOL):
+	rm -rf $(PROMTOOL_DIR) && mkdir -p $(PROMTOOL_DIR)
+	cd $(PROMTOOL_DIR) && { apt-get download -qq prometheus 2>/dev/null || { apt-get update -qq && apt-get download -qq prometheus; }; }
+	cd $(PROMTOOL_DIR) && dpkg-deb -x prometheus_*.deb . && rm prometheus_*.deb
+	$(PROMTOOL) --version >/dev/null
+
 argo-lint: ## WorkflowTemplates and example Workflows, through Argo Workflows' own validation
 	cd tests/argo && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
 
@@ -78,7 +89,7 @@ define with-control-planes
 	rm -rf $(E2E_CONTROLPLANE); \
 	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
 	status=0; \
-	STAGECTL_STATIC_BINARY=$(STATIC_BINARY) STAGECTL_E2E_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) \
+	STAGECTL_STATIC_BINARY=$(STATIC_BINARY) STAGECTL_PROMTOOL=$(PROMTOOL) STAGECTL_E2E_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) \
 	  cargo test --locked $(1) || status=$$?; \
 	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) tests/e2e/stop; \
 	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) $(CONTROLPLANE)/stop; \
@@ -86,7 +97,7 @@ define with-control-planes
 	exit $$status
 endef
 
-test: lint dockerfile-lint sensors github-test argo-lint static e2e-build ## Every test: lints, Go tests, unit and integration tests, and the smaller end-to-end set
+test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROMTOOL) ## Every test: lints, Go tests, unit and integration tests, and the smaller end-to-end set
 	$(call with-control-planes,--lib --bins --tests -- --include-ignored --skip e2e::full::)
 
 e2e: static e2e-build ## The full end-to-end suite under Argo's real workflow-controller

@@ -39,12 +39,13 @@ func (noClusterTemplates) Get(_ context.Context, name string) (*wfv1.ClusterWork
 
 type manifests struct {
 	templates templates
-	workflows map[string]*wfv1.Workflow // by file
+	workflows map[string]*wfv1.Workflow     // by file
+	crons     map[string]*wfv1.CronWorkflow // by name
 }
 
 func load(t *testing.T, dirs ...string) manifests {
 	t.Helper()
-	m := manifests{templates: templates{}, workflows: map[string]*wfv1.Workflow{}}
+	m := manifests{templates: templates{}, workflows: map[string]*wfv1.Workflow{}, crons: map[string]*wfv1.CronWorkflow{}}
 	for _, dir := range dirs {
 		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 		if err != nil {
@@ -82,6 +83,12 @@ func load(t *testing.T, dirs ...string) manifests {
 						t.Fatalf("%s: %v", file, err)
 					}
 					m.workflows[file] = workflow
+				case "CronWorkflow":
+					cron := &wfv1.CronWorkflow{}
+					if err := yaml.UnmarshalStrict(document, cron); err != nil {
+						t.Fatalf("%s: %v", file, err)
+					}
+					m.crons[cron.Name] = cron
 				}
 			}
 		}
@@ -105,6 +112,14 @@ func TestWorkflowTemplatesAndExamplesPassArgoValidation(t *testing.T) {
 	for name, template := range m.templates {
 		if err := lint(ctx, m, template); err != nil {
 			t.Errorf("WorkflowTemplate %s: %v", name, err)
+		}
+	}
+	if _, ok := m.crons["stagectl-reconcile"]; !ok {
+		t.Fatal("no CronWorkflow stagectl-reconcile in workflow-templates/")
+	}
+	for name, cron := range m.crons {
+		if err := validate.ValidateCronWorkflow(ctx, m.templates, noClusterTemplates{}, cron, nil); err != nil {
+			t.Errorf("CronWorkflow %s: %v", name, err)
 		}
 	}
 	if len(m.workflows) == 0 {

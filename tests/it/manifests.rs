@@ -15,6 +15,7 @@ fn resource_of(object: &DynamicObject) -> ApiResource {
     let plural = match types.kind.as_str() {
         "Workflow" => "workflows",
         "WorkflowTemplate" => "workflowtemplates",
+        "CronWorkflow" => "cronworkflows",
         "Sensor" => "sensors",
         "EventSource" => "eventsources",
         "ServiceAccount" => "serviceaccounts",
@@ -160,8 +161,8 @@ async fn kubectl_apply_k_installs_the_pipeline_with_namespace_and_image_overridd
         stdout
             .matches("image: registry.example.test/stagectl:v9.9.9")
             .count(),
-        3,
-        "the two stagectl steps of the play and the stage-resume step"
+        4,
+        "the two stagectl steps of the play, the stage-resume step and the reconcile CronWorkflow's"
     );
     assert!(
         !stdout.contains("ghcr.io/stagectl/stagectl"),
@@ -320,7 +321,13 @@ async fn every_account_can_do_its_steps_work_and_nothing_more() {
         .await
         .unwrap();
 
-    for account in ["play", "stage-resume", "stagectl", "play-sensor"] {
+    for account in [
+        "play",
+        "stage-resume",
+        "stagectl",
+        "stagectl-reconcile",
+        "play-sensor",
+    ] {
         let workflow = ns.create_play().await;
         let kubeconfig = service_account_kubeconfig(&ns, account).await;
         let client =
@@ -435,11 +442,12 @@ async fn every_account_can_do_its_steps_work_and_nothing_more() {
 fn alerts_and_dashboard_query_metrics_the_templates_export() {
     let mut exported = std::collections::BTreeSet::new();
     for (_, object) in documents("workflow-templates") {
-        for template in object.data["spec"]["templates"]
+        let spec = &object.data["spec"];
+        // A CronWorkflow holds its templates one level down.
+        let templates = spec["templates"]
             .as_array()
-            .into_iter()
-            .flatten()
-        {
+            .or(spec["workflowSpec"]["templates"].as_array());
+        for template in templates.into_iter().flatten() {
             for metric in template["metrics"]["prometheus"]
                 .as_array()
                 .into_iter()
@@ -455,6 +463,10 @@ fn alerts_and_dashboard_query_metrics_the_templates_export() {
     assert_eq!(
         exported,
         [
+            "argo_workflows_stagectl_oldest_wait_seconds",
+            "argo_workflows_stagectl_plays_waiting",
+            "argo_workflows_stagectl_reconcile_recovered_total",
+            "argo_workflows_stagectl_reconcile_runs_total",
             "argo_workflows_stagectl_resume_steps_total",
             "argo_workflows_stagectl_stage_transition_duration_seconds",
             "argo_workflows_stagectl_stage_transitions_total",
@@ -486,4 +498,51 @@ fn alerts_and_dashboard_query_metrics_the_templates_export() {
         }
     }
     assert!(queried >= 7, "{queried}");
+}
+
+/// Debian's promtool, which `make test` unpacks (STAGECTL_PROMTOOL), else one on PATH.
+fn promtool(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let program = std::env::var_os("STAGECTL_PROMTOOL").unwrap_or_else(|| "promtool".into());
+    std::process::Command::new(&program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (make test provides it)", program.display()))
+}
+
+/// Every PrometheusRule passes `promtool check rules`, and the alerts fire, stay quiet and
+/// resolve as tests/monitoring/prometheus-rule.test.yaml says (`promtool test rules`).
+#[test]
+#[ignore = "needs promtool from Debian's prometheus package: make test"]
+fn the_alert_rules_are_valid_and_fire_when_their_tests_say() {
+    let dir = std::env::temp_dir().join(format!("stagectl-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rule_files = 0;
+    for (file, object) in documents("examples/monitoring") {
+        if object.types.as_ref().unwrap().kind != "PrometheusRule" {
+            continue;
+        }
+        // promtool reads a Prometheus rule file, which is what the Operator's spec holds.
+        let name = std::path::Path::new(&file).file_stem().unwrap().to_owned();
+        let rules = dir.join(name).with_extension("rules.yaml");
+        std::fs::write(&rules, serde_yaml::to_string(&object.data["spec"]).unwrap()).unwrap();
+        let checked = promtool(&["check".as_ref(), "rules".as_ref(), rules.as_os_str()]);
+        assert!(checked.status.success(), "{file}: {checked:?}");
+        rule_files += 1;
+    }
+    assert_eq!(rule_files, 1);
+
+    let test = dir.join("prometheus-rule.test.yaml");
+    std::fs::copy(
+        repo_path("tests/monitoring/prometheus-rule.test.yaml"),
+        &test,
+    )
+    .unwrap();
+    let tested = promtool(&["test".as_ref(), "rules".as_ref(), test.as_os_str()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        tested.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&tested.stdout),
+        String::from_utf8_lossy(&tested.stderr)
+    );
 }

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{GitHubStandIn, Run, TestNamespace};
 use crate::resume::{controller_reaches_wait, create_play, node, set_stage};
+use crate::stage_changes::{apply_rbac, service_account_kubeconfig};
 
 const TOKEN: &str = "ghp_reconcile_test";
 
@@ -27,10 +28,14 @@ async fn waiting_play(ns: &TestNamespace, task: &str, stage: &str) -> String {
     workflow
 }
 
-/// `stagectl reconcile` against the stand-in, with no credentials yet.
-fn reconcile_command(ns: &TestNamespace, github: &GitHubStandIn) -> tokio::process::Command {
+/// `stagectl reconcile` against the stand-in, with no GitHub credentials yet.
+fn reconcile_command(
+    ns: &TestNamespace,
+    kubeconfig: &std::path::Path,
+    github: &GitHubStandIn,
+) -> tokio::process::Command {
     let mut command = crate::harness::stagectl_command();
-    command.arg("--kubeconfig").arg(&ns.kubeconfig).args([
+    command.arg("--kubeconfig").arg(kubeconfig).args([
         "-n",
         &ns.name,
         "reconcile",
@@ -40,10 +45,20 @@ fn reconcile_command(ns: &TestNamespace, github: &GitHubStandIn) -> tokio::proce
     command
 }
 
-async fn reconcile(ns: &TestNamespace, github: &GitHubStandIn, args: &[&str]) -> Run {
-    let mut command = reconcile_command(ns, github);
+/// As the CronWorkflow runs it: the stagectl-reconcile account of workflow-templates/rbac.yaml.
+async fn reconcile_as_cron(
+    ns: &TestNamespace,
+    kubeconfig: &std::path::Path,
+    github: &GitHubStandIn,
+    args: &[&str],
+) -> Run {
+    let mut command = reconcile_command(ns, kubeconfig, github);
     command.args(args).env("GITHUB_TOKEN", TOKEN);
     Run::of(command).await
+}
+
+async fn reconcile(ns: &TestNamespace, github: &GitHubStandIn, args: &[&str]) -> Run {
+    reconcile_as_cron(ns, &ns.kubeconfig, github, args).await
 }
 
 fn play_report<'a>(report: &'a Value, workflow: &str) -> &'a Value {
@@ -109,10 +124,14 @@ async fn each_event_that_happened_is_delivered_once_and_a_second_run_writes_noth
     let not_labelled = waiting_play(&ns, "4", "waiting-ready-for-qa").await;
     let no_pull = waiting_play(&ns, "5", "waiting-pr-created").await;
     let dismissed = waiting_play(&ns, "6", "waiting-pr-approved").await;
+    // The CronWorkflow's account is enough: plays, Events, the cache ConfigMap.
+    apply_rbac(&ns, false).await;
+    let account = service_account_kubeconfig(&ns, "stagectl-reconcile").await;
 
     let outputs = std::env::temp_dir().join(format!("{}-outputs", ns.name));
-    let first = reconcile(
+    let first = reconcile_as_cron(
         &ns,
+        &account,
         &github,
         &["-o", "json", "--outputs-dir", outputs.to_str().unwrap()],
     )
@@ -190,7 +209,7 @@ async fn each_event_that_happened_is_delivered_once_and_a_second_run_writes_noth
     assert_eq!(report["github"]["requests"], 4, "{report:#}");
 
     let before = versions(&ns).await;
-    let second = reconcile(&ns, &github, &["-o", "json"]).await;
+    let second = reconcile_as_cron(&ns, &account, &github, &["-o", "json"]).await;
     second.assert_code(0);
     let again = second.json();
     assert_eq!(again["recovered"], 0);
@@ -309,7 +328,7 @@ async fn an_exhausted_rate_limit_or_a_bad_token_stops_the_run_before_anything_is
     );
     assert!(line.contains("nothing was written"), "{line}");
 
-    let mut command = reconcile_command(&ns, &github);
+    let mut command = reconcile_command(&ns, &ns.kubeconfig, &github);
     command.env("GITHUB_TOKEN", "ghp_wrong");
     let refused = Run::of(command).await;
     refused.assert_code(5);
@@ -319,7 +338,7 @@ async fn an_exhausted_rate_limit_or_a_bad_token_stops_the_run_before_anything_is
         refused.stderr
     );
 
-    let no_credentials = Run::of(reconcile_command(&ns, &github)).await;
+    let no_credentials = Run::of(reconcile_command(&ns, &ns.kubeconfig, &github)).await;
     no_credentials.assert_code(2);
     assert!(
         no_credentials.error_lines()[0].contains("set GITHUB_TOKEN"),
@@ -367,7 +386,7 @@ async fn a_github_app_installation_reads_github_for_reconcile() {
     github.set(state).await;
     let workflow = waiting_play(&ns, "31", "waiting-pr-created").await;
 
-    let mut command = reconcile_command(&ns, &github);
+    let mut command = reconcile_command(&ns, &ns.kubeconfig, &github);
     command
         .args([
             "-o",
