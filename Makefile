@@ -101,7 +101,7 @@ test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROM
 	$(call with-control-planes,--lib --bins --tests -- --include-ignored --skip e2e::full::)
 
 e2e: static e2e-build ## The full end-to-end suite under Argo's real workflow-controller
-	$(call with-control-planes,--test it -- --include-ignored e2e::)
+	$(call with-control-planes,--test it -- --include-ignored e2e:: events:: under_argo::)
 
 STAGECTL_DEBUG := $(abspath $(or $(CARGO_TARGET_DIR),target))/debug/stagectl
 

@@ -558,7 +558,7 @@ pub async fn assert_completed_as_timed(plays: &Plays, play: &Play, workflow: &st
 }
 
 /// The controller's metrics, as `name{labels}` → value.
-async fn metrics(argo: &Argo) -> BTreeMap<String, f64> {
+pub async fn metrics(argo: &Argo) -> BTreeMap<String, f64> {
     let text = http_get(&argo.metrics_url).await;
     text.lines()
         .filter(|line| line.starts_with("argo_workflows_stagectl_"))
@@ -579,7 +579,11 @@ async fn http_get(url: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-fn increase(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, series: &str) -> f64 {
+pub fn increase(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+    series: &str,
+) -> f64 {
     after.get(series).copied().unwrap_or(0.0) - before.get(series).copied().unwrap_or(0.0)
 }
 
@@ -865,7 +869,7 @@ async fn plays_at_once(test: &str, count: usize) {
 
 /// The delivery ids a play took: those that satisfied a wait early (its history) and those that
 /// resumed one (its `stagectl.dev/resumed-<stage>` annotations).
-async fn deliveries_taken(plays: &Plays, object: &Value) -> Vec<String> {
+pub async fn deliveries_taken(plays: &Plays, object: &Value) -> Vec<String> {
     let workflow = object["metadata"]["name"].as_str().unwrap();
     let record = plays.record(workflow).await;
     let early = record["history"]

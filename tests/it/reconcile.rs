@@ -441,3 +441,157 @@ async fn get_lists_the_plays_waiting_longer_than_a_duration() {
         none.stderr
     );
 }
+
+/// The CronWorkflow of workflow-templates/ under Argo's real controller: a play whose pull
+/// request webhook never came is released by a scheduled reconcile run, the controller's metrics
+/// count the recovery, and the webhook arriving after all changes nothing.
+mod under_argo {
+    use std::time::Duration;
+
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+    use serde_json::{Value, json};
+
+    use super::{TOKEN, standard_state};
+    use crate::e2e::{
+        Agent, Play, Plays, assert_completed_as_timed, deliveries_taken, increase, metrics,
+    };
+    use crate::harness::{GitHubStandIn, load_manifest};
+
+    const CRON_LABEL: &str = "workflows.argoproj.io/cron-workflow=stagectl-reconcile";
+
+    /// The installed CronWorkflow, with the stand-in's address and a schedule of every minute
+    /// (cron's finest) so that the test sees a run soon.
+    async fn install_cron_workflow(plays: &Plays, github: &GitHubStandIn) {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "github-reconcile"},
+            "stringData": {"token": TOKEN},
+        }))
+        .unwrap();
+        plays
+            .ns
+            .api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+        let mut cron = load_manifest("workflow-templates/reconcile-cronworkflow.yaml");
+        cron.data["spec"]["schedules"] = json!(["* * * * *"]);
+        let container = &mut cron.data["spec"]["workflowSpec"]["templates"][0]["container"];
+        container["args"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(format!("--github-api-url={}", github.url)));
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "CronWorkflow"),
+            "cronworkflows",
+        );
+        Api::<DynamicObject>::namespaced_with(plays.ns.client.clone(), &plays.ns.name, &resource)
+            .create(&PostParams::default(), &cron)
+            .await
+            .unwrap();
+    }
+
+    /// The CronWorkflow's runs so far that have finished.
+    async fn finished_runs(plays: &Plays) -> Vec<Value> {
+        let list = plays
+            .ns
+            .workflows()
+            .list(&ListParams::default().labels(CRON_LABEL))
+            .await
+            .unwrap();
+        list.items
+            .into_iter()
+            .map(|workflow| serde_json::to_value(workflow).unwrap())
+            .filter(|workflow| {
+                workflow["metadata"]["labels"]["workflows.argoproj.io/completed"] == "true"
+            })
+            .collect()
+    }
+
+    fn recovered_by(run: &Value) -> Option<&str> {
+        let nodes = run["status"]["nodes"].as_object()?;
+        let parameters = nodes.values().find_map(|node| {
+            (node["type"] == "Pod").then(|| node["outputs"]["parameters"].as_array())?
+        })?;
+        parameters
+            .iter()
+            .find(|parameter| parameter["name"] == "recovered")?["value"]
+            .as_str()
+    }
+
+    #[tokio::test]
+    #[ignore = "needs the control plane and Argo's controller: make test"]
+    async fn a_lost_pull_request_webhook_is_recovered_by_the_cronworkflow_and_counted_once() {
+        let plays = Plays::new("e2e-reconcile").await;
+        let github = GitHubStandIn::start().await;
+        // GitHub has the pull request; its webhook is never sent.
+        github
+            .set(standard_state(
+                json!([{"number": 9, "branch": "task-81-api", "labels": []}]),
+            ))
+            .await;
+        let play = Play::new(
+            "81",
+            "acme/widgets",
+            [Agent::sent_by_test(), Agent::early(), Agent::early()],
+        );
+        let workflow = plays.submit(&play).await;
+        plays.wait_for_stage(&workflow, "waiting-pr-created").await;
+        let before = metrics(plays.argo).await;
+        install_cron_workflow(&plays, &github).await;
+
+        // Released by reconcile through resume's path: the wait node resumed as `argo resume`
+        // does, the rest of the play as its agents' webhooks say.
+        let object = assert_completed_as_timed(&plays, &play, &workflow).await;
+        let delivered = deliveries_taken(&plays, &object).await;
+        assert!(
+            delivered.contains(&"reconcile.waiting-pr-created.pr9".to_string()),
+            "{delivered:?}"
+        );
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        let recovering = loop {
+            let runs = finished_runs(&plays).await;
+            if let Some(run) = runs.iter().find(|run| recovered_by(run) == Some("1")) {
+                break run.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no finished reconcile run that recovered the wait: {runs:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        assert_eq!(recovering["status"]["phase"], "Succeeded");
+        let after = metrics(plays.argo).await;
+        let counted = |series: &str| increase(&before, &after, series);
+        assert_eq!(
+            counted("argo_workflows_stagectl_reconcile_recovered_total"),
+            1.0,
+            "{after:#?}"
+        );
+        assert!(
+            counted(r#"argo_workflows_stagectl_reconcile_runs_total{result="Succeeded"}"#) >= 1.0,
+            "{after:#?}"
+        );
+        // The play no longer waits: reconcile's gauges say nobody does.
+        assert_eq!(
+            after.get(r#"argo_workflows_stagectl_plays_waiting{stage="waiting-pr-created"}"#),
+            Some(&0.0),
+            "{after:#?}"
+        );
+
+        // The webhook arrives after all (GitHub's redelivery, say): its stage-resume succeeds and
+        // changes nothing; the wait was released once.
+        let resume = plays.deliver("pr-opened", &play, "late-pr-opened").await;
+        assert_eq!(
+            plays.finished(&resume).await["status"]["phase"],
+            "Succeeded"
+        );
+        let again = plays.finished(&workflow).await;
+        assert_eq!(
+            again["metadata"]["resourceVersion"], object["metadata"]["resourceVersion"],
+            "the late webhook wrote to the play"
+        );
+        assert_eq!(deliveries_taken(&plays, &again).await, delivered);
+    }
+}

@@ -6,7 +6,7 @@
 // image is a directory of executables put first on PATH; an absolute command path is looked up
 // there by its base name), with that container's arguments and environment, in a private
 // working directory where each volume mount is a subdirectory (paths under a mount path are
-// rewritten into it). The process authenticates as the pod's ServiceAccount: a real token from
+// rewritten into it; a Secret volume holds the Secret's keys as files). The process authenticates as the pod's ServiceAccount: a real token from
 // the TokenRequest API in a kubeconfig of its own. When it ends, podrunner does what Argo's
 // executor does for the controller: it writes the WorkflowTaskResult (output parameters read
 // from the files the template in ARGO_TEMPLATE names, or their defaults, and the
@@ -212,6 +212,9 @@ func (r *runner) run(ctx context.Context, pod *corev1.Pod) error {
 	if err := mounts.create(); err != nil {
 		return err
 	}
+	if err := r.fillSecretVolumes(ctx, pod, dir); err != nil {
+		return r.refuse(ctx, pod, err.Error())
+	}
 	command, err := commandLine(main, imageDir, mounts)
 	if err != nil {
 		return r.refuse(ctx, pod, err.Error())
@@ -341,6 +344,59 @@ func (m mounts) local(s string) string {
 		s = strings.ReplaceAll(s, mount.container+"/", mount.local+"/")
 	}
 	return s
+}
+
+// fillSecretVolumes writes each Secret volume's keys as files, as the kubelet does (mode 0400).
+// A Secret that does not exist fails the pod with a message; the kubelet would instead hold it
+// in ContainerCreating until the Secret appears.
+func (r *runner) fillSecretVolumes(ctx context.Context, pod *corev1.Pod, dir string) error {
+	for _, volume := range pod.Spec.Volumes {
+		source := volume.Secret
+		if source == nil {
+			continue
+		}
+		var secret *corev1.Secret
+		err := retrying(ctx, func() (err error) {
+			secret, err = r.kube.CoreV1().Secrets(pod.Namespace).Get(ctx, source.SecretName, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("podrunner: volume %s: %v", volume.Name, err)
+		}
+		if secret == nil || secret.Name == "" {
+			if source.Optional != nil && *source.Optional {
+				continue
+			}
+			return fmt.Errorf("podrunner: volume %s: secret %q not found", volume.Name, source.SecretName)
+		}
+		paths := map[string]string{}
+		for key := range secret.Data {
+			paths[key] = key
+		}
+		if len(source.Items) > 0 {
+			paths = map[string]string{}
+			for _, item := range source.Items {
+				paths[item.Key] = item.Path
+			}
+		}
+		for key, path := range paths {
+			data, ok := secret.Data[key]
+			if !ok {
+				return fmt.Errorf("podrunner: volume %s: secret %q has no key %q", volume.Name, source.SecretName, key)
+			}
+			file := filepath.Join(dir, "volumes", volume.Name, path)
+			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(file, data, 0o400); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // commandLine is the main container's command as the emissary would run it, with the image's
