@@ -13,9 +13,11 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
@@ -102,7 +104,9 @@ func run(stateDir string, crdDirs []string, readyTimeout time.Duration) error {
 	if err := applyCRDs(ctx, admin, crdDirs); err != nil {
 		return fmt.Errorf("CRDs: %w", err)
 	}
-	controllers, stopControllers := context.WithCancel(context.Background())
+	// The namespace controller's watches are requests to this very server, which waits for its
+	// requests to end before it stops: they end first, when the signal that stops it comes.
+	controllers, stopControllers := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopControllers()
 	if err := startNamespaceController(controllers, adminRESTConfig(pki, ports.APIServer)); err != nil {
 		return fmt.Errorf("namespace controller: %w", err)
