@@ -264,7 +264,7 @@ async fn a_read_that_finds_no_answer_during_a_wait_does_not_end_the_wait() {
                     "--delivery-id",
                     "d-slow",
                     "--timeout",
-                    "2s",
+                    "6s",
                     "--wait-for-node",
                     "60s",
                     "-o",
@@ -275,10 +275,12 @@ async fn a_read_that_finds_no_answer_during_a_wait_does_not_end_the_wait() {
         })
     };
     // resume is waiting for the node; then the server answers nothing for longer than
-    // --timeout, then answers again and the controller creates the node.
+    // --timeout, then answers again and the controller creates the node. The --timeout is one a
+    // loaded test server meets once it answers again (2 s was not always: the final patch
+    // failed, rightly, when one read took 3.3 s while other tests started control planes).
     tokio::time::sleep(Duration::from_secs(2)).await;
     stall.send(true).unwrap();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
     stall.send(false).unwrap();
     crate::resume::controller_reaches_wait(&ns, &workflow, "waiting-pr-created", false).await;
     let run = waiting.await.unwrap();

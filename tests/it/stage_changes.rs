@@ -509,9 +509,7 @@ async fn the_least_privilege_role_is_enough_for_every_subcommand() {
             "waiting-ready-for-qa",
             "--workflow",
             w,
-            "--wait",
-            "--timeout",
-            "2s",
+            "--wait=2s",
         ],
     )
     .await
