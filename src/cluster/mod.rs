@@ -2,6 +2,7 @@
 //! the one compare-and-swap executor, Events, and API errors turned into stagectl's classes.
 
 mod executor;
+mod listed;
 mod retry;
 
 pub use executor::{Operation, Swapped, View, WaitBudget};
@@ -241,7 +242,20 @@ impl Cluster {
         };
         let budget = self.budget();
         self.retry
-            .call("list workflows", budget, || api.list_metadata(params))
+            .call("list workflows", budget, || {
+                let request = kube::core::Request::new(api.resource_url())
+                    .list_metadata(params)
+                    .map_err(kube::Error::BuildRequest);
+                async move {
+                    let mut request = request?;
+                    request.extensions_mut().insert("list_metadata");
+                    let list = self
+                        .client
+                        .request::<ObjectList<listed::ListedItem>>(request)
+                        .await?;
+                    Ok(listed::into_partial_list(list))
+                }
+            })
             .await
             .map_err(|e| {
                 let target = Target {
