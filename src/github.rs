@@ -14,7 +14,9 @@ use http::{StatusCode, Uri};
 use octocrab::Octocrab;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
+
+use crate::cluster::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, Deadline, backoff};
 
 use crate::core::github::{PullRequest, Review};
 use crate::core::labels::Repository;
@@ -38,7 +40,7 @@ pub struct Options {
     /// Enterprise Server.
     pub api_url: String,
     pub credentials: Credentials,
-    /// How long one request may take.
+    /// How long one request may keep trying GitHub's transient failures.
     pub timeout: Duration,
     /// How long to wait for the rate limit to reset before giving up.
     pub rate_limit_wait: Duration,
@@ -72,7 +74,8 @@ pub struct Cost {
 
 pub struct GitHub {
     crab: Octocrab,
-    options_timeout: Duration,
+    /// The budget of one request, retries included (--timeout).
+    timeout: Duration,
     rate_limit_wait: Duration,
     cache: Mutex<Cache>,
     used: Mutex<Cache>,
@@ -138,8 +141,8 @@ impl GitHub {
                     e,
                 )
             })?
-            .set_connect_timeout(Some(options.timeout))
-            .set_read_timeout(Some(options.timeout));
+            .set_connect_timeout(Some(CONNECT_TIMEOUT))
+            .set_read_timeout(Some(ATTEMPT_TIMEOUT));
         let crab = match options.credentials {
             Credentials::Token(token) => builder.personal_token(token).build(),
             Credentials::App {
@@ -160,7 +163,7 @@ impl GitHub {
         .map_err(|e| usage("cannot set up the GitHub client", e))?;
         Ok(Self {
             crab,
-            options_timeout: options.timeout,
+            timeout: options.timeout,
             rate_limit_wait: options.rate_limit_wait,
             cache: Mutex::new(cache),
             used: Mutex::new(Cache::default()),
@@ -297,7 +300,9 @@ impl GitHub {
         Ok(all)
     }
 
-    /// One GET, conditional on `etag`; waits out the rate limit when allowed.
+    /// One GET, conditional on `etag`. GitHub's transient failures (no connection, a dropped
+    /// one, no answer within an attempt, a 5xx) are tried again with backoff until --timeout is
+    /// spent; a rate limit is waited out when allowed (see [`Limited::allowed`]).
     async fn get(&self, url: &str, etag: Option<&str>) -> Result<Answer> {
         let uri: Uri = url
             .parse()
@@ -314,105 +319,222 @@ impl GitHub {
         if let Some(etag) = etag.and_then(|etag| HeaderValue::from_str(etag).ok()) {
             headers.insert(IF_NONE_MATCH, etag);
         }
-        let mut waited = Duration::ZERO;
+        let budget = Deadline::after(self.timeout);
+        let mut delays = backoff(Duration::from_millis(500), Duration::from_secs(8));
+        let mut limit_waited = Duration::ZERO;
+        let mut secondary_limits = 0;
         loop {
-            let sent = tokio::time::timeout(
-                self.options_timeout,
-                self.crab
-                    ._get_with_headers(uri.clone(), Some(headers.clone())),
-            )
-            .await;
-            let response = match sent {
-                Err(_) => {
-                    return Err(Error::gave_up(format!(
-                        "GitHub did not answer GET {url} within {}s; check --github-api-url and the network",
-                        self.options_timeout.as_secs()
-                    )));
-                }
-                Ok(Err(err)) => {
-                    return Err(Error::gave_up(format!(
-                        "cannot reach GitHub for GET {url}: {}",
-                        one_line_error(&err)
-                    )));
-                }
-                Ok(Ok(response)) => response,
-            };
-            let status = response.status();
-            let header = |name: &str| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            };
-            let remaining = header("x-ratelimit-remaining");
-            debug!(
-                url,
-                status = status.as_u16(),
-                remaining = remaining.as_deref(),
-                "GitHub"
-            );
-            match status {
-                StatusCode::NOT_MODIFIED => {
-                    self.not_modified.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Answer::NotModified);
-                }
-                status if status.is_success() => {
-                    self.requests.fetch_add(1, Ordering::Relaxed);
-                    let etag = header(ETAG.as_str());
-                    let next = header(LINK.as_str()).and_then(|link| next_page(&link));
-                    let body = self.crab.body_to_string(response).await.map_err(|e| {
-                        Error::gave_up(format!("GitHub's answer to GET {url} broke off: {e}"))
-                    })?;
-                    return Ok(Answer::Page { etag, next, body });
-                }
-                StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
-                    if remaining.as_deref() == Some("0")
-                        || header(RETRY_AFTER.as_str()).is_some() =>
-                {
-                    self.requests.fetch_add(1, Ordering::Relaxed);
-                    let now = jiff::Timestamp::now().as_second();
-                    let until = header(RETRY_AFTER.as_str())
-                        .and_then(|s| s.parse::<i64>().ok())
-                        .map(|after| now + after)
-                        .or_else(|| header("x-ratelimit-reset").and_then(|s| s.parse().ok()))
-                        .unwrap_or(now + 60);
-                    let pause = Duration::from_secs(until.saturating_sub(now).max(1) as u64);
-                    if waited + pause > self.rate_limit_wait {
-                        let at = jiff::Timestamp::from_second(until)
-                            .map(|t| t.to_string())
-                            .unwrap_or_else(|_| until.to_string());
+            let attempt_timeout = ATTEMPT_TIMEOUT.min(budget.remaining());
+            let pause = match self.attempt(url, &uri, &headers, attempt_timeout).await {
+                Attempt::Done(answer) => return Ok(answer),
+                Attempt::Final(err) => return Err(err),
+                Attempt::Transient(why) => {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(8));
+                    if delay >= budget.remaining() {
                         return Err(Error::gave_up(format!(
-                            "GitHub's rate limit is used up until {at}; nothing was written: run again after it, or allow a wait with --rate-limit-wait"
+                            "{why}, and so on for {}s (--timeout); nothing was written: run again later",
+                            budget.spent().as_secs()
                         )));
+                    }
+                    warn!(url, error = %why, retry_in_ms = delay.as_millis() as u64, "GitHub failed; trying again");
+                    delay
+                }
+                Attempt::Limited(limited) => {
+                    if limited.secondary {
+                        secondary_limits += 1;
+                    }
+                    let pause = limited.pause(secondary_limits);
+                    if !limited.allowed(pause, &budget, limit_waited, self.rate_limit_wait) {
+                        return Err(Error::gave_up(limited.stop_message(pause)));
                     }
                     info!(
                         url,
                         wait_s = pause.as_secs(),
-                        "GitHub's rate limit is used up; waiting for its reset"
+                        secondary = limited.secondary,
+                        "GitHub's rate limit is reached; waiting as it asks"
                     );
-                    tokio::time::sleep(pause).await;
-                    waited += pause;
+                    limit_waited += pause;
+                    pause
                 }
-                StatusCode::UNAUTHORIZED => {
-                    return Err(Error::forbidden(format!(
-                        "GitHub did not accept the credentials (401 on GET {url}): check the token, or the App id, key and installation"
-                    )));
+            };
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// One request, and what its answer means.
+    async fn attempt(
+        &self,
+        url: &str,
+        uri: &Uri,
+        headers: &HeaderMap,
+        timeout: Duration,
+    ) -> Attempt {
+        let sent = tokio::time::timeout(
+            timeout,
+            self.crab
+                ._get_with_headers(uri.clone(), Some(headers.clone())),
+        )
+        .await;
+        let response = match sent {
+            Err(_) => {
+                return Attempt::Transient(format!(
+                    "GitHub did not answer GET {url} within {}s",
+                    timeout.as_secs_f32().ceil()
+                ));
+            }
+            Ok(Err(err)) => {
+                return Attempt::Transient(format!(
+                    "cannot reach GitHub for GET {url}: {}",
+                    one_line_error(&err)
+                ));
+            }
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let remaining = header("x-ratelimit-remaining");
+        let retry_after = header(RETRY_AFTER.as_str()).and_then(|s| s.trim().parse::<u64>().ok());
+        let reset = header("x-ratelimit-reset").and_then(|s| s.parse::<i64>().ok());
+        let etag = header(ETAG.as_str());
+        let next = header(LINK.as_str()).and_then(|link| next_page(&link));
+        debug!(
+            url,
+            status = status.as_u16(),
+            remaining = remaining.as_deref(),
+            "GitHub"
+        );
+        if status == StatusCode::NOT_MODIFIED {
+            self.not_modified.fetch_add(1, Ordering::Relaxed);
+            return Attempt::Done(Answer::NotModified);
+        }
+        // Every answer but a 304 counts against the rate limit.
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let body = if status.is_success()
+            || matches!(
+                status,
+                StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+            ) {
+            match tokio::time::timeout(timeout, self.crab.body_to_string(response)).await {
+                Ok(Ok(body)) => body,
+                Ok(Err(err)) => {
+                    return Attempt::Transient(format!(
+                        "GitHub's answer to GET {url} broke off: {}",
+                        one_line_error(&err)
+                    ));
                 }
-                StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
-                    return Err(Error::forbidden(format!(
-                        "GitHub answered {} to GET {url}: the repository does not exist or the credentials may not read its pull requests (grant Pull requests: read)",
-                        status.as_u16()
-                    )));
-                }
-                status => {
-                    return Err(Error::gave_up(format!(
-                        "GitHub answered {} to GET {url}; nothing was written: run again later",
-                        status.as_u16()
-                    )));
+                Err(_) => {
+                    return Attempt::Transient(format!(
+                        "GitHub's answer to GET {url} stalled for {}s",
+                        timeout.as_secs_f32().ceil()
+                    ));
                 }
             }
+        } else {
+            String::new()
+        };
+        match status {
+            status if status.is_success() => Attempt::Done(Answer::Page { etag, next, body }),
+            StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+                if remaining.as_deref() == Some("0")
+                    || retry_after.is_some()
+                    || body.contains("secondary rate limit") =>
+            {
+                let primary = remaining.as_deref() == Some("0") && retry_after.is_none();
+                Attempt::Limited(Limited {
+                    secondary: !primary,
+                    retry_after: retry_after.map(Duration::from_secs),
+                    reset: reset.filter(|_| remaining.as_deref() == Some("0")),
+                })
+            }
+            StatusCode::UNAUTHORIZED => Attempt::Final(Error::forbidden(format!(
+                "GitHub did not accept the credentials (401 on GET {url}): check the token, or the App id, key and installation"
+            ))),
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
+                Attempt::Final(Error::forbidden(format!(
+                    "GitHub answered {} to GET {url}: the repository does not exist or the credentials may not read its pull requests (grant Pull requests: read)",
+                    status.as_u16()
+                )))
+            }
+            status if status.is_server_error() => {
+                Attempt::Transient(format!("GitHub answered {} to GET {url}", status.as_u16()))
+            }
+            status => Attempt::Final(Error::gave_up(format!(
+                "GitHub answered {} to GET {url}; nothing was written: run again later",
+                status.as_u16()
+            ))),
         }
+    }
+}
+
+/// One answer of GitHub, as `get` acts on it.
+enum Attempt {
+    Done(Answer),
+    /// Worth trying again after a backoff.
+    Transient(String),
+    /// A rate limit: try again after the time GitHub names.
+    Limited(Limited),
+    Final(Error),
+}
+
+/// A rate-limited answer. GitHub's guidance: after a secondary limit wait Retry-After, or if
+/// none is given at least a minute, longer each time; after the primary limit (remaining 0)
+/// wait until its reset.
+struct Limited {
+    secondary: bool,
+    retry_after: Option<Duration>,
+    /// x-ratelimit-reset, when the primary limit is used up.
+    reset: Option<i64>,
+}
+
+impl Limited {
+    /// How long to wait before the next request, the `nth` secondary limit met in this request.
+    fn pause(&self, nth: u32) -> Duration {
+        if let Some(after) = self.retry_after {
+            return after.max(Duration::from_secs(1));
+        }
+        if let Some(reset) = self.reset {
+            let now = jiff::Timestamp::now().as_second();
+            return Duration::from_secs(reset.saturating_sub(now).max(1) as u64);
+        }
+        Duration::from_secs(60 << nth.saturating_sub(1).min(4))
+    }
+
+    /// A secondary limit is a pause in a burst: waited out within the request's own budget
+    /// (--timeout), as a transient failure is. The primary limit can last up to an hour: only
+    /// with --rate-limit-wait, which bounds every wait for a limit together.
+    fn allowed(
+        &self,
+        pause: Duration,
+        budget: &Deadline,
+        waited: Duration,
+        rate_limit_wait: Duration,
+    ) -> bool {
+        (self.secondary && pause < budget.remaining()) || waited + pause <= rate_limit_wait
+    }
+
+    fn stop_message(&self, pause: Duration) -> String {
+        let now = jiff::Timestamp::now().as_second();
+        let until = match (self.secondary, self.reset) {
+            (false, Some(reset)) => reset,
+            _ => now.saturating_add(pause.as_secs() as i64),
+        };
+        let at = jiff::Timestamp::from_second(until)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| until.to_string());
+        let what = if self.secondary {
+            "secondary rate limit holds requests"
+        } else {
+            "rate limit is used up"
+        };
+        format!(
+            "GitHub's {what} until {at}; nothing was written: run again after it, or allow a wait with --rate-limit-wait"
+        )
     }
 }
 

@@ -6,7 +6,7 @@ mod listed;
 mod retry;
 
 pub use executor::{Operation, Swapped, View, WaitBudget};
-pub use retry::{CallError, Deadline};
+pub use retry::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, CallError, Deadline, backoff};
 
 use std::path::PathBuf;
 use std::time::Duration;

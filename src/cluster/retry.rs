@@ -67,6 +67,17 @@ impl Deadline {
     }
 }
 
+/// Exponential delays with jitter from `min` to at most `max`, without end: the budget, not a
+/// count, ends the tries.
+pub fn backoff(min: Duration, max: Duration) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_jitter()
+        .with_min_delay(min)
+        .with_max_delay(max)
+        .without_max_times()
+        .build()
+}
+
 /// A failed call, and whether the policy took its last error for transient (the budget ran
 /// out on it) or final.
 #[derive(Debug)]
@@ -131,12 +142,7 @@ impl Policy {
         F: FnMut() -> Fut,
         Fut: Future<Output = kube::Result<T>>,
     {
-        let mut delays = ExponentialBuilder::default()
-            .with_jitter()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(5))
-            .without_max_times()
-            .build();
+        let mut delays = backoff(Duration::from_millis(100), Duration::from_secs(5));
         loop {
             self.count_request();
             let limit = ATTEMPT_TIMEOUT.min(budget.remaining());

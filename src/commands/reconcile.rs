@@ -34,7 +34,9 @@ pull request (a task-<id> label, else the head branch, as the Sensors find it):
   waiting-pr-approved   a reviewer's latest review approves it
 and delivers it as `stagectl resume` would, with the delivery id reconcile.STAGE.prNUMBER: a
 wait a webhook already released is left alone, and a second run writes nothing. All of GitHub
-is read before anything is written: if GitHub fails or its rate limit runs out, nothing is.
+is read before anything is written. A 5xx, a dropped connection or no answer is tried again
+within --timeout, a secondary rate limit waited out as its Retry-After asks; if they outlast
+it, or the rate limit runs out, nothing is written (exit 6).
 
 Credentials: GITHUB_TOKEN or --github-token-file; or a GitHub App with --github-app-id,
 --github-app-key-file and --github-installation-id. The token needs read access to pull

@@ -18,7 +18,23 @@
 //                            installationId}, rateLimit: {limit, remaining, reset},
 //                            repos: {"owner/repo": [{number, branch, labels: [..],
 //                            reviews: [{reviewer, login, state}]}]}}
-//   GET  /_standin/requests  every API request so far: {method, path, status}
+//   GET  /_standin/requests  every API request so far: {method, path, status, at} (at: when it
+//                            came, ms since the epoch); status 0 for a connection the stand-in
+//                            dropped or left unanswered
+//   POST /_standin/changes   {repository, task, kind}: what an agent did on GitHub, applied to
+//                            the state as GitHub would: pr-opened opens a pull request (the next
+//                            number of the repository, head branch task-ID-implementation,
+//                            label task-ID), ready-for-qa labels the task's open pull request,
+//                            approved adds an approving review (reviewer 1); each one logged
+//   GET  /_standin/changes   that log: [{at, repository, task, kind, number}], ms since the epoch
+//   POST /_standin/deliveries / GET: the webhook deliveries agents made and their answers, as
+//                            GitHub's delivery log keeps them (each entry as posted, with `at`)
+//   PUT  /_standin/faults    {next: [FAULT, ..]}: the next API requests, one each, meet these
+//                            faults instead of their answer (replacing any still queued):
+//                            a status such as 502 (GitHub's error body); "reset" (the
+//                            connection dropped before any answer); "stall" (no answer until
+//                            the client gives up); "secondary" (403, a secondary rate limit
+//                            without Retry-After) or "secondary:N" (with Retry-After: N)
 import { createHash, createVerify, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -36,6 +52,38 @@ const LABEL = PULL.labels[0];
 let state = { tokens: [], app: null, rateLimit: { limit: 5000, remaining: 5000, reset: 0 }, repos: {} };
 const installationTokens = new Map();
 const requests = [];
+let faults = [];
+const changes = [];
+const deliveries = [];
+
+// A repository's pull requests; GitHub's owner and repository names ignore case.
+function pullsOf(repository, create = false) {
+  const key = Object.keys(state.repos).find((name) => name.toLowerCase() === repository.toLowerCase());
+  if (key !== undefined) return state.repos[key];
+  return create ? (state.repos[repository] = []) : undefined;
+}
+
+// An agent's change on GitHub, applied to the state; the pull request's number, or an error.
+function applyChange({ repository, task, kind }) {
+  const pulls = pullsOf(repository, true);
+  const label = `task-${task}`;
+  const open = pulls.find((pull) => (pull.labels ?? []).includes(label));
+  if (kind === "pr-opened") {
+    if (open) return open.number;
+    const number = pulls.reduce((max, pull) => Math.max(max, pull.number), 0) + 1;
+    pulls.push({ number, branch: `task-${task}-implementation`, labels: [label], reviews: [] });
+    return number;
+  }
+  if (!open) return { error: `no open pull request of task ${task} in ${repository}` };
+  if (kind === "ready-for-qa") {
+    if (!open.labels.includes("ready-for-qa")) open.labels.push("ready-for-qa");
+  } else if (kind === "approved") {
+    (open.reviews ??= []).push({ reviewer: 1, login: "tess", state: "APPROVED" });
+  } else {
+    return { error: `unknown change ${kind}` };
+  }
+  return open.number;
+}
 
 function pullRequest(base, repo, pull) {
   const [owner] = repo.split("/");
@@ -144,6 +192,32 @@ function page(request, url, items) {
   return { items: items.slice((number - 1) * perPage, number * perPage), link: links.join(", ") };
 }
 
+// A fault queued by /_standin/faults, met instead of the answer; true when one was.
+function fault(request, response, url) {
+  const next = faults.shift();
+  if (next === undefined) return false;
+  const record = (status) =>
+    requests.push({ method: request.method, path: url.pathname + url.search, status, at: Date.now(), fault: String(next) });
+  if (next === "reset") {
+    record(0);
+    request.socket.destroy();
+  } else if (next === "stall") {
+    // Held open: the client's own timeout ends it.
+    record(0);
+  } else if (String(next).startsWith("secondary")) {
+    const after = String(next).split(":")[1];
+    record(403);
+    error(response, 403, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", {
+      ...rateHeaders(),
+      ...(after === undefined ? {} : { "retry-after": after }),
+    });
+  } else {
+    record(Number(next));
+    error(response, Number(next), Number(next) === 502 ? "Server Error" : "Service Unavailable");
+  }
+  return true;
+}
+
 function handleApi(request, response, url) {
   const base = `http://${request.headers.host}`;
   const caller = authenticate(request);
@@ -168,12 +242,12 @@ function handleApi(request, response, url) {
   let link = "";
   const pulls = url.pathname.match(/^\/repos\/([^/]+\/[^/]+)\/pulls$/);
   const reviews = url.pathname.match(/^\/repos\/([^/]+\/[^/]+)\/pulls\/(\d+)\/reviews$/);
-  if (pulls && state.repos[pulls[1]]) {
+  if (pulls && pullsOf(pulls[1])) {
     const open = url.searchParams.get("state") ?? "open";
-    const all = open === "open" || open === "all" ? state.repos[pulls[1]] : [];
+    const all = open === "open" || open === "all" ? pullsOf(pulls[1]) : [];
     ({ items: body, link } = page(request, url, all.map((pull) => pullRequest(base, pulls[1], pull))));
-  } else if (reviews && state.repos[reviews[1]]) {
-    const pull = state.repos[reviews[1]].find((p) => p.number === Number(reviews[2]));
+  } else if (reviews && pullsOf(reviews[1])) {
+    const pull = pullsOf(reviews[1]).find((p) => p.number === Number(reviews[2]));
     if (!pull) return error(response, 404, "Not Found");
     ({ items: body, link } = page(request, url, (pull.reviews ?? []).map((item, i) => review(reviews[1], pull, item, i))));
   } else {
@@ -201,9 +275,27 @@ const server = createServer((request, response) => {
       return send(response, 204, {});
     }
     if (url.pathname === "/_standin/requests") return send(response, 200, {}, requests);
+    if (url.pathname === "/_standin/changes" && request.method === "POST") {
+      const change = JSON.parse(chunks);
+      const number = applyChange(change);
+      if (typeof number !== "number") return send(response, 409, {}, number);
+      changes.push({ at: Date.now(), ...change, number });
+      return send(response, 201, {}, { number });
+    }
+    if (url.pathname === "/_standin/changes") return send(response, 200, {}, changes);
+    if (url.pathname === "/_standin/deliveries" && request.method === "POST") {
+      deliveries.push({ at: Date.now(), ...JSON.parse(chunks) });
+      return send(response, 201, {}, {});
+    }
+    if (url.pathname === "/_standin/deliveries") return send(response, 200, {}, deliveries);
+    if (url.pathname === "/_standin/faults" && request.method === "PUT") {
+      faults = JSON.parse(chunks).next ?? [];
+      return send(response, 204, {});
+    }
+    if (fault(request, response, url)) return;
     const before = response.writeHead.bind(response);
     response.writeHead = (status, headers) => {
-      requests.push({ method: request.method, path: url.pathname + url.search, status });
+      requests.push({ method: request.method, path: url.pathname + url.search, status, at: Date.now() });
       return before(status, headers);
     };
     handleApi(request, response, url);

@@ -146,3 +146,55 @@ test("a bad token is 401 and an exhausted rate limit 403, with GitHub's error bo
   assert.equal(limited.headers.get("x-ratelimit-reset"), "1893456000");
   assert.ok(validate(await limited.json()));
 });
+
+test("an agent's changes are applied as GitHub would and logged, with their deliveries", async () => {
+  await fetch(`${base}/_standin/state`, {
+    method: "PUT",
+    body: JSON.stringify({ rateLimit: { limit: 5000, remaining: 5000, reset: 1893456000 }, repos: { "acme/soak": [] } }),
+  });
+  const change = (kind, task = "7") =>
+    fetch(`${base}/_standin/changes`, { method: "POST", body: JSON.stringify({ repository: "acme/soak", task, kind }) });
+  assert.equal((await change("ready-for-qa")).status, 409, "no pull request to label yet");
+  const opened = await change("pr-opened");
+  assert.equal(opened.status, 201);
+  const { number } = await opened.json();
+  assert.equal((await (await change("pr-opened")).json()).number, number, "opening again is the same pull request");
+  assert.equal((await change("ready-for-qa")).status, 201);
+  assert.equal((await change("approved")).status, 201);
+
+  const pulls = await (await get("/repos/acme/soak/pulls")).json();
+  assertFollowsSchema("/repos/{owner}/{repo}/pulls", "get", 200, pulls);
+  assert.deepEqual(
+    pulls.map((pull) => [pull.number, pull.head.ref, pull.labels.map((label) => label.name)]),
+    [[number, "task-7-implementation", ["task-7", "ready-for-qa"]]],
+  );
+  const reviews = await (await get(`/repos/acme/soak/pulls/${number}/reviews`)).json();
+  assert.deepEqual(reviews.map((review) => review.state), ["APPROVED"]);
+
+  await fetch(`${base}/_standin/deliveries`, { method: "POST", body: JSON.stringify({ id: "d1", task: "7", answer: "200 success" }) });
+  const log = await (await fetch(`${base}/_standin/changes`)).json();
+  assert.deepEqual(log.map((entry) => entry.kind), ["pr-opened", "pr-opened", "ready-for-qa", "approved"]);
+  assert.ok(log.every((entry) => entry.number === number && entry.at > 0));
+  const delivered = await (await fetch(`${base}/_standin/deliveries`)).json();
+  assert.deepEqual(delivered.map((entry) => [entry.id, entry.answer]), [["d1", "200 success"]]);
+});
+
+test("queued faults: a 502, a dropped connection, a secondary rate limit with and without Retry-After", async () => {
+  await fetch(`${base}/_standin/state`, { method: "PUT", body: JSON.stringify({ rateLimit: { limit: 5000, remaining: 5000, reset: 1893456000 } }) });
+  await fetch(`${base}/_standin/faults`, { method: "PUT", body: JSON.stringify({ next: ["502", "reset", "secondary:3", "secondary"] }) });
+  const validate = ajv.compile(basicError);
+  const failed = await get("/repos/acme/widgets/pulls");
+  assert.equal(failed.status, 502);
+  await assert.rejects(get("/repos/acme/widgets/pulls"), /fetch failed/);
+  const limited = await get("/repos/acme/widgets/pulls");
+  assert.equal(limited.status, 403);
+  assert.equal(limited.headers.get("retry-after"), "3");
+  assert.notEqual(limited.headers.get("x-ratelimit-remaining"), "0", "not the primary limit");
+  const body = await limited.json();
+  assert.ok(validate(body), ajv.errorsText(validate.errors));
+  assert.match(body.message, /secondary rate limit/);
+  const plain = await get("/repos/acme/widgets/pulls");
+  assert.equal(plain.status, 403);
+  assert.equal(plain.headers.get("retry-after"), null);
+  assert.equal((await get("/repos/acme/soak/pulls")).status, 200, "the queue is spent");
+});

@@ -12,11 +12,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kube::api::{DynamicObject, ListParams, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use serde_json::{Value, json};
 use tokio::sync::{OnceCell, RwLock};
 
-use crate::harness::{Run, TestNamespace, repo_path, stagectl_command};
+use crate::harness::{
+    GitHubStandIn, Run, TestNamespace, load_manifest, repo_path, stagectl_command,
+};
 
 /// The stages a play walks, and the wait node of each waiting one, as the template names them.
 const WAITS: [(&str, &str); 3] = [
@@ -38,6 +41,9 @@ pub struct Argo {
     pub state: PathBuf,
     pub controlplane_dir: PathBuf,
 }
+
+/// The label selector of the reconcile CronWorkflow's runs.
+pub const RECONCILE_RUNS: &str = "workflows.argoproj.io/cron-workflow=stagectl-reconcile";
 
 /// Tests that read the controller's metrics or restart the control plane have it to themselves
 /// (`Plays::alone`); the others share it (`Plays::new`).
@@ -257,23 +263,51 @@ impl Plays {
     /// Submits a play from the installed template, as `argo submit --from workflowtemplate/play`.
     pub async fn submit(&self, play: &Play) -> String {
         let [rex, cleo, tess] = play.agents;
-        let workflow: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "Workflow",
-            "metadata": {"generateName": format!("play-{}-", play.task)},
-            "spec": {
-                "workflowTemplateRef": {"name": "play"},
-                "arguments": {"parameters": [
-                    {"name": "task-id", "value": play.task},
-                    {"name": "repository", "value": play.repository},
-                    {"name": "rex-command", "value": rex.command("rex")},
-                    {"name": "cleo-command", "value": cleo.command("cleo")},
-                    {"name": "tess-command", "value": tess.command("tess")},
-                ]},
-            },
+        let commands = [
+            rex.command("rex"),
+            cleo.command("cleo"),
+            tess.command("tess"),
+        ];
+        let workflow = play_workflow(
+            json!({"generateName": format!("play-{}-", play.task)}),
+            &play.task,
+            &play.repository,
+            &commands,
+        );
+        self.create(&workflow).await
+    }
+
+    /// The reconcile CronWorkflow of workflow-templates/, with the stand-in's address, a
+    /// schedule of every minute (cron's finest) so that a test sees a run soon, and `history`
+    /// finished runs kept; its GitHub token in the Secret it reads.
+    pub async fn install_reconcile_cron(&self, github: &GitHubStandIn, token: &str, history: u32) {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "github-reconcile"},
+            "stringData": {"token": token},
         }))
         .unwrap();
-        self.create(&workflow).await
+        self.ns
+            .api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+        let mut cron = load_manifest("workflow-templates/reconcile-cronworkflow.yaml");
+        cron.data["spec"]["schedules"] = json!(["* * * * *"]);
+        cron.data["spec"]["successfulJobsHistoryLimit"] = json!(history);
+        cron.data["spec"]["failedJobsHistoryLimit"] = json!(history);
+        let container = &mut cron.data["spec"]["workflowSpec"]["templates"][0]["container"];
+        container["args"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(format!("--github-api-url={}", github.url)));
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "CronWorkflow"),
+            "cronworkflows",
+        );
+        Api::<DynamicObject>::namespaced_with(self.ns.client.clone(), &self.ns.name, &resource)
+            .create(&PostParams::default(), &cron)
+            .await
+            .unwrap();
     }
 
     /// Creates a Workflow here and returns its name.
@@ -426,6 +460,32 @@ pub async fn kubectl_in(argo: &Argo, namespace: &str, args: &[&str]) -> Run {
         .args(["-n", namespace])
         .args(args);
     Run::of(command).await
+}
+
+/// A play of the installed template, as `argo submit --from workflowtemplate/play` makes it, with
+/// the agents' command lines (rex, cleo, tess).
+pub fn play_workflow(
+    metadata: Value,
+    task: &str,
+    repository: &str,
+    commands: &[String; 3],
+) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": metadata,
+        "spec": {
+            "workflowTemplateRef": {"name": "play"},
+            "arguments": {"parameters": [
+                {"name": "task-id", "value": task},
+                {"name": "repository", "value": repository},
+                {"name": "rex-command", "value": commands[0]},
+                {"name": "cleo-command", "value": commands[1]},
+                {"name": "tess-command", "value": commands[2]},
+            ]},
+        },
+    }))
+    .unwrap()
 }
 
 /// The value of the `KEY=value` line a start script printed.

@@ -128,6 +128,27 @@ impl TestNamespace {
     /// Requests the API server recorded for this namespace (its audit log, from where it ended
     /// when the namespace was made), for proofs of how many requests a command made.
     pub async fn audited_requests(&self) -> Vec<AuditedRequest> {
+        self.audit_entries()
+            .await
+            .into_iter()
+            .map(|entry| AuditedRequest {
+                verb: entry["verb"].as_str().unwrap_or_default().to_string(),
+                resource: entry["objectRef"]["resource"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                name: entry["objectRef"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                code: entry["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
+                user_agent: entry["userAgent"].as_str().unwrap_or_default().to_string(),
+            })
+            .collect()
+    }
+
+    /// The audit log's entries for this namespace, as the server wrote them.
+    pub async fn audit_entries(&self) -> Vec<serde_json::Value> {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
         let path = self.kubeconfig.with_file_name("audit.log");
         let mut file = tokio::fs::File::open(&path)
@@ -143,19 +164,6 @@ impl TestNamespace {
         text.lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|entry| entry["objectRef"]["namespace"] == self.name.as_str())
-            .map(|entry| AuditedRequest {
-                verb: entry["verb"].as_str().unwrap_or_default().to_string(),
-                resource: entry["objectRef"]["resource"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                name: entry["objectRef"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                code: entry["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
-                user_agent: entry["userAgent"].as_str().unwrap_or_default().to_string(),
-            })
             .collect()
     }
 
@@ -433,9 +441,9 @@ impl GitHubStandIn {
 
     /// Every API request it answered: (method, path, status).
     pub async fn requests(&self) -> Vec<(String, String, u16)> {
-        let (_, body) = self.admin("GET", "/_standin/requests", None).await;
-        let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
-        list.into_iter()
+        self.log("requests")
+            .await
+            .into_iter()
             .map(|r| {
                 (
                     r["method"].as_str().unwrap().to_string(),
@@ -444,6 +452,27 @@ impl GitHubStandIn {
                 )
             })
             .collect()
+    }
+
+    /// The next API requests, one each, meet these faults (see the top of standin.mjs); those
+    /// still queued are dropped.
+    pub async fn faults(&self, next: &[&str]) {
+        let status = self
+            .admin(
+                "PUT",
+                "/_standin/faults",
+                Some(serde_json::json!({ "next": next })),
+            )
+            .await;
+        assert_eq!(status.0, 204, "{}", status.1);
+    }
+
+    /// One of its logs (see the top of standin.mjs): `requests`, or of what happened on
+    /// "GitHub", `changes` and `deliveries`.
+    pub async fn log(&self, which: &str) -> Vec<serde_json::Value> {
+        let (status, body) = self.admin("GET", &format!("/_standin/{which}"), None).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
     }
 
     async fn admin(

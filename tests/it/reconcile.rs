@@ -348,6 +348,73 @@ async fn an_exhausted_rate_limit_or_a_bad_token_stops_the_run_before_anything_is
     assert_eq!(versions(&ns).await, before);
 }
 
+/// GitHub has bad moments: a 502, a connection reset, a secondary rate limit that names its
+/// Retry-After. A run rides through them within --timeout; one whose faults outlast it stops
+/// with exit 6 before any write.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn githubs_transient_faults_are_tried_again_within_the_timeout_and_nothing_is_written_when_they_outlast_it()
+ {
+    let ns = TestNamespace::new("reconcile-faults").await;
+    let github = GitHubStandIn::start().await;
+    github
+        .set(standard_state(json!([
+            {"number": 51, "branch": "task-51-x", "labels": []},
+            {"number": 52, "branch": "task-52-x", "labels": [],
+             "reviews": [{"reviewer": 9, "state": "APPROVED"}]},
+        ])))
+        .await;
+    let opened = waiting_play(&ns, "51", "waiting-pr-created").await;
+    let approved = waiting_play(&ns, "52", "waiting-pr-approved").await;
+    let before = versions(&ns).await;
+
+    // More 502s than 3 s of backoff can wait out: the run stops, having written nothing.
+    github.faults(&["502"; 20]).await;
+    let stopped = reconcile(&ns, &github, &["--timeout", "3s"]).await;
+    stopped.assert_code(6);
+    assert_eq!(stopped.error_lines().len(), 1, "{}", stopped.stderr);
+    let line = stopped.error_lines()[0];
+    assert!(line.contains("GitHub answered 502"), "{line}");
+    assert!(line.contains("nothing was written"), "{line}");
+    assert_eq!(versions(&ns).await, before);
+    let tried = github.requests().await;
+    assert!(
+        tried.len() >= 2 && tried.iter().all(|(_, _, status)| *status == 502),
+        "the 502 was tried again: {tried:?}"
+    );
+
+    // The first request meets a reset connection, then a 502, then a secondary rate limit
+    // asking for a second's pause; then GitHub answers.
+    github.faults(&["reset", "502", "secondary:1"]).await;
+    let run = reconcile(&ns, &github, &["-o", "json"]).await;
+    run.assert_code(0);
+    let report = run.json();
+    for workflow in [&opened, &approved] {
+        assert_eq!(
+            play_report(&report, workflow)["action"],
+            "delivered-resumed",
+            "{report:#}"
+        );
+    }
+    let answered = github.log("requests").await[tried.len()..].to_vec();
+    let statuses: Vec<u64> = answered
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [0, 502, 403, 200, 200], "{answered:?}");
+    assert!(
+        answered[..4]
+            .iter()
+            .all(|r| r["path"] == answered[0]["path"]),
+        "the same request each time: {answered:?}"
+    );
+    let at = |i: usize| answered[i]["at"].as_u64().unwrap();
+    assert!(
+        at(3) - at(2) >= 1000,
+        "tried again before Retry-After: {answered:?}"
+    );
+}
+
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn a_github_app_installation_reads_github_for_reconcile() {
@@ -448,55 +515,21 @@ async fn get_lists_the_plays_waiting_longer_than_a_duration() {
 mod under_argo {
     use std::time::Duration;
 
-    use k8s_openapi::api::core::v1::Secret;
-    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+    use kube::api::ListParams;
     use serde_json::{Value, json};
 
     use super::{TOKEN, standard_state};
     use crate::e2e::{
         Agent, Play, Plays, assert_completed_as_timed, deliveries_taken, increase, metrics,
     };
-    use crate::harness::{GitHubStandIn, load_manifest};
-
-    const CRON_LABEL: &str = "workflows.argoproj.io/cron-workflow=stagectl-reconcile";
-
-    /// The installed CronWorkflow, with the stand-in's address and a schedule of every minute
-    /// (cron's finest) so that the test sees a run soon.
-    async fn install_cron_workflow(plays: &Plays, github: &GitHubStandIn) {
-        let secret: Secret = serde_json::from_value(json!({
-            "metadata": {"name": "github-reconcile"},
-            "stringData": {"token": TOKEN},
-        }))
-        .unwrap();
-        plays
-            .ns
-            .api::<Secret>()
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap();
-        let mut cron = load_manifest("workflow-templates/reconcile-cronworkflow.yaml");
-        cron.data["spec"]["schedules"] = json!(["* * * * *"]);
-        let container = &mut cron.data["spec"]["workflowSpec"]["templates"][0]["container"];
-        container["args"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!(format!("--github-api-url={}", github.url)));
-        let resource = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "CronWorkflow"),
-            "cronworkflows",
-        );
-        Api::<DynamicObject>::namespaced_with(plays.ns.client.clone(), &plays.ns.name, &resource)
-            .create(&PostParams::default(), &cron)
-            .await
-            .unwrap();
-    }
+    use crate::harness::GitHubStandIn;
 
     /// The CronWorkflow's runs so far that have finished.
     async fn finished_runs(plays: &Plays) -> Vec<Value> {
         let list = plays
             .ns
             .workflows()
-            .list(&ListParams::default().labels(CRON_LABEL))
+            .list(&ListParams::default().labels(crate::e2e::RECONCILE_RUNS))
             .await
             .unwrap();
         list.items
@@ -538,7 +571,7 @@ mod under_argo {
         let workflow = plays.submit(&play).await;
         plays.wait_for_stage(&workflow, "waiting-pr-created").await;
         let before = metrics(plays.argo).await;
-        install_cron_workflow(&plays, &github).await;
+        plays.install_reconcile_cron(&github, TOKEN, 3).await;
 
         // Released by reconcile through resume's path: the wait node resumed as `argo resume`
         // does, the rest of the play as its agents' webhooks say.
