@@ -147,3 +147,43 @@ async fn a_webhook_sent_while_the_eventsource_is_down_is_refused_and_its_redeliv
     plays.deliver("pr-opened", &play, "while-down").await;
     assert_completed_as_timed(&plays, &play, &workflow).await;
 }
+
+/// NATS, the EventBus, killed -9: in a cluster its Service keeps the address, and the
+/// relaunched server comes back there with its file-backed stream. The EventSource and the
+/// Sensors that kept running reconnect by themselves; a webhook sent while the bus is down is
+/// refused (GitHub records a failed delivery), and its redelivery completes the wait.
+#[tokio::test]
+#[ignore = "needs the control plane and Argo's controller: make test"]
+async fn the_event_bus_killed_comes_back_where_it_was_and_the_running_eventsource_and_sensors_reconnect()
+ {
+    let plays = Plays::new("events-nats-restart").await;
+    let play = Play::new(
+        "91",
+        "acme/widgets",
+        [Agent::sent_by_test(), Agent::early(), Agent::early()],
+    );
+    let workflow = plays.submit(&play).await;
+    plays.wait_for_stage(&workflow, "waiting-pr-created").await;
+    let pids = |names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .map(|name| {
+                std::fs::read_to_string(plays.events.state.join(format!("{name}.pid"))).unwrap()
+            })
+            .collect()
+    };
+    let clients = ["eventsource", PR_CREATED_SENSOR];
+    let before = pids(&clients);
+
+    plays.events.kill("nats");
+    let refused = plays
+        .send_webhook("pr-opened", &play, "while-bus-down", "sha256")
+        .await;
+    assert_ne!(refused.code, 0, "accepted with the bus down: {refused:?}");
+    plays.restart_events().await;
+    assert_eq!(pids(&clients), before, "a client of the bus was restarted");
+
+    // GitHub's "Redeliver": the same delivery, taken by the reconnected EventSource and Sensor.
+    plays.deliver("pr-opened", &play, "while-bus-down").await;
+    assert_completed_as_timed(&plays, &play, &workflow).await;
+}
