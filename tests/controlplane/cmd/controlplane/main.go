@@ -156,11 +156,17 @@ func apiserverArgs(stateDir string, pki *pkiFiles, ports *portSet) []string {
 }
 
 // auditPolicyYAML records, at Metadata level, every request for Argo's resources and for
-// Events: who asked, which verb, which object, which status code.
+// Events: who asked, which verb, which object, which status code; a Workflow's creation and
+// every patch of one with its body, so that what was written can be told from the log alone.
 const auditPolicyYAML = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
+  - level: Request
+    verbs: [create, patch]
+    resources:
+      - group: argoproj.io
+        resources: [workflows]
   - level: Metadata
     resources:
       - group: argoproj.io

@@ -493,7 +493,13 @@ func (r *runner) serviceAccountKubeconfig(ctx context.Context, pod *corev1.Pod, 
 	var token *authv1.TokenRequest
 	err := retrying(ctx, func() (err error) {
 		token, err = r.kube.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, account,
-			&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+			&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{
+				ExpirationSeconds: &expiry,
+				// Bound to the pod, as the kubelet's projected tokens are: the API server then
+				// names the pod in every request's user info (and its audit log), which is how
+				// the soak's checker tells which step wrote what.
+				BoundObjectRef: &authv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
+			}}, metav1.CreateOptions{})
 		return err
 	})
 	if err != nil {
