@@ -9,7 +9,7 @@ KUBECTL := $(CONTROLPLANE)/bin/kubectl
 # The end-to-end tests' control plane instance: Argo's controller and the pod runner run against it.
 E2E_CONTROLPLANE := $(CONTROLPLANE)/.state-e2e
 
-.PHONY: help build static print-static-binary bench dockerfile-lint test e2e e2e-build demo-stop lint unit sensors render-sensors github-test argo-lint demo controlplane-start controlplane-stop clean
+.PHONY: soak help build static print-static-binary bench dockerfile-lint test e2e e2e-build demo-stop lint unit sensors render-sensors github-test argo-lint demo controlplane-start controlplane-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -98,7 +98,17 @@ define with-control-planes
 endef
 
 test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROMTOOL) ## Every test: lints, Go tests, unit and integration tests, and the smaller end-to-end set
-	$(call with-control-planes,--lib --bins --tests -- --include-ignored --skip e2e::full::)
+	$(call with-control-planes,--lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak::full)
+
+# The soak's size and seed: make soak SEED=... PLAYS=... DURATION=<seconds> FAULT_RATE=<a minute>.
+PLAYS ?= 150
+DURATION ?= 1200
+FAULT_RATE ?= 4
+SEED ?=
+
+soak: static e2e-build ## The seeded soak under overlapping faults (about 30 minutes); report in target/soak/SEED.txt
+	export SOAK_SEED=$(SEED) SOAK_PLAYS=$(PLAYS) SOAK_DURATION_SECONDS=$(DURATION) SOAK_FAULTS_PER_MINUTE=$(FAULT_RATE); \
+	  $(call with-control-planes,--test it -- --include-ignored --exact soak::full --nocapture)
 
 e2e: static e2e-build ## The full end-to-end suite under Argo's real workflow-controller
 	$(call with-control-planes,--test it -- --include-ignored e2e:: events:: under_argo::)

@@ -14,6 +14,7 @@ mod image;
 mod manifests;
 mod reconcile;
 mod resume;
+mod soak;
 mod stage_changes;
 
 /// The binary's own interface, no control plane needed.

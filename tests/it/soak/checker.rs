@@ -1,0 +1,648 @@
+//! The soak's checker. It decides from ground truth alone — what the API server holds and logged
+//! (the plays' final objects; every patch of a play, with its body and the pod whose bound token
+//! made it, from the audit log) and what happened on "GitHub" (the stand-in's log of changes and
+//! of webhook deliveries) — never from stagectl's own records. Each property is stated with the
+//! plays that break it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::scenario::PlayPlan;
+
+/// The waiting stages in order, the wait node of each, and the GitHub change each awaits.
+pub const WAITS: [(&str, &str, &str); 3] = [
+    ("waiting-pr-created", "wait-pr-created", "pr-opened"),
+    ("waiting-ready-for-qa", "wait-ready-for-qa", "ready-for-qa"),
+    ("waiting-pr-approved", "wait-pr-approved", "approved"),
+];
+
+/// Milliseconds since the epoch: the audit log's and the stand-in's clocks are this machine's.
+pub type Millis = i64;
+
+/// A play as the API server holds it at the end.
+#[derive(Clone, Debug)]
+pub struct PlayObject {
+    pub name: String,
+    pub plan: PlayPlan,
+    pub phase: String,
+    pub stage: String,
+    /// Per waiting stage, how its wait node ended: `Skipped`, `Succeeded` (a suspend node
+    /// resumed), another phase, or absent.
+    pub waits: BTreeMap<String, String>,
+    /// Node id → display name, to read the patches that name nodes by id.
+    pub node_names: BTreeMap<String, String>,
+}
+
+/// A successful patch of a play, from the audit log, in the order the server logged them.
+#[derive(Clone, Debug)]
+pub struct Write {
+    pub at: Millis,
+    pub play: String,
+    pub user: String,
+    /// The pod the token was bound to.
+    pub pod: Option<String>,
+    pub ops: Vec<Value>,
+}
+
+/// A change on GitHub, from the stand-in's log.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub at: Millis,
+    pub repository: String,
+    pub task: String,
+    pub kind: String,
+}
+
+/// A webhook delivery and its answer, from the stand-in's log.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub at: Millis,
+    pub id: String,
+    pub repository: String,
+    pub task: String,
+    pub kind: String,
+    pub answer: String,
+}
+
+impl Delivery {
+    /// The EventSource took it (a 2xx): it is on the bus.
+    pub fn accepted(&self) -> bool {
+        self.answer.starts_with('2')
+    }
+}
+
+/// Everything the checker reads.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub plays: Vec<PlayObject>,
+    pub writes: Vec<Write>,
+    /// Workflow names the server knows, to tell which workflow a pod belongs to.
+    pub workflows: Vec<String>,
+    pub changes: Vec<Change>,
+    pub deliveries: Vec<Delivery>,
+    pub reconcile_interval: Duration,
+    /// The longest a reconcile run took, from its creation to its end (the server's times).
+    pub longest_reconcile_run: Duration,
+    /// When killed processes were down, to split event latency into with and without faults,
+    /// and to allow for a reconcile run that could not start on time.
+    pub fault_windows: Vec<Downtime>,
+}
+
+/// A process killed, from the kill until it ran again.
+#[derive(Clone, Debug)]
+pub struct Downtime {
+    pub process: String,
+    pub from: Millis,
+    pub to: Millis,
+}
+
+/// Processes without which no reconcile run starts or writes.
+const RECONCILE_NEEDS: [&str; 2] = ["apiserver", "workflow-controller"];
+
+/// What released a wait.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Writer {
+    /// The stage-resume workflow of a webhook delivery.
+    StageResume(String),
+    /// A run of the reconcile CronWorkflow.
+    Reconcile(String),
+    /// Anything else: a play's own step, a person.
+    Other(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum How {
+    /// An early event latched, the wait skipped when the play reached it.
+    Latched,
+    /// The wait node resumed.
+    Resumed,
+}
+
+#[derive(Clone, Debug)]
+pub struct Release {
+    pub stage: &'static str,
+    pub how: How,
+    pub by: Writer,
+    pub at: Millis,
+}
+
+/// The verdict: each property with the plays that break it, and the figures of the report.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub violations: BTreeMap<&'static str, Vec<String>>,
+    pub waits_released: usize,
+    pub deliveries_accepted: usize,
+    pub deliveries_refused: usize,
+    pub webhooks_lost: usize,
+    pub recovered_by_reconcile: usize,
+    pub longest_recovery: Duration,
+    pub latency_quiet: Vec<Duration>,
+    pub latency_faulted: Vec<Duration>,
+}
+
+pub const PROPERTIES: [&str; 6] = [
+    "every play ends as planned (completed, or failed where its agent failed)",
+    "no stage skipped or repeated in any play's stage changes",
+    "each wait released exactly once",
+    "each release by an event of the play's own task, repository and stage",
+    "each wait node ended as its release says (skipped after a latch, resumed after a resume)",
+    "every lost webhook recovered within one reconcile interval (and a run's length)",
+];
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.violations.values().all(Vec::is_empty)
+    }
+
+    fn flag(&mut self, property: usize, play: &str, detail: String) {
+        self.violations
+            .entry(PROPERTIES[property])
+            .or_default()
+            .push(format!("{play}: {detail}"));
+    }
+
+    pub fn report(&self) -> String {
+        let mut text = String::new();
+        for property in PROPERTIES {
+            let broken = self.violations.get(property).map_or(0, Vec::len);
+            let mark = if broken == 0 { "ok  " } else { "FAIL" };
+            writeln!(text, "  {mark} {property}").unwrap();
+            for line in self.violations.get(property).into_iter().flatten() {
+                writeln!(text, "         {line}").unwrap();
+            }
+        }
+        text
+    }
+}
+
+fn latch_path(stage: &str) -> String {
+    format!("/metadata/annotations/stagectl.dev~1latch-{stage}")
+}
+
+/// Which workflow a pod belongs to: the longest workflow name that, with a dash, starts it, or
+/// is its name (Argo names the pod of a workflow of one step after the workflow).
+fn workflow_of<'a>(pod: &str, workflows: &'a [String]) -> Option<&'a str> {
+    workflows
+        .iter()
+        .filter(|name| pod == name.as_str() || pod.starts_with(&format!("{name}-")))
+        .max_by_key(|name| name.len())
+        .map(String::as_str)
+}
+
+fn writer(write: &Write, workflows: &[String]) -> Writer {
+    let workflow = write
+        .pod
+        .as_deref()
+        .and_then(|pod| workflow_of(pod, workflows));
+    match workflow {
+        Some(name) if name.starts_with("stage-resume-") => {
+            Writer::StageResume(name.trim_start_matches("stage-resume-").to_string())
+        }
+        Some(name) if name.starts_with("stagectl-reconcile-") => Writer::Reconcile(name.into()),
+        _ => Writer::Other(format!(
+            "{} (pod {})",
+            write.user,
+            write.pod.as_deref().unwrap_or("none")
+        )),
+    }
+}
+
+/// The stage-label writes of a play, in order, and the releases of its waits.
+fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<Release>) {
+    let mut stages = Vec::new();
+    let mut releases = Vec::new();
+    for write in facts.writes.iter().filter(|w| w.play == play.name) {
+        for op in &write.ops {
+            let (Some(kind), Some(path)) = (op["op"].as_str(), op["path"].as_str()) else {
+                continue;
+            };
+            if !matches!(kind, "replace" | "add") {
+                continue;
+            }
+            if path == "/metadata/labels/current-stage" {
+                stages.push((
+                    op["value"].as_str().unwrap_or_default().to_string(),
+                    write.at,
+                ));
+            }
+            for (stage, node, _) in WAITS {
+                let latched = path == latch_path(stage)
+                    && op["value"].as_str().is_some_and(|value| !value.is_empty());
+                let resumed = path.strip_prefix("/status/nodes/").is_some_and(|rest| {
+                    rest.strip_suffix("/phase")
+                        .is_some_and(|id| play.node_names.get(id).map(String::as_str) == Some(node))
+                }) && op["value"] == "Succeeded";
+                if latched || resumed {
+                    releases.push(Release {
+                        stage,
+                        how: if latched { How::Latched } else { How::Resumed },
+                        by: writer(write, &facts.workflows),
+                        at: write.at,
+                    });
+                }
+            }
+        }
+    }
+    (stages, releases)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+pub fn latency_summary(latencies: &[Duration]) -> String {
+    let mut sorted = latencies.to_vec();
+    sorted.sort();
+    format!(
+        "p50 {:.2}s, p99 {:.2}s ({} events)",
+        percentile(&sorted, 0.5).as_secs_f64(),
+        percentile(&sorted, 0.99).as_secs_f64(),
+        sorted.len()
+    )
+}
+
+pub fn check(facts: &Facts) -> Verdict {
+    let mut verdict = Verdict {
+        deliveries_accepted: facts.deliveries.iter().filter(|d| d.accepted()).count(),
+        deliveries_refused: facts
+            .deliveries
+            .iter()
+            .filter(|d| !d.accepted() && d.answer != "dropped")
+            .count(),
+        ..Verdict::default()
+    };
+    let repository_key = |name: &str| name.to_lowercase();
+    for play in &facts.plays {
+        let failing = play.plan.failing_agent();
+        let passed = failing.unwrap_or(WAITS.len());
+        let (want_phase, want_stage) = match failing {
+            Some(_) => ("Failed", "failed"),
+            None => ("Succeeded", "completed"),
+        };
+        if (play.phase.as_str(), play.stage.as_str()) != (want_phase, want_stage) {
+            verdict.flag(
+                0,
+                &play.name,
+                format!(
+                    "phase {} at stage {}, planned {want_phase} at {want_stage}",
+                    play.phase, play.stage
+                ),
+            );
+        }
+
+        let (stages, releases) = read_writes(play, facts);
+        let mut path: Vec<&str> = WAITS[..passed].iter().map(|(stage, ..)| *stage).collect();
+        path.push(want_stage);
+        let written: Vec<&str> = stages.iter().map(|(stage, _)| stage.as_str()).collect();
+        if written != path {
+            verdict.flag(
+                1,
+                &play.name,
+                format!("stage changes {written:?}, expected {path:?}"),
+            );
+        }
+
+        for (index, (stage, _, change_kind)) in WAITS.iter().enumerate() {
+            let here: Vec<&Release> = releases.iter().filter(|r| r.stage == *stage).collect();
+            let reached = index < passed;
+            // The failing agent's own event may latch a wait the play never reaches.
+            let allowed = if reached {
+                1..=1
+            } else if index == passed {
+                0..=1
+            } else {
+                0..=0
+            };
+            if !allowed.contains(&here.len())
+                || (!reached && here.iter().any(|r| r.how == How::Resumed))
+            {
+                verdict.flag(
+                    2,
+                    &play.name,
+                    format!("{stage} released {} times: {here:?}", here.len()),
+                );
+            }
+            verdict.waits_released += usize::from(reached && here.len() == 1);
+
+            let ours = |d: &Delivery| {
+                d.task == play.plan.task
+                    && repository_key(&d.repository) == repository_key(&play.plan.repository)
+                    && d.kind == *change_kind
+            };
+            let change = facts.changes.iter().find(|c| {
+                c.task == play.plan.task
+                    && repository_key(&c.repository) == repository_key(&play.plan.repository)
+                    && c.kind == *change_kind
+            });
+            for release in &here {
+                let own = match &release.by {
+                    Writer::StageResume(id) => facts
+                        .deliveries
+                        .iter()
+                        .any(|d| d.id.eq_ignore_ascii_case(id) && d.accepted() && ours(d)),
+                    Writer::Reconcile(_) => change.is_some_and(|c| c.at <= release.at),
+                    Writer::Other(_) => false,
+                };
+                if !own {
+                    verdict.flag(
+                        3,
+                        &play.name,
+                        format!(
+                            "{stage} released by {:?}, not an event of its own",
+                            release.by
+                        ),
+                    );
+                }
+            }
+
+            if reached && here.len() == 1 {
+                let node = play.waits.get(*stage).map(String::as_str);
+                let expected = match here[0].how {
+                    How::Latched => "Skipped",
+                    How::Resumed => "Succeeded",
+                };
+                if node != Some(expected) {
+                    verdict.flag(
+                        4,
+                        &play.name,
+                        format!("{stage}: wait node {node:?} after a {:?}", here[0].how),
+                    );
+                }
+                let release = here[0];
+                let accepted: Vec<&Delivery> = facts
+                    .deliveries
+                    .iter()
+                    .filter(|d| ours(d) && d.accepted())
+                    .collect();
+                if accepted.is_empty() {
+                    verdict.webhooks_lost += 1;
+                    // From the later of the change on GitHub and the play entering the stage.
+                    let entered = stages
+                        .iter()
+                        .find(|(s, _)| s == stage)
+                        .map_or(release.at, |(_, at)| *at);
+                    let since = change.map_or(entered, |c| c.at.max(entered));
+                    let took = Duration::from_millis((release.at - since).max(0) as u64);
+                    verdict.longest_recovery = verdict.longest_recovery.max(took);
+                    // A run cannot be scheduled or write while the controller or the API server
+                    // is down.
+                    let held: Millis = facts
+                        .fault_windows
+                        .iter()
+                        .filter(|w| RECONCILE_NEEDS.contains(&w.process.as_str()))
+                        .map(|w| (w.to.min(release.at) - w.from.max(since)).max(0))
+                        .sum();
+                    let bound = facts.reconcile_interval
+                        + facts.longest_reconcile_run
+                        + Duration::from_millis(held as u64);
+                    if !matches!(release.by, Writer::Reconcile(_)) || took > bound {
+                        verdict.flag(
+                            5,
+                            &play.name,
+                            format!(
+                                "{stage}: no webhook accepted; released by {:?} {:.1}s after it could be (bound {:.1}s)",
+                                release.by,
+                                took.as_secs_f64(),
+                                bound.as_secs_f64()
+                            ),
+                        );
+                    }
+                    if matches!(release.by, Writer::Reconcile(_)) {
+                        verdict.recovered_by_reconcile += 1;
+                    }
+                } else if release.how == How::Resumed
+                    && let Writer::StageResume(id) = &release.by
+                    && let Some(delivery) = accepted.iter().find(|d| d.id.eq_ignore_ascii_case(id))
+                {
+                    let latency = Duration::from_millis((release.at - delivery.at).max(0) as u64);
+                    let faulted = facts
+                        .fault_windows
+                        .iter()
+                        .any(|w| w.from <= release.at && delivery.at <= w.to);
+                    if faulted {
+                        verdict.latency_faulted.push(latency);
+                    } else {
+                        verdict.latency_quiet.push(latency);
+                    }
+                }
+            }
+        }
+    }
+    verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::soak::scenario::{AgentPlan, Timing};
+    use serde_json::json;
+
+    fn plan(task: &str, exit: [i32; 3]) -> PlayPlan {
+        let agent = |exit| AgentPlan {
+            timing: Timing::OnTime,
+            deliveries: 1,
+            new_ids: false,
+            gap: 0,
+            exit,
+        };
+        PlayPlan {
+            task: task.into(),
+            repository: "acme/widgets".into(),
+            agents: exit.map(agent),
+            submit_at: Duration::ZERO,
+        }
+    }
+
+    fn stage_write(play: &str, at: Millis, stage: &str) -> Write {
+        Write {
+            at,
+            play: play.into(),
+            user: "system:serviceaccount:soak:play".into(),
+            pod: Some(format!("{play}-update-1")),
+            ops: vec![
+                json!({"op": "test", "path": "/metadata/labels/current-stage", "value": "x"}),
+                json!({"op": "replace", "path": "/metadata/labels/current-stage", "value": stage}),
+            ],
+        }
+    }
+
+    fn resume_write(play: &str, at: Millis, node: &str, workflow: &str) -> Write {
+        Write {
+            at,
+            play: play.into(),
+            user: "system:serviceaccount:soak:stage-resume".into(),
+            pod: Some(format!("{workflow}-resume-123")),
+            ops: vec![
+                json!({"op": "test", "path": format!("/status/nodes/{node}/type"), "value": "Suspend"}),
+                json!({"op": "replace", "path": format!("/status/nodes/{node}/phase"), "value": "Succeeded"}),
+            ],
+        }
+    }
+
+    /// One play completed by three on-time webhooks, each resuming its wait.
+    fn completed_play() -> Facts {
+        let name = "play-1-abc";
+        let mut facts = Facts {
+            reconcile_interval: Duration::from_secs(60),
+            longest_reconcile_run: Duration::from_secs(10),
+            ..Facts::default()
+        };
+        let mut node_names = BTreeMap::new();
+        let mut waits = BTreeMap::new();
+        let mut at = 1_000;
+        for (i, (stage, node, kind)) in WAITS.iter().enumerate() {
+            node_names.insert(format!("{name}-{i}"), node.to_string());
+            waits.insert(stage.to_string(), "Succeeded".to_string());
+            facts.writes.push(stage_write(name, at, stage));
+            facts.changes.push(Change {
+                at,
+                repository: "Acme/Widgets".into(),
+                task: "1".into(),
+                kind: kind.to_string(),
+            });
+            facts.deliveries.push(Delivery {
+                at: at + 100,
+                id: format!("D{i}"),
+                repository: "acme/widgets".into(),
+                task: "1".into(),
+                kind: kind.to_string(),
+                answer: "200 success".into(),
+            });
+            facts.workflows.push(format!("stage-resume-d{i}"));
+            facts.writes.push(resume_write(
+                name,
+                at + 500,
+                &format!("{name}-{i}"),
+                &format!("stage-resume-d{i}"),
+            ));
+            at += 10_000;
+        }
+        facts.writes.push(stage_write(name, at, "completed"));
+        facts.workflows.push(name.into());
+        facts.plays.push(PlayObject {
+            name: name.into(),
+            plan: plan("1", [0, 0, 0]),
+            phase: "Succeeded".into(),
+            stage: "completed".into(),
+            waits,
+            node_names,
+        });
+        facts
+    }
+
+    fn broken(verdict: &Verdict) -> Vec<&'static str> {
+        verdict
+            .violations
+            .iter()
+            .filter(|(_, plays)| !plays.is_empty())
+            .map(|(property, _)| *property)
+            .collect()
+    }
+
+    #[test]
+    fn a_play_released_once_by_its_own_events_passes() {
+        let verdict = check(&completed_play());
+        assert!(verdict.passed(), "{}", verdict.report());
+        assert_eq!(verdict.waits_released, 3);
+        assert_eq!(verdict.latency_quiet.len(), 3);
+    }
+
+    #[test]
+    fn a_second_release_of_a_wait_is_found() {
+        let mut facts = completed_play();
+        facts.workflows.push("stage-resume-d9".into());
+        facts.deliveries.push(Delivery {
+            id: "d9".into(),
+            ..facts.deliveries[1].clone()
+        });
+        facts.writes.push(resume_write(
+            "play-1-abc",
+            99_000,
+            "play-1-abc-1",
+            "stage-resume-d9",
+        ));
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[2]]);
+    }
+
+    #[test]
+    fn a_release_by_another_tasks_event_is_found() {
+        // The wait of approval released by the webhook of another task, or of the same task in
+        // another repository, while its own was delivered too.
+        for (task, repository) in [("2", "acme/widgets"), ("1", "acme/gadgets")] {
+            let mut facts = completed_play();
+            let mut foreign = facts.deliveries[2].clone();
+            foreign.id = "foreign".into();
+            foreign.task = task.into();
+            foreign.repository = repository.into();
+            facts.deliveries.push(foreign);
+            facts.workflows.push("stage-resume-foreign".into());
+            facts.writes[5].pod = Some("stage-resume-foreign-resume-1".into());
+            assert_eq!(
+                broken(&check(&facts)),
+                [PROPERTIES[3]],
+                "{task} {repository}"
+            );
+        }
+        // Written by hand: no event at all.
+        let mut facts = completed_play();
+        facts.writes[1].pod = None;
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[3]]);
+    }
+
+    #[test]
+    fn a_skipped_or_repeated_stage_and_an_unplanned_end_are_found() {
+        let mut facts = completed_play();
+        facts.writes.remove(2);
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[1]]);
+        let mut facts = completed_play();
+        facts
+            .writes
+            .push(stage_write("play-1-abc", 1, "waiting-pr-created"));
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[1]]);
+        let mut facts = completed_play();
+        facts.plays[0].plan = plan("1", [0, 3, 0]);
+        let found = broken(&check(&facts));
+        assert!(
+            found.contains(&PROPERTIES[0]) && found.contains(&PROPERTIES[2]),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_lost_webhook_must_be_recovered_by_reconcile_within_an_interval() {
+        let mut facts = completed_play();
+        facts.deliveries[0].answer = "dropped".into();
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[3], PROPERTIES[5]]);
+        facts.workflows.push("stagectl-reconcile-1700000000".into());
+        facts.writes[1].pod = Some("stagectl-reconcile-1700000000".into());
+        let verdict = check(&facts);
+        assert!(verdict.passed(), "{}", verdict.report());
+        assert_eq!(verdict.webhooks_lost, 1);
+        assert_eq!(verdict.recovered_by_reconcile, 1);
+        facts.writes[1].at += 80_000;
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[5]]);
+        // Unless the controller was down meanwhile: no run could start.
+        facts.fault_windows.push(Downtime {
+            process: "workflow-controller".into(),
+            from: 5_000,
+            to: 25_000,
+        });
+        assert!(check(&facts).passed());
+    }
+
+    #[test]
+    fn a_wait_node_that_disagrees_with_its_release_is_found() {
+        let mut facts = completed_play();
+        facts.plays[0]
+            .waits
+            .insert("waiting-ready-for-qa".into(), "Skipped".into());
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[4]]);
+    }
+}

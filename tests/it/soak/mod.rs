@@ -1,0 +1,466 @@
+//! A seeded soak of the real event path under overlapping faults: plays under Argo's real
+//! controller, their agents' webhooks through Argo Events' own EventSource, JetStream bus and
+//! Sensors to `stagectl resume`, the reconcile CronWorkflow against the GitHub stand-in — while a
+//! nemesis kills the API server, the controller, the EventSource, the Sensors and NATS, and
+//! GitHub's API fails, several at once. Every random choice comes from one seed, printed first;
+//! `make soak SEED=...` replays a run's scenario. The checker (checker.rs) then decides from the
+//! API server's objects and audit log and the stand-in's record alone whether each wait was
+//! released exactly once, by its own task's event.
+//!
+//! `make test` runs a short soak of a fixed and a random seed; `make soak` the full one.
+
+mod checker;
+mod nemesis;
+mod scenario;
+
+use std::fmt::Write as _;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use kube::api::{ListParams, PostParams};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use self::checker::{Change, Delivery, Facts, Millis, PlayObject, Verdict, WAITS, Write};
+use self::nemesis::{Nemesis, Processes};
+use self::scenario::{REPOSITORIES, Scenario, Size};
+use crate::e2e::{Plays, RECONCILE_RUNS, play_workflow};
+use crate::harness::{GitHubStandIn, repo_path};
+
+const TOKEN: &str = "ghp_soak";
+/// The reconcile CronWorkflow runs every minute in the soak.
+const RECONCILE_INTERVAL: Duration = Duration::from_secs(60);
+/// The short soak's fixed seed.
+const FIXED_SEED: u64 = 0x5eed_0001;
+
+/// The short soak of `make test`, per seed.
+const SHORT: Size = Size {
+    plays: 6,
+    duration: Duration::from_secs(40),
+    faults_per_minute: 9.0,
+};
+
+fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    nanos ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(text) if !text.is_empty() => text
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={text:?} is not a valid value")),
+        _ => default,
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane and Argo's controller: make test"]
+async fn a_short_soak_of_a_fixed_and_a_random_seed_releases_each_wait_once_by_its_own_event() {
+    for seed in [FIXED_SEED, random_seed()] {
+        soak(seed, SHORT).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "the full soak, about 20 minutes: make soak"]
+async fn full() {
+    let seed = env_or("SOAK_SEED", random_seed());
+    let size = Size {
+        plays: env_or("SOAK_PLAYS", 150),
+        duration: Duration::from_secs(env_or("SOAK_DURATION_SECONDS", 1200)),
+        faults_per_minute: env_or("SOAK_FAULTS_PER_MINUTE", 4.0),
+    };
+    soak(seed, size).await;
+}
+
+async fn soak(seed: u64, size: Size) {
+    let scenario = Scenario::generate(seed, size);
+    let replay = format!(
+        "make soak SEED={seed} PLAYS={} DURATION={} FAULT_RATE={}",
+        size.plays,
+        size.duration.as_secs(),
+        size.faults_per_minute
+    );
+    eprintln!(
+        "soak: seed {seed}: {} plays over {}s, {} faults (replay: {replay})",
+        size.plays,
+        size.duration.as_secs(),
+        scenario.faults.len()
+    );
+    let plays = Plays::alone(&format!("soak-{seed:x}")).await;
+    let github = GitHubStandIn::start().await;
+    let repos: serde_json::Map<String, Value> = REPOSITORIES
+        .iter()
+        .map(|repo| (repo.to_string(), json!([])))
+        .collect();
+    github
+        .set(json!({
+            "tokens": [TOKEN],
+            "rateLimit": {"limit": 5000, "remaining": 5000, "reset": 0},
+            "repos": repos,
+        }))
+        .await;
+    plays.install_reconcile_cron(&github, TOKEN, 1000).await;
+
+    let nemesis = Nemesis::new(Processes {
+        controlplane_dir: plays.argo.controlplane_dir.clone(),
+        kubeconfig: plays.argo.kubeconfig.clone(),
+        namespace: plays.ns.name.clone(),
+        events_state: plays.events.state.clone(),
+        stagectl: std::env::var_os("STAGECTL_STATIC_BINARY")
+            .map(Into::into)
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_stagectl").into()),
+    });
+    let names: Vec<String> = (0..scenario.plays.len())
+        .map(|i| format!("play-{}-{i}", scenario.plays[i].task))
+        .collect();
+    let start = Instant::now();
+    let stop = AtomicBool::new(false);
+    let deadline = start + size.duration + Duration::from_secs(600).max(size.duration / 2);
+    let run = async {
+        tokio::join!(
+            nemesis.inject(&scenario.faults, start, &github),
+            submit_all(&plays, &scenario, &names, &github.url, start),
+        );
+        let finished = all_finished(&plays, &names, deadline).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        finished
+    };
+    let (finished, ()) = tokio::join!(run, nemesis.supervise(&stop));
+    nemesis.heal().await;
+    let took = start.elapsed();
+
+    let facts = facts(&plays, &scenario, &names, &github, &nemesis).await;
+    let log = nemesis.log();
+    let verdict = checker::check(&Facts {
+        fault_windows: log.windows.clone(),
+        ..facts
+    });
+    let report = report(&scenario, &verdict, &log, took, finished, &replay);
+    eprintln!("{report}");
+    let dir = repo_path("target/soak");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{seed}.txt")), &report).unwrap();
+    assert!(
+        verdict.passed(),
+        "soak seed {seed} found what its report says (replay: {replay})"
+    );
+}
+
+/// Submits each play at its time, by a name of its own: a create that times out while the
+/// API server is down is sent again, and the name makes it one play.
+async fn submit_all(
+    plays: &Plays,
+    scenario: &Scenario,
+    names: &[String],
+    github: &str,
+    start: Instant,
+) {
+    let submissions = scenario
+        .plays
+        .iter()
+        .zip(names)
+        .map(|(play, name)| async move {
+            tokio::time::sleep_until(start + play.submit_at).await;
+            let commands = [
+                play.agents[0].command("rex", github),
+                play.agents[1].command("cleo", github),
+                play.agents[2].command("tess", github),
+            ];
+            let workflow = play_workflow(
+                json!({"name": name}),
+                &play.task,
+                &play.repository,
+                &commands,
+            );
+            let deadline = Instant::now() + Duration::from_secs(300);
+            loop {
+                match plays
+                    .ns
+                    .workflows()
+                    .create(&PostParams::default(), &workflow)
+                    .await
+                {
+                    Ok(_) => return,
+                    Err(kube::Error::Api(status)) if status.code == 409 => return,
+                    Err(err) => {
+                        assert!(Instant::now() < deadline, "cannot submit {name}: {err}");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+    futures::future::join_all(submissions).await;
+}
+
+/// Waits until every play has finished, or the deadline; whether all did.
+async fn all_finished(plays: &Plays, names: &[String], deadline: Instant) -> bool {
+    loop {
+        if let Ok(list) = plays
+            .ns
+            .workflows()
+            .list_metadata(&ListParams::default().labels("workflow-type=play-orchestration"))
+            .await
+        {
+            let done = list
+                .items
+                .iter()
+                .filter(|w| {
+                    w.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("workflows.argoproj.io/completed"))
+                        == Some(&"true".to_string())
+                })
+                .count();
+            if done == names.len() {
+                return true;
+            }
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+fn millis_of(timestamp: &Value) -> Option<Millis> {
+    timestamp
+        .as_str()?
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
+}
+
+/// Ground truth: the plays as the server holds them, its audit log, the stand-in's record.
+async fn facts(
+    plays: &Plays,
+    scenario: &Scenario,
+    names: &[String],
+    github: &GitHubStandIn,
+    nemesis: &Nemesis,
+) -> Facts {
+    let _ = nemesis;
+    let mut objects = Vec::new();
+    for (plan, name) in scenario.plays.iter().zip(names) {
+        let object = serde_json::to_value(plays.ns.workflows().get(name).await.unwrap()).unwrap();
+        let nodes = object["status"]["nodes"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let node_names = nodes
+            .iter()
+            .map(|(id, node)| {
+                (
+                    id.clone(),
+                    node["displayName"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let waits = WAITS
+            .iter()
+            .filter_map(|(stage, wait, _)| {
+                let node = nodes.values().find(|node| node["displayName"] == *wait)?;
+                let outcome = match (node["type"].as_str(), node["phase"].as_str()) {
+                    (Some("Skipped"), _) => "Skipped".to_string(),
+                    (Some("Suspend"), Some("Succeeded")) => "Succeeded".to_string(),
+                    (kind, phase) => format!("{} {}", kind.unwrap_or("?"), phase.unwrap_or("?")),
+                };
+                Some((stage.to_string(), outcome))
+            })
+            .collect();
+        objects.push(PlayObject {
+            name: name.clone(),
+            plan: plan.clone(),
+            phase: object["status"]["phase"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            stage: object["metadata"]["labels"]["current-stage"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            waits,
+            node_names,
+        });
+    }
+
+    let entries = plays.ns.audit_entries().await;
+    let workflow_entries = entries.iter().filter(|e| {
+        e["objectRef"]["resource"] == "workflows" && e["objectRef"]["subresource"].is_null()
+    });
+    let mut workflows: Vec<String> = Vec::new();
+    let mut writes = Vec::new();
+    for entry in workflow_entries {
+        let code = entry["responseStatus"]["code"].as_u64().unwrap_or(0);
+        if !(200..300).contains(&code) {
+            continue;
+        }
+        match entry["verb"].as_str() {
+            Some("create") => {
+                let name = entry["objectRef"]["name"]
+                    .as_str()
+                    .or_else(|| entry["requestObject"]["metadata"]["name"].as_str());
+                workflows.extend(name.map(str::to_string));
+            }
+            Some("patch") => writes.push(Write {
+                at: millis_of(&entry["stageTimestamp"]).unwrap_or_default(),
+                play: entry["objectRef"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                user: entry["user"]["username"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                pod: entry["user"]["extra"]["authentication.kubernetes.io/pod-name"][0]
+                    .as_str()
+                    .map(str::to_string),
+                ops: entry["requestObject"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            }),
+            _ => {}
+        }
+    }
+    let listed = plays
+        .ns
+        .workflows()
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    workflows.extend(listed.items.iter().filter_map(|w| w.metadata.name.clone()));
+    workflows.sort();
+    workflows.dedup();
+
+    let runs = plays
+        .ns
+        .workflows()
+        .list(&ListParams::default().labels(RECONCILE_RUNS))
+        .await
+        .unwrap();
+    let longest_reconcile_run = runs
+        .items
+        .iter()
+        .filter_map(|run| {
+            let run = serde_json::to_value(run).ok()?;
+            let created = millis_of(&run["metadata"]["creationTimestamp"])?;
+            let finished = millis_of(&run["status"]["finishedAt"])?;
+            Some(Duration::from_millis((finished - created).max(0) as u64))
+        })
+        .max()
+        .unwrap_or_default();
+
+    let changes = github
+        .log("changes")
+        .await
+        .into_iter()
+        .map(|c| Change {
+            at: c["at"].as_i64().unwrap_or_default(),
+            repository: c["repository"].as_str().unwrap_or_default().into(),
+            task: c["task"].as_str().unwrap_or_default().into(),
+            kind: c["kind"].as_str().unwrap_or_default().into(),
+        })
+        .collect();
+    let deliveries = github
+        .log("deliveries")
+        .await
+        .into_iter()
+        .map(|d| Delivery {
+            at: d["at"].as_i64().unwrap_or_default(),
+            id: d["id"].as_str().unwrap_or_default().into(),
+            repository: d["repository"].as_str().unwrap_or_default().into(),
+            task: d["task"].as_str().unwrap_or_default().into(),
+            kind: d["kind"].as_str().unwrap_or_default().into(),
+            answer: d["answer"].as_str().unwrap_or_default().into(),
+        })
+        .collect();
+    Facts {
+        plays: objects,
+        writes,
+        workflows,
+        changes,
+        deliveries,
+        reconcile_interval: RECONCILE_INTERVAL,
+        longest_reconcile_run,
+        fault_windows: Vec::new(),
+    }
+}
+
+fn report(
+    scenario: &Scenario,
+    verdict: &Verdict,
+    log: &nemesis::Log,
+    took: Duration,
+    finished: bool,
+    replay: &str,
+) -> String {
+    let mut text = String::new();
+    let size = scenario.size;
+    writeln!(
+        text,
+        "soak seed {}: {} plays over {}s, {:.1} faults a minute; took {:.0}s{}",
+        scenario.seed,
+        size.plays,
+        size.duration.as_secs(),
+        size.faults_per_minute,
+        took.as_secs_f64(),
+        if finished {
+            ""
+        } else {
+            " (not every play finished by the deadline)"
+        }
+    )
+    .unwrap();
+    writeln!(text, "replay: {replay}").unwrap();
+    writeln!(text, "faults injected:").unwrap();
+    for (kind, count) in &log.injected {
+        writeln!(text, "  {count:>4}  {kind}").unwrap();
+    }
+    for (process, count) in &log.exited_on_their_own {
+        writeln!(
+            text,
+            "  {count:>4}  {process} exited on its own and was restarted"
+        )
+        .unwrap();
+    }
+    let double = verdict
+        .violations
+        .get(checker::PROPERTIES[2])
+        .map_or(0, Vec::len);
+    let misrouted = verdict
+        .violations
+        .get(checker::PROPERTIES[3])
+        .map_or(0, Vec::len);
+    let lost = verdict
+        .violations
+        .get(checker::PROPERTIES[0])
+        .map_or(0, Vec::len);
+    writeln!(
+        text,
+        "waits released {}; webhooks accepted {}, refused {}; waits whose webhooks were all lost {} (recovered by reconcile {}, the longest after {:.1}s)",
+        verdict.waits_released,
+        verdict.deliveries_accepted,
+        verdict.deliveries_refused,
+        verdict.webhooks_lost,
+        verdict.recovered_by_reconcile,
+        verdict.longest_recovery.as_secs_f64()
+    )
+    .unwrap();
+    writeln!(text, "plays not ended as planned {lost} / waits not released once {double} / releases not by their own event {misrouted}").unwrap();
+    writeln!(
+        text,
+        "event latency, webhook accepted to wait resumed: without faults {}; during a fault {}",
+        checker::latency_summary(&verdict.latency_quiet),
+        checker::latency_summary(&verdict.latency_faulted)
+    )
+    .unwrap();
+    writeln!(text, "properties:").unwrap();
+    text.push_str(&verdict.report());
+    text
+}

@@ -1,0 +1,292 @@
+//! The soak's nemesis and its kubelet. The nemesis carries out the scenario's faults at their
+//! times: kill -9 of a process (and how long it stays down), GitHub's REST API failing. The
+//! supervisor restarts every process that is not running once its downtime is over, as a
+//! kubelet restarts a pod's container — also one that exited on its own, which the run reports.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::checker::{Downtime, Millis};
+use super::scenario::{Fault, FaultKind, Process, SENSORS};
+use crate::harness::{GitHubStandIn, repo_path};
+
+/// Where the processes of the run keep their pid files, and how to start them again.
+#[derive(Clone, Debug)]
+pub struct Processes {
+    pub controlplane_dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub namespace: String,
+    pub events_state: PathBuf,
+    pub stagectl: PathBuf,
+}
+
+/// The processes the supervisor keeps running, in the order it starts them: the API server
+/// first, as everything else needs it.
+fn supervised() -> Vec<Supervised> {
+    let mut all = vec![
+        Supervised::Process(Process::ApiServer),
+        Supervised::Process(Process::Controller),
+        Supervised::PodRunner,
+        Supervised::Process(Process::Nats),
+        Supervised::Process(Process::EventSource),
+    ];
+    all.extend((0..SENSORS.len()).map(|i| Supervised::Process(Process::Sensor(i))));
+    all
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Supervised {
+    Process(Process),
+    /// Not a fault of the scenario (it stands for the kubelet), but restarted if it dies.
+    PodRunner,
+}
+
+impl Processes {
+    fn pid_file(&self, which: Supervised) -> PathBuf {
+        let e2e = self.controlplane_dir.join("e2e");
+        match which {
+            Supervised::Process(Process::ApiServer) => self.controlplane_dir.join("pid"),
+            Supervised::Process(Process::Controller) => e2e.join("workflow-controller.pid"),
+            Supervised::PodRunner => e2e.join("podrunner.pid"),
+            Supervised::Process(events) => self.events_state.join(format!("{}.pid", events.name())),
+        }
+    }
+
+    fn pid(&self, which: Supervised) -> Option<u32> {
+        std::fs::read_to_string(self.pid_file(which))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn alive(&self, which: Supervised) -> bool {
+        self.pid(which).is_some_and(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| !stat.contains(") Z "))
+        })
+    }
+
+    /// kill -9 of the process and everything in its session, as a node failure would.
+    async fn kill(&self, process: Process) {
+        let which = Supervised::Process(process);
+        let Some(pid) = self.pid(which) else {
+            return;
+        };
+        // Already gone is as good.
+        let _ = tokio::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.alive(which) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts the process again through the script that started it; true when it came up.
+    async fn start(&self, which: Supervised) -> bool {
+        let mut command = match which {
+            Supervised::Process(Process::ApiServer) => {
+                tokio::process::Command::new(repo_path("tests/controlplane/start"))
+            }
+            Supervised::Process(Process::Controller) | Supervised::PodRunner => {
+                let mut command = tokio::process::Command::new(repo_path("tests/e2e/start"));
+                command.env("STAGECTL_BIN", &self.stagectl);
+                command
+            }
+            Supervised::Process(events) => {
+                let mut command = tokio::process::Command::new(repo_path("tests/events/start"));
+                command
+                    .env("KUBECONFIG", &self.kubeconfig)
+                    .args([&self.namespace, events.name()]);
+                command
+            }
+        };
+        command
+            .env("STAGECTL_CONTROLPLANE_DIR", &self.controlplane_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        matches!(
+            tokio::time::timeout(Duration::from_secs(180), command.status()).await,
+            Ok(Ok(status)) if status.success()
+        )
+    }
+}
+
+/// What the run saw happen to its processes, for the report.
+#[derive(Debug, Default)]
+pub struct Log {
+    /// Faults carried out, by kind.
+    pub injected: BTreeMap<String, usize>,
+    /// When each kill's process was down, until it was up again.
+    pub windows: Vec<Downtime>,
+    /// Processes that exited without a fault, and were restarted.
+    pub exited_on_their_own: BTreeMap<String, usize>,
+    /// Restarts that failed at first (tried again).
+    pub failed_starts: usize,
+}
+
+pub fn now_millis() -> Millis {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+#[derive(Default)]
+struct Shared {
+    /// A killed process stays down until then.
+    down_until: BTreeMap<Process, Instant>,
+    /// Killed by the nemesis at this time and not yet started again.
+    killed_at: BTreeMap<Process, Millis>,
+    log: Log,
+}
+
+pub struct Nemesis {
+    processes: Processes,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Nemesis {
+    pub fn new(processes: Processes) -> Self {
+        Self {
+            processes,
+            shared: Arc::default(),
+        }
+    }
+
+    /// Carries out the faults at their times from `start`; returns when the last has begun.
+    pub async fn inject(&self, faults: &[Fault], start: Instant, github: &GitHubStandIn) {
+        let mut pending = Vec::new();
+        for fault in faults {
+            tokio::time::sleep_until(start + fault.at).await;
+            self.shared
+                .lock()
+                .unwrap()
+                .log
+                .injected
+                .entry(fault.kind.label())
+                .and_modify(|n| *n += 1)
+                .or_insert(1);
+            match fault.kind {
+                FaultKind::Kill(process) => {
+                    {
+                        let mut shared = self.shared.lock().unwrap();
+                        let until = Instant::now() + fault.downtime;
+                        let entry = shared.down_until.entry(process).or_insert(until);
+                        *entry = (*entry).max(until);
+                        shared.killed_at.entry(process).or_insert_with(now_millis);
+                    }
+                    self.processes.kill(process).await;
+                }
+                FaultKind::GitHub5xx(n) => github.faults(&vec!["502"; n as usize]).await,
+                FaultKind::GitHubReset(n) => github.faults(&vec!["reset"; n as usize]).await,
+                FaultKind::GitHubStall => github.faults(&["stall"]).await,
+                FaultKind::GitHubSecondaryLimit(after) => {
+                    github.faults(&[&format!("secondary:{after}")]).await
+                }
+                FaultKind::GitHubRateLimit => {
+                    let reset =
+                        jiff::Timestamp::now().as_second() + fault.downtime.as_secs() as i64;
+                    github
+                        .set(json!({"rateLimit": {"limit": 5000, "remaining": 0, "reset": reset}}))
+                        .await;
+                    pending.push(start + fault.at + fault.downtime);
+                }
+            }
+        }
+        // The limits end at their reset.
+        for until in pending {
+            tokio::time::sleep_until(until).await;
+            github
+                .set(json!({"rateLimit": {"limit": 5000, "remaining": 5000, "reset": 0}}))
+                .await;
+        }
+    }
+
+    /// One pass of the kubelet: starts what is not running and may run. True when everything
+    /// runs.
+    pub async fn supervise_once(&self) -> bool {
+        let mut all_up = true;
+        for which in supervised() {
+            if self.processes.alive(which) {
+                continue;
+            }
+            all_up = false;
+            let process = match which {
+                Supervised::Process(process) => Some(process),
+                Supervised::PodRunner => None,
+            };
+            let waiting = process.is_some_and(|p| {
+                self.shared
+                    .lock()
+                    .unwrap()
+                    .down_until
+                    .get(&p)
+                    .is_some_and(|until| Instant::now() < *until)
+            });
+            let needs_server = which != Supervised::Process(Process::ApiServer)
+                && !self
+                    .processes
+                    .alive(Supervised::Process(Process::ApiServer));
+            if waiting || needs_server {
+                continue;
+            }
+            let started = self.processes.start(which).await;
+            let mut shared = self.shared.lock().unwrap();
+            if !started {
+                shared.log.failed_starts += 1;
+                continue;
+            }
+            match process.and_then(|p| Some((p, shared.killed_at.remove(&p)?))) {
+                Some((process, from)) => shared.log.windows.push(Downtime {
+                    process: process.name().into(),
+                    from,
+                    to: now_millis(),
+                }),
+                None => {
+                    let name = match which {
+                        Supervised::Process(p) => p.name(),
+                        Supervised::PodRunner => "podrunner",
+                    };
+                    *shared
+                        .log
+                        .exited_on_their_own
+                        .entry(name.into())
+                        .or_default() += 1;
+                }
+            }
+        }
+        all_up
+    }
+
+    /// Supervises until `stop` is set.
+    pub async fn supervise(&self, stop: &std::sync::atomic::AtomicBool) {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            self.supervise_once().await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Once the faults are over: every process running again.
+    pub async fn heal(&self) {
+        self.shared.lock().unwrap().down_until.clear();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !self.supervise_once().await {
+            assert!(
+                Instant::now() < deadline,
+                "the processes did not all run again within 5 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    pub fn log(&self) -> Log {
+        std::mem::take(&mut self.shared.lock().unwrap().log)
+    }
+}

@@ -1,0 +1,341 @@
+//! What a soak run does, drawn from its seed alone: the plays, what each agent does and when its
+//! webhook comes, and the faults, when and for how long. The same seed and sizes give the same
+//! scenario, so a failing run is replayed from the seed it printed.
+
+use std::time::Duration;
+
+/// SplitMix64: small, and its sequence for a seed never changes with a dependency's version.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `low..=high`.
+    pub fn between(&mut self, low: u64, high: u64) -> u64 {
+        low + self.next_u64() % (high - low + 1)
+    }
+
+    /// True with probability `percent`/100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next_u64() % 100 < percent
+    }
+
+    /// One of `choices`, each as likely as its weight.
+    pub fn weighted<T: Copy>(&mut self, choices: &[(u64, T)]) -> T {
+        let total: u64 = choices.iter().map(|(weight, _)| weight).sum();
+        let mut pick = self.next_u64() % total;
+        for (weight, choice) in choices {
+            if pick < *weight {
+                return *choice;
+            }
+            pick -= weight;
+        }
+        unreachable!("pick < total")
+    }
+
+    pub fn millis_within(&mut self, span: Duration) -> Duration {
+        Duration::from_millis(self.between(0, span.as_millis().max(1) as u64 - 1))
+    }
+}
+
+/// How big a run is.
+#[derive(Clone, Copy, Debug)]
+pub struct Size {
+    pub plays: usize,
+    /// Plays are submitted and faults injected over this long.
+    pub duration: Duration,
+    /// Faults per minute, on average.
+    pub faults_per_minute: f64,
+}
+
+/// When a webhook comes, relative to the play's wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// Delivered and handled while the agent's step runs, before the play waits.
+    Early,
+    /// Delivered once the play waits.
+    OnTime,
+    /// Delivered this many seconds after the play waits.
+    Late(u64),
+    /// Never delivered: GitHub's delivery failed. Only reconcile can release the wait.
+    Dropped,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgentPlan {
+    pub timing: Timing,
+    /// How many times the webhook is sent; the repeats `gap` seconds apart.
+    pub deliveries: u32,
+    /// Repeats are new webhooks (new delivery ids) rather than GitHub's redeliveries.
+    pub new_ids: bool,
+    pub gap: u64,
+    /// The agent fails with this exit code after its work.
+    pub exit: i32,
+}
+
+impl AgentPlan {
+    /// The agent image's command line (tests/e2e/agents/agent), with the GitHub stand-in.
+    pub fn command(&self, role: &str, github: &str) -> String {
+        let (event, delay) = match self.timing {
+            Timing::Early => ("early", 0),
+            Timing::OnTime => ("on-time", 0),
+            Timing::Late(seconds) => ("late", seconds),
+            Timing::Dropped => ("dropped", 0),
+        };
+        format!(
+            r#"{role} --task "$TASK_ID" --repository "$REPOSITORY" --event {event} --delay {delay} --deliveries {} --redeliver {} --gap {} --exit {} --github {github}"#,
+            self.deliveries,
+            if self.new_ids { "new" } else { "same" },
+            self.gap,
+            self.exit
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PlayPlan {
+    pub task: String,
+    pub repository: String,
+    pub agents: [AgentPlan; 3],
+    /// When it is submitted, from the start of the run.
+    pub submit_at: Duration,
+}
+
+impl PlayPlan {
+    /// The agent that fails, if one does: the play ends `failed` there.
+    pub fn failing_agent(&self) -> Option<usize> {
+        self.agents.iter().position(|agent| agent.exit != 0)
+    }
+}
+
+/// A process of the system, as a fault names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Process {
+    ApiServer,
+    Controller,
+    EventSource,
+    Nats,
+    Sensor(usize),
+}
+
+/// The Sensors of workflow-templates/, as tests/events/start names their pods.
+pub const SENSORS: [&str; 3] = [
+    "sensor-play-pr-created",
+    "sensor-play-ready-for-qa",
+    "sensor-play-pr-approved",
+];
+
+impl Process {
+    pub fn name(self) -> &'static str {
+        match self {
+            Process::ApiServer => "apiserver",
+            Process::Controller => "workflow-controller",
+            Process::EventSource => "eventsource",
+            Process::Nats => "nats",
+            Process::Sensor(i) => SENSORS[i],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// kill -9, and started again after the downtime.
+    Kill(Process),
+    /// GitHub's REST API answers these to the next requests (see tests/github/standin.mjs).
+    GitHub5xx(u32),
+    GitHubReset(u32),
+    GitHubStall,
+    /// A secondary rate limit with Retry-After: this many seconds.
+    GitHubSecondaryLimit(u64),
+    /// The primary rate limit used up for the downtime.
+    GitHubRateLimit,
+}
+
+impl FaultKind {
+    /// The kind's name in the report, without its parameters.
+    pub fn label(self) -> String {
+        match self {
+            FaultKind::Kill(process) => format!("kill -9 {}", process.name()),
+            FaultKind::GitHub5xx(_) => "github 502".into(),
+            FaultKind::GitHubReset(_) => "github connection reset".into(),
+            FaultKind::GitHubStall => "github no answer".into(),
+            FaultKind::GitHubSecondaryLimit(_) => "github secondary rate limit".into(),
+            FaultKind::GitHubRateLimit => "github rate limit used up".into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub at: Duration,
+    pub kind: FaultKind,
+    /// How long the process stays down, or the limit lasts.
+    pub downtime: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub seed: u64,
+    pub size: Size,
+    pub plays: Vec<PlayPlan>,
+    pub faults: Vec<Fault>,
+}
+
+/// Repositories the plays are spread over; plays next to each other share a task id in two of
+/// them, so that an event routed by task id alone would reach the wrong play.
+pub const REPOSITORIES: [&str; 3] = ["acme/widgets", "acme/gadgets", "Acme/Soak"];
+
+impl Scenario {
+    pub fn generate(seed: u64, size: Size) -> Self {
+        let mut rng = Rng::new(seed);
+        let plays = (0..size.plays)
+            .map(|i| {
+                let mut agents = [0; 3].map(|_| agent(&mut rng));
+                // A few plays fail where an agent is told to; the rest must complete.
+                if rng.chance(4) {
+                    let which = rng.between(0, 2) as usize;
+                    agents[which].exit = 3;
+                }
+                PlayPlan {
+                    task: (100 + i / 2).to_string(),
+                    repository: REPOSITORIES[i % REPOSITORIES.len()].to_string(),
+                    agents,
+                    submit_at: rng.millis_within(size.duration),
+                }
+            })
+            .collect();
+        let minutes = size.duration.as_secs_f64() / 60.0;
+        let count = (minutes * size.faults_per_minute).round() as usize;
+        let mut faults: Vec<Fault> = (0..count).map(|_| fault(&mut rng, size.duration)).collect();
+        faults.sort_by_key(|fault| fault.at);
+        let mut plays: Vec<PlayPlan> = plays;
+        plays.sort_by_key(|play| play.submit_at);
+        Self {
+            seed,
+            size,
+            plays,
+            faults,
+        }
+    }
+}
+
+fn agent(rng: &mut Rng) -> AgentPlan {
+    let timing = rng.weighted(&[
+        (40, Timing::Early),
+        (30, Timing::OnTime),
+        (18, Timing::Late(0)),
+        (12, Timing::Dropped),
+    ]);
+    let timing = match timing {
+        Timing::Late(_) => Timing::Late(rng.between(3, 40)),
+        other => other,
+    };
+    let repeated = timing != Timing::Dropped && rng.chance(25);
+    AgentPlan {
+        timing,
+        deliveries: if repeated { 2 } else { 1 },
+        new_ids: repeated && rng.chance(40),
+        gap: if repeated { rng.between(0, 45) } else { 0 },
+        exit: 0,
+    }
+}
+
+fn fault(rng: &mut Rng, span: Duration) -> Fault {
+    let at = rng.millis_within(span);
+    let kind = rng.weighted(&[
+        (10, FaultKind::Kill(Process::ApiServer)),
+        (10, FaultKind::Kill(Process::Controller)),
+        (12, FaultKind::Kill(Process::EventSource)),
+        (12, FaultKind::Kill(Process::Nats)),
+        (12, FaultKind::Kill(Process::Sensor(0))),
+        (10, FaultKind::GitHub5xx(0)),
+        (8, FaultKind::GitHubReset(0)),
+        (4, FaultKind::GitHubStall),
+        (8, FaultKind::GitHubSecondaryLimit(0)),
+        (4, FaultKind::GitHubRateLimit),
+    ]);
+    let kind = match kind {
+        FaultKind::Kill(Process::Sensor(_)) => {
+            FaultKind::Kill(Process::Sensor(rng.between(0, 2) as usize))
+        }
+        FaultKind::GitHub5xx(_) => FaultKind::GitHub5xx(rng.between(1, 6) as u32),
+        FaultKind::GitHubReset(_) => FaultKind::GitHubReset(rng.between(1, 4) as u32),
+        FaultKind::GitHubSecondaryLimit(_) => FaultKind::GitHubSecondaryLimit(rng.between(1, 5)),
+        other => other,
+    };
+    let downtime = match kind {
+        FaultKind::Kill(Process::ApiServer) => Duration::from_secs(rng.between(0, 8)),
+        FaultKind::Kill(_) => Duration::from_secs(rng.between(1, 20)),
+        FaultKind::GitHubRateLimit => Duration::from_secs(rng.between(20, 90)),
+        _ => Duration::ZERO,
+    };
+    Fault { at, kind, downtime }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size() -> Size {
+        Size {
+            plays: 40,
+            duration: Duration::from_secs(600),
+            faults_per_minute: 4.0,
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_scenario_and_another_seed_another() {
+        let a = Scenario::generate(7, size());
+        let b = Scenario::generate(7, size());
+        let c = Scenario::generate(8, size());
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        assert_ne!(format!("{a:?}"), format!("{c:?}"));
+        assert_eq!(a.plays.len(), 40);
+        assert_eq!(a.faults.len(), 40);
+    }
+
+    #[test]
+    fn a_scenario_has_every_timing_and_fault_kind_and_plays_sharing_a_task_across_repositories() {
+        let scenario = Scenario::generate(
+            1,
+            Size {
+                plays: 150,
+                duration: Duration::from_secs(1200),
+                faults_per_minute: 6.0,
+            },
+        );
+        let timings: Vec<Timing> = scenario
+            .plays
+            .iter()
+            .flat_map(|play| play.agents.iter().map(|agent| agent.timing))
+            .collect();
+        for wanted in [Timing::Early, Timing::OnTime, Timing::Dropped] {
+            assert!(timings.contains(&wanted), "{wanted:?}");
+        }
+        assert!(timings.iter().any(|t| matches!(t, Timing::Late(_))));
+        let labels: std::collections::BTreeSet<String> =
+            scenario.faults.iter().map(|f| f.kind.label()).collect();
+        assert_eq!(labels.len(), 12, "{labels:?}");
+        let shared = scenario.plays.iter().any(|a| {
+            scenario
+                .plays
+                .iter()
+                .any(|b| a.task == b.task && a.repository != b.repository)
+        });
+        assert!(shared);
+        assert!(scenario.plays.iter().any(|p| p.failing_agent().is_some()));
+        assert!(scenario.faults.windows(2).all(|w| w[0].at <= w[1].at));
+    }
+}
