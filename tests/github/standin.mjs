@@ -28,7 +28,8 @@
 //                            approved adds an approving review (reviewer 1); each one logged
 //   GET  /_standin/changes   that log: [{at, repository, task, kind, number}], ms since the epoch
 //   POST /_standin/deliveries / GET: the webhook deliveries agents made and their answers, as
-//                            GitHub's delivery log keeps them (each entry as posted, with `at`)
+//                            GitHub's delivery log keeps them (each entry as posted, with `at`
+//                            when it was recorded; agents add `sentAt`, when they sent it)
 //   PUT  /_standin/faults    {next: [FAULT, ..]}: the next API requests, one each, meet these
 //                            faults instead of their answer (replacing any still queued):
 //                            a status such as 502 (GitHub's error body); "reset" (the

@@ -59,7 +59,9 @@ pub struct Change {
 /// A webhook delivery and its answer, from the stand-in's log.
 #[derive(Clone, Debug)]
 pub struct Delivery {
-    pub at: Millis,
+    /// When it was sent: the EventSource may answer after the event has been handled (its
+    /// publish held while the bus reconnects).
+    pub sent_at: Millis,
     pub id: String,
     pub repository: String,
     pub task: String,
@@ -421,11 +423,12 @@ pub fn check(facts: &Facts) -> Verdict {
                     && let Writer::StageResume(id) = &release.by
                     && let Some(delivery) = accepted.iter().find(|d| d.id.eq_ignore_ascii_case(id))
                 {
-                    let latency = Duration::from_millis((release.at - delivery.at).max(0) as u64);
+                    let latency =
+                        Duration::from_millis((release.at - delivery.sent_at).max(0) as u64);
                     let faulted = facts
                         .fault_windows
                         .iter()
-                        .any(|w| w.from <= release.at && delivery.at <= w.to);
+                        .any(|w| w.from <= release.at && delivery.sent_at <= w.to);
                     if faulted {
                         verdict.latency_faulted.push(latency);
                     } else {
@@ -508,7 +511,7 @@ mod tests {
                 kind: kind.to_string(),
             });
             facts.deliveries.push(Delivery {
-                at: at + 100,
+                sent_at: at + 100,
                 id: format!("D{i}"),
                 repository: "acme/widgets".into(),
                 task: "1".into(),
