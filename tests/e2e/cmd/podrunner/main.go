@@ -97,6 +97,10 @@ func main() {
 		log.Fatal(err)
 	}
 	config.UserAgent = "podrunner"
+	// The kubelet's own client limits (kubeAPIQPS, kubeAPIBurst): with client-go's defaults
+	// (5, 10) a few dozen pods at once queued their requests for many seconds, and every step
+	// of every play waited on the runner.
+	config.QPS, config.Burst = 50, 100
 	r := &runner{
 		kube: kubernetes.NewForConfigOrDie(config), argo: wfclientset.NewForConfigOrDie(config), config: config,
 		work: *work, images: map[string]string{}, passEnv: *passEnv, started: map[types.UID]context.CancelFunc{},
