@@ -491,5 +491,14 @@ fn report(
     .unwrap();
     writeln!(text, "properties:").unwrap();
     text.push_str(&verdict.report());
+    writeln!(
+        text,
+        "faults and restarts ({} restarts failed at first):",
+        log.failed_starts
+    )
+    .unwrap();
+    for line in &log.timeline {
+        writeln!(text, "  {line}").unwrap();
+    }
     text
 }

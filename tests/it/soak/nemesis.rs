@@ -132,6 +132,8 @@ pub struct Log {
     pub exited_on_their_own: BTreeMap<String, usize>,
     /// Restarts that failed at first (tried again).
     pub failed_starts: usize,
+    /// What the nemesis and the supervisor did, in order, with the time since the start.
+    pub timeline: Vec<String>,
 }
 
 pub fn now_millis() -> Millis {
@@ -140,6 +142,8 @@ pub fn now_millis() -> Millis {
 
 #[derive(Default)]
 struct Shared {
+    /// When the run began, for the timeline.
+    start: Option<Instant>,
     /// A killed process stays down until then.
     down_until: BTreeMap<Process, Instant>,
     /// Killed by the nemesis at this time and not yet started again.
@@ -162,6 +166,7 @@ impl Nemesis {
 
     /// Carries out the faults at their times from `start`; returns when the last has begun.
     pub async fn inject(&self, faults: &[Fault], start: Instant, github: &GitHubStandIn) {
+        self.shared.lock().unwrap().start = Some(start);
         let mut pending = Vec::new();
         for fault in faults {
             tokio::time::sleep_until(start + fault.at).await;
@@ -173,6 +178,7 @@ impl Nemesis {
                 .entry(fault.kind.label())
                 .and_modify(|n| *n += 1)
                 .or_insert(1);
+            self.note(format!("{:?} for {:?}", fault.kind, fault.downtime));
             match fault.kind {
                 FaultKind::Kill(process) => {
                     {
@@ -238,6 +244,10 @@ impl Nemesis {
                 continue;
             }
             let started = self.processes.start(which).await;
+            self.note(format!(
+                "{which:?} {}",
+                if started { "started" } else { "did not start" }
+            ));
             let mut shared = self.shared.lock().unwrap();
             if !started {
                 shared.log.failed_starts += 1;
@@ -284,6 +294,14 @@ impl Nemesis {
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    fn note(&self, event: String) {
+        let mut shared = self.shared.lock().unwrap();
+        let since = shared
+            .start
+            .map_or(0.0, |start| start.elapsed().as_secs_f64());
+        shared.log.timeline.push(format!("{since:>8.1}s  {event}"));
     }
 
     pub fn log(&self) -> Log {
