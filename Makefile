@@ -89,7 +89,7 @@ define with-control-planes
 	rm -rf $(E2E_CONTROLPLANE); \
 	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
 	status=0; \
-	STAGECTL_STATIC_BINARY=$(STATIC_BINARY) STAGECTL_PROMTOOL=$(PROMTOOL) STAGECTL_E2E_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) \
+	export STAGECTL_STATIC_BINARY=$(STATIC_BINARY) STAGECTL_PROMTOOL=$(PROMTOOL) STAGECTL_E2E_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)); \
 	  cargo test --locked $(1) || status=$$?; \
 	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) tests/e2e/stop; \
 	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) $(CONTROLPLANE)/stop; \
@@ -97,8 +97,10 @@ define with-control-planes
 	exit $$status
 endef
 
-test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROMTOOL) ## Every test: lints, Go tests, unit and integration tests, and the smaller end-to-end set
-	$(call with-control-planes,--lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak::full)
+# The short soak runs after the other tests, not beside them: its nemesis and its load would
+# share 2 cores with tests that race 400 processes against one API server.
+test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROMTOOL) ## Every test: lints, Go tests, unit and integration tests, the smaller end-to-end set, a short soak
+	$(call with-control-planes,--lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak:: && cargo test --locked --test it -- --include-ignored soak::a_short)
 
 # The soak's size and seed: make soak SEED=... PLAYS=... DURATION=<seconds> FAULT_RATE=<a minute>.
 PLAYS ?= 150
