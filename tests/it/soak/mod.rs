@@ -160,7 +160,7 @@ async fn soak(seed: u64, size: Size) {
     nemesis.heal().await;
     let took = start.elapsed();
 
-    let facts = facts(&plays, &scenario, &names, &github, &nemesis).await;
+    let facts = facts(&plays, &scenario, &names, &github).await;
     let log = nemesis.log();
     let verdict = checker::check(&Facts {
         fault_windows: log.windows.clone(),
@@ -268,9 +268,7 @@ async fn facts(
     scenario: &Scenario,
     names: &[String],
     github: &GitHubStandIn,
-    nemesis: &Nemesis,
 ) -> Facts {
-    let _ = nemesis;
     let mut objects = Vec::new();
     for (plan, name) in scenario.plays.iter().zip(names) {
         let object = serde_json::to_value(plays.ns.workflows().get(name).await.unwrap()).unwrap();
