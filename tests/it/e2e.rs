@@ -193,10 +193,8 @@ impl Events {
             .status()
             .unwrap();
         assert!(status.success(), "kill {process}");
-        let proc = PathBuf::from(format!("/proc/{}", pid.trim()));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        // Gone once reaped by its parent, the shell that started it, or a zombie of it.
-        while std::fs::read_to_string(proc.join("stat")).is_ok_and(|stat| !stat.contains(") Z ")) {
+        while crate::harness::process_running(&pid) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "{process} survived SIGKILL"

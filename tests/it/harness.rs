@@ -320,6 +320,12 @@ pub struct AuditedRequest {
     pub user_agent: String,
 }
 
+/// Whether a process runs: gone once reaped, and a zombie no longer runs either.
+pub fn process_running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+        .is_ok_and(|stat| !stat.contains(") Z "))
+}
+
 pub fn stagectl_command() -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_stagectl"));
     // Tests must not pick up the developer's own settings.

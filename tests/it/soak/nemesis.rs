@@ -66,10 +66,8 @@ impl Processes {
     }
 
     fn alive(&self, which: Supervised) -> bool {
-        self.pid(which).is_some_and(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|stat| !stat.contains(") Z "))
-        })
+        self.pid(which)
+            .is_some_and(|pid| crate::harness::process_running(&pid.to_string()))
     }
 
     /// kill -9 of the process and everything in its session, as a node failure would.
