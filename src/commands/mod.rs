@@ -15,8 +15,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tracing::{debug, error, info};
 
 use crate::cluster::{Cluster, Operation, Swapped, View};
+use crate::core::Step;
 use crate::core::change::{self, ChangeOutcome, ChangeRequest, ChangeResult, Planned};
 use crate::core::labels::{self, Repository};
+use crate::core::record::HistoryEntry;
 use crate::error::{Error, Result};
 use crate::output::{self, Format};
 use crate::settings::Settings;
@@ -61,18 +63,43 @@ pub async fn apply_change(
         wait: None,
     };
     let unread = request.plan_unread(pipeline, Timestamp::now());
+    // Every patch sent is remembered, so that a read after a lost answer can tell this
+    // request's own change from someone else's (see `ChangeRequest::plan`).
+    let mut attempted: Vec<HistoryEntry> = written_entry(unread.as_ref()).into_iter().collect();
+    let mut landed_on = None;
     let swapped = cluster
         .compare_and_swap(op, unread, |observed| {
-            request.plan(pipeline, &observed.meta, Timestamp::now())
+            let step = request.plan(pipeline, &observed.meta, Timestamp::now(), &attempted);
+            match &step {
+                Step::Done(Planned { entry: Some(_), .. }) => {
+                    landed_on = Some(observed.meta.clone())
+                }
+                step => attempted.extend(written_entry(Some(step))),
+            }
+            step
         })
         .await?;
     match swapped {
-        Swapped::Unchanged(planned) => Ok(planned.outcome),
+        Swapped::Unchanged(planned) => {
+            if let Some(committed) = &landed_on {
+                info!(workflow = %request.workflow, "the change landed although the server's answer was lost");
+                after_change(cluster, request, committed, &planned).await;
+            }
+            Ok(planned.outcome)
+        }
         Swapped::Written { then, committed } => {
             then.confirm(&committed.meta).map_err(Error::failed)?;
             after_change(cluster, request, &committed.meta, &then).await;
             Ok(then.outcome)
         }
+    }
+}
+
+/// The history entry a plan's patch writes, if it is a write.
+fn written_entry(step: Option<&Step<Planned>>) -> Option<HistoryEntry> {
+    match step? {
+        Step::Write { then, .. } => then.entry.clone(),
+        _ => None,
     }
 }
 

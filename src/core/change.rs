@@ -111,13 +111,27 @@ impl ChangeRequest {
         Some(self.write(pipeline, &from, target, None, now))
     }
 
-    /// The plan for the workflow as read.
+    /// The plan for the workflow as read. `attempted` holds the history entries of the patches
+    /// this request has sent: one of them on the workflow means that patch landed although its
+    /// answer was lost (a 504, a dropped connection) and its retry was refused because the stage
+    /// had moved, by that very patch. That is this request's change, applied, not a no-op.
     pub fn plan(
         &self,
         pipeline: &Pipeline,
         observed: &ObjectMeta,
         now: Timestamp,
+        attempted: &[HistoryEntry],
     ) -> Step<Planned> {
+        let history = record::history(observed);
+        if let Some(landed) = attempted
+            .iter()
+            .find(|entry| history.get(&entry.annotation_key()) == Some(*entry))
+        {
+            return Step::Done(Planned {
+                outcome: self.applied(pipeline, landed),
+                entry: Some(landed.clone()),
+            });
+        }
         let record = StageRecord::from_meta(observed);
         if let Some(refusal) = self.identity_refusal(&record) {
             return Step::Refuse(refusal);
@@ -279,23 +293,28 @@ impl ChangeRequest {
                 change.resource_version = observed.resource_version.clone();
             }
         }
-        let outcome = ChangeOutcome {
-            workflow: self.workflow.clone(),
-            namespace: self.namespace.clone(),
-            from: Some(from.name().to_string()),
-            to: to.name().to_string(),
-            outcome: ChangeResult::Applied,
-            forced: self.kind() == ChangeKind::Forced,
-            skip_wait: pipeline
-                .is_waiting(to)
-                .then_some(entry.wait_satisfied_by.is_some()),
-        };
         Step::Write {
             patch: change.to_patch(),
             then: Planned {
-                outcome,
+                outcome: self.applied(pipeline, &entry),
                 entry: Some(entry),
             },
+        }
+    }
+
+    /// The outcome of the change that `entry` records, once applied.
+    fn applied(&self, pipeline: &Pipeline, entry: &HistoryEntry) -> ChangeOutcome {
+        let to = pipeline.stage(&entry.to);
+        ChangeOutcome {
+            workflow: self.workflow.clone(),
+            namespace: self.namespace.clone(),
+            from: Some(entry.from.clone()),
+            to: entry.to.clone(),
+            outcome: ChangeResult::Applied,
+            forced: entry.kind == ChangeKind::Forced,
+            skip_wait: pipeline
+                .is_waiting(&to)
+                .then_some(entry.wait_satisfied_by.is_some()),
         }
     }
 }
@@ -354,4 +373,86 @@ pub fn history_trim(committed: &ObjectMeta) -> Option<Patch> {
         .filter_map(|key| Some((key.clone(), annotations.get(key)?.clone())))
         .collect();
     (!seen.is_empty()).then(|| patch::remove_annotations(&seen))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(actor: &str) -> ChangeRequest {
+        ChangeRequest {
+            workflow: "play-42".into(),
+            namespace: "plays".into(),
+            task_id: None,
+            repository: None,
+            goal: Goal::Set {
+                target: Pipeline::default().stage("waiting-pr-created"),
+                force: false,
+            },
+            reason: None,
+            actor: actor.into(),
+        }
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).unwrap()
+    }
+
+    /// The workflow after `step`'s patch, applied as the server would.
+    fn landed(step: &Step<Planned>) -> ObjectMeta {
+        let Step::Write { patch, .. } = step else {
+            panic!("not a write: {step:?}")
+        };
+        let mut workflow = json!({"metadata": {
+            "name": "play-42",
+            "labels": {"current-stage": "pending"},
+            "annotations": {"stagectl.dev/latch-waiting-pr-created": ""},
+        }});
+        json_patch::patch(&mut workflow, patch).unwrap();
+        serde_json::from_value(workflow["metadata"].clone()).unwrap()
+    }
+
+    fn attempted(step: &Step<Planned>) -> Vec<HistoryEntry> {
+        match step {
+            Step::Write { then, .. } => then.entry.clone().into_iter().collect(),
+            _ => vec![],
+        }
+    }
+
+    #[test]
+    fn a_change_whose_answer_was_lost_is_recognised_on_the_next_read_as_applied() {
+        let pipeline = Pipeline::default();
+        let rex = request("pod/rex");
+        let sent = rex.plan_unread(&pipeline, at(100)).unwrap();
+        let after = landed(&sent);
+
+        let again = rex.plan(&pipeline, &after, at(101), &attempted(&sent));
+        let Step::Done(planned) = again else {
+            panic!("{again:?}")
+        };
+        assert_eq!(planned.outcome.outcome, ChangeResult::Applied);
+        assert_eq!(planned.outcome.from.as_deref(), Some("pending"));
+        assert_eq!(planned.outcome.to, "waiting-pr-created");
+        assert_eq!(planned.outcome.skip_wait, Some(false));
+        assert_eq!(planned.entry, attempted(&sent).pop());
+    }
+
+    #[test]
+    fn the_same_change_made_by_another_writer_is_a_noop() {
+        let pipeline = Pipeline::default();
+        let other = request("pod/other");
+        let after = landed(&other.plan_unread(&pipeline, at(100)).unwrap());
+
+        let rex = request("pod/rex");
+        let sent = rex.plan_unread(&pipeline, at(100)).unwrap();
+        for attempts in [vec![], attempted(&sent)] {
+            let again = rex.plan(&pipeline, &after, at(101), &attempts);
+            let Step::Done(planned) = again else {
+                panic!("{again:?}")
+            };
+            assert_eq!(planned.outcome.outcome, ChangeResult::Noop);
+            assert_eq!(planned.entry, None);
+        }
+    }
 }
