@@ -137,6 +137,55 @@ async fn a_wrong_credential_fails_at_once_and_writes_nothing() {
     assert_eq!(ns.meta(&workflow).await.resource_version, before);
 }
 
+/// A slow API server (the control plane's proxy holds every chunk a client sends) slows a stage
+/// change down but does not fail it within --timeout, and a --timeout it cannot meet ends in
+/// exit 6 naming the flag: the soak's "slow API server" fault is this latency.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn a_slow_server_is_waited_for_within_the_timeout_and_no_longer() {
+    let control_plane = OwnControlPlane::new("slow-server");
+    let kubeconfig = control_plane.start().await;
+    let ns = TestNamespace::create_on(&kubeconfig, "slow-server").await;
+    let (patient, hasty) = (ns.create_play().await, ns.create_play().await);
+    control_plane.set_latency(Some(Duration::from_millis(1500)));
+
+    let slow = ns
+        .stagectl(&[
+            "set",
+            "waiting-pr-created",
+            "--workflow",
+            &patient,
+            "--timeout",
+            "40s",
+            "-o",
+            "json",
+        ])
+        .await;
+    slow.assert_code(0);
+    assert_eq!(slow.json()["outcome"], "applied");
+    let gave_up = ns
+        .stagectl(&[
+            "set",
+            "waiting-pr-created",
+            "--workflow",
+            &hasty,
+            "--timeout",
+            "1s",
+        ])
+        .await;
+    control_plane.set_latency(None);
+    gave_up.assert_code(6);
+    assert!(
+        gave_up.error_lines()[0].contains("--timeout"),
+        "{}",
+        gave_up.stderr
+    );
+    assert_eq!(
+        ns.meta(&patient).await.labels.unwrap()["current-stage"],
+        "waiting-pr-created"
+    );
+}
+
 /// A connection that opens but never answers is cut after one attempt's timeout and the request
 /// sent again on a new one, well within --timeout (the first connection through this proxy is
 /// held silent, the next ones pass).

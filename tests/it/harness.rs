@@ -284,6 +284,10 @@ impl OwnControlPlane {
         self.script("stop", &[]).await;
     }
 
+    pub fn set_latency(&self, latency: Option<std::time::Duration>) {
+        set_latency(&self.state_dir, latency);
+    }
+
     async fn script(&self, name: &str, env: &[(&str, &str)]) -> std::process::Output {
         let output = tokio::process::Command::new(repo_path("tests/controlplane").join(name))
             .env("STAGECTL_CONTROLPLANE_DIR", &self.state_dir)
@@ -318,6 +322,14 @@ pub struct AuditedRequest {
     pub name: String,
     pub code: u16,
     pub user_agent: String,
+}
+
+/// Makes the API server of the control plane in `state_dir` slow for every client from the
+/// next request on (its latency proxy holds each chunk a client sends this long); None ends it.
+pub fn set_latency(state_dir: &Path, latency: Option<std::time::Duration>) {
+    let text = latency.map_or(String::new(), |l| format!("{}ms", l.as_millis()));
+    let path = state_dir.join("latency");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 /// Whether a process runs: gone once reaped, and a zombie no longer runs either.

@@ -119,12 +119,25 @@ impl Processes {
     }
 }
 
+/// The fault window of a slow API server, as the checker sees it.
+pub const SLOW_APISERVER: &str = "apiserver (slow)";
+
+/// When the faults that last a while end.
+#[derive(Default)]
+struct Ends {
+    rate_limit: Option<Instant>,
+    /// Since when (for its window) and until when the API server is slow.
+    slow: Option<Millis>,
+    slow_until: Option<Instant>,
+}
+
 /// What the run saw happen to its processes, for the report.
 #[derive(Debug, Default)]
 pub struct Log {
     /// Faults carried out, by kind.
     pub injected: BTreeMap<String, usize>,
-    /// When each kill's process was down, until it was up again.
+    /// When each kill's process was down, until it was up again, and when the API server was
+    /// slow.
     pub windows: Vec<Downtime>,
     /// Processes that exited without a fault, and were restarted.
     pub exited_on_their_own: BTreeMap<String, usize>,
@@ -162,11 +175,14 @@ impl Nemesis {
         }
     }
 
-    /// Carries out the faults at their times from `start`; returns when the last has begun.
+    /// Carries out the faults at their times from `start`; returns when the last has ended.
     pub async fn inject(&self, faults: &[Fault], start: Instant, github: &GitHubStandIn) {
         self.shared.lock().unwrap().start = Some(start);
-        let mut pending = Vec::new();
+        // Faults that last a while end at their time, or at the end of a later one of the same
+        // kind that overlaps them.
+        let mut ends = Ends::default();
         for fault in faults {
+            self.end_due(&mut ends, start + fault.at, github).await;
             tokio::time::sleep_until(start + fault.at).await;
             self.shared
                 .lock()
@@ -177,11 +193,11 @@ impl Nemesis {
                 .and_modify(|n| *n += 1)
                 .or_insert(1);
             self.note(format!("{:?} for {:?}", fault.kind, fault.downtime));
+            let until = Instant::now() + fault.downtime;
             match fault.kind {
                 FaultKind::Kill(process) => {
                     {
                         let mut shared = self.shared.lock().unwrap();
-                        let until = Instant::now() + fault.downtime;
                         let entry = shared.down_until.entry(process).or_insert(until);
                         *entry = (*entry).max(until);
                         shared.killed_at.entry(process).or_insert_with(now_millis);
@@ -200,85 +216,136 @@ impl Nemesis {
                     github
                         .set(json!({"rateLimit": {"limit": 5000, "remaining": 0, "reset": reset}}))
                         .await;
-                    pending.push(start + fault.at + fault.downtime);
+                    ends.rate_limit = ends.rate_limit.max(Some(until));
+                }
+                FaultKind::SlowApiServer(millis) => {
+                    crate::harness::set_latency(
+                        &self.processes.controlplane_dir,
+                        Some(Duration::from_millis(millis)),
+                    );
+                    ends.slow.get_or_insert(now_millis());
+                    ends.slow_until = ends.slow_until.max(Some(until));
                 }
             }
         }
-        // The limits end at their reset.
-        for until in pending {
-            tokio::time::sleep_until(until).await;
-            github
-                .set(json!({"rateLimit": {"limit": 5000, "remaining": 5000, "reset": 0}}))
-                .await;
+        self.end_due(
+            &mut ends,
+            Instant::now() + Duration::from_secs(3600),
+            github,
+        )
+        .await;
+    }
+
+    /// Ends, in time order, what lasts until before `next`.
+    async fn end_due(&self, ends: &mut Ends, next: Instant, github: &GitHubStandIn) {
+        loop {
+            let due = [ends.rate_limit, ends.slow_until]
+                .into_iter()
+                .flatten()
+                .filter(|end| *end <= next)
+                .min();
+            let Some(due) = due else { return };
+            tokio::time::sleep_until(due).await;
+            if ends.rate_limit == Some(due) {
+                ends.rate_limit = None;
+                github
+                    .set(json!({"rateLimit": {"limit": 5000, "remaining": 5000, "reset": 0}}))
+                    .await;
+                self.note("github rate limit reset".into());
+            }
+            if ends.slow_until == Some(due) {
+                ends.slow_until = None;
+                crate::harness::set_latency(&self.processes.controlplane_dir, None);
+                let from = ends.slow.take().unwrap_or_else(now_millis);
+                self.shared.lock().unwrap().log.windows.push(Downtime {
+                    process: SLOW_APISERVER.into(),
+                    from,
+                    to: now_millis(),
+                });
+                self.note("apiserver fast again".into());
+            }
         }
     }
 
-    /// One pass of the kubelet: starts what is not running and may run. True when everything
-    /// runs.
-    pub async fn supervise_once(&self) -> bool {
-        let mut all_up = true;
-        for which in supervised() {
-            if self.processes.alive(which) {
-                continue;
-            }
-            all_up = false;
-            let process = match which {
-                Supervised::Process(process) => Some(process),
-                Supervised::PodRunner => None,
-            };
-            let waiting = process.is_some_and(|p| {
-                self.shared
-                    .lock()
-                    .unwrap()
-                    .down_until
-                    .get(&p)
-                    .is_some_and(|until| Instant::now() < *until)
-            });
-            let needs_server = which != Supervised::Process(Process::ApiServer)
-                && !self
-                    .processes
-                    .alive(Supervised::Process(Process::ApiServer));
-            if waiting || needs_server {
-                continue;
-            }
-            let started = self.processes.start(which).await;
-            self.note(format!(
-                "{which:?} {}",
-                if started { "started" } else { "did not start" }
-            ));
-            let mut shared = self.shared.lock().unwrap();
-            if !started {
-                shared.log.failed_starts += 1;
-                continue;
-            }
-            match process.and_then(|p| Some((p, shared.killed_at.remove(&p)?))) {
-                Some((process, from)) => shared.log.windows.push(Downtime {
-                    process: process.name().into(),
-                    from,
-                    to: now_millis(),
-                }),
-                None => {
-                    let name = match which {
-                        Supervised::Process(p) => p.name(),
-                        Supervised::PodRunner => "podrunner",
-                    };
-                    *shared
-                        .log
-                        .exited_on_their_own
-                        .entry(name.into())
-                        .or_default() += 1;
-                }
+    /// One look of the kubelet at one process: started if it is not running and may run. True
+    /// when it runs.
+    async fn supervise_one(&self, which: Supervised) -> bool {
+        if self.processes.alive(which) {
+            return true;
+        }
+        let process = match which {
+            Supervised::Process(process) => Some(process),
+            Supervised::PodRunner => None,
+        };
+        let waiting = process.is_some_and(|p| {
+            self.shared
+                .lock()
+                .unwrap()
+                .down_until
+                .get(&p)
+                .is_some_and(|until| Instant::now() < *until)
+        });
+        let needs_server = which != Supervised::Process(Process::ApiServer)
+            && !self
+                .processes
+                .alive(Supervised::Process(Process::ApiServer));
+        if waiting || needs_server {
+            return false;
+        }
+        let started = self.processes.start(which).await;
+        self.note(format!(
+            "{which:?} {}",
+            if started { "started" } else { "did not start" }
+        ));
+        let mut shared = self.shared.lock().unwrap();
+        if !started {
+            shared.log.failed_starts += 1;
+            return false;
+        }
+        match process.and_then(|p| Some((p, shared.killed_at.remove(&p)?))) {
+            Some((process, from)) => shared.log.windows.push(Downtime {
+                process: process.name().into(),
+                from,
+                to: now_millis(),
+            }),
+            None => {
+                let name = match which {
+                    Supervised::Process(p) => p.name(),
+                    Supervised::PodRunner => "podrunner",
+                };
+                *shared
+                    .log
+                    .exited_on_their_own
+                    .entry(name.into())
+                    .or_default() += 1;
             }
         }
-        all_up
+        false
+    }
+
+    /// One pass over every process at once, as a kubelet restarts each container on its own: a
+    /// start that hangs (the event processes' while NATS or the API server is down) holds up no
+    /// other. True when everything runs.
+    pub async fn supervise_once(&self) -> bool {
+        futures::future::join_all(
+            supervised()
+                .into_iter()
+                .map(|which| self.supervise_one(which)),
+        )
+        .await
+        .into_iter()
+        .all(|up| up)
     }
 
     /// Supervises until `stop` is set.
     pub async fn supervise(&self, stop: &std::sync::atomic::AtomicBool) {
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            self.supervise_once().await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        futures::future::join_all(supervised().into_iter().map(|which| async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                self.supervise_one(which).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }))
+        .await;
     }
 
     /// Once the faults are over: every process running again.

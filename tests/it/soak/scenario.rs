@@ -160,6 +160,9 @@ pub enum FaultKind {
     GitHubSecondaryLimit(u64),
     /// The primary rate limit used up for the downtime.
     GitHubRateLimit,
+    /// Every request to the API server held this many milliseconds by the control plane's
+    /// latency proxy, for the downtime: a loaded or distant server, for every client at once.
+    SlowApiServer(u64),
 }
 
 impl FaultKind {
@@ -172,6 +175,7 @@ impl FaultKind {
             FaultKind::GitHubStall => "github no answer".into(),
             FaultKind::GitHubSecondaryLimit(_) => "github secondary rate limit".into(),
             FaultKind::GitHubRateLimit => "github rate limit used up".into(),
+            FaultKind::SlowApiServer(_) => "slow apiserver".into(),
         }
     }
 }
@@ -264,6 +268,7 @@ fn fault(rng: &mut Rng, span: Duration) -> Fault {
         (4, FaultKind::GitHubStall),
         (8, FaultKind::GitHubSecondaryLimit(0)),
         (4, FaultKind::GitHubRateLimit),
+        (8, FaultKind::SlowApiServer(0)),
     ]);
     let kind = match kind {
         FaultKind::Kill(Process::Sensor(_)) => {
@@ -272,12 +277,14 @@ fn fault(rng: &mut Rng, span: Duration) -> Fault {
         FaultKind::GitHub5xx(_) => FaultKind::GitHub5xx(rng.between(1, 6) as u32),
         FaultKind::GitHubReset(_) => FaultKind::GitHubReset(rng.between(1, 4) as u32),
         FaultKind::GitHubSecondaryLimit(_) => FaultKind::GitHubSecondaryLimit(rng.between(1, 5)),
+        FaultKind::SlowApiServer(_) => FaultKind::SlowApiServer(rng.between(200, 3000)),
         other => other,
     };
     let downtime = match kind {
         FaultKind::Kill(Process::ApiServer) => Duration::from_secs(rng.between(0, 8)),
         FaultKind::Kill(_) => Duration::from_secs(rng.between(1, 20)),
         FaultKind::GitHubRateLimit => Duration::from_secs(rng.between(20, 90)),
+        FaultKind::SlowApiServer(_) => Duration::from_secs(rng.between(10, 60)),
         _ => Duration::ZERO,
     };
     Fault { at, kind, downtime }
@@ -327,7 +334,7 @@ mod tests {
         assert!(timings.iter().any(|t| matches!(t, Timing::Late(_))));
         let labels: std::collections::BTreeSet<String> =
             scenario.faults.iter().map(|f| f.kind.label()).collect();
-        assert_eq!(labels.len(), 12, "{labels:?}");
+        assert_eq!(labels.len(), 13, "{labels:?}");
         let shared = scenario.plays.iter().any(|a| {
             scenario
                 .plays

@@ -94,7 +94,12 @@ func run(stateDir string, crdDirs []string, readyTimeout time.Duration) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
-	admin, err := newAdminClients(pki, ports.APIServer)
+	// The clients' port opens the moment the server's own does, as it would without the proxy:
+	// a restarted server that accepts connections before its caches are filled is part of what
+	// the tests meet.
+	startLatencyProxy(ctx, fmt.Sprintf("127.0.0.1:%d", ports.APIServer),
+		fmt.Sprintf("127.0.0.1:%d", ports.Backend), filepath.Join(stateDir, "latency"))
+	admin, err := newAdminClients(pki, ports.Backend)
 	if err != nil {
 		return err
 	}
@@ -108,7 +113,7 @@ func run(stateDir string, crdDirs []string, readyTimeout time.Duration) error {
 	// requests to end before it stops: they end first, when the signal that stops it comes.
 	controllers, stopControllers := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopControllers()
-	if err := startNamespaceController(controllers, adminRESTConfig(pki, ports.APIServer)); err != nil {
+	if err := startNamespaceController(controllers, adminRESTConfig(pki, ports.Backend)); err != nil {
 		return fmt.Errorf("namespace controller: %w", err)
 	}
 	kubeconfig := filepath.Join(stateDir, "kubeconfig")
@@ -130,7 +135,7 @@ func apiserverArgs(stateDir string, pki *pkiFiles, ports *portSet) []string {
 	return []string{
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", ports.APIServer),
+		fmt.Sprintf("--secure-port=%d", ports.Backend),
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", ports.EtcdClient),
 		"--cert-dir=" + filepath.Join(stateDir, "pki"),
 		"--tls-cert-file=" + pki.ServingCert,

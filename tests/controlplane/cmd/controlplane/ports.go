@@ -12,7 +12,10 @@ import (
 // restart, so clients holding the old kubeconfig (a running test, a workflow step) reconnect, and
 // etcd's member keeps the peer URL stored in its data.
 type portSet struct {
+	// APIServer is the address clients use: the latency proxy, which passes to Backend, the
+	// server's own port.
 	APIServer  int `json:"apiserver"`
+	Backend    int `json:"backend"`
 	EtcdClient int `json:"etcdClient"`
 	EtcdPeer   int `json:"etcdPeer"`
 }
@@ -28,7 +31,7 @@ func ensurePorts(path string) (*portSet, error) {
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, err
 	}
-	for _, p := range []*int{&ports.APIServer, &ports.EtcdClient, &ports.EtcdPeer} {
+	for _, p := range []*int{&ports.APIServer, &ports.Backend, &ports.EtcdClient, &ports.EtcdPeer} {
 		if *p != 0 && portFree(*p) {
 			continue
 		}

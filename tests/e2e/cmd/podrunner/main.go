@@ -43,7 +43,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -616,24 +615,23 @@ func (r *runner) refuse(ctx context.Context, pod *corev1.Pod, message string) er
 }
 
 // retrying tries a call until it succeeds, for as long as the API server may take to come back
-// (the end-to-end tests restart it), or the pod's context ends.
+// (the end-to-end tests and the soak restart it), or the pod's context ends: a kubelet never
+// gives up on a pod it has. (wait.Backoff with a Cap stops once the cap is reached, after
+// about 5 s, and left pods Pending for good behind an API server down longer than that.)
 func retrying(ctx context.Context, call func() error) error {
-	var last error
-	err := wait.ExponentialBackoffWithContext(ctx, wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Cap: 2 * time.Second, Steps: 60},
-		func(context.Context) (bool, error) {
-			last = call()
-			if last == nil {
-				return true, nil
-			}
-			if apierrors.IsForbidden(last) || apierrors.IsInvalid(last) || apierrors.IsBadRequest(last) {
-				return false, last
-			}
-			return false, nil
-		})
-	if err != nil && last != nil {
-		return last
+	delay := 100 * time.Millisecond
+	for {
+		err := call()
+		if err == nil || apierrors.IsForbidden(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
 	}
-	return err
 }
 
 func running(name string, since metav1.Time) corev1.ContainerStatus {
