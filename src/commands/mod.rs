@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use crate::cluster::{Cluster, Operation, Swapped, View};
 use crate::core::Step;
@@ -89,6 +89,12 @@ pub async fn apply_change(
         }
         Swapped::Written { then, committed } => {
             then.confirm(&committed.meta).map_err(Error::failed)?;
+            if then.entry.is_none() {
+                warn!(
+                    workflow = %request.workflow,
+                    "the play had none of its template's labels (Argo's controller did not apply workflowMetadata); stagectl wrote them"
+                );
+            }
             after_change(cluster, request, &committed.meta, &then).await;
             Ok(then.outcome)
         }
@@ -197,6 +203,9 @@ fn render_change(change: &ChangeOutcome, format: Format) -> String {
             (ChangeResult::Applied, Some(from)) => {
                 let forced = if change.forced { " (forced)" } else { "" };
                 format!("{name} stage {from} → {}{forced}{skipped}\n", change.to)
+            }
+            (ChangeResult::Applied, None) => {
+                format!("{name} stage {} (the play's labels written)\n", change.to)
             }
             _ => format!("{name} stage {} (unchanged){skipped}\n", change.to),
         },

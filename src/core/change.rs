@@ -137,11 +137,7 @@ impl ChangeRequest {
             return Step::Refuse(refusal);
         }
         let Some(current) = record.stage_in(pipeline) else {
-            return Step::Refuse(format!(
-                "workflow {} has no {} label: it is not a play workflow (create it from the play template)",
-                self.workflow,
-                labels::CURRENT_STAGE
-            ));
+            return self.initialise(pipeline, observed, &record, now);
         };
         let transition = match &self.goal {
             Goal::Set { target, force } => pipeline.plan_set(&current, target, *force),
@@ -173,6 +169,75 @@ impl ChangeRequest {
             Transition::Apply { from, to, .. } => {
                 self.write(pipeline, &from, &to, Some(observed), now)
             }
+        }
+    }
+
+    /// A workflow without a stage label. Argo's controller applies the play template's
+    /// `workflowMetadata` only while a workflow has no phase, and a workflow it postpones first
+    /// (its parallelism throttle, which a new workflow can meet before it is admitted) gets a
+    /// phase without it: the play runs with none of its labels, invisible to events, `get` and
+    /// reconcile. The play's first step sets the first stage; on such a workflow, with the task
+    /// and repository to write, that step gives it what the template would have. Anything else
+    /// without a stage label is not a play.
+    fn initialise(
+        &self,
+        pipeline: &Pipeline,
+        observed: &ObjectMeta,
+        record: &StageRecord,
+        now: Timestamp,
+    ) -> Step<Planned> {
+        let first = pipeline.first();
+        let not_a_play = |hint: &str| {
+            Step::Refuse(format!(
+                "workflow {} has no {} label: it is not a play workflow ({hint})",
+                self.workflow,
+                labels::CURRENT_STAGE
+            ))
+        };
+        let (Goal::Set { target, .. }, Some(task_id), Some(repository)) =
+            (&self.goal, &self.task_id, &self.repository)
+        else {
+            return not_a_play(&format!(
+                "create it from the play template, or make it one with `stagectl set {first} --task-id ID --repository OWNER/REPO`"
+            ));
+        };
+        if *target != first || !record.history.is_empty() {
+            return not_a_play("its stage label was removed; `stagectl get` shows its history");
+        }
+        let mut set_labels = vec![
+            (labels::WORKFLOW_TYPE.to_string(), labels::PLAY.to_string()),
+            (labels::CURRENT_STAGE.to_string(), first.name().to_string()),
+            (labels::TASK_ID.to_string(), task_id.clone()),
+            (labels::REPOSITORY.to_string(), repository.label_value()),
+            (labels::UPDATED_AT.to_string(), now.as_second().to_string()),
+        ];
+        let present = observed.labels.as_ref();
+        set_labels.retain(|(key, _)| present.is_none_or(|seen| !seen.contains_key(key)));
+        let mut set_annotations = vec![(
+            labels::REPOSITORY_ANNOTATION.to_string(),
+            repository.full_name().to_string(),
+        )];
+        set_annotations.extend(
+            pipeline
+                .waiting_stages()
+                .map(|stage| (latch::latch_key(stage.name()), String::new())),
+        );
+        let present = observed.annotations.as_ref();
+        set_annotations.retain(|(key, _)| present.is_none_or(|seen| !seen.contains_key(key)));
+        Step::Write {
+            patch: patch::initialise(observed, &set_labels, &set_annotations),
+            then: Planned {
+                outcome: ChangeOutcome {
+                    workflow: self.workflow.clone(),
+                    namespace: self.namespace.clone(),
+                    from: None,
+                    to: first.name().to_string(),
+                    outcome: ChangeResult::Applied,
+                    forced: false,
+                    skip_wait: None,
+                },
+                entry: None,
+            },
         }
     }
 
@@ -454,5 +519,101 @@ mod tests {
             assert_eq!(planned.outcome.outcome, ChangeResult::Noop);
             assert_eq!(planned.entry, None);
         }
+    }
+
+    fn start(task_id: Option<&str>) -> ChangeRequest {
+        ChangeRequest {
+            task_id: task_id.map(str::to_string),
+            repository: Some(Repository::parse("Acme/Widgets").unwrap()),
+            goal: Goal::Set {
+                target: Pipeline::default().first(),
+                force: false,
+            },
+            ..request("pod/start")
+        }
+    }
+
+    /// A workflow as Argo's controller leaves it when it postponed it before admitting it: its
+    /// own labels, none of the template's.
+    fn without_play_metadata() -> ObjectMeta {
+        serde_json::from_value(json!({
+            "name": "play-42",
+            "resourceVersion": "7",
+            "labels": {"workflows.argoproj.io/phase": "Running"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_first_step_gives_a_workflow_argo_left_bare_the_plays_labels_under_a_version_test() {
+        let step =
+            start(Some("42")).plan(&Pipeline::default(), &without_play_metadata(), at(100), &[]);
+        let Step::Write { patch, then } = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(then.outcome.outcome, ChangeResult::Applied);
+        assert_eq!(then.outcome.to, "pending");
+        let ops = serde_json::to_value(&patch).unwrap();
+        assert_eq!(
+            ops[0],
+            json!({"op": "test", "path": "/metadata/resourceVersion", "value": "7"})
+        );
+        let mut workflow = json!({"metadata": without_play_metadata()});
+        json_patch::patch(&mut workflow, &patch).unwrap();
+        let meta: ObjectMeta = serde_json::from_value(workflow["metadata"].clone()).unwrap();
+        let labels = meta.labels.unwrap();
+        assert_eq!(labels["workflow-type"], "play-orchestration");
+        assert_eq!(labels["current-stage"], "pending");
+        assert_eq!(labels["task-id"], "42");
+        assert_eq!(labels["repository"], "acme.widgets");
+        assert_eq!(labels["workflows.argoproj.io/phase"], "Running");
+        let annotations = meta.annotations.unwrap();
+        assert_eq!(annotations["stagectl.dev/repository"], "Acme/Widgets");
+        for stage in [
+            "waiting-pr-created",
+            "waiting-ready-for-qa",
+            "waiting-pr-approved",
+        ] {
+            assert_eq!(annotations[&format!("stagectl.dev/latch-{stage}")], "");
+        }
+
+        // Written, the next plan is a no-op.
+        let again = start(Some("42")).plan(
+            &Pipeline::default(),
+            &serde_json::from_value(workflow["metadata"].clone()).unwrap(),
+            at(101),
+            &[],
+        );
+        assert!(matches!(again, Step::Done(p) if p.outcome.outcome == ChangeResult::Noop));
+    }
+
+    #[test]
+    fn a_workflow_without_a_stage_is_no_play_unless_the_first_step_names_its_task() {
+        let pipeline = Pipeline::default();
+        let refused = |step: Step<Planned>| match step {
+            Step::Refuse(why) => why,
+            other => panic!("{other:?}"),
+        };
+        let why = refused(start(None).plan(&pipeline, &without_play_metadata(), at(1), &[]));
+        assert!(why.contains("stagectl set pending --task-id"), "{why}");
+        let later =
+            refused(request("pod/rex").plan(&pipeline, &without_play_metadata(), at(1), &[]));
+        assert!(later.contains("not a play workflow"), "{later}");
+
+        // A play whose stage label was removed keeps its history: not started again.
+        let mut removed = without_play_metadata();
+        let entry = match request("pod/rex").plan_unread(&pipeline, at(1)).unwrap() {
+            Step::Write { then, .. } => then.entry.unwrap(),
+            other => panic!("{other:?}"),
+        };
+        removed.annotations = Some(
+            [(
+                entry.annotation_key(),
+                serde_json::to_string(&entry).unwrap(),
+            )]
+            .into(),
+        );
+        let why = refused(start(Some("42")).plan(&pipeline, &removed, at(2), &[]));
+        assert!(why.contains("removed"), "{why}");
     }
 }

@@ -100,6 +100,38 @@ impl StageChange {
     }
 }
 
+/// What the play template's `workflowMetadata` gives a play, written by stagectl when Argo's
+/// controller did not apply it: labels and annotations each `add`ed (into a new map where the
+/// workflow has none), under a test of the whole object as read, so that nothing written
+/// meanwhile — the controller's own metadata, another start step — is overwritten.
+pub fn initialise(
+    observed: &ObjectMeta,
+    labels: &[(String, String)],
+    annotations: &[(String, String)],
+) -> Patch {
+    let mut ops = Vec::new();
+    if let Some(version) = &observed.resource_version {
+        ops.push(test(&["metadata", "resourceVersion"], version.as_str()));
+    }
+    for (field, entries, present) in [
+        ("labels", labels, observed.labels.is_some()),
+        ("annotations", annotations, observed.annotations.is_some()),
+    ] {
+        if present {
+            for (key, value) in entries {
+                ops.push(add(&["metadata", field, key], value.as_str()));
+            }
+        } else {
+            let map: Map<String, Value> = entries
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            ops.push(add(&["metadata", field], Value::Object(map)));
+        }
+    }
+    Patch(ops)
+}
+
 /// Removes annotations that were seen on the workflow; used to trim the history. Each `test`
 /// keeps a concurrent trim from turning into an error for the other side.
 pub fn remove_annotations(seen: &[(String, String)]) -> Patch {

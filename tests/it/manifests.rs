@@ -225,7 +225,11 @@ fn the_play_template_has_the_shape_stagectl_relies_on() {
             "waiting-pr-approved",
         ),
     ];
-    let mut previous_wait: Option<&str> = None;
+    // The start writes the play's labels where Argo did not, before Rex can cause an event.
+    assert_eq!(task("start")["template"], "update-workflow-stage");
+    assert_eq!(stage_of(task("start")).as_deref(), Some("pending"));
+    assert!(task("start")["depends"].is_null());
+    let mut previous_wait: Option<&str> = Some("start");
     for (agent, update, wait, stage) in chain {
         assert_eq!(task(agent)["template"], "agent");
         if let Some(previous) = previous_wait {
@@ -254,7 +258,7 @@ fn the_play_template_has_the_shape_stagectl_relies_on() {
     }
     assert_eq!(task("complete")["depends"], "wait-pr-approved");
     assert_eq!(stage_of(task("complete")).as_deref(), Some("completed"));
-    assert_eq!(tasks.len(), 10, "nothing else in the DAG");
+    assert_eq!(tasks.len(), 11, "nothing else in the DAG");
 
     let update = template("update-workflow-stage");
     let args: Vec<&str> = update["container"]["args"]

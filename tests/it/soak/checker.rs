@@ -224,7 +224,9 @@ fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<
             if !matches!(kind, "replace" | "add") {
                 continue;
             }
-            if path == "/metadata/labels/current-stage" {
+            // `pending` is where a play starts, not a change: written by the controller from the
+            // template, or by the play's start step where the controller skipped that.
+            if path == "/metadata/labels/current-stage" && op["value"] != "pending" {
                 stages.push((
                     op["value"].as_str().unwrap_or_default().to_string(),
                     write.at,
