@@ -74,6 +74,12 @@ impl Delivery {
     pub fn accepted(&self) -> bool {
         self.answer.starts_with('2')
     }
+
+    /// Whether it went on the wire at all: a dropped delivery (GitHub's failed, the agent's
+    /// `--event dropped`) never reached the EventSource, whatever else happened.
+    pub fn sent(&self) -> bool {
+        self.answer != "dropped"
+    }
 }
 
 /// Everything the checker reads.
@@ -140,6 +146,9 @@ pub struct Verdict {
     pub deliveries_refused: usize,
     pub webhooks_lost: usize,
     pub recovered_by_reconcile: usize,
+    /// Waits released by a webhook whose every send GitHub saw fail (the EventSource published
+    /// it, then its answer was lost): not lost, and a redelivery is a no-op.
+    pub released_by_unanswered: usize,
     pub longest_recovery: Duration,
     pub latency_quiet: Vec<Duration>,
     pub latency_faulted: Vec<Duration>,
@@ -347,10 +356,12 @@ pub fn check(facts: &Facts) -> Verdict {
             });
             for release in &here {
                 let own = match &release.by {
+                    // Whatever GitHub was answered: an event the EventSource published before
+                    // its answer was lost (killed, its bus down) is still this play's own.
                     Writer::StageResume(id) => facts
                         .deliveries
                         .iter()
-                        .any(|d| d.id.eq_ignore_ascii_case(id) && d.accepted() && ours(d)),
+                        .any(|d| d.id.eq_ignore_ascii_case(id) && d.sent() && ours(d)),
                     Writer::Reconcile(_) => change.is_some_and(|c| c.at <= release.at),
                     Writer::Other(_) => false,
                 };
@@ -380,12 +391,25 @@ pub fn check(facts: &Facts) -> Verdict {
                     );
                 }
                 let release = here[0];
-                let accepted: Vec<&Delivery> = facts
+                let sent: Vec<&Delivery> = facts
                     .deliveries
                     .iter()
-                    .filter(|d| ours(d) && d.accepted())
+                    .filter(|d| ours(d) && d.sent())
                     .collect();
-                if accepted.is_empty() {
+                // The first send of the delivery that released the wait, if a webhook did.
+                let first_send = match &release.by {
+                    Writer::StageResume(id) => sent
+                        .iter()
+                        .filter(|d| d.id.eq_ignore_ascii_case(id))
+                        .map(|d| (d.sent_at, d.accepted()))
+                        .min_by_key(|(at, _)| *at),
+                    _ => None,
+                };
+                let accepted = sent.iter().any(|d| d.accepted());
+                if first_send.is_some() && !accepted {
+                    verdict.released_by_unanswered += 1;
+                }
+                if first_send.is_none() && !accepted {
                     verdict.webhooks_lost += 1;
                     // From the later of the change on GitHub and the play entering the stage.
                     let entered = stages
@@ -422,15 +446,13 @@ pub fn check(facts: &Facts) -> Verdict {
                         verdict.recovered_by_reconcile += 1;
                     }
                 } else if release.how == How::Resumed
-                    && let Writer::StageResume(id) = &release.by
-                    && let Some(delivery) = accepted.iter().find(|d| d.id.eq_ignore_ascii_case(id))
+                    && let Some((sent_at, _)) = first_send
                 {
-                    let latency =
-                        Duration::from_millis((release.at - delivery.sent_at).max(0) as u64);
+                    let latency = Duration::from_millis((release.at - sent_at).max(0) as u64);
                     let faulted = facts
                         .fault_windows
                         .iter()
-                        .any(|w| w.from <= release.at && delivery.sent_at <= w.to);
+                        .any(|w| w.from <= release.at && sent_at <= w.to);
                     if faulted {
                         verdict.latency_faulted.push(latency);
                     } else {
@@ -549,6 +571,35 @@ mod tests {
             .filter(|(_, plays)| !plays.is_empty())
             .map(|(property, _)| *property)
             .collect()
+    }
+
+    /// The EventSource published the first send and was killed before answering it; GitHub's
+    /// redelivery of the same id was accepted later. The release is the play's own event, no
+    /// webhook was lost, and its latency runs from the first send.
+    #[test]
+    fn a_release_by_a_send_whose_answer_was_lost_is_the_plays_own_and_timed_from_that_send() {
+        let mut facts = completed_play();
+        facts.deliveries[0].answer = "failed: connection reset".into();
+        let mut again = facts.deliveries[0].clone();
+        again.sent_at += 20_000;
+        again.answer = "200 success".into();
+        facts.deliveries.push(again);
+        let verdict = check(&facts);
+        assert!(verdict.passed(), "{}", verdict.report());
+        assert_eq!(verdict.webhooks_lost, 0);
+        assert!(
+            verdict
+                .latency_quiet
+                .iter()
+                .all(|l| *l == Duration::from_millis(400))
+        );
+
+        // Never answered at all, never sent again: still its own, still not lost.
+        facts.deliveries.pop();
+        let verdict = check(&facts);
+        assert!(verdict.passed(), "{}", verdict.report());
+        assert_eq!(verdict.webhooks_lost, 0);
+        assert_eq!(verdict.released_by_unanswered, 1);
     }
 
     #[test]

@@ -476,10 +476,11 @@ fn report(
         .map_or(0, Vec::len);
     writeln!(
         text,
-        "waits released {}; webhooks accepted {}, refused {}; waits whose webhooks were all lost {} (recovered by reconcile {}, the longest after {:.1}s)",
+        "waits released {}; webhooks accepted {}, refused {} ({} waits released by a webhook GitHub saw fail); waits whose webhooks were all lost {} (recovered by reconcile {}, the longest after {:.1}s)",
         verdict.waits_released,
         verdict.deliveries_accepted,
         verdict.deliveries_refused,
+        verdict.released_by_unanswered,
         verdict.webhooks_lost,
         verdict.recovered_by_reconcile,
         verdict.longest_recovery.as_secs_f64()
