@@ -108,7 +108,7 @@ DURATION ?= 1200
 FAULT_RATE ?= 4
 SEED ?=
 
-soak: static e2e-build ## The seeded soak under overlapping faults (about 30 minutes); report in target/soak/SEED.txt
+soak: static e2e-build $(PROMTOOL) ## The seeded soak under overlapping faults (about 30 minutes); report in target/soak/SEED.txt
 	export SOAK_SEED=$(SEED) SOAK_PLAYS=$(PLAYS) SOAK_DURATION_SECONDS=$(DURATION) SOAK_FAULTS_PER_MINUTE=$(FAULT_RATE); \
 	  $(call with-control-planes,--test it -- --include-ignored --exact soak::full --nocapture)
 

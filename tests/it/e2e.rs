@@ -313,14 +313,54 @@ impl Plays {
             .as_array_mut()
             .unwrap()
             .push(json!(format!("--github-api-url={}", github.url)));
+        self.cron_workflows()
+            .create(&PostParams::default(), &cron)
+            .await
+            .unwrap();
+    }
+
+    fn cron_workflows(&self) -> Api<DynamicObject> {
         let resource = ApiResource::from_gvk_with_plural(
             &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "CronWorkflow"),
             "cronworkflows",
         );
         Api::<DynamicObject>::namespaced_with(self.ns.client.clone(), &self.ns.name, &resource)
-            .create(&PostParams::default(), &cron)
+    }
+
+    /// Suspends the reconcile CronWorkflow and waits until none of its runs is still going.
+    pub async fn stop_reconcile_cron(&self) {
+        self.cron_workflows()
+            .patch(
+                "stagectl-reconcile",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"spec": {"suspend": true}})),
+            )
             .await
             .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        loop {
+            let runs = self
+                .ns
+                .workflows()
+                .list(&ListParams::default().labels(RECONCILE_RUNS))
+                .await;
+            if let Ok(runs) = runs
+                && runs.items.iter().all(|run| {
+                    run.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("workflows.argoproj.io/completed"))
+                        .is_some_and(|c| c == "true")
+                })
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "reconcile runs still going 10 minutes after the CronWorkflow was suspended"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     /// Creates a Workflow here and returns its name.

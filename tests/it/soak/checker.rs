@@ -4,7 +4,7 @@
 //! of webhook deliveries) — never from stagectl's own records. Each property is stated with the
 //! plays that break it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -45,6 +45,9 @@ pub struct Write {
     /// The pod the token was bound to.
     pub pod: Option<String>,
     pub ops: Vec<Value>,
+    /// Answered 5xx: it may have been applied all the same (the server's answer, not the
+    /// write, failed), and its body may be missing from the log.
+    pub uncertain: bool,
 }
 
 /// A change on GitHub, from the stand-in's log.
@@ -97,7 +100,35 @@ pub struct Facts {
     /// When killed processes were down, to split event latency into with and without faults,
     /// and to allow for a reconcile run that could not start on time.
     pub fault_windows: Vec<Downtime>,
+    /// What should raise each alert, from the server's objects: failed steps and runs, waits
+    /// reconcile recovered.
+    pub alert_causes: Vec<AlertCause>,
+    /// The alerts Prometheus fired at any time of the run (None: not watched).
+    pub alerts_fired: Option<BTreeSet<String>>,
+    /// Until when Prometheus had scraped and evaluated; a later cause it could not see.
+    pub alerts_seen_until: Millis,
 }
+
+/// Something that should raise an alert, when the controller counted it.
+#[derive(Clone, Debug)]
+pub struct AlertCause {
+    pub alert: &'static str,
+    pub at: Millis,
+    pub what: String,
+}
+
+/// The alerts of examples/monitoring/prometheus-rule.yaml.
+pub const ALERTS: [&str; 5] = [
+    "PlayStageTransitionFailed",
+    "PlayResumeStepFailed",
+    "PlayStuckInWaitingStage",
+    "PlayWebhookLost",
+    "StagectlReconcileFailing",
+];
+
+/// How long after counting something the controller must live for Prometheus to see it: its
+/// counters die with it, and a count not scraped before a kill -9 is gone (as in production).
+pub const SCRAPE_GRACE: Millis = 10_000;
 
 /// A process killed, from the kill until it ran again.
 #[derive(Clone, Debug)]
@@ -107,8 +138,12 @@ pub struct Downtime {
     pub to: Millis,
 }
 
-/// Processes without which no reconcile run starts or writes.
-const RECONCILE_NEEDS: [&str; 2] = ["apiserver", "workflow-controller"];
+/// What no reconcile run can recover without: the processes that schedule and run it, and
+/// GitHub's rate limit (a run with the limit used up writes nothing, by design).
+const RECONCILE_NEEDS: [&str; 3] = ["apiserver", "workflow-controller", GITHUB_RATE_LIMIT];
+
+/// The fault window of GitHub's primary rate limit used up.
+pub const GITHUB_RATE_LIMIT: &str = "github rate limit";
 
 /// What released a wait.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,17 +185,20 @@ pub struct Verdict {
     /// it, then its answer was lost): not lost, and a redelivery is a no-op.
     pub released_by_unanswered: usize,
     pub longest_recovery: Duration,
+    /// Each alert: whether it fired, and how many causes the server holds.
+    pub alerts: Vec<(&'static str, bool, usize)>,
     pub latency_quiet: Vec<Duration>,
     pub latency_faulted: Vec<Duration>,
 }
 
-pub const PROPERTIES: [&str; 6] = [
+pub const PROPERTIES: [&str; 7] = [
     "every play ends as planned (completed, or failed where its agent failed)",
     "no stage skipped or repeated in any play's stage changes",
     "each wait released exactly once",
     "each release by an event of the play's own task, repository and stage",
     "each wait node ended as its release says (skipped after a latch, resumed after a resume)",
     "every lost webhook recovered within one reconcile interval (and a run's length)",
+    "the alerts that should fire do, and none that should not",
 ];
 
 impl Verdict {
@@ -222,10 +260,36 @@ fn writer(write: &Write, workflows: &[String]) -> Writer {
 }
 
 /// The stage-label writes of a play, in order, and the releases of its waits.
+///
+/// A write answered 5xx may have been applied: the API server can commit a write and then fail
+/// to answer it (a timeout, a shutdown), and log the 5xx without the body. Such a write counts
+/// as the stage change a later successful write proves — one whose `test` finds the stage at a
+/// value no certain write set — and never otherwise.
 fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<Release>) {
-    let mut stages = Vec::new();
+    let mut stages: Vec<(String, Millis)> = Vec::new();
     let mut releases = Vec::new();
+    let mut unproven: Option<Millis> = None;
     for write in facts.writes.iter().filter(|w| w.play == play.name) {
+        if write.uncertain {
+            unproven.get_or_insert(write.at);
+            continue;
+        }
+        let tested = write.ops.iter().find_map(|op| {
+            (op["op"] == "test" && op["path"] == "/metadata/labels/current-stage")
+                .then(|| op["value"].as_str())
+                .flatten()
+        });
+        let last = stages.last().map_or("pending", |(stage, _)| stage.as_str());
+        if let (Some(tested), Some(at)) = (tested, unproven)
+            && tested != last
+        {
+            stages.push((tested.to_string(), at));
+        }
+        // Only a write that tests the stage proves or rules out anything (a history trim does
+        // neither).
+        if tested.is_some() {
+            unproven = None;
+        }
         for op in &write.ops {
             let (Some(kind), Some(path)) = (op["op"].as_str(), op["path"].as_str()) else {
                 continue;
@@ -421,12 +485,13 @@ pub fn check(facts: &Facts) -> Verdict {
                     verdict.longest_recovery = verdict.longest_recovery.max(took);
                     // A run cannot be scheduled or write while the controller or the API server
                     // is down.
-                    let held: Millis = facts
-                        .fault_windows
-                        .iter()
-                        .filter(|w| RECONCILE_NEEDS.contains(&w.process.as_str()))
-                        .map(|w| (w.to.min(release.at) - w.from.max(since)).max(0))
-                        .sum();
+                    let held = covered(
+                        facts
+                            .fault_windows
+                            .iter()
+                            .filter(|w| RECONCILE_NEEDS.contains(&w.process.as_str()))
+                            .map(|w| (w.from.max(since), w.to.min(release.at))),
+                    );
                     let bound = facts.reconcile_interval
                         + facts.longest_reconcile_run
                         + Duration::from_millis(held as u64);
@@ -462,7 +527,69 @@ pub fn check(facts: &Facts) -> Verdict {
             }
         }
     }
+    check_alerts(facts, &mut verdict);
     verdict
+}
+
+/// How long the windows cover together (overlaps counted once).
+fn covered(windows: impl Iterator<Item = (Millis, Millis)>) -> Millis {
+    let mut windows: Vec<(Millis, Millis)> = windows.filter(|(from, to)| from < to).collect();
+    windows.sort();
+    let mut total = 0;
+    let mut reached = Millis::MIN;
+    for (from, to) in windows {
+        let from = from.max(reached);
+        if to > from {
+            total += to - from;
+            reached = to;
+        }
+    }
+    total
+}
+
+/// Property 7: each alert fired iff something the controller counted should raise it. A cause
+/// counted just before the controller was killed may be lost with its counters; such an alert
+/// may fire or not.
+fn check_alerts(facts: &Facts, verdict: &mut Verdict) {
+    let Some(fired) = &facts.alerts_fired else {
+        return;
+    };
+    for alert in ALERTS {
+        let causes: Vec<&AlertCause> = facts
+            .alert_causes
+            .iter()
+            .filter(|cause| cause.alert == alert)
+            .collect();
+        let observable = causes.iter().find(|cause| {
+            cause.at + SCRAPE_GRACE <= facts.alerts_seen_until
+                && !facts.fault_windows.iter().any(|w| {
+                    w.process == "workflow-controller"
+                        && cause.at <= w.from
+                        && w.from <= cause.at + SCRAPE_GRACE
+                })
+        });
+        verdict
+            .alerts
+            .push((alert, fired.contains(alert), causes.len()));
+        match (fired.contains(alert), observable) {
+            (false, Some(cause)) => verdict.flag(
+                6,
+                alert,
+                format!(
+                    "did not fire, though {} ({} causes)",
+                    cause.what,
+                    causes.len()
+                ),
+            ),
+            (true, _) if causes.is_empty() => {
+                verdict.flag(6, alert, "fired without a cause".into())
+            }
+            _ => {}
+        }
+    }
+    for other in fired.iter().filter(|a| !ALERTS.contains(&a.as_str())) {
+        verdict.flag(6, other, "fired, and is no alert of the rules".into());
+    }
 }
 
 #[cfg(test)]
@@ -493,6 +620,7 @@ mod tests {
             play: play.into(),
             user: "system:serviceaccount:soak:play".into(),
             pod: Some(format!("{play}-update-1")),
+            uncertain: false,
             ops: vec![
                 json!({"op": "test", "path": "/metadata/labels/current-stage", "value": "x"}),
                 json!({"op": "replace", "path": "/metadata/labels/current-stage", "value": stage}),
@@ -506,6 +634,7 @@ mod tests {
             play: play.into(),
             user: "system:serviceaccount:soak:stage-resume".into(),
             pod: Some(format!("{workflow}-resume-123")),
+            uncertain: false,
             ops: vec![
                 json!({"op": "test", "path": format!("/status/nodes/{node}/type"), "value": "Suspend"}),
                 json!({"op": "replace", "path": format!("/status/nodes/{node}/phase"), "value": "Succeeded"}),
@@ -691,6 +820,66 @@ mod tests {
             to: 25_000,
         });
         assert!(check(&facts).passed());
+    }
+
+    #[test]
+    fn an_alert_must_fire_iff_something_should_raise_it() {
+        let mut facts = completed_play();
+        facts.alerts_fired = Some(BTreeSet::new());
+        facts.alerts_seen_until = 1_000_000;
+        assert!(check(&facts).passed());
+        facts.alert_causes.push(AlertCause {
+            alert: "PlayWebhookLost",
+            at: 50_000,
+            what: "run r recovered 1".into(),
+        });
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[6]]);
+        // Unless the controller died before Prometheus could scrape the count.
+        facts.fault_windows.push(Downtime {
+            process: "workflow-controller".into(),
+            from: 55_000,
+            to: 60_000,
+        });
+        assert!(check(&facts).passed());
+        facts.alerts_fired = Some(["PlayWebhookLost".to_string()].into());
+        assert!(check(&facts).passed());
+        facts.alerts_fired = Some(["StagectlReconcileFailing".to_string()].into());
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[6]]);
+    }
+
+    /// The server committed the change to waiting-ready-for-qa and answered 503, logging no
+    /// body; the stage-resume that then tests that stage proves it. Without that proof, the
+    /// stage is skipped.
+    #[test]
+    fn a_stage_change_answered_5xx_counts_where_a_later_write_proves_it() {
+        let mut facts = completed_play();
+        let index = facts
+            .writes
+            .iter()
+            .position(|w| w.ops[1]["value"] == "waiting-ready-for-qa")
+            .unwrap();
+        let mut lost = facts.writes[index].clone();
+        lost.ops.clear();
+        lost.uncertain = true;
+        facts.writes[index] = lost;
+        // The resume of that stage tests the stage, as stagectl's do.
+        let resume = &mut facts.writes[index + 1];
+        resume.ops.insert(
+            0,
+            json!({"op": "test", "path": "/metadata/labels/current-stage", "value": "waiting-ready-for-qa"}),
+        );
+        assert!(check(&facts).passed(), "{}", check(&facts).report());
+        facts.writes[index + 1].ops.remove(0);
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[1]]);
+    }
+
+    #[test]
+    fn overlapping_fault_windows_are_counted_once() {
+        assert_eq!(
+            covered([(0, 10), (5, 20), (30, 40), (35, 36)].into_iter()),
+            30
+        );
+        assert_eq!(covered([(10, 5)].into_iter()), 0);
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod checker;
 mod nemesis;
 mod scenario;
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -21,11 +22,13 @@ use kube::api::{ListParams, PostParams};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use self::checker::{Change, Delivery, Facts, Millis, PlayObject, Verdict, WAITS, Write};
+use self::checker::{
+    AlertCause, Change, Delivery, Facts, Millis, PlayObject, Verdict, WAITS, Write,
+};
 use self::nemesis::{Nemesis, Processes};
 use self::scenario::{REPOSITORIES, Scenario, Size};
 use crate::e2e::{Plays, RECONCILE_RUNS, play_workflow};
-use crate::harness::{GitHubStandIn, repo_path};
+use crate::harness::{GitHubStandIn, Prometheus, repo_path};
 
 const TOKEN: &str = "ghp_soak";
 /// The reconcile CronWorkflow runs every minute in the soak.
@@ -136,8 +139,6 @@ async fn soak(seed: u64, size: Size) {
             "repos": repos,
         }))
         .await;
-    plays.install_reconcile_cron(&github, TOKEN, 1000).await;
-
     let nemesis = Nemesis::new(Processes {
         controlplane_dir: plays.argo.controlplane_dir.clone(),
         kubeconfig: plays.argo.kubeconfig.clone(),
@@ -147,6 +148,9 @@ async fn soak(seed: u64, size: Size) {
             .map(Into::into)
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_stagectl").into()),
     });
+    nemesis.fresh_controller().await;
+    let prometheus = Prometheus::start(&plays.argo.metrics_url).await;
+    plays.install_reconcile_cron(&github, TOKEN, 1000).await;
     let names: Vec<String> = (0..scenario.plays.len())
         .map(|i| format!("play-{}-{i}", scenario.plays[i].task))
         .collect();
@@ -166,10 +170,18 @@ async fn soak(seed: u64, size: Size) {
     nemesis.heal().await;
     let took = start.elapsed();
 
+    // The alerts of the whole run, once no reconcile run can add a cause and Prometheus has
+    // seen the end; the causes are read after, so that none is missed.
+    plays.stop_reconcile_cron().await;
+    let seen_until = nemesis::now_millis();
+    prometheus.caught_up(seen_until).await;
+    let alerts_fired = alerts_fired(&prometheus, start.elapsed()).await;
     let facts = facts(&plays, &scenario, &names, &github).await;
     let log = nemesis.log();
     let verdict = checker::check(&Facts {
         fault_windows: log.windows.clone(),
+        alerts_fired: Some(alerts_fired),
+        alerts_seen_until: seen_until,
         ..facts
     });
     let report = report(&scenario, &verdict, &log, took, finished, &replay);
@@ -229,6 +241,45 @@ async fn submit_all(
     futures::future::join_all(submissions).await;
 }
 
+/// The alerts that fired at any time in the last `span`.
+async fn alerts_fired(prometheus: &Prometheus, span: Duration) -> BTreeSet<String> {
+    let query = format!(
+        "max_over_time(ALERTS{{alertstate=\"firing\"}}[{}s])",
+        span.as_secs() + 60
+    );
+    prometheus
+        .query(&query)
+        .await
+        .iter()
+        .filter_map(|series| series["metric"]["alertname"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// What should raise an alert, from a workflow: its nodes of `template` that failed, at their
+/// end.
+fn failed_steps(workflow: &Value, template: &str, alert: &'static str) -> Vec<AlertCause> {
+    let name = workflow["metadata"]["name"].as_str().unwrap_or_default();
+    workflow["status"]["nodes"]
+        .as_object()
+        .into_iter()
+        .flat_map(|nodes| nodes.values())
+        .filter(|node| {
+            node["templateName"] == template
+                && node["type"] == "Pod"
+                && matches!(node["phase"].as_str(), Some("Failed" | "Error"))
+        })
+        .map(|node| AlertCause {
+            alert,
+            at: millis_of(&node["finishedAt"]).unwrap_or_default(),
+            what: format!(
+                "{name}: {} {}",
+                node["displayName"].as_str().unwrap_or_default(),
+                node["message"].as_str().unwrap_or_default()
+            ),
+        })
+        .collect()
+}
+
 /// Waits until every play has finished, or the deadline; whether all did.
 async fn all_finished(plays: &Plays, names: &[String], deadline: Instant) -> bool {
     loop {
@@ -276,8 +327,14 @@ async fn facts(
     github: &GitHubStandIn,
 ) -> Facts {
     let mut objects = Vec::new();
+    let mut alert_causes = Vec::new();
     for (plan, name) in scenario.plays.iter().zip(names) {
         let object = serde_json::to_value(plays.ns.workflows().get(name).await.unwrap()).unwrap();
+        alert_causes.extend(failed_steps(
+            &object,
+            "update-workflow-stage",
+            "PlayStageTransitionFailed",
+        ));
         let nodes = object["status"]["nodes"]
             .as_object()
             .cloned()
@@ -327,7 +384,10 @@ async fn facts(
     let mut writes = Vec::new();
     for entry in workflow_entries {
         let code = entry["responseStatus"]["code"].as_u64().unwrap_or(0);
-        if !(200..300).contains(&code) {
+        // 4xx: refused, nothing written. 5xx: perhaps written (the checker decides).
+        let uncertain = (500..600).contains(&code);
+        let kept = (200..300).contains(&code) || (uncertain && entry["verb"] == "patch");
+        if !kept {
             continue;
         }
         match entry["verb"].as_str() {
@@ -354,6 +414,7 @@ async fn facts(
                     .as_array()
                     .cloned()
                     .unwrap_or_default(),
+                uncertain,
             }),
             _ => {}
         }
@@ -374,6 +435,49 @@ async fn facts(
         .list(&ListParams::default().labels(RECONCILE_RUNS))
         .await
         .unwrap();
+    for run in &runs.items {
+        let run = serde_json::to_value(run).unwrap();
+        let at = millis_of(&run["status"]["finishedAt"]).unwrap_or_default();
+        let name = run["metadata"]["name"].as_str().unwrap_or_default();
+        let phase = run["status"]["phase"].as_str().unwrap_or_default();
+        if matches!(phase, "Failed" | "Error") {
+            alert_causes.push(AlertCause {
+                alert: "StagectlReconcileFailing",
+                at,
+                what: format!("{name} {phase}: {}", run["status"]["message"]),
+            });
+        }
+        let recovered: u64 = run["status"]["nodes"]
+            .as_object()
+            .into_iter()
+            .flat_map(|nodes| nodes.values())
+            .flat_map(|node| {
+                node["outputs"]["parameters"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter(|p| p["name"] == "recovered")
+            .filter_map(|p| p["value"].as_str()?.parse::<u64>().ok())
+            .sum();
+        if recovered > 0 {
+            alert_causes.push(AlertCause {
+                alert: "PlayWebhookLost",
+                at,
+                what: format!("{name} recovered {recovered}"),
+            });
+        }
+    }
+    let resumes = plays
+        .ns
+        .workflows()
+        .list(&ListParams::default().labels("stagectl.dev/stage-resume"))
+        .await
+        .unwrap();
+    for resume in &resumes.items {
+        let resume = serde_json::to_value(resume).unwrap();
+        alert_causes.extend(failed_steps(&resume, "resume", "PlayResumeStepFailed"));
+    }
     let longest_reconcile_run = runs
         .items
         .iter()
@@ -422,6 +526,9 @@ async fn facts(
         reconcile_interval: RECONCILE_INTERVAL,
         longest_reconcile_run,
         fault_windows: Vec::new(),
+        alert_causes,
+        alerts_fired: None,
+        alerts_seen_until: 0,
     }
 }
 
@@ -494,6 +601,17 @@ fn report(
         checker::latency_summary(&verdict.latency_faulted)
     )
     .unwrap();
+    let alerts: Vec<String> = verdict
+        .alerts
+        .iter()
+        .map(|(alert, fired, causes)| {
+            format!(
+                "{alert} {} ({causes} causes)",
+                if *fired { "fired" } else { "quiet" }
+            )
+        })
+        .collect();
+    writeln!(text, "alerts: {}", alerts.join(", ")).unwrap();
     writeln!(text, "properties:").unwrap();
     text.push_str(&verdict.report());
     writeln!(

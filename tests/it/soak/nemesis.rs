@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::checker::{Downtime, Millis};
+use super::checker::{Downtime, GITHUB_RATE_LIMIT, Millis};
 use super::scenario::{Fault, FaultKind, Process, SENSORS};
 use crate::harness::{GitHubStandIn, repo_path};
 
@@ -125,6 +125,8 @@ pub const SLOW_APISERVER: &str = "apiserver (slow)";
 /// When the faults that last a while end.
 #[derive(Default)]
 struct Ends {
+    /// Since when (for its window) and until when GitHub's rate limit is used up.
+    limited: Option<Millis>,
     rate_limit: Option<Instant>,
     /// Since when (for its window) and until when the API server is slow.
     slow: Option<Millis>,
@@ -159,6 +161,8 @@ struct Shared {
     down_until: BTreeMap<Process, Instant>,
     /// Killed by the nemesis at this time and not yet started again.
     killed_at: BTreeMap<Process, Millis>,
+    /// Found not running without a fault, at this time, and not yet started again.
+    found_dead: BTreeMap<Process, Millis>,
     log: Log,
 }
 
@@ -217,6 +221,7 @@ impl Nemesis {
                         .set(json!({"rateLimit": {"limit": 5000, "remaining": 0, "reset": reset}}))
                         .await;
                     ends.rate_limit = ends.rate_limit.max(Some(until));
+                    ends.limited.get_or_insert(now_millis());
                 }
                 FaultKind::SlowApiServer(millis) => {
                     crate::harness::set_latency(
@@ -251,17 +256,15 @@ impl Nemesis {
                 github
                     .set(json!({"rateLimit": {"limit": 5000, "remaining": 5000, "reset": 0}}))
                     .await;
+                let from = ends.limited.take().unwrap_or_else(now_millis);
+                self.window(GITHUB_RATE_LIMIT, from);
                 self.note("github rate limit reset".into());
             }
             if ends.slow_until == Some(due) {
                 ends.slow_until = None;
                 crate::harness::set_latency(&self.processes.controlplane_dir, None);
                 let from = ends.slow.take().unwrap_or_else(now_millis);
-                self.shared.lock().unwrap().log.windows.push(Downtime {
-                    process: SLOW_APISERVER.into(),
-                    from,
-                    to: now_millis(),
-                });
+                self.window(SLOW_APISERVER, from);
                 self.note("apiserver fast again".into());
             }
         }
@@ -277,6 +280,13 @@ impl Nemesis {
             Supervised::Process(process) => Some(process),
             Supervised::PodRunner => None,
         };
+        if let Some(process) = process {
+            let mut shared = self.shared.lock().unwrap();
+            if !shared.killed_at.contains_key(&process) {
+                // Down without a fault: its window runs from when it was found so.
+                shared.found_dead.entry(process).or_insert_with(now_millis);
+            }
+        }
         let waiting = process.is_some_and(|p| {
             self.shared
                 .lock()
@@ -302,25 +312,42 @@ impl Nemesis {
             shared.log.failed_starts += 1;
             return false;
         }
-        match process.and_then(|p| Some((p, shared.killed_at.remove(&p)?))) {
-            Some((process, from)) => shared.log.windows.push(Downtime {
+        let killed = process.and_then(|p| shared.killed_at.remove(&p));
+        let found_dead = process.and_then(|p| shared.found_dead.remove(&p));
+        if killed.is_none() {
+            let name = match which {
+                Supervised::Process(p) => p.name(),
+                Supervised::PodRunner => "podrunner",
+            };
+            *shared
+                .log
+                .exited_on_their_own
+                .entry(name.into())
+                .or_default() += 1;
+        }
+        if let (Some(process), Some(from)) = (process, killed.or(found_dead)) {
+            shared.log.windows.push(Downtime {
                 process: process.name().into(),
                 from,
                 to: now_millis(),
-            }),
-            None => {
-                let name = match which {
-                    Supervised::Process(p) => p.name(),
-                    Supervised::PodRunner => "podrunner",
-                };
-                *shared
-                    .log
-                    .exited_on_their_own
-                    .entry(name.into())
-                    .or_default() += 1;
-            }
+            });
         }
         false
+    }
+
+    /// Kills Argo's controller and starts it again before the run, so that its counters (and
+    /// so Prometheus's alerts) hold this run's counts only, not earlier tests'.
+    pub async fn fresh_controller(&self) {
+        let controller = Supervised::Process(Process::Controller);
+        self.processes.kill(Process::Controller).await;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !(self.processes.start(controller).await && self.processes.alive(controller)) {
+            assert!(
+                Instant::now() < deadline,
+                "Argo's controller did not start again within 5 minutes"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     /// One pass over every process at once, as a kubelet restarts each container on its own: a
@@ -359,6 +386,15 @@ impl Nemesis {
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    /// A fault window from `from` until now, for the checker.
+    fn window(&self, what: &str, from: Millis) {
+        self.shared.lock().unwrap().log.windows.push(Downtime {
+            process: what.into(),
+            from,
+            to: now_millis(),
+        });
     }
 
     fn note(&self, event: String) {
