@@ -323,6 +323,15 @@ fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<
             }
         }
     }
+    // The last change answered 5xx, nothing after it to test the stage: the play as the server
+    // holds it now is the proof.
+    let last = stages.last().map_or("pending", |(stage, _)| stage.as_str());
+    if let Some(at) = unproven
+        && !play.stage.is_empty()
+        && play.stage != last
+    {
+        stages.push((play.stage.clone(), at));
+    }
     (stages, releases)
 }
 
@@ -871,6 +880,19 @@ mod tests {
         assert!(check(&facts).passed(), "{}", check(&facts).report());
         facts.writes[index + 1].ops.remove(0);
         assert_eq!(broken(&check(&facts)), [PROPERTIES[1]]);
+    }
+
+    /// The last change, to completed, answered 5xx with nothing after it: the play's stage on
+    /// the server proves it, and only that.
+    #[test]
+    fn a_last_stage_change_answered_5xx_counts_where_the_plays_stage_proves_it() {
+        let mut facts = completed_play();
+        let last = facts.writes.len() - 1;
+        facts.writes[last].ops.clear();
+        facts.writes[last].uncertain = true;
+        assert!(check(&facts).passed(), "{}", check(&facts).report());
+        facts.plays[0].stage = "waiting-pr-approved".into();
+        assert!(broken(&check(&facts)).contains(&PROPERTIES[1]));
     }
 
     #[test]
