@@ -630,10 +630,10 @@ impl Prometheus {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let scraped = self
-                .latest("/api/v1/targets", "activeTargets", "lastScrape")
+                .oldest("/api/v1/targets", "activeTargets", "lastScrape")
                 .await;
             let evaluated = self
-                .latest("/api/v1/rules", "groups", "lastEvaluation")
+                .oldest("/api/v1/rules", "groups", "lastEvaluation")
                 .await;
             if scraped.is_some_and(|s| s > since) && evaluated.is_some_and(|e| e > since) {
                 // The evaluation must come after the scrape that saw the end.
@@ -651,7 +651,7 @@ impl Prometheus {
     }
 
     /// The oldest of the `field` times of the `list` in an API answer, in unix milliseconds.
-    async fn latest(&self, path: &str, list: &str, field: &str) -> Option<i64> {
+    async fn oldest(&self, path: &str, list: &str, field: &str) -> Option<i64> {
         let answer: serde_json::Value = serde_json::from_str(&self.get(path, &[]).await?).ok()?;
         answer["data"][list]
             .as_array()?
