@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use self::checker::{
-    AlertCause, Change, Delivery, Facts, Millis, PlayObject, Verdict, WAITS, Write,
+    AlertCause, Change, Delivery, Facts, Millis, PlayObject, ReconcileRun, Verdict, WAITS, Write,
 };
 use self::nemesis::{Nemesis, Processes};
 use self::scenario::{REPOSITORIES, Scenario, Size};
@@ -478,17 +478,18 @@ async fn facts(
         let resume = serde_json::to_value(resume).unwrap();
         alert_causes.extend(failed_steps(&resume, "resume", "PlayResumeStepFailed"));
     }
-    let longest_reconcile_run = runs
+    let reconcile_runs = runs
         .items
         .iter()
         .filter_map(|run| {
             let run = serde_json::to_value(run).ok()?;
-            let created = millis_of(&run["metadata"]["creationTimestamp"])?;
-            let finished = millis_of(&run["status"]["finishedAt"])?;
-            Some(Duration::from_millis((finished - created).max(0) as u64))
+            Some(ReconcileRun {
+                name: run["metadata"]["name"].as_str()?.to_string(),
+                created: millis_of(&run["metadata"]["creationTimestamp"])?,
+                finished: millis_of(&run["status"]["finishedAt"]),
+            })
         })
-        .max()
-        .unwrap_or_default();
+        .collect();
 
     let changes = github
         .log("changes")
@@ -524,7 +525,7 @@ async fn facts(
         changes,
         deliveries,
         reconcile_interval: RECONCILE_INTERVAL,
-        longest_reconcile_run,
+        reconcile_runs,
         fault_windows: Vec::new(),
         alert_causes,
         alerts_fired: None,
