@@ -22,6 +22,18 @@ pub struct GlobalArgs {
     /// The kubeconfig context to use.
     #[arg(long, global = true)]
     pub context: Option<String>,
+    /// Act as this user (impersonation, as kubectl's --as; RBAC must allow it).
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+    /// Act as a member of this group too (repeatable; needs --as), e.g. the stage-machine
+    /// policy's break-glass group.
+    #[arg(
+        long = "as-group",
+        global = true,
+        value_name = "GROUP",
+        requires = "as_user"
+    )]
+    pub as_group: Vec<String>,
     /// The namespace; default: the context's, or in a pod its own.
     #[arg(long, short = 'n', global = true, env = "STAGECTL_NAMESPACE")]
     pub namespace: Option<String>,
@@ -74,6 +86,8 @@ impl Settings {
             connect: ConnectOptions {
                 kubeconfig: global.kubeconfig.clone(),
                 context: global.context.clone(),
+                impersonate: global.as_user.clone(),
+                impersonate_groups: global.as_group.clone(),
                 namespace: global.namespace.clone(),
                 timeout: global.timeout,
             },

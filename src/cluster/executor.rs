@@ -143,7 +143,9 @@ impl Cluster {
 }
 
 /// Whether the API refused a JSON Patch because one of its `test` operations (or another
-/// operation) did not apply to the object as it is.
+/// operation) did not apply to the object as it is; not an admission policy's denial, which
+/// reading again cannot change.
 fn is_patch_refused(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 422)
+        && super::admission_refusal(err).is_none()
 }

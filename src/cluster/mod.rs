@@ -36,6 +36,9 @@ pub type WorkflowMeta = PartialObjectMeta<DynamicObject>;
 pub struct ConnectOptions {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
+    /// `--as` and `--as-group`: who the API server is asked to take the request for.
+    pub impersonate: Option<String>,
+    pub impersonate_groups: Vec<String>,
     pub namespace: Option<String>,
     pub timeout: Duration,
 }
@@ -98,6 +101,11 @@ impl Cluster {
                 .with_source(e)
             })?,
         };
+        if let Some(user) = &options.impersonate {
+            config.auth_info.impersonate = Some(user.clone());
+            config.auth_info.impersonate_groups = (!options.impersonate_groups.is_empty())
+                .then(|| options.impersonate_groups.clone());
+        }
         // A connection that does not open quickly is not going to; a request that opened one
         // but stalls is cut by the retry policy's attempt timeout and sent again.
         config.connect_timeout = Some(retry::CONNECT_TIMEOUT);
@@ -463,6 +471,14 @@ impl Cluster {
         if transient {
             return self.gave_up(&err, target, verb, budget).with_source(err);
         }
+        if let Some(message) = admission_refusal(&err) {
+            return Error::refused(format!(
+                "the API server's stage-machine policy refused to {verb} {}: {}",
+                target.describe(),
+                one_line(message)
+            ))
+            .with_source(err);
+        }
         let error = match &err {
             kube::Error::Api(status) => match status.code {
                 404 if status.details.as_ref().is_some_and(|d| !d.name.is_empty()) => {
@@ -557,11 +573,57 @@ fn config_error(err: kube::config::KubeconfigError) -> Error {
     .with_source(err)
 }
 
+/// The message of a write that an admission policy denied (the stage-machine policy of
+/// workflow-templates/): the API server says "... denied request: <the policy's message>", and
+/// that message says what was refused and what is legal. Denied again however often sent. A
+/// policy's own validations answer 403; a binding that cannot be evaluated (its parameters
+/// missing) 422, which must not be taken for a failed `test` of the patch.
+pub fn admission_refusal(err: &kube::Error) -> Option<&str> {
+    let kube::Error::Api(status) = err else {
+        return None;
+    };
+    let (before, message) = status.message.split_once(" denied request: ")?;
+    (matches!(status.code, 403 | 422) && before.contains("ValidatingAdmissionPolicy"))
+        .then_some(message)
+}
+
 /// An API error by its server message (kube's own text repeats the whole status); others as
 /// they print, on one line.
 pub fn describe(err: &kube::Error) -> String {
     match err {
         kube::Error::Api(status) => format!("{} ({})", one_line(&status.message), status.code),
         other => one_line(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
+        let status: kube::core::Status =
+            serde_json::from_value(serde_json::json!({"code": code, "message": message})).unwrap();
+        kube::Error::Api(Box::new(status))
+    }
+
+    /// The API server's words for a denial by a policy, as it answered on the control plane.
+    #[test]
+    fn a_policy_denial_is_told_from_rbac_and_from_a_failed_test() {
+        let denied = "workflows.argoproj.io \"play-1\" is forbidden: ValidatingAdmissionPolicy \
+            'stagectl-stage-machine' with binding 'stagectl-stage-machine.argo' denied request: \
+            current-stage pending → completed is not a move of the stage machine";
+        assert_eq!(
+            admission_refusal(&api_error(403, denied)),
+            Some("current-stage pending → completed is not a move of the stage machine")
+        );
+        let unevaluable = "The workflows \"play-1\" is invalid: : ValidatingAdmissionPolicy \
+            'stagectl-stage-machine' with binding 'b' denied request: failed to configure binding: \
+            no params found for policy binding with `Deny` parameterNotFoundAction";
+        assert!(admission_refusal(&api_error(422, unevaluable)).is_some());
+        let rbac = "workflows.argoproj.io \"play-1\" is forbidden: User \"x\" cannot patch \
+            resource \"workflows\"";
+        assert_eq!(admission_refusal(&api_error(403, rbac)), None);
+        let failed_test = "the server rejected our request due to an error in our request";
+        assert_eq!(admission_refusal(&api_error(422, failed_test)), None);
     }
 }

@@ -14,8 +14,9 @@
 //!   authenticated user read it); after a 401, without (it lets anonymous users read it), and an
 //!   anonymous request refused with 401 (anonymous access turned off) tells nothing either way.
 //!
-//! Everything else is final at once: 400, 404, 422, and a 401 or 403 from a server that is up,
-//! so a wrong credential or a missing permission fails on its first answer.
+//! Everything else is final at once: 400, 404, 422, a 401 or 403 from a server that is up, so a
+//! wrong credential or a missing permission fails on its first answer, and an admission policy's
+//! denial (a 403 that says so), which the same write meets again.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,7 +28,7 @@ use kube::{Client, Config};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::describe;
+use super::{admission_refusal, describe};
 
 /// A server that does not accept a connection within this is not going to soon.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -177,6 +178,9 @@ impl Policy {
     }
 
     async fn verdict(&self, error: &kube::Error) -> Verdict {
+        if admission_refusal(error).is_some() {
+            return Verdict::Final;
+        }
         if let kube::Error::Api(status) = error
             && matches!(status.code, 401 | 403)
         {

@@ -143,7 +143,7 @@ impl ChangeRequest {
             Goal::Set { target, force } => pipeline.plan_set(&current, target, *force),
             Goal::Rollback { to } => pipeline.plan_rollback(
                 &current,
-                record.entered_from(pipeline).as_ref(),
+                record.failed_at_in(pipeline).as_ref(),
                 to.as_ref(),
             ),
         };
@@ -292,6 +292,12 @@ impl ChangeRequest {
             entry.wait_satisfied_by = Some(delivery.clone());
         }
         let mut change = StageChange::new(from.name(), to.name(), &entry);
+        if to.is_failed() {
+            change.set_annotations.push((
+                record::FAILED_AT_ANNOTATION.to_string(),
+                from.name().to_string(),
+            ));
+        }
         let mut needs_resource_version = false;
         let labels_seen = observed.and_then(|meta| meta.labels.as_ref());
         let mut identity = Vec::new();
@@ -615,5 +621,42 @@ mod tests {
         );
         let why = refused(start(Some("42")).plan(&pipeline, &removed, at(2), &[]));
         assert!(why.contains("removed"), "{why}");
+    }
+
+    /// The policy lets a failed play back only to where it failed, read from one annotation:
+    /// every move into `failed` writes it, and rollback goes by it.
+    #[test]
+    fn failing_records_the_stage_failed_at_and_rollback_returns_there() {
+        let pipeline = Pipeline::default();
+        let mut fail = request("pod/exit-handler");
+        fail.goal = Goal::Set {
+            target: pipeline.failed(),
+            force: false,
+        };
+        let pending: ObjectMeta = serde_json::from_value(json!({
+            "name": "play-42",
+            "labels": {"current-stage": "pending"},
+            "annotations": {},
+        }))
+        .unwrap();
+        assert!(
+            fail.plan_unread(&pipeline, at(100)).is_none(),
+            "failing reads first"
+        );
+        let at_pending = landed(&fail.plan(&pipeline, &pending, at(100), &[]));
+        let annotations = at_pending.annotations.clone().unwrap();
+        assert_eq!(annotations[record::FAILED_AT_ANNOTATION], "pending");
+
+        let mut back = request("someone@host");
+        back.goal = Goal::Rollback { to: None };
+        let mut failed = at_pending.clone();
+        failed.labels.as_mut().unwrap().insert(
+            labels::CURRENT_STAGE.into(),
+            pipeline.failed().name().into(),
+        );
+        let Step::Write { then, .. } = back.plan(&pipeline, &failed, at(101), &[]) else {
+            panic!("a rollback from failed")
+        };
+        assert_eq!(then.outcome.to, "pending");
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::delivery::Delivery;
 use crate::core::labels::{self, Repository};
-use crate::core::stage::{Pipeline, Stage};
+use crate::core::stage::{FAILED, Pipeline, Stage};
 
 /// Each change is one annotation of its own, `stagectl.dev/history-<unix nanoseconds>`, so that
 /// a change can add its entry in the same JSON Patch without reading the others first.
@@ -18,6 +18,9 @@ pub const HISTORY_PREFIX: &str = "stagectl.dev/history-";
 pub const HISTORY_LIMIT: usize = 20;
 /// Reasons longer than this are cut, so that the history stays small whatever callers pass.
 pub const REASON_LIMIT: usize = 512;
+/// The stage a play failed at, written with every move into `failed`: where `rollback` returns
+/// it to, read by the API server's policy as well as by stagectl.
+pub const FAILED_AT_ANNOTATION: &str = "stagectl.dev/failed-at";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -80,6 +83,9 @@ pub struct StageRecord {
     pub phase: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Timestamp>,
+    /// For a failed play, the stage it failed at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<String>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -106,8 +112,10 @@ impl StageRecord {
                 .and_then(|secs| Timestamp::from_second(secs).ok()),
             phase: label(labels::ARGO_PHASE),
             created_at: meta.creation_timestamp.as_ref().map(|t| t.0),
+            failed_at: None,
             history: history(meta).into_values().collect(),
         }
+        .with_failed_at(annotations.get(FAILED_AT_ANNOTATION))
     }
 
     /// The workflow's stage in `pipeline`'s terms; `None` when it has no stage label at all.
@@ -135,14 +143,24 @@ impl StageRecord {
             .or(self.created_at)
     }
 
-    /// The stage the workflow was in when it last entered its current stage.
-    pub fn entered_from(&self, pipeline: &Pipeline) -> Option<Stage> {
-        let current = self.stage.as_deref()?;
-        self.history
-            .iter()
-            .rev()
-            .find(|e| e.to == current)
-            .map(|e| pipeline.stage(&e.from))
+    /// The stage a failed play failed at: its annotation, or for a play that failed before
+    /// stagectl wrote one, its last move into `failed` (which the API server's policy, reading
+    /// only the annotation, does not know).
+    fn with_failed_at(mut self, annotation: Option<&String>) -> Self {
+        if self.stage.as_deref() == Some(FAILED) {
+            self.failed_at = annotation.filter(|v| !v.is_empty()).cloned().or_else(|| {
+                self.history
+                    .iter()
+                    .rev()
+                    .find(|e| e.to == FAILED)
+                    .map(|e| e.from.clone())
+            });
+        }
+        self
+    }
+
+    pub fn failed_at_in(&self, pipeline: &Pipeline) -> Option<Stage> {
+        self.failed_at.as_deref().map(|name| pipeline.stage(name))
     }
 }
 
@@ -236,7 +254,7 @@ mod tests {
         assert_eq!(record.history, entries);
         assert_eq!(
             record
-                .entered_from(&Pipeline::default())
+                .failed_at_in(&Pipeline::default())
                 .as_ref()
                 .map(Stage::name),
             Some("waiting-pr-created")
@@ -279,6 +297,7 @@ mod tests {
             updated_at: Some(at(500)),
             phase: Some("Running".into()),
             created_at: Some(at(10)),
+            failed_at: None,
             history: vec![
                 entry(100_000_000_000, "pending", "waiting-pr-created"),
                 entry(

@@ -217,8 +217,51 @@ impl Pipeline {
         matches!((a.place, b.place), (Place::Ordered(x), Place::Ordered(y)) if x < y)
     }
 
-    /// Decides `set target` for a workflow at `current`: exactly one step forward, or into
-    /// `failed` from any unfinished stage; with `force`, any move.
+    /// The stages a workflow at `current` may move to without `--force`: one step forward,
+    /// `failed` from an unfinished stage, one step back, and from `failed` back to the stage it
+    /// failed at (`failed_at`). Nothing leads out of the last stage or a foreign one. The API
+    /// server's policy (workflow-templates/stage-machine-policy.yaml) enforces the same table;
+    /// tests/vectors/stage-moves.json holds it as data for both.
+    pub fn legal_targets(&self, current: &Stage, failed_at: Option<&Stage>) -> Vec<Stage> {
+        match current.place {
+            Place::Ordered(i) if i + 1 < self.stages.len() => {
+                let mut targets = vec![self.at(i + 1), self.failed()];
+                if i > 0 {
+                    targets.push(self.at(i - 1));
+                }
+                targets
+            }
+            Place::Failed => failed_at
+                .filter(
+                    |stage| matches!(stage.place, Place::Ordered(i) if i + 1 < self.stages.len()),
+                )
+                .into_iter()
+                .cloned()
+                .collect(),
+            Place::Ordered(_) | Place::Foreign => Vec::new(),
+        }
+    }
+
+    /// Whether `from` → `to` is a move of the table: staying put, a legal target, or a play's
+    /// first stage on a workflow that has none yet (its creation).
+    pub fn is_legal_move(
+        &self,
+        from: Option<&Stage>,
+        to: Option<&Stage>,
+        failed_at: Option<&Stage>,
+    ) -> bool {
+        match (from, to) {
+            (None, None) => true,
+            (None, Some(to)) => *to == self.first(),
+            (Some(_), None) => false,
+            (Some(from), Some(to)) => {
+                from == to || self.legal_targets(from, failed_at).contains(to)
+            }
+        }
+    }
+
+    /// Decides `set target` for a workflow at `current`: a legal move of the table; with
+    /// `force`, any move.
     pub fn plan_set(&self, current: &Stage, target: &Stage, force: bool) -> Transition {
         if current == target {
             return Transition::Noop;
@@ -256,63 +299,62 @@ impl Pipeline {
                 from.name()
             )),
             None => Transition::Refuse(format!(
-                "{:?} is the first stage and no step leads into it; use `rollback --to {target}`",
+                "{:?} is the first stage and no step leads into it; use `rollback`",
                 target.name()
             )),
         }
     }
 
-    /// Decides `rollback` from `current`. `entered_from` is the stage the workflow came from
-    /// when it entered `current` (from its history); without `to`, that is where it goes back.
+    /// Decides `rollback` from `current`: one stage back, or from `failed` back to the stage it
+    /// failed at (`failed_at`). `to`, when given, must name that stage.
     pub fn plan_rollback(
         &self,
         current: &Stage,
-        entered_from: Option<&Stage>,
+        failed_at: Option<&Stage>,
         to: Option<&Stage>,
     ) -> Transition {
-        let target = match to
-            .cloned()
-            .or_else(|| entered_from.cloned())
-            .or_else(|| self.predecessor(current))
-        {
-            Some(target) => target,
-            None => {
-                return Transition::Refuse(format!(
-                    "the workflow is at {:?} and has no earlier stage to return to",
-                    current.name()
-                ));
-            }
-        };
-        if target.is_failed() {
+        if to.is_some_and(Stage::is_failed) {
             return Transition::Refuse(format!(
                 "rollback cannot go to {FAILED:?}; use `set {FAILED}`"
             ));
         }
-        if *current == target {
+        if to == Some(current) {
             return Transition::Noop;
         }
-        // From `failed`, any stage up to the one it failed at is earlier.
-        let reference = if current.is_failed() {
-            entered_from
+        let back = if current.is_failed() {
+            failed_at.cloned()
         } else {
-            Some(current)
-        };
-        let earlier = match reference {
-            Some(reference) => *reference == target || self.is_before(&target, reference),
-            None => target.is_known(),
-        };
-        if earlier {
-            Transition::Apply {
-                from: current.clone(),
-                to: target,
-                forced: false,
-            }
-        } else {
-            Transition::Refuse(format!(
-                "{:?} is not earlier than {:?}; rollback only goes back (use `set` to go forward)",
-                target.name(),
+            self.predecessor(current)
+        }
+        .filter(|stage| self.legal_targets(current, failed_at).contains(stage));
+        let Some(back) = back else {
+            let why = if current.is_failed() {
+                "and no record of the stage it failed at"
+            } else if *current == self.last() {
+                "which is final"
+            } else if current.is_known() {
+                "which is the first stage"
+            } else {
+                "which is not a stage of this pipeline"
+            };
+            return Transition::Refuse(format!(
+                "the workflow is at {:?}, {why}: there is no earlier stage to return to \
+                 (an operator of the break-glass group can move it with `set --force`)",
                 current.name()
-            ))
+            ));
+        };
+        match to {
+            Some(to) if *to != back => Transition::Refuse(format!(
+                "rollback goes back one stage at a time: from {:?} only to {:?} \
+                 (run it again to go further back; use `set` to go forward)",
+                current.name(),
+                back.name()
+            )),
+            _ => Transition::Apply {
+                from: current.clone(),
+                to: back,
+                forced: false,
+            },
         }
     }
 }
@@ -431,9 +473,14 @@ mod tests {
             p.plan_rollback(&p.failed(), Some(&s("waiting-pr-created")), None),
             apply(FAILED, "waiting-pr-created")
         );
-        assert_eq!(
-            p.plan_rollback(&s("completed"), None, Some(&s("pending"))),
-            apply("completed", "pending")
+        assert!(
+            matches!(p.plan_rollback(&s("completed"), None, Some(&s("waiting-pr-approved"))), Transition::Refuse(m) if m.contains("final"))
+        );
+        assert!(
+            matches!(p.plan_rollback(&s("waiting-pr-approved"), None, Some(&s("pending"))), Transition::Refuse(m) if m.contains("one stage at a time"))
+        );
+        assert!(
+            matches!(p.plan_rollback(&p.failed(), None, None), Transition::Refuse(m) if m.contains("no record"))
         );
         assert!(matches!(
             p.plan_rollback(&s("pending"), None, None),
@@ -473,5 +520,54 @@ mod tests {
         for bad in ["", "one", "a,,b", "a,a", "a,failed", "a,b c", "a,-b", &long] {
             assert!(Pipeline::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// The table both core and the API server's policy are held to.
+    #[test]
+    fn the_legal_moves_are_those_of_the_shared_vectors() {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/vectors/stage-moves.json")).unwrap();
+        let names = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect()
+        };
+        let mut checked = 0;
+        for pipeline in vectors["pipelines"].as_array().unwrap() {
+            let p = Pipeline::parse(&names(&pipeline["stages"]).join(",")).unwrap();
+            let stage = |name: &str| (!name.is_empty()).then(|| p.stage(name));
+            for row in pipeline["moves"].as_array().unwrap() {
+                let from = stage(row["from"].as_str().unwrap());
+                let failed_at = stage(row["failedAt"].as_str().unwrap());
+                let legal = names(&row["legal"]);
+                for target in names(&pipeline["targets"]) {
+                    let to = stage(&target);
+                    let expected = legal.contains(&target);
+                    assert_eq!(
+                        p.is_legal_move(from.as_ref(), to.as_ref(), failed_at.as_ref()),
+                        expected,
+                        "{from:?} -> {target:?} (failed at {failed_at:?})"
+                    );
+                    // set and rollback, without --force, make exactly the legal moves.
+                    if let (Some(from), Some(to)) = (&from, &to) {
+                        let planned = [
+                            p.plan_set(from, to, false),
+                            p.plan_rollback(from, failed_at.as_ref(), Some(to)),
+                        ];
+                        let allowed = planned.iter().any(|t| {
+                            matches!(
+                                t,
+                                Transition::Noop | Transition::Apply { forced: false, .. }
+                            )
+                        });
+                        assert_eq!(allowed, expected, "set/rollback {from:?} -> {to:?}");
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 100, "{checked} moves");
     }
 }

@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 use tokio::sync::{OnceCell, RwLock};
 
 use crate::harness::{
-    GitHubStandIn, Run, TestNamespace, load_manifest, repo_path, stagectl_command,
+    GitHubStandIn, Run, StageMachinePolicy, TestNamespace, load_manifest, repo_path,
+    stagectl_command,
 };
 
 /// The stages a play walks, and the wait node of each waiting one, as the template names them.
@@ -171,6 +172,8 @@ pub struct Plays {
     pub ns: TestNamespace,
     pub argo: &'static Argo,
     pub events: Events,
+    /// Plays run as in production: the API server enforces the stage machine on them.
+    _policy: StageMachinePolicy,
     _turn: Turn,
 }
 
@@ -249,11 +252,13 @@ impl Plays {
         )
         .await
         .assert_code(0);
+        let policy = StageMachinePolicy::bind(&ns).await;
         let events = start_events(argo, &ns.name).await;
         Self {
             ns,
             argo,
             events,
+            _policy: policy,
             _turn: turn,
         }
     }

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::harness::{OwnControlPlane, Run, TestNamespace};
-use crate::stage_changes::{apply_rbac, service_account_kubeconfig};
+use crate::harness::{apply_rbac, service_account_kubeconfig};
 
 /// The JSON log lines of a run with this message.
 fn log_lines(run: &Run, message: &str) -> Vec<Value> {

@@ -12,6 +12,7 @@ mod faults;
 mod hostile_inputs;
 mod image;
 mod manifests;
+mod policy;
 mod reconcile;
 mod resume;
 mod soak;

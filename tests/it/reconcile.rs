@@ -6,8 +6,8 @@ use kube::api::ListParams;
 use serde_json::{Value, json};
 
 use crate::harness::{GitHubStandIn, Run, TestNamespace};
+use crate::harness::{apply_rbac, service_account_kubeconfig};
 use crate::resume::{controller_reaches_wait, create_play, node, set_stage};
-use crate::stage_changes::{apply_rbac, service_account_kubeconfig};
 
 const TOKEN: &str = "ghp_reconcile_test";
 

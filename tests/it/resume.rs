@@ -634,7 +634,7 @@ async fn forty_plays_each_wait_released_exactly_once() {
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn the_stage_resume_and_sensor_accounts_can_do_their_part_and_no_more() {
-    use crate::stage_changes::{apply_rbac, service_account_kubeconfig};
+    use crate::harness::{apply_rbac, service_account_kubeconfig};
     let ns = TestNamespace::new("resume-rbac").await;
     apply_rbac(&ns, false).await;
     let workflow = create_play(&ns, "12", "acme/widgets").await;

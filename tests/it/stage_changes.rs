@@ -1,18 +1,15 @@
 //! set / verify / get / rollback, run as the real binary against the real API server.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Event;
-use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
-use crate::harness::{OwnControlPlane, TestNamespace, repo_path};
+use crate::harness::{OwnControlPlane, TestNamespace, apply_rbac, service_account_kubeconfig};
 
 const PATH: [&str; 4] = [
     "waiting-pr-created",
@@ -415,73 +412,6 @@ async fn the_hot_path_of_set_is_one_request() {
         .map(|r| (r.verb.as_str(), r.resource.as_str()))
         .collect();
     assert_eq!(others, [("create", "events")]);
-}
-
-/// A kubeconfig that authenticates as a ServiceAccount of the namespace with a real token.
-pub async fn service_account_kubeconfig(ns: &TestNamespace, account: &str) -> PathBuf {
-    let token = ns.service_account_token(account).await;
-    let admin: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&ns.kubeconfig).unwrap()).unwrap();
-    let cluster = admin["clusters"][0]["cluster"].clone();
-    let kubeconfig = json!({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "test", "cluster": serde_json::to_value(cluster).unwrap()}],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": account, "context": {"cluster": "test", "user": account, "namespace": ns.name}}],
-        "current-context": account,
-    });
-    let path = std::env::temp_dir().join(format!("{}-{account}.kubeconfig", ns.name));
-    std::fs::write(&path, serde_json::to_string(&kubeconfig).unwrap()).unwrap();
-    path
-}
-
-/// Applies workflow-templates/rbac.yaml into the namespace, optionally without the `patch` verb.
-pub async fn apply_rbac(ns: &TestNamespace, without_patch: bool) {
-    let text = std::fs::read_to_string(repo_path("workflow-templates/rbac.yaml")).unwrap();
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let mut object: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
-        match object["kind"].as_str().unwrap() {
-            "ServiceAccount" => {
-                ns.api::<ServiceAccount>()
-                    .create(
-                        &PostParams::default(),
-                        &serde_json::from_value(object).unwrap(),
-                    )
-                    .await
-                    .unwrap();
-            }
-            "Role" => {
-                if without_patch {
-                    for rule in object["rules"].as_array_mut().unwrap() {
-                        rule["verbs"]
-                            .as_array_mut()
-                            .unwrap()
-                            .retain(|v| v != "patch");
-                    }
-                }
-                ns.api::<Role>()
-                    .create(
-                        &PostParams::default(),
-                        &serde_json::from_value(object).unwrap(),
-                    )
-                    .await
-                    .unwrap();
-            }
-            "RoleBinding" => {
-                for subject in object["subjects"].as_array_mut().unwrap() {
-                    subject["namespace"] = json!(ns.name);
-                }
-                ns.api::<RoleBinding>()
-                    .create(
-                        &PostParams::default(),
-                        &serde_json::from_value(object).unwrap(),
-                    )
-                    .await
-                    .unwrap();
-            }
-            other => panic!("unexpected {other} in rbac.yaml"),
-        }
-    }
 }
 
 #[tokio::test]
