@@ -13,7 +13,8 @@ pub enum ExitStatus {
     /// Bad input: flags, arguments, environment or configuration. Nothing was written.
     Usage = 2,
     /// The workflow's state does not allow the request (wrong stage, another task's workflow,
-    /// several candidates). Nothing was written.
+    /// several candidates), or an admission policy (the stage-machine policy) refused the
+    /// write. Nothing was written.
     Refused = 3,
     /// The workflow, its namespace, or the Argo Workflow CRD does not exist.
     NotFound = 4,
@@ -32,7 +33,8 @@ Exit codes:
   0  success: the requested state holds (applied now, or already true)
   1  unexpected failure (an API error of no other class)
   2  bad input (flags, arguments, environment, kubeconfig); nothing was written
-  3  refused: the workflow's state does not allow it (wrong stage, other task); nothing was written
+  3  refused: the workflow's state does not allow it (wrong stage, other task), or the API
+     server's stage-machine policy refused the write; nothing was written
   4  not found: the workflow, its namespace, or the Argo Workflow CRD
   5  forbidden: RBAC does not allow it, or the credentials are not accepted
   6  gave up: the API server was unreachable or kept failing until --timeout, or a wait ran out;
