@@ -101,21 +101,37 @@ impl StageRecord {
             .or_else(|| {
                 label(labels::REPOSITORY).map(|v| Repository::decode_label(&v).unwrap_or(v))
             });
+        let history: Vec<HistoryEntry> = history(meta).into_values().collect();
+        let stage = label(labels::CURRENT_STAGE);
+        // A failed play's stage before: its annotation, or for a play that failed before stagectl
+        // wrote one, its last move into `failed` (which the API server's policy, reading only the
+        // annotation, does not know).
+        let failed_at = (stage.as_deref() == Some(FAILED))
+            .then(|| {
+                annotations
+                    .get(FAILED_AT_ANNOTATION)
+                    .filter(|v| !v.is_empty())
+                    .cloned()
+                    .or_else(|| {
+                        let last = history.iter().rev().find(|e| e.to == FAILED)?;
+                        Some(last.from.clone())
+                    })
+            })
+            .flatten();
         Self {
             name: meta.name.clone().unwrap_or_default(),
             namespace: meta.namespace.clone().unwrap_or_default(),
             task_id: label(labels::TASK_ID),
             repository,
-            stage: label(labels::CURRENT_STAGE),
+            stage,
             updated_at: label(labels::UPDATED_AT)
                 .and_then(|secs| secs.parse::<i64>().ok())
                 .and_then(|secs| Timestamp::from_second(secs).ok()),
             phase: label(labels::ARGO_PHASE),
             created_at: meta.creation_timestamp.as_ref().map(|t| t.0),
-            failed_at: None,
-            history: history(meta).into_values().collect(),
+            failed_at,
+            history,
         }
-        .with_failed_at(annotations.get(FAILED_AT_ANNOTATION))
     }
 
     /// The workflow's stage in `pipeline`'s terms; `None` when it has no stage label at all.
@@ -141,22 +157,6 @@ impl StageRecord {
             .map(|entry| entry.at)
             .or(self.updated_at)
             .or(self.created_at)
-    }
-
-    /// The stage a failed play failed at: its annotation, or for a play that failed before
-    /// stagectl wrote one, its last move into `failed` (which the API server's policy, reading
-    /// only the annotation, does not know).
-    fn with_failed_at(mut self, annotation: Option<&String>) -> Self {
-        if self.stage.as_deref() == Some(FAILED) {
-            self.failed_at = annotation.filter(|v| !v.is_empty()).cloned().or_else(|| {
-                self.history
-                    .iter()
-                    .rev()
-                    .find(|e| e.to == FAILED)
-                    .map(|e| e.from.clone())
-            });
-        }
-        self
     }
 
     pub fn failed_at_in(&self, pipeline: &Pipeline) -> Option<Stage> {

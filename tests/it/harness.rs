@@ -784,6 +784,7 @@ impl StageMachinePolicy {
             std::fs::read_to_string(repo_path("workflow-templates/stage-machine-policy.yaml"))
                 .unwrap();
         let mut binding_name = String::new();
+        let mut last_stage = String::new();
         for document in serde_yaml::Deserializer::from_str(&text) {
             let mut object: DynamicObject = serde::Deserialize::deserialize(document).unwrap();
             let kind = object.types.as_ref().unwrap().kind.clone();
@@ -806,6 +807,9 @@ impl StageMachinePolicy {
                     if let Some(stages) = stages {
                         object.data["data"]["stages"] = serde_json::json!(stages);
                     }
+                    // What the probe of `in_force` needs: the order's last stage.
+                    let order = object.data["data"]["stages"].as_str().unwrap();
+                    last_stage = order.rsplit(',').next().unwrap().trim().to_string();
                     (
                         Api::namespaced_with(
                             ns.client.clone(),
@@ -827,7 +831,7 @@ impl StageMachinePolicy {
             kubeconfig: ns.kubeconfig.clone(),
         };
         Self::anchor(ns).await;
-        policy.in_force(ns).await;
+        policy.in_force(ns, &last_stage).await;
         policy
     }
 
@@ -862,18 +866,10 @@ impl StageMachinePolicy {
 
     /// The API server loads policies and bindings from its informers, a moment after they are
     /// written: until then, a play created at its last stage (a server-side dry run) is admitted.
-    async fn in_force(&self, ns: &TestNamespace) {
+    async fn in_force(&self, ns: &TestNamespace, last_stage: &str) {
         let mut probe = load_manifest("examples/play-workflow.yaml");
         probe.metadata.generate_name = Some("policy-probe-".into());
-        let stages =
-            Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(ns.client.clone(), &ns.name)
-                .get("stagectl-stage-machine")
-                .await
-                .unwrap()
-                .data
-                .unwrap()["stages"]
-                .clone();
-        let last = stages.rsplit(',').next().unwrap().trim().to_string();
+        let last = last_stage.to_string();
         probe
             .metadata
             .labels
