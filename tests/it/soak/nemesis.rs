@@ -57,6 +57,11 @@ impl Processes {
         }
     }
 
+    fn controller_log(&self) -> String {
+        let path = self.controlplane_dir.join("e2e/workflow-controller.log");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+    }
+
     fn pid(&self, which: Supervised) -> Option<u32> {
         std::fs::read_to_string(self.pid_file(which))
             .ok()?
@@ -163,6 +168,8 @@ struct Shared {
     killed_at: BTreeMap<Process, Millis>,
     /// Found not running without a fault, at this time, and not yet started again.
     found_dead: BTreeMap<Process, Millis>,
+    /// How long the controller's log was when the run began.
+    controller_log_from: usize,
     log: Log,
 }
 
@@ -348,6 +355,7 @@ impl Nemesis {
             );
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        self.shared.lock().unwrap().controller_log_from = self.processes.controller_log().len();
     }
 
     /// One pass over every process at once, as a kubelet restarts each container on its own: a
@@ -406,6 +414,21 @@ impl Nemesis {
     }
 
     pub fn log(&self) -> Log {
-        std::mem::take(&mut self.shared.lock().unwrap().log)
+        let controller_log = self.processes.controller_log();
+        let mut shared = self.shared.lock().unwrap();
+        // The controller's exits on its own (a lost leader lease) are restarted by
+        // tests/e2e/restart-always, which says so in the controller's log.
+        let restarted = controller_log[shared.controller_log_from.min(controller_log.len())..]
+            .lines()
+            .filter(|line| line.starts_with("restart-always:"))
+            .count();
+        if restarted > 0 {
+            *shared
+                .log
+                .exited_on_their_own
+                .entry(Process::Controller.name().into())
+                .or_default() += restarted;
+        }
+        std::mem::take(&mut shared.log)
     }
 }
