@@ -416,19 +416,106 @@ impl Nemesis {
     pub fn log(&self) -> Log {
         let controller_log = self.processes.controller_log();
         let mut shared = self.shared.lock().unwrap();
-        // The controller's exits on its own (a lost leader lease) are restarted by
-        // tests/e2e/restart-always, which says so in the controller's log.
-        let restarted = controller_log[shared.controller_log_from.min(controller_log.len())..]
-            .lines()
-            .filter(|line| line.starts_with("restart-always:"))
-            .count();
-        if restarted > 0 {
+        let away = ControllerAway::read(
+            &controller_log[shared.controller_log_from.min(controller_log.len())..],
+        );
+        let name = Process::Controller.name();
+        if away.exits > 0 {
             *shared
                 .log
                 .exited_on_their_own
-                .entry(Process::Controller.name().into())
-                .or_default() += restarted;
+                .entry(name.into())
+                .or_default() += away.exits;
         }
+        shared
+            .log
+            .windows
+            .extend(away.windows.into_iter().map(|(from, to)| Downtime {
+                process: name.into(),
+                from,
+                to,
+            }));
         std::mem::take(&mut shared.log)
+    }
+}
+
+/// When Argo's controller was away on its own, from its log: it stops leading when it cannot
+/// renew its lease, exits, and tests/e2e/restart-always starts it again (logging each exit, with
+/// its time) until it leads once more. A kill -9 by the nemesis is not in the log; the
+/// supervisor has that window.
+#[derive(Debug, Default, PartialEq)]
+struct ControllerAway {
+    exits: usize,
+    windows: Vec<(Millis, Millis)>,
+}
+
+impl ControllerAway {
+    fn read(log: &str) -> Self {
+        let mut away = Self::default();
+        let mut left: Option<Millis> = None;
+        let millis = |time: &str| {
+            time.parse::<jiff::Timestamp>()
+                .map(|t| t.as_millisecond())
+                .ok()
+        };
+        for line in log.lines() {
+            let (leaving, leading) = if let Some(exit) = line.strip_prefix("restart-always: ") {
+                away.exits += 1;
+                (exit.split(' ').next().and_then(millis), None)
+            } else if let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) {
+                let time = entry["time"].as_str().and_then(millis);
+                match entry["msg"].as_str() {
+                    Some("stopped leading") => (time, None),
+                    Some("new leader") => (None, time),
+                    _ => (None, None),
+                }
+            } else {
+                (None, None)
+            };
+            if let Some(at) = leaving {
+                left.get_or_insert(at);
+            }
+            if let (Some(to), Some(from)) = (leading, left) {
+                away.windows.push((from, to));
+                left = None;
+            }
+        }
+        away
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_controller_is_away_from_when_it_stops_leading_until_it_leads_again() {
+        let log = r#"{"time":"2026-12-02T01:29:54.413Z","level":"INFO","msg":"new leader","leader":"workflow-controller-0"}
+{"time":"2026-12-02T01:30:19.432Z","level":"INFO","msg":"stopped leading","id":"workflow-controller-0"}
+restart-always: 2026-12-02T01:30:19.500Z workflow-controller exited with status 0; starting it again in 1s
+time=2026-12-02T01:30:20.600Z level=INFO msg="index config" indexWorkflowSemaphoreKeys=true
+restart-always: 2026-12-02T01:30:21.000Z workflow-controller exited with status 1; starting it again in 1s
+{"time":"2026-12-02T01:30:39.530Z","level":"INFO","msg":"new leader","leader":"workflow-controller-0"}
+{"time":"2026-12-02T01:31:00.000Z","level":"INFO","msg":"Processing workflow"}
+restart-always: 2026-12-02T01:32:00.000Z workflow-controller exited with status 2; starting it again in 1s
+{"time":"2026-12-02T01:32:01.500Z","level":"INFO","msg":"new leader","leader":"workflow-controller-0"}
+"#;
+        let at = |time: &str| time.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        assert_eq!(
+            ControllerAway::read(log),
+            ControllerAway {
+                exits: 3,
+                windows: vec![
+                    (
+                        at("2026-12-02T01:30:19.432Z"),
+                        at("2026-12-02T01:30:39.530Z")
+                    ),
+                    (
+                        at("2026-12-02T01:32:00.000Z"),
+                        at("2026-12-02T01:32:01.500Z")
+                    ),
+                ],
+            }
+        );
     }
 }
