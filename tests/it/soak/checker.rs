@@ -273,15 +273,56 @@ fn writer(write: &Write, workflows: &[String]) -> Writer {
 /// A write answered 5xx may have been applied: the API server can commit a write and then fail
 /// to answer it (a timeout, a shutdown), and log the 5xx without the body. Such a write counts
 /// as the stage change a later successful write proves — one whose `test` finds the stage at a
-/// value no certain write set — and never otherwise.
+/// value no certain write set — and never otherwise; and as the latch a later successful write
+/// proves — one whose `test` finds the latch holding an event no certain write latched (the
+/// `set` that honours it).
 fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<Release>) {
     let mut stages: Vec<(String, Millis)> = Vec::new();
     let mut releases = Vec::new();
     let mut unproven: Option<Millis> = None;
+    let mut uncertain: Vec<&Write> = Vec::new();
     for write in facts.writes.iter().filter(|w| w.play == play.name) {
         if write.uncertain {
             unproven.get_or_insert(write.at);
+            uncertain.push(write);
             continue;
+        }
+        for (stage, ..) in WAITS {
+            let proven = write.ops.iter().find_map(|op| {
+                (op["op"] == "test" && op["path"] == latch_path(stage))
+                    .then(|| op["value"].as_str())
+                    .flatten()
+                    .filter(|value| !value.is_empty())
+            });
+            let Some(latch) = proven else { continue };
+            if releases
+                .iter()
+                .any(|r: &Release| r.stage == stage && r.how == How::Latched)
+            {
+                continue;
+            }
+            // The write that latched it: one whose logged body latched exactly that, else the
+            // last whose body the log lacks.
+            let sets_it = |w: &&&Write| {
+                w.ops.iter().any(|op| {
+                    matches!(op["op"].as_str(), Some("add" | "replace"))
+                        && op["path"] == latch_path(stage)
+                        && op["value"] == latch
+                })
+            };
+            let latched_by = uncertain
+                .iter()
+                .rev()
+                .find(sets_it)
+                .or_else(|| uncertain.iter().rev().find(|w| w.ops.is_empty()));
+            if let Some(latched_by) = latched_by {
+                releases.push(Release {
+                    stage,
+                    how: How::Latched,
+                    by: writer(latched_by, &facts.workflows),
+                    at: latched_by.at,
+                });
+            }
         }
         let tested = write.ops.iter().find_map(|op| {
             (op["op"] == "test" && op["path"] == "/metadata/labels/current-stage")
@@ -949,6 +990,40 @@ mod tests {
         assert!(check(&facts).passed(), "{}", check(&facts).report());
         facts.writes[index + 1].ops.remove(0);
         assert_eq!(broken(&check(&facts)), [PROPERTIES[1]]);
+    }
+
+    /// An early event's latch committed and answered 503 without a body in the log; the `set`
+    /// that enters the stage tests the latch holding that event, which proves it. Without that
+    /// test the wait was never released.
+    #[test]
+    fn a_latch_answered_5xx_counts_where_the_set_that_honours_it_proves_it() {
+        let mut facts = completed_play();
+        let name = facts.plays[0].name.clone();
+        let stage = "waiting-ready-for-qa";
+        let enters = facts
+            .writes
+            .iter()
+            .position(|w| w.ops[1]["value"] == stage)
+            .unwrap();
+        // The resume after it becomes a latch before it, lost in a 503.
+        let mut latch = facts.writes.remove(enters + 1);
+        latch.at = facts.writes[enters].at - 200;
+        latch.ops.clear();
+        latch.uncertain = true;
+        facts.deliveries[1].sent_at = latch.at - 100;
+        facts.changes[1].at = latch.at - 300;
+        facts.writes.insert(enters, latch);
+        let record = json!({"deliveryId": "d1", "event": "pull_request"}).to_string();
+        // As stagectl's set does, it tests the stage it leaves.
+        facts.writes[enters + 1].ops[0]["value"] = json!("waiting-pr-created");
+        facts.writes[enters + 1].ops.insert(
+            1,
+            json!({"op": "test", "path": latch_path(stage), "value": record}),
+        );
+        facts.plays[0].waits.insert(stage.into(), "Skipped".into());
+        assert!(check(&facts).passed(), "{}", check(&facts).report());
+        facts.writes[enters + 1].ops.remove(1);
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[2]], "{name}");
     }
 
     /// The last change, to completed, answered 5xx with nothing after it: the play's stage on
