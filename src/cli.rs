@@ -5,7 +5,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 
 use crate::commands;
-use crate::error::{Error, ExitStatus, Result};
+use crate::error::{Error, Kind, Result};
 use crate::settings::{GlobalArgs, Settings};
 
 const EXAMPLES: &str = "\
@@ -31,7 +31,7 @@ pub struct Cli {
 }
 
 fn after_help() -> String {
-    format!("{}\n\n{EXAMPLES}", ExitStatus::TABLE)
+    format!("{}\n\n{EXAMPLES}", Kind::help())
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,7 +71,7 @@ pub fn main() -> ExitCode {
             // reported as one line like every other error.
             if !err.use_stderr() {
                 let _ = err.print();
-                return ExitStatus::Success.into();
+                return ExitCode::SUCCESS;
             }
             let text = err.render().to_string();
             let message: Vec<&str> = text
@@ -80,7 +80,7 @@ pub fn main() -> ExitCode {
                 .map(str::trim)
                 .collect();
             eprintln!("{}; see --help", message.join(" "));
-            return ExitStatus::Usage.into();
+            return Kind::Usage.exit_code();
         }
     };
     crate::logging::init(cli.global.verbosity());
@@ -92,10 +92,10 @@ pub fn main() -> ExitCode {
         Err(err) => Err(Error::failed(format!("cannot start the runtime: {err}")).with_source(err)),
     };
     match result {
-        Ok(()) => ExitStatus::Success.into(),
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
-            err.exit_status().into()
+            err.exit_code()
         }
     }
 }

@@ -1,66 +1,106 @@
 use std::process::ExitCode;
 
-/// Exit codes, one per outcome class. They are part of the interface: workflow templates
-/// (`retryStrategy` expressions), sensors and CI scripts branch on them, so a value never
-/// changes meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ExitStatus {
-    /// The requested state holds: applied now, or already true (a no-op).
-    Success = 0,
-    /// Something unexpected: an API error that fits no other class, a bug.
-    Failure = 1,
-    /// Bad input: flags, arguments, environment or configuration. Nothing was written.
-    Usage = 2,
-    /// The workflow's state does not allow the request (wrong stage, another task's workflow,
-    /// several candidates), or an admission policy (the stage-machine policy) refused the
-    /// write. Nothing was written.
-    Refused = 3,
-    /// The workflow, its namespace, or the Argo Workflow CRD does not exist.
-    NotFound = 4,
-    /// The credentials may not do this (RBAC), or are not accepted at all.
-    Forbidden = 5,
-    /// The API server could not be reached, kept failing until --timeout, or a wait ran out.
-    GaveUp = 6,
-    /// `verify`: the workflow is not at the stage (or not of the task) asked for.
-    Mismatch = 7,
-}
-
-impl ExitStatus {
-    /// The table printed by `--help` and kept in README.md.
-    pub const TABLE: &'static str = "\
-Exit codes:
-  0  success: the requested state holds (applied now, or already true)
-  1  unexpected failure (an API error of no other class)
-  2  bad input (flags, arguments, environment, kubeconfig); nothing was written
-  3  refused: the workflow's state does not allow it (wrong stage, other task), or the API
-     server's stage-machine policy refused the write; nothing was written
-  4  not found: the workflow, its namespace, or the Argo Workflow CRD
-  5  forbidden: RBAC does not allow it, or the credentials are not accepted
-  6  gave up: the API server was unreachable or kept failing until --timeout, or a wait ran out;
-     for reconcile, GitHub was unreachable or its rate limit used up (nothing written)
-  7  mismatch (verify): the workflow is not at the stage asked for";
-}
-
-impl From<ExitStatus> for ExitCode {
-    fn from(status: ExitStatus) -> Self {
-        ExitCode::from(status as u8)
-    }
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// The class of a failure: it decides the exit code, and names the outcome in logs.
+/// The class of a failure. Each has its exit code, which is part of the interface (workflow
+/// templates' `retryStrategy` expressions, sensors and CI scripts branch on it, so a value never
+/// changes meaning), and its name in logs and metrics: both in [`Kind::TABLE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    Failed,
     Usage,
     Refused,
     NotFound,
     Forbidden,
     GaveUp,
     Mismatch,
-    Failed,
 }
+
+/// One row of the table: the kind, its exit code, its name, and what it means (`--help`,
+/// README.md).
+struct Row {
+    kind: Kind,
+    code: u8,
+    name: &'static str,
+    meaning: &'static str,
+}
+
+impl Kind {
+    const TABLE: [Row; 7] = [
+        Row {
+            kind: Kind::Failed,
+            code: 1,
+            name: "failed",
+            meaning: "unexpected failure (an API error of no other class)",
+        },
+        Row {
+            kind: Kind::Usage,
+            code: 2,
+            name: "usage",
+            meaning: "bad input (flags, arguments, environment, kubeconfig); nothing was written",
+        },
+        Row {
+            kind: Kind::Refused,
+            code: 3,
+            name: "refused",
+            meaning: "refused: the workflow's state does not allow it (wrong stage, other task), or the API\n     server's stage-machine policy refused the write; nothing was written",
+        },
+        Row {
+            kind: Kind::NotFound,
+            code: 4,
+            name: "not-found",
+            meaning: "not found: the workflow, its namespace, or the Argo Workflow CRD",
+        },
+        Row {
+            kind: Kind::Forbidden,
+            code: 5,
+            name: "forbidden",
+            meaning: "forbidden: RBAC does not allow it, or the credentials are not accepted",
+        },
+        Row {
+            kind: Kind::GaveUp,
+            code: 6,
+            name: "gave-up",
+            meaning: "gave up: the API server was unreachable or kept failing until --timeout, or a wait ran out;\n     for reconcile, GitHub was unreachable or its rate limit used up (nothing written)",
+        },
+        Row {
+            kind: Kind::Mismatch,
+            code: 7,
+            name: "mismatch",
+            meaning: "mismatch (verify): the workflow is not at the stage asked for",
+        },
+    ];
+
+    fn row(self) -> &'static Row {
+        Self::TABLE
+            .iter()
+            .find(|row| row.kind == self)
+            .expect("every kind has its row")
+    }
+
+    pub fn exit_code(self) -> ExitCode {
+        ExitCode::from(self.row().code)
+    }
+
+    /// A stable name for logs and metrics.
+    pub fn name(self) -> &'static str {
+        self.row().name
+    }
+
+    /// The exit codes, as `--help` prints them and README.md keeps them.
+    pub fn help() -> String {
+        let mut text = String::from(
+            "Exit codes:\n  0  success: the requested state holds (applied now, or already true)\n",
+        );
+        let mut rows: Vec<&Row> = Self::TABLE.iter().collect();
+        rows.sort_by_key(|row| row.code);
+        for row in rows {
+            text.push_str(&format!("  {}  {}\n", row.code, row.meaning));
+        }
+        text.pop();
+        text
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Every failure stagectl reports: its class, one line that says what was wrong and what to do
 /// about it, and the error underneath (an API error, an I/O error) for logs and `{:#}`.
@@ -119,29 +159,13 @@ impl Error {
         &self.message
     }
 
-    pub fn exit_status(&self) -> ExitStatus {
-        match self.kind {
-            Kind::Usage => ExitStatus::Usage,
-            Kind::Refused => ExitStatus::Refused,
-            Kind::NotFound => ExitStatus::NotFound,
-            Kind::Forbidden => ExitStatus::Forbidden,
-            Kind::GaveUp => ExitStatus::GaveUp,
-            Kind::Mismatch => ExitStatus::Mismatch,
-            Kind::Failed => ExitStatus::Failure,
-        }
+    pub fn exit_code(&self) -> ExitCode {
+        self.kind.exit_code()
     }
 
     /// A stable name for logs and metrics.
     pub fn outcome(&self) -> &'static str {
-        match self.kind {
-            Kind::Usage => "usage",
-            Kind::Refused => "refused",
-            Kind::NotFound => "not-found",
-            Kind::Forbidden => "forbidden",
-            Kind::GaveUp => "gave-up",
-            Kind::Mismatch => "mismatch",
-            Kind::Failed => "failed",
-        }
+        self.kind.name()
     }
 }
 

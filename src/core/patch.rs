@@ -29,8 +29,6 @@ pub struct StageChange {
     pub set_labels: Vec<(String, String)>,
     /// Annotations written: the history entry, and the full repository name when set.
     pub set_annotations: Vec<(String, String)>,
-    /// Annotations that exist and go (set only when they were seen on the workflow).
-    pub remove_annotations: Vec<String>,
     /// Set when the patch is built from a read of the workflow: the whole object must be as read,
     /// which also makes it safe to create a missing annotations map.
     pub resource_version: Option<String>,
@@ -53,7 +51,6 @@ impl StageChange {
                 entry.annotation_key(),
                 serde_json::to_string(entry).expect("history entry serializes"),
             )],
-            remove_annotations: Vec::new(),
             resource_version: None,
             create_annotations_map: false,
         }
@@ -91,9 +88,6 @@ impl StageChange {
         } else {
             for (key, value) in &self.set_annotations {
                 ops.push(add(&["metadata", "annotations", key], value.as_str()));
-            }
-            for key in &self.remove_annotations {
-                ops.push(remove(&["metadata", "annotations", key]));
             }
         }
         Patch(ops)
@@ -309,9 +303,6 @@ mod tests {
     fn patches_never_touch_argo_controller_labels() {
         let mut change = StageChange::new("a", "b", &entry());
         change.expect_labels.push(("task-id".into(), "1".into()));
-        change
-            .remove_annotations
-            .push("stagectl.dev/latch-b".into());
         let text = serde_json::to_string(&change.to_patch()).unwrap();
         assert!(!text.contains("workflows.argoproj.io"));
     }
