@@ -4,9 +4,11 @@
 mod executor;
 mod listed;
 mod retry;
+mod watch;
 
 pub use executor::{Operation, Swapped, View, WaitBudget};
 pub use retry::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, CallError, Deadline, backoff};
+pub use watch::{Change, Scope, Watch};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,7 +21,6 @@ use kube::api::{
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{Expression, ObjectList, PartialObjectMeta, Selector};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::watcher;
 use kube::{Client, Config};
 use tracing::{debug, warn};
 
@@ -30,6 +31,9 @@ use crate::error::{Error, Result};
 pub const USER_AGENT: &str = concat!("stagectl/", env!("CARGO_PKG_VERSION"));
 
 pub type WorkflowMeta = PartialObjectMeta<DynamicObject>;
+
+/// Workflows per answer of a list (`get --chunk-size` chooses its own).
+const LIST_PAGE: u32 = 500;
 
 /// Where to connect and how long each operation may keep trying.
 #[derive(Debug, Clone, Default)]
@@ -239,7 +243,7 @@ impl Cluster {
     }
 
     /// One page of workflow metadata (labels and annotations, never the large status).
-    pub async fn list_meta(
+    async fn list_meta(
         &self,
         namespace: Option<&str>,
         params: &ListParams,
@@ -274,20 +278,57 @@ impl Cluster {
             })
     }
 
-    /// The changes to the workflows a selector matches, metadata only: a list first (each
-    /// item, then `InitDone`), then every change. The stream does not end; after a dropped
-    /// connection it resumes, or lists again, by itself.
-    pub fn watch_meta(
+    /// The metadata of every workflow with these labels.
+    pub async fn list_labelled(
         &self,
         namespace: Option<&str>,
-        config: watcher::Config,
-    ) -> impl futures::Stream<Item = Result<watcher::Event<WorkflowMeta>, watcher::Error>> + use<>
-    {
-        let api: Api<WorkflowMeta> = match namespace {
-            Some(ns) => self.workflow_metas(ns),
-            None => Api::all_with(self.client.clone(), &workflow_resource()),
-        };
-        watcher::watcher(api, config)
+        labels: &[(&str, String)],
+    ) -> Result<Vec<ObjectMeta>> {
+        self.list_pages(namespace, &selector(labels).to_string(), LIST_PAGE)
+            .await
+    }
+
+    /// The metadata of every workflow a label selector (as kubectl takes it) matches, in pages
+    /// of `chunk`: a large list comes as several answers rather than one huge one.
+    pub async fn list_pages(
+        &self,
+        namespace: Option<&str>,
+        selector: &str,
+        chunk: u32,
+    ) -> Result<Vec<ObjectMeta>> {
+        let mut params = ListParams::default().labels(selector).limit(chunk);
+        let mut all = Vec::new();
+        loop {
+            let page = self.list_meta(namespace, &params).await?;
+            all.extend(page.items.into_iter().map(|item| item.metadata));
+            match page.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => params = params.continue_token(token.as_str()),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Every workflow with these labels, whole (status too), from one list: what an executor's
+    /// read would have given for each, so that a plan made on one needs no read of its own.
+    pub async fn list_labelled_whole(
+        &self,
+        namespace: &str,
+        labels: &[(&str, String)],
+    ) -> Result<Vec<Observed>> {
+        let params = ListParams::default().labels_from(&selector(labels));
+        let api = self.workflows(namespace);
+        let budget = self.budget();
+        self.retry
+            .call("list workflows", budget, || api.list(&params))
+            .await
+            .map(|list| list.items.into_iter().map(observed).collect())
+            .map_err(|e| {
+                let target = Target {
+                    namespace: Some(namespace.to_string()),
+                    name: None,
+                };
+                self.classify(e, &target, "list", budget)
+            })
     }
 
     /// The text under `key` of ConfigMap `name`, and the resourceVersion it was read at; None
@@ -386,7 +427,7 @@ impl Cluster {
     ) -> Error {
         match &failure.error {
             kube::Error::Api(status) if status.code == 403 => Error::forbidden(format!(
-                "{}; grant get, create and update on configmaps (the reconcile Role of workflow-templates/reconcile.yaml), or pass --cache-configmap ''",
+                "{}; grant get, create and update on configmaps (the stagectl-reconcile Role of workflow-templates/rbac.yaml), or pass --cache-configmap ''",
                 one_line(&status.message)
             )),
             _ if failure.transient => Error::gave_up(format!(
@@ -404,12 +445,12 @@ impl Cluster {
     }
 
     /// Whether a watch's failure to start may heal by itself, with time left to try again.
-    pub fn may_retry_watch(&self, err: &kube::Error, budget: Deadline) -> bool {
+    fn may_retry_watch(&self, err: &kube::Error, budget: Deadline) -> bool {
         retry::is_transient(err) && !budget.passed()
     }
 
     /// A watch that could not start, as stagectl reports it.
-    pub fn watch_error(&self, error: kube::Error, target: &Target, budget: Deadline) -> Error {
+    fn watch_error(&self, error: kube::Error, target: &Target, budget: Deadline) -> Error {
         let transient = retry::is_transient(&error);
         self.classify(CallError { error, transient }, target, "watch", budget)
     }

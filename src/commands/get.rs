@@ -1,13 +1,10 @@
 use std::collections::HashMap;
 
 use clap::Args;
-use futures::TryStreamExt;
 use jiff::Timestamp;
-use kube::api::ListParams;
-use kube::runtime::{WatchStreamExt, watcher};
 
 use super::Subject;
-use crate::cluster::{Cluster, Target, View, selector as equalities};
+use crate::cluster::{Change, Cluster, Scope, View, selector as equalities};
 use crate::core::labels::{self, Repository};
 use crate::core::record::StageRecord;
 use crate::error::Result;
@@ -71,22 +68,13 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
     let cluster = &settings.connect().await?;
     let format = settings.output;
     if args.watch {
-        let mut config = watcher::Config::default().labels(&selector);
-        let namespace = match named {
-            Some(subject) => {
-                config = config.fields(&format!("metadata.name={}", subject.name));
-                Some(cluster.namespace.clone())
-            }
-            None => (!args.all_namespaces).then(|| cluster.namespace.clone()),
+        let scope = Scope {
+            namespace: (named.is_some() || !args.all_namespaces)
+                .then_some(cluster.namespace.as_str()),
+            labels: Some(&selector),
+            name: named.as_ref().map(|subject| subject.name.as_str()),
         };
-        return watch(
-            cluster,
-            format,
-            namespace.as_deref(),
-            config,
-            args.all_namespaces,
-        )
-        .await;
+        return watch(cluster, format, scope, args.all_namespaces).await;
     }
     if let Some(subject) = named {
         let observed = cluster
@@ -102,22 +90,12 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
         return Ok(());
     }
     let namespace = (!args.all_namespaces).then_some(cluster.namespace.as_str());
-    let mut records = Vec::new();
-    let mut params = ListParams::default()
-        .labels(&selector)
-        .limit(args.chunk_size);
-    loop {
-        let page = cluster.list_meta(namespace, &params).await?;
-        records.extend(
-            page.items
-                .iter()
-                .map(|item| StageRecord::from_meta(&item.metadata)),
-        );
-        match page.metadata.continue_.filter(|token| !token.is_empty()) {
-            Some(token) => params = params.continue_token(token.as_str()),
-            None => break,
-        }
-    }
+    let mut records: Vec<StageRecord> = cluster
+        .list_pages(namespace, &selector, args.chunk_size)
+        .await?
+        .iter()
+        .map(StageRecord::from_meta)
+        .collect();
     if let Some(limit) = args.waiting_longer_than {
         let before =
             now - jiff::SignedDuration::try_from(limit).unwrap_or(jiff::SignedDuration::MAX);
@@ -181,62 +159,28 @@ fn selector(args: &GetArgs) -> Result<String> {
 async fn watch(
     cluster: &Cluster,
     format: output::Format,
-    namespace: Option<&str>,
-    config: watcher::Config,
+    scope: Scope<'_>,
     all_namespaces: bool,
 ) -> Result<()> {
     let wide = format == output::Format::Wide;
-    let budget = cluster.budget();
     let mut shown: HashMap<(String, String), String> = HashMap::new();
     let mut initial = Vec::new();
     let mut listed = false;
     let mut widths = Vec::new();
     let mut header: Option<Vec<String>> = None;
-    let stream = cluster.watch_meta(namespace, config).default_backoff();
-    futures::pin_mut!(stream);
-    loop {
-        let event = match stream.try_next().await {
-            Ok(Some(event)) => event,
-            Ok(None) => return Ok(()),
-            // Before the first list, a lasting failure is the answer (no access, no CRD); a
-            // transient one (the server starting, overloaded) is tried again until --timeout.
-            // After it, a watch that broke is resumed.
-            Err(err) if !listed => {
-                let target = Target {
-                    namespace: namespace.map(str::to_string),
-                    name: None,
-                };
-                match err {
-                    watcher::Error::InitialListFailed(err)
-                    | watcher::Error::WatchStartFailed(err)
-                    | watcher::Error::WatchFailed(err) => {
-                        if cluster.may_retry_watch(&err, budget) {
-                            tracing::debug!(error = %err, "watch not started yet; trying again");
-                            continue;
-                        }
-                        return Err(cluster.watch_error(err, &target, budget));
-                    }
-                    other => {
-                        return Err(anyhow::anyhow!("cannot watch play workflows: {other}").into());
-                    }
-                }
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "watch interrupted; resuming");
-                continue;
-            }
-        };
+    let mut watch = cluster.watch(scope);
+    while let Some(change) = watch.next(cluster).await {
         let now = Timestamp::now();
-        let changed: Vec<StageRecord> = match event {
-            watcher::Event::Init => {
+        let changed: Vec<StageRecord> = match change? {
+            Change::Relist => {
                 initial.clear();
                 continue;
             }
-            watcher::Event::InitApply(meta) => {
-                initial.push(StageRecord::from_meta(&meta.metadata));
+            Change::Item(meta) => {
+                initial.push(StageRecord::from_meta(&meta));
                 continue;
             }
-            watcher::Event::InitDone if !listed => {
+            Change::Listed if !listed => {
                 listed = true;
                 let records = std::mem::take(&mut initial);
                 for record in &records {
@@ -258,12 +202,12 @@ async fn watch(
                 }
             }
             // A re-list after a long disconnection: whatever changed meanwhile.
-            watcher::Event::InitDone => std::mem::take(&mut initial)
+            Change::Listed => std::mem::take(&mut initial)
                 .into_iter()
                 .filter(|record| shown.get(&key(record)) != Some(&shown_state(record)))
                 .collect(),
-            watcher::Event::Apply(meta) | watcher::Event::Delete(meta) => {
-                let record = StageRecord::from_meta(&meta.metadata);
+            Change::Applied(meta) | Change::Deleted(meta) => {
+                let record = StageRecord::from_meta(&meta);
                 if shown.get(&key(&record)) == Some(&shown_state(&record)) {
                     continue;
                 }
@@ -294,6 +238,7 @@ async fn watch(
                 .collect(),
         });
     }
+    Ok(())
 }
 
 fn key(record: &StageRecord) -> (String, String) {

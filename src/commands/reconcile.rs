@@ -3,23 +3,20 @@
 //! send it again by itself; reconcile asks GitHub whether each awaited event has happened and
 //! delivers it through resume's own path, under a delivery id that makes a repeat a no-op.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use jiff::Timestamp;
-use kube::api::ListParams;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use tracing::info;
 
-use crate::cluster::{Cluster, selector};
 use crate::commands::resume::deliver;
-use crate::core::github::{self, Awaited, PullRequest, Review};
-use crate::core::labels::{self, Repository};
-use crate::core::latch::Delivery;
+use crate::core::github::{Awaited, READY_FOR_QA};
+use crate::core::labels;
+use crate::core::reconcile::{self, CannotTell, Decision, GitHubFacts, WaitingPlay};
 use crate::core::record::StageRecord;
-use crate::core::resume::EventRequest;
+use crate::core::resume::Outcome;
 use crate::error::{Error, Result};
 use crate::github::{Cache, Credentials, GitHub, Options};
 use crate::output::{self, Format};
@@ -109,11 +106,42 @@ struct PlayReport {
     pull_request: Option<u64>,
     /// What GitHub says.
     github: String,
-    /// delivered-resumed, delivered-noop, would-deliver, none, failed
-    action: String,
+    action: Action,
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     delivery_id: Option<String>,
+}
+
+/// What the run did for a play; written delivered-resumed, delivered-latched, delivered-noop,
+/// would-deliver, none or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Delivered(Outcome),
+    WouldDeliver,
+    None,
+    Failed,
+}
+
+impl Action {
+    fn text(self) -> String {
+        match self {
+            Action::Delivered(outcome) => format!("delivered-{}", outcome.as_str()),
+            Action::WouldDeliver => "would-deliver".into(),
+            Action::None => "none".into(),
+            Action::Failed => "failed".into(),
+        }
+    }
+
+    /// A wait this run released: a webhook that was lost.
+    fn recovered(self) -> bool {
+        self == Action::Delivered(Outcome::Resumed)
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text())
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -125,14 +153,6 @@ struct Report {
     /// Waits this run released: each one a webhook that was lost.
     recovered: usize,
     github: crate::github::Cost,
-}
-
-/// A play that waits, and what its stage awaits.
-struct Waiting {
-    report: PlayReport,
-    awaited: Option<Awaited>,
-    repository: Option<Repository>,
-    request: Option<EventRequest>,
 }
 
 pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
@@ -157,30 +177,44 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
         cache.clone(),
     )?;
 
-    let mut waiting = waiting_plays(settings, &cluster).await?;
+    let plays = cluster
+        .list_labelled(
+            Some(&namespace),
+            &[(labels::WORKFLOW_TYPE, labels::PLAY.to_string())],
+        )
+        .await?;
+    let waiting =
+        reconcile::waiting_plays(&settings.pipeline, plays.iter().map(StageRecord::from_meta));
     // Everything GitHub says is read before anything is written.
-    find_events(settings, &namespace, &github, &mut waiting).await?;
+    let facts = read_github(&github, &waiting).await?;
+    let decisions: Vec<Decision> = waiting
+        .iter()
+        .map(|play| reconcile::decide(play, &facts))
+        .collect();
 
     let mut failures = Vec::new();
-    for play in &mut waiting {
-        let Some(request) = &play.request else {
-            continue;
-        };
-        if args.dry_run {
-            play.report.action = "would-deliver".into();
-            continue;
-        }
-        match deliver(settings, &cluster, request, args.wait_for_node).await {
-            Ok(done) => {
-                play.report.action = format!("delivered-{}", done.outcome.as_str());
-                play.report.detail = done.detail;
+    let mut reports = Vec::new();
+    for (play, decision) in waiting.iter().zip(&decisions) {
+        let mut report = report(play, decision);
+        if let Decision::Deliver(delivery) = decision {
+            if args.dry_run {
+                report.action = Action::WouldDeliver;
+            } else {
+                let event = play.event(&namespace, delivery, &settings.actor, Timestamp::now());
+                match deliver(settings, &cluster, &event, args.wait_for_node).await {
+                    Ok(done) => {
+                        report.action = Action::Delivered(done.outcome);
+                        report.detail = done.detail;
+                    }
+                    Err(err) => {
+                        report.action = Action::Failed;
+                        report.detail = err.message().to_string();
+                        failures.push(err);
+                    }
+                }
             }
-            Err(err) => {
-                play.report.action = "failed".into();
-                play.report.detail = err.message().to_string();
-                failures.push(err);
-            }
         }
+        reports.push(report);
     }
 
     let kept = github.cache_to_keep();
@@ -197,17 +231,16 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
             .await?;
     }
 
-    let plays: Vec<PlayReport> = waiting.into_iter().map(|play| play.report).collect();
-    let recovered = plays
+    let recovered = reports
         .iter()
-        .filter(|play| play.action == "delivered-resumed")
+        .filter(|play| play.action.recovered())
         .count();
     let report = Report {
         namespace,
         dry_run: args.dry_run,
         recovered,
         github: github.cost(),
-        plays,
+        plays: reports,
     };
     info!(
         namespace = %report.namespace,
@@ -229,6 +262,97 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
     }
 }
 
+/// Asks GitHub once per repository, and once per pull request whose reviews a play needs.
+async fn read_github(github: &GitHub, waiting: &[WaitingPlay]) -> Result<GitHubFacts> {
+    let mut facts = GitHubFacts::default();
+    for play in waiting {
+        let Ok((_, repository)) = play.awaits() else {
+            continue;
+        };
+        if facts.lacks_pulls(repository) {
+            facts.add_pulls(repository, github.open_pulls(repository).await?);
+        }
+        if let Some(pull) = facts.lacks_reviews(play) {
+            facts.add_reviews(repository, pull, github.reviews(repository, pull).await?);
+        }
+    }
+    Ok(facts)
+}
+
+/// The report of a play before any delivery: what GitHub says, in words.
+fn report(play: &WaitingPlay, decision: &Decision) -> PlayReport {
+    let (pull_request, github, detail, delivery_id) = match decision {
+        Decision::Deliver(delivery) => {
+            let number = delivery.pull;
+            let github = match delivery.awaited {
+                Awaited::PullRequestOpened => format!("#{number} open"),
+                Awaited::ReadyForQa => format!("#{number} labelled {READY_FOR_QA}"),
+                Awaited::Approved => format!("#{number} approved"),
+            };
+            (
+                Some(number),
+                github,
+                String::new(),
+                Some(delivery.delivery_id.clone()),
+            )
+        }
+        Decision::NotYet { pull: None, .. } => {
+            (None, "no open pull request".into(), String::new(), None)
+        }
+        Decision::NotYet {
+            awaited,
+            pull: Some(number),
+        } => {
+            let github = match awaited {
+                Awaited::ReadyForQa => format!("#{number} not labelled {READY_FOR_QA}"),
+                _ => format!("#{number} not approved"),
+            };
+            (Some(*number), github, String::new(), None)
+        }
+        Decision::Ambiguous(numbers) => (
+            None,
+            format!(
+                "{} open pull requests name the task: {}",
+                numbers.len(),
+                numbers
+                    .iter()
+                    .map(|n| format!("#{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "not guessed: close or relabel all but one".into(),
+            None,
+        ),
+        Decision::CannotTell(CannotTell::StageWithoutEvent) => (
+            None,
+            String::new(),
+            format!(
+                "{} is not a stage of the play pipeline; reconcile does not know its event",
+                play.stage
+            ),
+            None,
+        ),
+        Decision::CannotTell(CannotTell::Unlabelled) => (
+            None,
+            String::new(),
+            "the play has no task-id or repository label".into(),
+            None,
+        ),
+    };
+    PlayReport {
+        workflow: play.workflow.clone(),
+        stage: play.stage.name().to_string(),
+        task_id: play.task_id.clone(),
+        repository: play.repository_name.clone(),
+        waiting_since: play.since,
+        pull_request,
+        github,
+        action: Action::None,
+        detail,
+        delivery_id,
+    }
+}
+
 /// The run's counts as files: each waiting stage of the pipeline gets both of its files, zero
 /// when no play waits there, so that every metric of the template has a value. A play this run
 /// released no longer waits.
@@ -239,7 +363,7 @@ fn write_outputs(dir: &std::path::Path, settings: &Settings, report: &Report) ->
         let here: Vec<&PlayReport> = report
             .plays
             .iter()
-            .filter(|play| play.stage == stage.name() && play.action != "delivered-resumed")
+            .filter(|play| play.stage == stage.name() && !play.action.recovered())
             .collect();
         let oldest = here
             .iter()
@@ -302,147 +426,6 @@ fn credentials(args: &ReconcileArgs) -> Result<Credentials> {
     }
 }
 
-/// Every play of the namespace that waits in a stage, from one metadata list.
-async fn waiting_plays(settings: &Settings, cluster: &Cluster) -> Result<Vec<Waiting>> {
-    let pipeline = &settings.pipeline;
-    let params = ListParams::default().labels_from(&selector(&[(
-        labels::WORKFLOW_TYPE,
-        labels::PLAY.to_string(),
-    )]));
-    let list = cluster.list_meta(Some(&cluster.namespace), &params).await?;
-    let mut waiting = Vec::new();
-    for item in list.items {
-        let meta = item.metadata;
-        let ended = meta
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(labels::ARGO_COMPLETED))
-            .is_some_and(|v| v == "true");
-        let record = StageRecord::from_meta(&meta);
-        let Some(stage) = record.stage_in(pipeline) else {
-            continue;
-        };
-        if ended || !pipeline.is_waiting(&stage) {
-            continue;
-        }
-        let waiting_since = record.waiting_since(pipeline);
-        let repository = record
-            .repository
-            .as_deref()
-            .and_then(|name| Repository::parse(name).ok());
-        let mut report = PlayReport {
-            workflow: record.name.clone(),
-            stage: stage.name().to_string(),
-            task_id: record.task_id.clone().unwrap_or_default(),
-            repository: record.repository.clone().unwrap_or_default(),
-            waiting_since,
-            pull_request: None,
-            github: String::new(),
-            action: "none".into(),
-            detail: String::new(),
-            delivery_id: None,
-        };
-        let awaited = Awaited::of(&stage);
-        if awaited.is_none() {
-            report.detail = format!(
-                "{stage} is not a stage of the play pipeline; reconcile does not know its event"
-            );
-        } else if repository.is_none() || report.task_id.is_empty() {
-            report.detail = "the play has no task-id or repository label".into();
-        }
-        waiting.push(Waiting {
-            awaited: awaited.filter(|_| repository.is_some() && !report.task_id.is_empty()),
-            repository,
-            report,
-            request: None,
-        });
-    }
-    waiting.sort_by(|a, b| a.report.workflow.cmp(&b.report.workflow));
-    Ok(waiting)
-}
-
-/// Asks GitHub, once per repository and once per pull request whose reviews matter, and plans
-/// a delivery for each play whose event has happened.
-async fn find_events(
-    settings: &Settings,
-    namespace: &str,
-    github: &GitHub,
-    waiting: &mut [Waiting],
-) -> Result<()> {
-    let mut pulls: BTreeMap<String, Vec<PullRequest>> = BTreeMap::new();
-    let mut reviews: BTreeMap<(String, u64), Vec<Review>> = BTreeMap::new();
-    for play in waiting.iter_mut() {
-        let (Some(awaited), Some(repository)) = (play.awaited, play.repository.clone()) else {
-            continue;
-        };
-        let key = repository.full_name().to_ascii_lowercase();
-        if !pulls.contains_key(&key) {
-            pulls.insert(key.clone(), github.open_pulls(&repository).await?);
-        }
-        let report = &mut play.report;
-        let pull = match github::pull_of_task(&pulls[&key], &report.task_id) {
-            Ok(Some(pull)) => pull.clone(),
-            Ok(None) => {
-                report.github = "no open pull request".into();
-                continue;
-            }
-            Err(numbers) => {
-                report.github = format!(
-                    "{} open pull requests name the task: {}",
-                    numbers.len(),
-                    numbers
-                        .iter()
-                        .map(|n| format!("#{n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                report.detail = "not guessed: close or relabel all but one".into();
-                continue;
-            }
-        };
-        report.pull_request = Some(pull.number);
-        let its_reviews = if awaited.needs_reviews() {
-            let key = (key.clone(), pull.number);
-            if !reviews.contains_key(&key) {
-                reviews.insert(key.clone(), github.reviews(&repository, pull.number).await?);
-            }
-            reviews[&key].clone()
-        } else {
-            Vec::new()
-        };
-        if !awaited.happened(&pull, &its_reviews) {
-            report.github = match awaited {
-                Awaited::ReadyForQa => {
-                    format!("#{} not labelled {}", pull.number, github::READY_FOR_QA)
-                }
-                _ => format!("#{} not approved", pull.number),
-            };
-            continue;
-        }
-        report.github = match awaited {
-            Awaited::PullRequestOpened => format!("#{} open", pull.number),
-            Awaited::ReadyForQa => format!("#{} labelled {}", pull.number, github::READY_FOR_QA),
-            Awaited::Approved => format!("#{} approved", pull.number),
-        };
-        let stage = settings.pipeline.stage(&report.stage);
-        let delivery_id = github::delivery_id(&stage, &pull);
-        report.delivery_id = Some(delivery_id.clone());
-        play.request = Some(EventRequest {
-            namespace: namespace.to_string(),
-            stage,
-            task_id: report.task_id.clone(),
-            repository: Some(repository),
-            delivery: Delivery {
-                delivery_id: Some(delivery_id),
-                event: Some(awaited.github_event().to_string()),
-                at: Timestamp::now(),
-                by: settings.actor.clone(),
-            },
-        });
-    }
-    Ok(())
-}
-
 fn render(report: &Report, format: Format) -> String {
     match format {
         Format::Json | Format::Yaml => output::render(report, format),
@@ -471,7 +454,7 @@ fn render(report: &Report, format: Format) -> String {
                         .unwrap_or_default(),
                     play.task_id.clone(),
                     play.github.clone(),
-                    play.action.clone(),
+                    play.action.text(),
                 ];
                 if wide {
                     row.extend([

@@ -4,11 +4,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use jiff::Timestamp;
-use kube::api::ListParams;
 use serde::Serialize;
 use tracing::{error, info};
 
-use crate::cluster::{Cluster, Operation, Swapped, View, WaitBudget, selector};
+use crate::cluster::{Cluster, Operation, Swapped, View, WaitBudget};
 use crate::core::labels::{self, Repository};
 use crate::core::latch::Delivery;
 use crate::core::resume::{Chosen, EventRequest, Outcome, Resolution};
@@ -175,8 +174,9 @@ pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
     result.map(|_| ())
 }
 
-/// Chooses the play from one metadata list of every play of the task, then, for a play that
-/// can take the event, latches or resumes as one compare-and-swap on the whole workflow.
+/// Chooses the play from one list of every play of the task, then, for a play that can take
+/// the event, latches or resumes as one compare-and-swap on the whole workflow, planned on the
+/// play as listed: a list and a patch, unless the play changed in between.
 pub(crate) async fn deliver(
     settings: &Settings,
     cluster: &Cluster,
@@ -185,20 +185,20 @@ pub(crate) async fn deliver(
 ) -> Result<Resumed> {
     let pipeline = &settings.pipeline;
     let namespace = cluster.namespace.clone();
-    let params = ListParams::default().labels_from(&selector(&request.play_labels()));
-    let plays: Vec<_> = cluster
-        .list_meta(Some(&namespace), &params)
-        .await?
-        .items
-        .into_iter()
-        .map(|play| play.metadata)
-        .collect();
-    let (workflow, resolution) = match request.choose_play(pipeline, &plays)? {
+    let plays = cluster
+        .list_labelled_whole(&namespace, &request.play_labels())
+        .await?;
+    let metas: Vec<_> = plays.iter().map(|play| play.meta.clone()).collect();
+    let (workflow, resolution) = match request.choose_play(pipeline, &metas)? {
         Chosen::Ended(meta) => (
             meta.name.clone().unwrap_or_default(),
             request.answer_ended(pipeline, &meta)?,
         ),
         Chosen::Active(name) => {
+            let listed = plays
+                .iter()
+                .find(|play| play.meta.name.as_deref() == Some(name.as_str()))
+                .map(|play| request.plan(pipeline, play));
             let op = Operation {
                 namespace: &namespace,
                 name: &name,
@@ -209,7 +209,7 @@ pub(crate) async fn deliver(
                 }),
             };
             let swapped = cluster
-                .compare_and_swap(op, None, |observed| request.plan(pipeline, observed))
+                .compare_and_swap(op, listed, |observed| request.plan(pipeline, observed))
                 .await?;
             let resolution: Resolution = match swapped {
                 Swapped::Unchanged(resolution)

@@ -1,12 +1,9 @@
 use std::time::Duration;
 
 use clap::Args;
-use futures::StreamExt;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
 
 use super::Subject;
-use crate::cluster::{Cluster, Deadline, View};
+use crate::cluster::{Change, Cluster, Deadline, Scope, View};
 use crate::core::record::StageRecord;
 use crate::core::stage::Stage;
 use crate::error::{Error, Result};
@@ -106,35 +103,36 @@ async fn wait_for(
     limit: Duration,
     mut last: String,
 ) -> Result<Option<String>> {
-    let api = cluster.workflow_metas(namespace);
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", subject.name));
-    let mut events = watcher::watcher(api, config).default_backoff().boxed();
+    let mut watch = cluster.watch(Scope {
+        namespace: Some(namespace),
+        name: Some(&subject.name),
+        ..Scope::default()
+    });
     let deadline = Deadline::after(limit);
     loop {
-        let event = match tokio::time::timeout(deadline.remaining(), events.next()).await {
+        let change = match tokio::time::timeout(deadline.remaining(), watch.next(cluster)).await {
             Err(_) | Ok(None) => {
                 return Ok(Some(format!(
                     "waited {}s for {stage}: {last}",
                     limit.as_secs()
                 )));
             }
-            Ok(Some(event)) => event,
+            Ok(Some(change)) => change?,
         };
-        match event {
-            Ok(Event::Apply(meta) | Event::InitApply(meta)) => {
-                match check(&StageRecord::from_meta(&meta.metadata), subject, stage) {
+        match change {
+            Change::Item(meta) | Change::Applied(meta) => {
+                match check(&StageRecord::from_meta(&meta), subject, stage) {
                     None => return Ok(None),
                     Some(why) => last = why,
                 }
             }
-            Ok(Event::Delete(_)) => {
+            Change::Deleted(_) => {
                 return Err(Error::not_found(format!(
                     "workflow {} was deleted while waiting",
                     subject.name
                 )));
             }
-            Ok(_) => {}
-            Err(err) => tracing::warn!(error = %err, "watch interrupted; resuming"),
+            Change::Relist | Change::Listed => {}
         }
     }
 }

@@ -16,6 +16,8 @@ pub mod labels;
 pub mod latch;
 /// JSON Patch operations, and the one patch that changes a stage.
 pub mod patch;
+/// Reconcile: which plays wait, and what GitHub's answers mean for each.
+pub mod reconcile;
 /// A Workflow's stage record (stage, task, repository, history) read from its metadata.
 pub mod record;
 /// Resume: which play an event is for, and what it does to that play.

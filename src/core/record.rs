@@ -22,6 +22,15 @@ pub const REASON_LIMIT: usize = 512;
 /// it to, read by the API server's policy as well as by stagectl.
 pub const FAILED_AT_ANNOTATION: &str = "stagectl.dev/failed-at";
 
+/// Whether the controller has finished the workflow (Succeeded, Failed or Error): its own
+/// label says so, with the same write that sets the phase.
+pub fn has_ended(meta: &ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|labels| labels.get(labels::ARGO_COMPLETED))
+        .is_some_and(|value| value == "true")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChangeKind {
@@ -81,6 +90,9 @@ pub struct StageRecord {
     /// The Argo controller's phase (Running, Succeeded, ...), from its own label.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// Whether the controller has finished the workflow ([`has_ended`]).
+    #[serde(skip)]
+    pub ended: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Timestamp>,
     /// For a failed play, the stage it failed at.
@@ -128,6 +140,7 @@ impl StageRecord {
                 .and_then(|secs| secs.parse::<i64>().ok())
                 .and_then(|secs| Timestamp::from_second(secs).ok()),
             phase: label(labels::ARGO_PHASE),
+            ended: has_ended(meta),
             created_at: meta.creation_timestamp.as_ref().map(|t| t.0),
             failed_at,
             history,
@@ -143,11 +156,7 @@ impl StageRecord {
     /// it entered the stage (its last change into it; else the time of its stage label).
     pub fn waiting_since(&self, pipeline: &Pipeline) -> Option<Timestamp> {
         let stage = self.stage_in(pipeline)?;
-        let ended = matches!(
-            self.phase.as_deref(),
-            Some("Succeeded" | "Failed" | "Error")
-        );
-        if ended || !pipeline.is_waiting(&stage) {
+        if self.ended || !pipeline.is_waiting(&stage) {
             return None;
         }
         self.history
@@ -296,6 +305,7 @@ mod tests {
             stage: Some("waiting-ready-for-qa".into()),
             updated_at: Some(at(500)),
             phase: Some("Running".into()),
+            ended: false,
             created_at: Some(at(10)),
             failed_at: None,
             history: vec![
@@ -310,9 +320,9 @@ mod tests {
         assert_eq!(record.waiting_since(&pipeline), Some(at(200)));
         record.history.clear();
         assert_eq!(record.waiting_since(&pipeline), Some(at(500)));
-        record.phase = Some("Failed".into());
+        record.ended = true;
         assert_eq!(record.waiting_since(&pipeline), None);
-        record.phase = Some("Running".into());
+        record.ended = false;
         record.stage = Some("pending".into());
         assert_eq!(record.waiting_since(&pipeline), None);
     }

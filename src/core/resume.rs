@@ -8,7 +8,7 @@ use crate::core::argo::{self, SuspendNode};
 use crate::core::labels::{self, Repository};
 use crate::core::latch::{self, Delivery, LatchSlot, SeenAs};
 use crate::core::patch;
-use crate::core::record::StageRecord;
+use crate::core::record::{StageRecord, has_ended};
 use crate::core::stage::{Pipeline, Stage};
 use crate::core::{Observed, Step};
 use crate::error::{Error, Result};
@@ -64,10 +64,6 @@ pub enum Chosen {
 
 fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.labels.as_ref()?.get(key).map(String::as_str)
-}
-
-fn has_ended(meta: &ObjectMeta) -> bool {
-    label(meta, labels::ARGO_COMPLETED) == Some("true")
 }
 
 fn name_of(meta: &ObjectMeta) -> String {

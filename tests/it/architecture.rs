@@ -186,6 +186,22 @@ fn core_decides_without_kube_or_tokio() {
     }
 }
 
+/// All Kubernetes I/O goes through `cluster`: the commands read and write through its calls,
+/// and one rule per failure holds for every one of them.
+#[test]
+fn only_cluster_talks_to_kubernetes() {
+    let modules = modules();
+    assert!(modules["cluster"].contains("kube::"));
+    for (module, text) in &modules {
+        if module == "cluster" || module.starts_with("cluster::") {
+            continue;
+        }
+        for client in ["kube::", "kube_core", "kube_runtime", "kube_client"] {
+            assert!(!text.contains(client), "{module} uses {client}");
+        }
+    }
+}
+
 #[test]
 fn use_trees_are_read_as_rust_reads_them() {
     assert_eq!(

@@ -232,6 +232,64 @@ async fn an_event_on_time_resumes_the_node_as_argo_resume_would() {
     assert_eq!(duplicate.json()["outcome"], "noop");
 }
 
+/// A resume's floor: one list that finds the play with its wait node, one compare-and-swap.
+/// Among other plays (of other tasks, and one of the same task that has failed), and with the
+/// event latched first: each delivery is those two requests.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn a_resume_is_one_list_and_one_patch() {
+    let ns = TestNamespace::new("resume-requests").await;
+    for task in ["8", "9"] {
+        create_play(&ns, task, "acme/widgets").await;
+    }
+    failed_play(&ns, "7").await;
+    let workflow = create_play(&ns, "7", "acme/widgets").await;
+    let workflow_requests =
+        |requests: Vec<crate::harness::AuditedRequest>| -> Vec<(String, String)> {
+            requests
+                .into_iter()
+                .filter(|r| {
+                    r.resource == "workflows" && r.user_agent == stagectl::cluster::USER_AGENT
+                })
+                .map(|r| (r.verb, r.name))
+                .collect()
+        };
+    let expected = |written: &str| {
+        vec![
+            ("list".to_string(), String::new()),
+            ("patch".to_string(), written.to_string()),
+        ]
+    };
+
+    let before = ns.audited_requests().await.len();
+    let latched = resume(&ns, "waiting-pr-created", "7", "acme/widgets", "d-early").await;
+    latched.assert_code(0);
+    assert_eq!(latched.json()["outcome"], "latched");
+    assert_eq!(
+        workflow_requests(ns.audited_requests().await.split_off(before)),
+        expected(&workflow)
+    );
+
+    assert!(set_stage(&ns, &workflow, "waiting-pr-created").await);
+    assert!(!set_stage(&ns, &workflow, "waiting-ready-for-qa").await);
+    controller_reaches_wait(&ns, &workflow, "waiting-ready-for-qa", false).await;
+    let before = ns.audited_requests().await.len();
+    let resumed = resume(
+        &ns,
+        "waiting-ready-for-qa",
+        "7",
+        "acme/widgets",
+        "d-on-time",
+    )
+    .await;
+    resumed.assert_code(0);
+    assert_eq!(resumed.json()["outcome"], "resumed");
+    assert_eq!(
+        workflow_requests(ns.audited_requests().await.split_off(before)),
+        expected(&workflow)
+    );
+}
+
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn an_event_before_the_node_exists_waits_for_it() {

@@ -466,6 +466,65 @@ async fn the_least_privilege_role_is_enough_for_every_subcommand() {
     );
 }
 
+/// `verify --wait` and `get --watch` follow workflows through one watch with one rule: an
+/// account that may read the play but not list or watch it gets exit 5 at once, as a read it
+/// may not make would, not a wait until --wait runs out (exit 7) or a watch retried forever.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn a_watch_the_account_may_not_make_ends_at_once_with_the_forbidden_code() {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let ns = TestNamespace::new("watch-forbidden").await;
+    let reader = "reader";
+    ns.api::<ServiceAccount>()
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": reader}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    ns.api::<Role>()
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": reader},
+                "rules": [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get"]}],
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    ns.api::<RoleBinding>()
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": reader},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": reader},
+                "subjects": [{"kind": "ServiceAccount", "name": reader, "namespace": ns.name}],
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let kubeconfig = service_account_kubeconfig(&ns, reader).await;
+    let workflow = ns.create_play().await;
+
+    let verify = ns
+        .stagectl_as(
+            &kubeconfig,
+            &["verify", "completed", "--workflow", &workflow, "--wait=5m"],
+        )
+        .await;
+    verify.assert_code(5);
+    let errors = verify.error_lines();
+    assert_eq!(errors.len(), 1, "{}", verify.stderr);
+    assert!(errors[0].contains("cannot list"), "{}", errors[0]);
+    let get = ns
+        .stagectl_as(&kubeconfig, &["get", &workflow, "--watch"])
+        .await;
+    get.assert_code(5);
+}
+
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn without_patch_the_forbidden_code_says_what_to_grant() {
