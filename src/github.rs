@@ -1,17 +1,32 @@
 //! GitHub's REST API, for `reconcile`: the open pull requests of a repository and the reviews of
-//! one, through octocrab (a token, or a GitHub App's installation), every page followed, every
-//! request conditional on the ETag of the last answer (a 304 costs nothing of the rate limit),
-//! and GitHub's rate limit honoured: wait for its reset when allowed, else stop. The only
-//! GitHub I/O; what the answers mean is `core::github`'s.
+//! one, with a token or as a GitHub App's installation, every page followed, every request
+//! conditional on the ETag of the last answer (a 304 costs nothing of the rate limit), and
+//! GitHub's rate limit honoured: wait for its reset when allowed, else stop. The only GitHub
+//! I/O, over the HTTP and TLS stack the Kubernetes client already brings (hyper, rustls, ring;
+//! ring signs the App's JWT); what the answers mean is `core::github`'s.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use http::header::{ACCEPT, ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH, LINK, RETRY_AFTER};
-use http::{StatusCode, Uri};
-use octocrab::Octocrab;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::header::{
+    ACCEPT, AUTHORIZATION, ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH, LINK, RETRY_AFTER,
+    USER_AGENT,
+};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
@@ -26,8 +41,8 @@ use crate::error::{Error, Result};
 pub enum Credentials {
     /// A personal access token, or any token GitHub accepts as a bearer.
     Token(String),
-    /// A GitHub App, acting as one installation of it: octocrab signs the App's JWT with the
-    /// private key and exchanges it for installation tokens as they expire.
+    /// A GitHub App, acting as one installation of it: a JWT signed with the App's private key
+    /// is exchanged for an installation token, again when that one expires.
     App {
         app_id: u64,
         private_key_pem: Vec<u8>,
@@ -72,8 +87,13 @@ pub struct Cost {
     pub not_modified: u32,
 }
 
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 pub struct GitHub {
-    crab: Octocrab,
+    http: HttpClient,
+    /// The API's root, without a trailing slash.
+    api_url: String,
+    auth: Auth,
     /// The budget of one request, retries included (--timeout).
     timeout: Duration,
     rate_limit_wait: Duration,
@@ -83,7 +103,20 @@ pub struct GitHub {
     not_modified: AtomicU32,
 }
 
-/// The fields of a pull request reconcile reads (GitHub sends many more).
+enum Auth {
+    Token(HeaderValue),
+    App(Box<App>),
+}
+
+struct App {
+    id: u64,
+    key: RsaKeyPair,
+    installation_id: u64,
+    /// The installation token and when it expires.
+    token: tokio::sync::Mutex<Option<(HeaderValue, jiff::Timestamp)>>,
+}
+
+/// A pull request as GitHub's API writes it, for the fields reconcile reads.
 #[derive(Deserialize)]
 struct PullFields {
     number: u64,
@@ -114,55 +147,62 @@ struct UserFields {
     id: u64,
 }
 
-/// The facts kept in the cache, per item.
-#[derive(Serialize, Deserialize)]
-struct PullFacts {
-    number: u64,
-    branch: String,
-    labels: Vec<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct ReviewFacts {
-    reviewer: u64,
-    state: String,
+#[derive(Deserialize)]
+struct InstallationToken {
+    token: String,
+    expires_at: jiff::Timestamp,
 }
 
 impl GitHub {
     pub fn connect(options: Options, cache: Cache) -> Result<Self> {
-        let usage = |what: &str, err: octocrab::Error| {
-            Error::usage(format!("{what}: {}", one_line_error(&err)))
-        };
-        let builder = Octocrab::builder()
-            .base_uri(options.api_url.as_str())
-            .map_err(|e| {
-                usage(
-                    &format!("invalid --github-api-url {:?}", options.api_url),
-                    e,
-                )
-            })?
-            .set_connect_timeout(Some(CONNECT_TIMEOUT))
-            .set_read_timeout(Some(ATTEMPT_TIMEOUT));
-        let crab = match options.credentials {
-            Credentials::Token(token) => builder.personal_token(token).build(),
+        let api_url = options.api_url.trim_end_matches('/').to_string();
+        let valid = api_url.parse::<Uri>().is_ok_and(|uri| {
+            matches!(uri.scheme_str(), Some("https" | "http")) && uri.host().is_some()
+        });
+        if !valid {
+            return Err(Error::usage(format!(
+                "invalid --github-api-url {:?}: give https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server",
+                options.api_url
+            )));
+        }
+        let auth = match options.credentials {
+            Credentials::Token(token) => Auth::Token(bearer(&token).ok_or_else(|| {
+                Error::usage("the GitHub token holds characters no HTTP header may carry")
+            })?),
             Credentials::App {
                 app_id,
                 private_key_pem,
                 installation_id,
-            } => builder
-                .app_from_rsa_pem(app_id.into(), private_key_pem)
-                .map_err(|e| {
-                    usage(
+            } => Auth::App(Box::new(App {
+                id: app_id,
+                key: rsa_key(&private_key_pem).ok_or_else(|| {
+                    Error::usage(
                         "the GitHub App's private key is not an RSA key in PEM (download it from the App's settings)",
-                        e,
                     )
-                })?
-                .build()
-                .and_then(|app| app.installation(installation_id.into())),
-        }
-        .map_err(|e| usage("cannot set up the GitHub client", e))?;
+                })?,
+                installation_id,
+                token: tokio::sync::Mutex::new(None),
+            })),
+        };
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.enforce_http(false);
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::failed(format!("cannot set up TLS for GitHub: {e}")))?
+        .with_root_certificates(trusted_roots(&api_url)?)
+        .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         Ok(Self {
-            crab,
+            http: Client::builder(TokioExecutor::new()).build(https),
+            api_url,
+            auth,
             timeout: options.timeout,
             rate_limit_wait: options.rate_limit_wait,
             cache: Mutex::new(cache),
@@ -187,63 +227,46 @@ impl GitHub {
 
     /// The repository's open pull requests, every page.
     pub async fn open_pulls(&self, repository: &Repository) -> Result<Vec<PullRequest>> {
-        let facts: Vec<PullFacts> = self
-            .all_pages(
-                format!(
-                    "/repos/{}/pulls?state=open&per_page=100",
-                    repository.full_name()
-                ),
-                |pulls: Vec<PullFields>| {
-                    pulls
-                        .into_iter()
-                        .map(|pull| PullFacts {
-                            number: pull.number,
-                            branch: pull.head.branch,
-                            labels: pull.labels.into_iter().map(|label| label.name).collect(),
-                        })
-                        .collect()
-                },
-            )
-            .await?;
-        Ok(facts
-            .into_iter()
-            .map(|pull| PullRequest {
-                number: pull.number,
-                head_ref: pull.branch,
-                labels: pull.labels,
-            })
-            .collect())
+        self.all_pages(
+            format!(
+                "/repos/{}/pulls?state=open&per_page=100",
+                repository.full_name()
+            ),
+            |pulls: Vec<PullFields>| {
+                pulls
+                    .into_iter()
+                    .map(|pull| PullRequest {
+                        number: pull.number,
+                        head_ref: pull.head.branch,
+                        labels: pull.labels.into_iter().map(|label| label.name).collect(),
+                    })
+                    .collect()
+            },
+        )
+        .await
     }
 
     /// The reviews of a pull request, oldest first, every page.
     pub async fn reviews(&self, repository: &Repository, number: u64) -> Result<Vec<Review>> {
-        let facts: Vec<ReviewFacts> = self
-            .all_pages(
-                format!(
-                    "/repos/{}/pulls/{number}/reviews?per_page=100",
-                    repository.full_name()
-                ),
-                |reviews: Vec<ReviewFields>| {
-                    reviews
-                        .into_iter()
-                        // A review by a deleted account has no user: it speaks for nobody.
-                        .filter_map(|review| {
-                            Some(ReviewFacts {
-                                reviewer: review.user?.id,
-                                state: review.state,
-                            })
+        self.all_pages(
+            format!(
+                "/repos/{}/pulls/{number}/reviews?per_page=100",
+                repository.full_name()
+            ),
+            |reviews: Vec<ReviewFields>| {
+                reviews
+                    .into_iter()
+                    // A review by a deleted account has no user: it speaks for nobody.
+                    .filter_map(|review| {
+                        Some(Review {
+                            reviewer: review.user?.id,
+                            state: review.state,
                         })
-                        .collect()
-                },
-            )
-            .await?;
-        Ok(facts
-            .into_iter()
-            .map(|review| Review {
-                reviewer: review.reviewer,
-                state: review.state,
-            })
-            .collect())
+                    })
+                    .collect()
+            },
+        )
+        .await
     }
 
     /// Every page from `first`, each answered from the cache when GitHub says 304.
@@ -300,22 +323,20 @@ impl GitHub {
         Ok(all)
     }
 
-    /// One GET, conditional on `etag`. GitHub's transient failures (no connection, a dropped
-    /// one, no answer within an attempt, a 5xx) are tried again with backoff until --timeout is
-    /// spent; a rate limit is waited out when allowed (see [`Limited::allowed`]).
+    /// One GET, conditional on `etag`, of a path under the API's root or a URL GitHub gave.
+    /// GitHub's transient failures (no connection, a dropped one, no answer within an attempt,
+    /// a 5xx) are tried again with backoff until --timeout is spent; a rate limit is waited out
+    /// when allowed (see [`Limited::allowed`]).
     async fn get(&self, url: &str, etag: Option<&str>) -> Result<Answer> {
-        let uri: Uri = url
+        let absolute = if url.starts_with('/') {
+            format!("{}{url}", self.api_url)
+        } else {
+            url.to_string()
+        };
+        let uri: Uri = absolute
             .parse()
-            .map_err(|_| Error::failed(format!("cannot request {url}: not a valid path")))?;
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            ACCEPT,
-            HeaderValue::from_static("application/vnd.github+json"),
-        );
-        headers.insert(
-            "x-github-api-version",
-            HeaderValue::from_static("2022-11-28"),
-        );
+            .map_err(|_| Error::failed(format!("cannot request {url}: not a valid URL")))?;
+        let mut headers = self.headers();
         if let Some(etag) = etag.and_then(|etag| HeaderValue::from_str(etag).ok()) {
             headers.insert(IF_NONE_MATCH, etag);
         }
@@ -361,6 +382,24 @@ impl GitHub {
         }
     }
 
+    /// The headers GitHub asks every client to send.
+    fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/vnd.github+json"),
+        );
+        headers.insert(
+            "x-github-api-version",
+            HeaderValue::from_static("2022-11-28"),
+        );
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("stagectl/", env!("CARGO_PKG_VERSION"))),
+        );
+        headers
+    }
+
     /// One request, and what its answer means.
     async fn attempt(
         &self,
@@ -369,31 +408,21 @@ impl GitHub {
         headers: &HeaderMap,
         timeout: Duration,
     ) -> Attempt {
-        let sent = tokio::time::timeout(
-            timeout,
-            self.crab
-                ._get_with_headers(uri.clone(), Some(headers.clone())),
-        )
-        .await;
-        let response = match sent {
-            Err(_) => {
-                return Attempt::Transient(format!(
-                    "GitHub did not answer GET {url} within {}s",
-                    timeout.as_secs_f32().ceil()
-                ));
-            }
-            Ok(Err(err)) => {
-                return Attempt::Transient(format!(
-                    "cannot reach GitHub for GET {url}: {}",
-                    one_line_error(&err)
-                ));
-            }
-            Ok(Ok(response)) => response,
+        let authorization = match self.authorization(timeout).await {
+            Ok(value) => value,
+            Err(attempt) => return attempt,
         };
-        let status = response.status();
+        let mut request = Request::new(Full::default());
+        *request.uri_mut() = uri.clone();
+        *request.headers_mut() = headers.clone();
+        request.headers_mut().insert(AUTHORIZATION, authorization);
+        let (status, response_headers, body) =
+            match self.send(request, timeout, &format!("GET {url}")).await {
+                Ok(answer) => answer,
+                Err(why) => return Attempt::Transient(why),
+            };
         let header = |name: &str| {
-            response
-                .headers()
+            response_headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
@@ -415,29 +444,6 @@ impl GitHub {
         }
         // Every answer but a 304 counts against the rate limit.
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let body = if status.is_success()
-            || matches!(
-                status,
-                StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
-            ) {
-            match tokio::time::timeout(timeout, self.crab.body_to_string(response)).await {
-                Ok(Ok(body)) => body,
-                Ok(Err(err)) => {
-                    return Attempt::Transient(format!(
-                        "GitHub's answer to GET {url} broke off: {}",
-                        one_line_error(&err)
-                    ));
-                }
-                Err(_) => {
-                    return Attempt::Transient(format!(
-                        "GitHub's answer to GET {url} stalled for {}s",
-                        timeout.as_secs_f32().ceil()
-                    ));
-                }
-            }
-        } else {
-            String::new()
-        };
         match status {
             status if status.is_success() => Attempt::Done(Answer::Page { etag, next, body }),
             StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
@@ -461,15 +467,182 @@ impl GitHub {
                     status.as_u16()
                 )))
             }
-            status if status.is_server_error() => {
-                Attempt::Transient(format!("GitHub answered {} to GET {url}", status.as_u16()))
-            }
-            status => Attempt::Final(Error::gave_up(format!(
-                "GitHub answered {} to GET {url}; nothing was written: run again later",
-                status.as_u16()
-            ))),
+            status => failed_answer(status, &format!("GET {url}")),
         }
     }
+
+    /// The Authorization header: the token, or the App installation's token, asked for again
+    /// a minute before it expires.
+    async fn authorization(&self, timeout: Duration) -> std::result::Result<HeaderValue, Attempt> {
+        let app = match &self.auth {
+            Auth::Token(value) => return Ok(value.clone()),
+            Auth::App(app) => app,
+        };
+        let (app_id, key, installation_id, held) =
+            (app.id, &app.key, app.installation_id, &app.token);
+        let mut held = held.lock().await;
+        let now = jiff::Timestamp::now();
+        if let Some((value, expires)) = held.as_ref()
+            && expires.as_second() > now.as_second() + 60
+        {
+            return Ok(value.clone());
+        }
+        let jwt = app_jwt(app_id, key, now)
+            .ok_or_else(|| Attempt::Final(Error::failed("cannot sign the GitHub App's JWT")))?;
+        let url = format!(
+            "{}/app/installations/{installation_id}/access_tokens",
+            self.api_url
+        );
+        let what = format!("POST {url}");
+        let mut request = Request::new(Full::default());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = url
+            .parse()
+            .map_err(|_| Attempt::Final(Error::failed(format!("cannot request {url}"))))?;
+        *request.headers_mut() = self.headers();
+        request.headers_mut().insert(
+            AUTHORIZATION,
+            bearer(&jwt).expect("a JWT is a valid header value"),
+        );
+        let (status, _, body) = self
+            .send(request, timeout, &what)
+            .await
+            .map_err(Attempt::Transient)?;
+        match status {
+            status if status.is_success() => {
+                let answer: InstallationToken = serde_json::from_str(&body).map_err(|e| {
+                    Attempt::Final(Error::failed(format!(
+                        "GitHub's answer to {what} is not an installation token: {e}"
+                    )))
+                })?;
+                let value = bearer(&answer.token).ok_or_else(|| {
+                    Attempt::Final(Error::failed(format!(
+                        "GitHub's answer to {what} is not a token a header can carry"
+                    )))
+                })?;
+                *held = Some((value.clone(), answer.expires_at));
+                Ok(value)
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
+                Err(Attempt::Final(Error::forbidden(format!(
+                    "GitHub did not give the App an installation token ({} on {what}): check the App id, its private key and the installation id",
+                    status.as_u16()
+                ))))
+            }
+            status => Err(failed_answer(status, &what)),
+        }
+    }
+
+    /// Sends one request and reads its answer, within `timeout` each; Err says why it failed,
+    /// a failure worth trying again.
+    async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+        timeout: Duration,
+        what: &str,
+    ) -> std::result::Result<(StatusCode, HeaderMap, String), String> {
+        let seconds = timeout.as_secs_f32().ceil();
+        let response = match tokio::time::timeout(timeout, self.http.request(request)).await {
+            Err(_) => return Err(format!("GitHub did not answer {what} within {seconds}s")),
+            Ok(Err(err)) => {
+                return Err(format!(
+                    "cannot reach GitHub for {what}: {}",
+                    error_chain(&err)
+                ));
+            }
+            Ok(Ok(response)) => response,
+        };
+        let (parts, body) = response.into_parts();
+        match tokio::time::timeout(timeout, body.collect()).await {
+            Ok(Ok(body)) => Ok((
+                parts.status,
+                parts.headers,
+                String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+            )),
+            Ok(Err(err)) => Err(format!(
+                "GitHub's answer to {what} broke off: {}",
+                error_chain(&err)
+            )),
+            Err(_) => Err(format!("GitHub's answer to {what} stalled for {seconds}s")),
+        }
+    }
+}
+
+/// An answer that is neither data nor a refusal: a 5xx is worth trying again, anything else
+/// ends the run.
+fn failed_answer(status: StatusCode, what: &str) -> Attempt {
+    if status.is_server_error() {
+        Attempt::Transient(format!("GitHub answered {} to {what}", status.as_u16()))
+    } else {
+        Attempt::Final(Error::gave_up(format!(
+            "GitHub answered {} to {what}; nothing was written: run again later",
+            status.as_u16()
+        )))
+    }
+}
+
+/// The CAs the system trusts: SSL_CERT_FILE or SSL_CERT_DIR, else the operating system's store
+/// (the image's /etc/ssl/certs). An https API with none to verify it by is bad input.
+fn trusted_roots(api_url: &str) -> Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) =
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if added == 0 && api_url.starts_with("https://") {
+        return Err(Error::usage(
+            "no CA certificates to verify GitHub with: install the system's CA bundle, or point SSL_CERT_FILE at one",
+        ));
+    }
+    Ok(roots)
+}
+
+fn bearer(token: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// The App's private key, as GitHub gives it (PKCS#1 PEM) or converted to PKCS#8.
+fn rsa_key(pem: &[u8]) -> Option<RsaKeyPair> {
+    match PrivateKeyDer::from_pem_slice(pem).ok()? {
+        PrivateKeyDer::Pkcs1(der) => RsaKeyPair::from_der(der.secret_pkcs1_der()).ok(),
+        PrivateKeyDer::Pkcs8(der) => RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).ok(),
+        _ => None,
+    }
+}
+
+/// The JWT that proves the App to GitHub: RS256, issued a minute back (for clocks that drift),
+/// valid for the nine minutes after now (GitHub allows ten).
+fn app_jwt(app_id: u64, key: &RsaKeyPair, now: jiff::Timestamp) -> Option<String> {
+    let now = now.as_second();
+    let claims = serde_json::json!({"iat": now - 60, "exp": now + 540, "iss": app_id.to_string()});
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut signature = vec![0; key.public().modulus_len()];
+    key.sign(
+        &RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        signed.as_bytes(),
+        &mut signature,
+    )
+    .ok()?;
+    Some(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature)))
+}
+
+/// An error and its causes on one line: hyper's own says little ("client error (Connect)").
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text = format!("{text}: {line}");
+        }
+        source = cause.source();
+    }
+    crate::core::one_line(&text)
 }
 
 /// One answer of GitHub, as `get` acts on it.
@@ -547,7 +720,8 @@ enum Answer {
     },
 }
 
-/// The `rel="next"` URL of a Link header, as a path and query (the API root is the client's).
+/// The `rel="next"` URL of a Link header, whole: on GitHub Enterprise Server it holds the
+/// API's path prefix (/api/v3) too.
 fn next_page(link: &str) -> Option<String> {
     link.split(',').find_map(|part| {
         let (target, params) = part.trim().split_once(';')?;
@@ -555,13 +729,9 @@ fn next_page(link: &str) -> Option<String> {
             .split(';')
             .any(|p| p.trim() == r#"rel="next""#)
             .then(|| target.trim().trim_start_matches('<').trim_end_matches('>'))
-            .and_then(|url| url.parse::<Uri>().ok())
-            .and_then(|uri| uri.path_and_query().map(|pq| pq.to_string()))
+            .filter(|url| url.parse::<Uri>().is_ok_and(|uri| uri.scheme().is_some()))
+            .map(str::to_string)
     })
-}
-
-fn one_line_error(err: &octocrab::Error) -> String {
-    crate::core::one_line(&err.to_string())
 }
 
 #[cfg(test)]
@@ -573,7 +743,7 @@ mod tests {
         let link = r#"<https://api.github.com/repositories/1/pulls?state=open&per_page=100&page=2>; rel="next", <https://api.github.com/repositories/1/pulls?state=open&per_page=100&page=4>; rel="last""#;
         assert_eq!(
             next_page(link).as_deref(),
-            Some("/repositories/1/pulls?state=open&per_page=100&page=2")
+            Some("https://api.github.com/repositories/1/pulls?state=open&per_page=100&page=2")
         );
         let last = r#"<https://api.github.com/x?page=1>; rel="prev", <https://api.github.com/x?page=1>; rel="first""#;
         assert_eq!(next_page(last), None);

@@ -2,20 +2,21 @@
 //! task-id rule the Sensors use (workflow-templates/task-id.jq), the event each waiting stage
 //! awaits, and whether it has happened. `reconcile` reads the facts; these decide.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::core::stage::Stage;
 
-/// An open pull request, as far as a play cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An open pull request, as far as a play cares. Serialized as reconcile's cache keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRequest {
     pub number: u64,
+    #[serde(rename = "branch")]
     pub head_ref: String,
     pub labels: Vec<String>,
 }
 
 /// One review of a pull request, in the order the REST API lists them (oldest first).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Review {
     /// The reviewer's account id: a login can change, the id cannot.
     pub reviewer: u64,
