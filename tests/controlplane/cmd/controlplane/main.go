@@ -87,6 +87,13 @@ func run(stateDir string, crdDirs []string, readyTimeout time.Duration) error {
 
 	// NewAPIServerCommand installs the SIGTERM/SIGINT handler itself (it may be set up only once
 	// per process), so the API server's return is this process's signal to shut down.
+	// The clients are built before the API server starts: building one reads klog's global
+	// logger, which the API server's command sets up as it starts, and a client built meanwhile
+	// met it half set (a nil pointer in klog.Background, once in a make test).
+	admin, err := newAdminClients(pki, ports.Backend)
+	if err != nil {
+		return err
+	}
 	apiserver := app.NewAPIServerCommand()
 	apiserver.SetArgs(apiserverArgs(stateDir, pki, ports))
 	apiserverDone := make(chan error, 1)
@@ -99,10 +106,6 @@ func run(stateDir string, crdDirs []string, readyTimeout time.Duration) error {
 	// the tests meet.
 	startLatencyProxy(ctx, fmt.Sprintf("127.0.0.1:%d", ports.APIServer),
 		fmt.Sprintf("127.0.0.1:%d", ports.Backend), filepath.Join(stateDir, "latency"))
-	admin, err := newAdminClients(pki, ports.Backend)
-	if err != nil {
-		return err
-	}
 	if err := waitReady(ctx, admin, apiserverDone); err != nil {
 		return err
 	}
