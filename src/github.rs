@@ -336,7 +336,7 @@ impl GitHub {
         let uri: Uri = absolute
             .parse()
             .map_err(|_| Error::failed(format!("cannot request {url}: not a valid URL")))?;
-        let mut headers = self.headers();
+        let mut headers = Self::headers();
         if let Some(etag) = etag.and_then(|etag| HeaderValue::from_str(etag).ok()) {
             headers.insert(IF_NONE_MATCH, etag);
         }
@@ -383,7 +383,7 @@ impl GitHub {
     }
 
     /// The headers GitHub asks every client to send.
-    fn headers(&self) -> HeaderMap {
+    fn headers() -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(
             ACCEPT,
@@ -499,7 +499,7 @@ impl GitHub {
         *request.uri_mut() = url
             .parse()
             .map_err(|_| Attempt::Final(Error::failed(format!("cannot request {url}"))))?;
-        *request.headers_mut() = self.headers();
+        *request.headers_mut() = Self::headers();
         request.headers_mut().insert(
             AUTHORIZATION,
             bearer(&jwt).expect("a JWT is a valid header value"),

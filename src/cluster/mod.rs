@@ -269,13 +269,7 @@ impl Cluster {
                 }
             })
             .await
-            .map_err(|e| {
-                let target = Target {
-                    namespace: namespace.map(str::to_string),
-                    name: None,
-                };
-                self.classify(e, &target, "list", budget)
-            })
+            .map_err(|e| self.classify(e, &Target::workflows(namespace), "list", budget))
     }
 
     /// The metadata of every workflow with these labels.
@@ -322,13 +316,7 @@ impl Cluster {
             .call("list workflows", budget, || api.list(&params))
             .await
             .map(|list| list.items.into_iter().map(observed).collect())
-            .map_err(|e| {
-                let target = Target {
-                    namespace: Some(namespace.to_string()),
-                    name: None,
-                };
-                self.classify(e, &target, "list", budget)
-            })
+            .map_err(|e| self.classify(e, &Target::workflows(Some(namespace)), "list", budget))
     }
 
     /// The text under `key` of ConfigMap `name`, and the resourceVersion it was read at; None
@@ -594,6 +582,14 @@ impl Target {
         Self {
             namespace: Some(namespace.to_string()),
             name: Some(name.to_string()),
+        }
+    }
+
+    /// The workflows of a namespace, or of all.
+    pub fn workflows(namespace: Option<&str>) -> Self {
+        Self {
+            namespace: namespace.map(str::to_string),
+            name: None,
         }
     }
 

@@ -1,7 +1,5 @@
 //! What stagectl's design relies on, shown on the real API server with Argo's full CRDs.
 
-use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -207,32 +205,8 @@ async fn service_account_without_patch_on_workflows_is_forbidden() {
     let name = created.metadata.name.as_deref().unwrap();
 
     let account = "read-only";
-    ns.api::<ServiceAccount>()
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": account}})).unwrap(),
-        )
-        .await
-        .unwrap();
-    let role: Role = serde_json::from_value(json!({
-        "metadata": {"name": "workflow-reader"},
-        "rules": [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get", "list", "watch"]}],
-    }))
-    .unwrap();
-    ns.api::<Role>()
-        .create(&PostParams::default(), &role)
-        .await
-        .unwrap();
-    let binding: RoleBinding = serde_json::from_value(json!({
-        "metadata": {"name": "read-only-reads-workflows"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "workflow-reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": ns.name}],
-    }))
-    .unwrap();
-    ns.api::<RoleBinding>()
-        .create(&PostParams::default(), &binding)
-        .await
-        .unwrap();
+    ns.account_with_workflow_verbs(account, &["get", "list", "watch"])
+        .await;
 
     let token = ns.service_account_token(account).await;
 

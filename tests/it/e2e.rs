@@ -881,18 +881,15 @@ async fn a_control_plane_restart_under_an_update_step_is_absorbed_and_the_play_c
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let controller_left = || argo.controller_log().matches(STOPPED_LEADING).count();
-    let left_before = controller_left();
+    let from = argo.controller_log_end();
     controlplane_script(argo, "stop").await;
     std::fs::remove_file(&hold).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while controller_left() == left_before {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "Argo's controller kept leading for a minute without an API server"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    argo.wait_for_controller_line(
+        from,
+        "Argo's controller kept leading for a minute without an API server",
+        |line| line.contains(STOPPED_LEADING),
+    )
+    .await;
     controlplane_script(argo, "start").await;
 
     assert_completed_as_timed(&plays, &play, &workflow).await;
@@ -924,22 +921,15 @@ async fn a_play_validated_while_the_api_server_restarts_still_runs() {
     let argo = plays.argo;
     let play = Play::new("78", "acme/widgets", [Agent::on_time(); 3]);
     crate::harness::set_latency(&argo.controlplane_dir, Some(Duration::from_secs(1)));
+    let from = argo.controller_log_end();
     let workflow = plays.submit(&play).await;
-    let processing = r#""msg":"Processing workflow""#;
     let this_play = format!(r#""workflow":"{workflow}""#);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !argo
-        .controller_log()
-        .lines()
-        .any(|line| line.contains(processing) && line.contains(&this_play))
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the controller did not take up {workflow}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let left_before = argo.controller_log().matches(STOPPED_LEADING).count();
+    argo.wait_for_controller_line(
+        from,
+        &format!("the controller did not take up {workflow}"),
+        |line| line.contains(r#""msg":"Processing workflow""#) && line.contains(&this_play),
+    )
+    .await;
     let pid = std::fs::read_to_string(argo.controlplane_dir.join("pid")).unwrap();
     let killed = std::process::Command::new("kill")
         .args(["-KILL", "--", &format!("-{}", pid.trim())])
@@ -958,7 +948,10 @@ async fn a_play_validated_while_the_api_server_restarts_still_runs() {
         "{}",
         describe(&finished)
     );
-    let left = argo.controller_log().matches(STOPPED_LEADING).count() - left_before;
+    let left = argo
+        .controller_log_since(from)
+        .matches(STOPPED_LEADING)
+        .count();
     eprintln!("the controller left its lease {left} times during the restart");
 }
 
@@ -966,10 +959,33 @@ async fn a_play_validated_while_the_api_server_restarts_still_runs() {
 const STOPPED_LEADING: &str = r#""msg":"stopped leading""#;
 
 impl Argo {
-    /// Everything the controller logged, across its restarts.
-    pub fn controller_log(&self) -> String {
-        let path = self.state.join("workflow-controller.log");
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+    fn controller_log_path(&self) -> PathBuf {
+        self.state.join("workflow-controller.log")
+    }
+
+    /// How long the controller's log is now: where a look at what it logs next starts.
+    pub fn controller_log_end(&self) -> u64 {
+        crate::harness::file_end(&self.controller_log_path())
+    }
+
+    /// What the controller logged from `from` on, across its restarts.
+    pub fn controller_log_since(&self, from: u64) -> String {
+        crate::harness::read_since(&self.controller_log_path(), from)
+    }
+
+    /// Waits, for a minute at most (else fails saying `otherwise`), until the controller logs
+    /// from `from` on a line that `found` accepts.
+    pub async fn wait_for_controller_line(
+        &self,
+        from: u64,
+        otherwise: &str,
+        found: impl Fn(&str) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !self.controller_log_since(from).lines().any(&found) {
+            assert!(tokio::time::Instant::now() < deadline, "{otherwise}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

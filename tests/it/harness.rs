@@ -96,6 +96,42 @@ impl TestNamespace {
         Run::of(command).await
     }
 
+    /// A ServiceAccount of this namespace that may do only `verbs` on workflows (a Role and its
+    /// binding, named after it).
+    pub async fn account_with_workflow_verbs(&self, account: &str, verbs: &[&str]) {
+        fn create<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+            serde_json::from_value(value).unwrap()
+        }
+        self.api::<ServiceAccount>()
+            .create(
+                &PostParams::default(),
+                &create(json!({"metadata": {"name": account}})),
+            )
+            .await
+            .unwrap();
+        self.api::<Role>()
+            .create(
+                &PostParams::default(),
+                &create(json!({
+                    "metadata": {"name": account},
+                    "rules": [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": verbs}],
+                })),
+            )
+            .await
+            .unwrap();
+        self.api::<RoleBinding>()
+            .create(
+                &PostParams::default(),
+                &create(json!({
+                    "metadata": {"name": account},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+                    "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": self.name}],
+                })),
+            )
+            .await
+            .unwrap();
+    }
+
     /// A real token of a ServiceAccount of this namespace, from the TokenRequest API.
     pub async fn service_account_token(&self, account: &str) -> String {
         let request =
@@ -413,6 +449,26 @@ pub fn set_latency(state_dir: &Path, latency: Option<std::time::Duration>) {
     let text = latency.map_or(String::new(), |l| format!("{}ms", l.as_millis()));
     let path = state_dir.join("latency");
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// The length of a file (a log) now: where a later read of what it gained starts.
+pub fn file_end(path: &Path) -> u64 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .len()
+}
+
+/// What a file (a log) holds from byte `from` on.
+pub fn read_since(path: &Path, from: u64) -> String {
+    use std::io::{Read, Seek};
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|mut file| {
+            file.seek(std::io::SeekFrom::Start(from))?;
+            file.read_to_end(&mut text)
+        })
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// Whether a process runs: gone once reaped, and a zombie no longer runs either.

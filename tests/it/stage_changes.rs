@@ -472,40 +472,9 @@ async fn the_least_privilege_role_is_enough_for_every_subcommand() {
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn a_watch_the_account_may_not_make_ends_at_once_with_the_forbidden_code() {
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
     let ns = TestNamespace::new("watch-forbidden").await;
     let reader = "reader";
-    ns.api::<ServiceAccount>()
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": reader}})).unwrap(),
-        )
-        .await
-        .unwrap();
-    ns.api::<Role>()
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": reader},
-                "rules": [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get"]}],
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    ns.api::<RoleBinding>()
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": reader},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": reader},
-                "subjects": [{"kind": "ServiceAccount", "name": reader, "namespace": ns.name}],
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    ns.account_with_workflow_verbs(reader, &["get"]).await;
     let kubeconfig = service_account_kubeconfig(&ns, reader).await;
     let workflow = ns.create_play().await;
 

@@ -57,9 +57,8 @@ impl Processes {
         }
     }
 
-    fn controller_log(&self) -> String {
-        let path = self.controlplane_dir.join("e2e/workflow-controller.log");
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+    fn controller_log(&self) -> PathBuf {
+        self.controlplane_dir.join("e2e/workflow-controller.log")
     }
 
     fn pid(&self, which: Supervised) -> Option<u32> {
@@ -169,7 +168,7 @@ struct Shared {
     /// Found not running without a fault, at this time, and not yet started again.
     found_dead: BTreeMap<Process, Millis>,
     /// How long the controller's log was when the run began.
-    controller_log_from: usize,
+    controller_log_from: u64,
     log: Log,
 }
 
@@ -355,7 +354,8 @@ impl Nemesis {
             );
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        self.shared.lock().unwrap().controller_log_from = self.processes.controller_log().len();
+        self.shared.lock().unwrap().controller_log_from =
+            crate::harness::file_end(&self.processes.controller_log());
     }
 
     /// One pass over every process at once, as a kubelet restarts each container on its own: a
@@ -414,11 +414,11 @@ impl Nemesis {
     }
 
     pub fn log(&self) -> Log {
-        let controller_log = self.processes.controller_log();
         let mut shared = self.shared.lock().unwrap();
-        let away = ControllerAway::read(
-            &controller_log[shared.controller_log_from.min(controller_log.len())..],
-        );
+        let away = ControllerAway::read(&crate::harness::read_since(
+            &self.processes.controller_log(),
+            shared.controller_log_from,
+        ));
         let name = Process::Controller.name();
         if away.exits > 0 {
             *shared
