@@ -45,24 +45,13 @@ pub fn resource_name(name: &str) -> String {
     format!("workflow.argoproj.io/{name}")
 }
 
-/// Renders workflows for `get`. A single named workflow in JSON or YAML is the record itself;
-/// otherwise a list with `items`.
-pub fn records(
-    records: &[StageRecord],
-    format: Format,
-    all_namespaces: bool,
-    single: bool,
-    now: Timestamp,
-) -> String {
-    match format {
-        Format::Json | Format::Yaml if single && records.len() == 1 => render(&records[0], format),
-        Format::Json | Format::Yaml => render(&RecordList { items: records }, format),
-        Format::Name => records
-            .iter()
-            .map(|r| resource_name(&r.name) + "\n")
-            .collect(),
-        Format::Table | Format::Wide => table(records, format == Format::Wide, all_namespaces, now),
-    }
+/// How `get` shows plays: in which format, whether rows name their namespace (a list across
+/// namespaces), and the time their ages are counted to.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView {
+    pub format: Format,
+    pub namespace_column: bool,
+    pub now: Timestamp,
 }
 
 #[derive(Serialize)]
@@ -70,58 +59,81 @@ struct RecordList<'a> {
     items: &'a [StageRecord],
 }
 
+impl RecordView {
+    /// One named workflow: in JSON or YAML, the record itself rather than a list of one.
+    pub fn one(&self, record: &StageRecord) -> String {
+        match self.format {
+            Format::Json | Format::Yaml => render(record, self.format),
+            _ => self.list(std::slice::from_ref(record)),
+        }
+    }
+
+    /// A list: documents with `items`, names, or a table.
+    pub fn list(&self, records: &[StageRecord]) -> String {
+        match self.format {
+            Format::Json | Format::Yaml => render(&RecordList { items: records }, self.format),
+            Format::Name => names(records),
+            Format::Table | Format::Wide => columns(self.table_rows(records)),
+        }
+    }
+
+    pub fn is_table(&self) -> bool {
+        matches!(self.format, Format::Table | Format::Wide)
+    }
+
+    /// The table's header, then a row per record.
+    pub fn table_rows(&self, records: &[StageRecord]) -> Vec<Vec<String>> {
+        let (wide, now) = (self.format == Format::Wide, self.now);
+        let mut header = vec!["NAME", "TASK", "REPOSITORY", "STAGE", "UPDATED", "PHASE"];
+        if self.namespace_column {
+            header.insert(0, "NAMESPACE");
+        }
+        if wide {
+            header.extend(["AGE", "CHANGES", "LAST-CHANGE-BY", "LAST-REASON"]);
+        }
+        let dash = || "<none>".to_string();
+        let rows = records.iter().map(|r| {
+            let mut row = vec![
+                r.name.clone(),
+                r.task_id.clone().unwrap_or_else(dash),
+                r.repository.clone().unwrap_or_else(dash),
+                r.stage.clone().unwrap_or_else(dash),
+                r.updated_at.map(|t| age(t, now)).unwrap_or_else(dash),
+                r.phase.clone().unwrap_or_else(dash),
+            ];
+            if self.namespace_column {
+                row.insert(0, r.namespace.clone());
+            }
+            if wide {
+                let last = r.history.last();
+                row.extend([
+                    r.created_at.map(|t| age(t, now)).unwrap_or_else(dash),
+                    r.history.len().to_string(),
+                    last.map(|e| e.by.clone()).unwrap_or_else(dash),
+                    last.and_then(|e| e.reason.clone()).unwrap_or_else(dash),
+                ]);
+            }
+            row
+        });
+        std::iter::once(header.into_iter().map(String::from).collect())
+            .chain(rows)
+            .collect()
+    }
+}
+
+/// `workflow.argoproj.io/NAME` lines, for scripts.
+pub fn names(records: &[StageRecord]) -> String {
+    records
+        .iter()
+        .map(|r| resource_name(&r.name) + "\n")
+        .collect()
+}
+
 pub fn render<T: Serialize>(value: &T, format: Format) -> String {
     match format {
         Format::Yaml => to_yaml(value),
         _ => to_json(value),
     }
-}
-
-fn table(records: &[StageRecord], wide: bool, all_namespaces: bool, now: Timestamp) -> String {
-    columns(table_rows(records, wide, all_namespaces, now))
-}
-
-/// The table's header, then a row per record.
-pub fn table_rows(
-    records: &[StageRecord],
-    wide: bool,
-    all_namespaces: bool,
-    now: Timestamp,
-) -> Vec<Vec<String>> {
-    let mut header = vec!["NAME", "TASK", "REPOSITORY", "STAGE", "UPDATED", "PHASE"];
-    if all_namespaces {
-        header.insert(0, "NAMESPACE");
-    }
-    if wide {
-        header.extend(["AGE", "CHANGES", "LAST-CHANGE-BY", "LAST-REASON"]);
-    }
-    let dash = || "<none>".to_string();
-    let rows = records.iter().map(|r| {
-        let mut row = vec![
-            r.name.clone(),
-            r.task_id.clone().unwrap_or_else(dash),
-            r.repository.clone().unwrap_or_else(dash),
-            r.stage.clone().unwrap_or_else(dash),
-            r.updated_at.map(|t| age(t, now)).unwrap_or_else(dash),
-            r.phase.clone().unwrap_or_else(dash),
-        ];
-        if all_namespaces {
-            row.insert(0, r.namespace.clone());
-        }
-        if wide {
-            let last = r.history.last();
-            row.extend([
-                r.created_at.map(|t| age(t, now)).unwrap_or_else(dash),
-                r.history.len().to_string(),
-                last.map(|e| e.by.clone()).unwrap_or_else(dash),
-                last.and_then(|e| e.reason.clone()).unwrap_or_else(dash),
-            ]);
-        }
-        row
-    });
-    std::iter::once(header.into_iter().map(String::from).collect())
-        .chain(rows)
-        .collect()
 }
 
 /// Left-aligned columns three spaces apart, as kubectl prints them.

@@ -8,7 +8,7 @@ use crate::cluster::{Change, Cluster, Scope, View, selector as equalities};
 use crate::core::labels::{self, Repository};
 use crate::core::record::StageRecord;
 use crate::error::Result;
-use crate::output;
+use crate::output::{self, RecordView};
 use crate::settings::{Settings, parse_duration};
 
 pub const AFTER_HELP: &str = "\
@@ -66,7 +66,11 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
         .transpose()?;
     let selector = selector(args)?;
     let cluster = &settings.connect().await?;
-    let format = settings.output;
+    let view = RecordView {
+        format: settings.output,
+        namespace_column: args.all_namespaces,
+        now,
+    };
     if args.watch {
         let scope = Scope {
             namespace: (named.is_some() || !args.all_namespaces)
@@ -74,7 +78,7 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
             labels: Some(&selector),
             name: named.as_ref().map(|subject| subject.name.as_str()),
         };
-        return watch(cluster, format, scope, args.all_namespaces).await;
+        return watch(cluster, scope, view).await;
     }
     if let Some(subject) = named {
         let observed = cluster
@@ -85,8 +89,7 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
                 cluster.budget(),
             )
             .await?;
-        let record = StageRecord::from_meta(&observed.meta);
-        output::emit(&output::records(&[record], format, false, true, now));
+        output::emit(&view.one(&StageRecord::from_meta(&observed.meta)));
         return Ok(());
     }
     let namespace = (!args.all_namespaces).then_some(cluster.namespace.as_str());
@@ -105,7 +108,7 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
                 .is_some_and(|since| since < before)
         });
     }
-    if records.is_empty() && matches!(format, output::Format::Table | output::Format::Wide) {
+    if records.is_empty() && view.is_table() {
         if let Some(limit) = args.waiting_longer_than {
             eprintln!(
                 "No plays waiting longer than {:#}.",
@@ -119,13 +122,7 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
         }
         return Ok(());
     }
-    output::emit(&output::records(
-        &records,
-        format,
-        args.all_namespaces,
-        false,
-        now,
-    ));
+    output::emit(&view.list(&records));
     Ok(())
 }
 
@@ -156,89 +153,118 @@ fn selector(args: &GetArgs) -> Result<String> {
 /// `get --watch`: the list as a table (or documents), then each play again when what `get`
 /// shows of it changes; a Workflow changes far more often (its status), and those changes are
 /// not printed. Runs until interrupted; a dropped connection is resumed with backoff.
-async fn watch(
-    cluster: &Cluster,
-    format: output::Format,
-    scope: Scope<'_>,
-    all_namespaces: bool,
-) -> Result<()> {
-    let wide = format == output::Format::Wide;
-    let mut shown: HashMap<(String, String), String> = HashMap::new();
-    let mut initial = Vec::new();
-    let mut listed = false;
-    let mut widths = Vec::new();
-    let mut header: Option<Vec<String>> = None;
+async fn watch(cluster: &Cluster, scope: Scope<'_>, view: RecordView) -> Result<()> {
+    let mut printer = WatchPrinter::new(view);
     let mut watch = cluster.watch(scope);
     while let Some(change) = watch.next(cluster).await {
-        let now = Timestamp::now();
-        let changed: Vec<StageRecord> = match change? {
+        if let Some(text) = printer.print(change?, Timestamp::now()) {
+            output::emit(&text);
+        }
+    }
+    Ok(())
+}
+
+/// What `get --watch` prints, change by change: it remembers what it has shown of each play,
+/// and keeps the table's columns from one batch to the next.
+struct WatchPrinter {
+    view: RecordView,
+    shown: HashMap<(String, String), String>,
+    /// The list being received, until it is complete.
+    listing: Vec<StageRecord>,
+    listed: bool,
+    widths: Vec<usize>,
+    /// As kubectl does, an empty first list prints nothing: its header comes with the first row.
+    header_not_printed: Option<Vec<String>>,
+}
+
+impl WatchPrinter {
+    fn new(view: RecordView) -> Self {
+        WatchPrinter {
+            view,
+            shown: HashMap::new(),
+            listing: Vec::new(),
+            listed: false,
+            widths: Vec::new(),
+            header_not_printed: None,
+        }
+    }
+
+    fn print(&mut self, change: Change, now: Timestamp) -> Option<String> {
+        self.view.now = now;
+        let changed: Vec<StageRecord> = match change {
             Change::Relist => {
-                initial.clear();
-                continue;
+                self.listing.clear();
+                return None;
             }
             Change::Item(meta) => {
-                initial.push(StageRecord::from_meta(&meta));
-                continue;
+                self.listing.push(StageRecord::from_meta(&meta));
+                return None;
             }
-            Change::Listed if !listed => {
-                listed = true;
-                let records = std::mem::take(&mut initial);
-                for record in &records {
-                    shown.insert(key(record), shown_state(record));
-                }
-                match format {
-                    output::Format::Table | output::Format::Wide => {
-                        let mut rows = output::table_rows(&records, wide, all_namespaces, now);
-                        // As kubectl does, an empty list prints nothing yet: the header comes
-                        // with the first row.
-                        if records.is_empty() {
-                            header = rows.pop();
-                            continue;
-                        }
-                        output::emit(&output::in_columns(&rows, &mut widths));
-                        continue;
-                    }
-                    _ => records,
-                }
+            Change::Listed if !self.listed => {
+                self.listed = true;
+                let records = std::mem::take(&mut self.listing);
+                self.remember(&records);
+                return self.first_list(&records);
             }
             // A re-list after a long disconnection: whatever changed meanwhile.
-            Change::Listed => std::mem::take(&mut initial)
+            Change::Listed => std::mem::take(&mut self.listing)
                 .into_iter()
-                .filter(|record| shown.get(&key(record)) != Some(&shown_state(record)))
+                .filter(|record| !self.is_shown(record))
                 .collect(),
             Change::Applied(meta) | Change::Deleted(meta) => {
                 let record = StageRecord::from_meta(&meta);
-                if shown.get(&key(&record)) == Some(&shown_state(&record)) {
-                    continue;
+                if self.is_shown(&record) {
+                    return None;
                 }
                 vec![record]
             }
         };
-        for record in &changed {
-            shown.insert(key(record), shown_state(record));
+        self.remember(&changed);
+        Some(self.more(&changed))
+    }
+
+    fn first_list(&mut self, records: &[StageRecord]) -> Option<String> {
+        if !self.view.is_table() {
+            return Some(self.more(records));
         }
-        output::emit(&match format {
+        let mut rows = self.view.table_rows(records);
+        if records.is_empty() {
+            self.header_not_printed = rows.pop();
+            return None;
+        }
+        Some(output::in_columns(&rows, &mut self.widths))
+    }
+
+    /// Plays after the first list: rows under the table's header, or one document each.
+    fn more(&mut self, records: &[StageRecord]) -> String {
+        match self.view.format {
             output::Format::Table | output::Format::Wide => {
-                let mut rows = output::table_rows(&changed, wide, all_namespaces, now);
-                if header.take().is_none() {
+                let mut rows = self.view.table_rows(records);
+                if self.header_not_printed.take().is_none() {
                     rows.remove(0);
                 }
-                output::in_columns(&rows, &mut widths)
+                output::in_columns(&rows, &mut self.widths)
             }
-            output::Format::Name => changed
-                .iter()
-                .map(|r| output::resource_name(&r.name) + "\n")
-                .collect::<String>(),
-            format => changed
+            output::Format::Name => output::names(records),
+            format => records
                 .iter()
                 .map(|record| match format {
                     output::Format::Yaml => format!("---\n{}", output::render(record, format)),
                     _ => output::render(record, format),
                 })
                 .collect(),
-        });
+        }
     }
-    Ok(())
+
+    fn remember(&mut self, records: &[StageRecord]) {
+        for record in records {
+            self.shown.insert(key(record), shown_state(record));
+        }
+    }
+
+    fn is_shown(&self, record: &StageRecord) -> bool {
+        self.shown.get(&key(record)) == Some(&shown_state(record))
+    }
 }
 
 fn key(record: &StageRecord) -> (String, String) {
@@ -254,4 +280,79 @@ fn shown_state(record: &StageRecord) -> String {
         record.updated_at,
         record.history.len()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn play(name: &str, stage: &str, phase: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("argo".into()),
+            labels: Some(
+                [
+                    (labels::CURRENT_STAGE, stage),
+                    (labels::TASK_ID, "7"),
+                    (labels::ARGO_PHASE, phase),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn printer(format: output::Format) -> WatchPrinter {
+        WatchPrinter::new(RecordView {
+            format,
+            namespace_column: false,
+            now: Timestamp::UNIX_EPOCH,
+        })
+    }
+
+    #[test]
+    fn an_empty_first_list_prints_its_header_with_the_first_row() {
+        let mut printer = printer(output::Format::Table);
+        let now = Timestamp::UNIX_EPOCH;
+        assert_eq!(printer.print(Change::Relist, now), None);
+        assert_eq!(printer.print(Change::Listed, now), None);
+        let first = printer
+            .print(Change::Applied(play("play-a", "pending", "Running")), now)
+            .unwrap();
+        assert_eq!(first.lines().count(), 2, "{first}");
+        assert!(first.starts_with("NAME"), "{first}");
+        let second = printer
+            .print(Change::Applied(play("play-b", "pending", "Running")), now)
+            .unwrap();
+        assert_eq!(second.lines().count(), 1, "no second header: {second}");
+    }
+
+    #[test]
+    fn only_changes_that_get_shows_are_printed_again() {
+        let mut printer = printer(output::Format::Name);
+        let now = Timestamp::UNIX_EPOCH;
+        printer.print(Change::Relist, now);
+        printer.print(Change::Item(play("play-a", "pending", "Running")), now);
+        assert_eq!(
+            printer.print(Change::Listed, now).as_deref(),
+            Some("workflow.argoproj.io/play-a\n")
+        );
+        // The controller writes the status far more often than the stage changes.
+        let same = play("play-a", "pending", "Running");
+        assert_eq!(printer.print(Change::Applied(same), now), None);
+        let moved = play("play-a", "waiting-pr-created", "Running");
+        assert!(printer.print(Change::Applied(moved.clone()), now).is_some());
+
+        // A re-list after a disconnection prints only what changed meanwhile.
+        printer.print(Change::Relist, now);
+        printer.print(Change::Item(moved), now);
+        printer.print(Change::Item(play("play-b", "pending", "Running")), now);
+        assert_eq!(
+            printer.print(Change::Listed, now).as_deref(),
+            Some("workflow.argoproj.io/play-b\n")
+        );
+    }
 }

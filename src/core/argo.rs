@@ -15,15 +15,19 @@ pub const STAGE_PARAMETER: &str = "stage";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SuspendNode {
     /// Running: waiting to be resumed.
-    Active {
-        id: String,
-        message: Option<String>,
-        outputs: Option<Value>,
-    },
+    Active(ActiveNode),
     /// Already over (Succeeded, Failed, Error, Skipped, Omitted).
     Finished { id: String, phase: String },
     /// Not created yet: the controller has not reached the wait.
     Absent,
+}
+
+/// A running suspend node: what resuming it keeps (its message) and fills in (its outputs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveNode {
+    pub id: String,
+    pub message: Option<String>,
+    pub outputs: Option<Value>,
 }
 
 /// Node status stagectl cannot see: Argo keeps it compressed in the object, or offloaded to its
@@ -63,14 +67,14 @@ pub fn suspend_node(status: &Value, stage: &Stage) -> Result<SuspendNode, Unread
         let phase = node["phase"].as_str().unwrap_or("Pending");
         match phase {
             "Running" => {
-                return Ok(SuspendNode::Active {
+                return Ok(SuspendNode::Active(ActiveNode {
                     id: id.clone(),
                     message: node["message"]
                         .as_str()
                         .filter(|m| !m.is_empty())
                         .map(str::to_string),
                     outputs: node.get("outputs").cloned(),
-                });
+                }));
             }
             // Created, not yet running: as good as absent, it will run in a moment.
             "Pending" | "" => {}
@@ -85,37 +89,50 @@ pub fn suspend_node(status: &Value, stage: &Stage) -> Result<SuspendNode, Unread
     Ok(found)
 }
 
-/// The patch that resumes an active suspend node exactly as `argo resume` does: phase Succeeded,
-/// finishedAt now, the message extended, raw output parameters set to their defaults. Its `test`
-/// operations make it a compare-and-swap on the stage label and the node's phase.
-pub fn resume_patch(
-    stage: &Stage,
-    node_id: &str,
-    previous_message: Option<&str>,
-    outputs: Option<&Value>,
-    message: &str,
-    now: Timestamp,
-    extra: Vec<PatchOperation>,
-) -> Result<Patch, String> {
-    let node = |field| ["status", "nodes", node_id, field];
-    // metav1.Time: RFC 3339 in whole seconds.
-    let finished_at = now
-        .round(jiff::Unit::Second)
-        .map_err(|e| e.to_string())?
-        .to_string();
-    let message = match previous_message {
-        Some(previous) => format!("{previous}; {message}"),
-        None => message.to_string(),
-    };
-    let mut ops = vec![
-        patch::test(&["metadata", "labels", labels::CURRENT_STAGE], stage.name()),
-        patch::test(&node("type"), "Suspend"),
-        patch::test(&node("phase"), "Running"),
-        patch::replace(&node("phase"), "Succeeded"),
-        patch::add(&node("finishedAt"), finished_at),
-        patch::add(&node("message"), message),
-    ];
-    if let Some(parameters) = outputs.and_then(|o| o["parameters"].as_array()) {
+impl ActiveNode {
+    /// The patch that resumes this node exactly as `argo resume` does: phase Succeeded,
+    /// finishedAt `now`, `message` appended to the node's, raw output parameters set to their
+    /// defaults. Its `test` operations make it a compare-and-swap on the stage label and the
+    /// node's phase.
+    pub fn resume_patch(
+        &self,
+        stage: &Stage,
+        message: &str,
+        now: Timestamp,
+    ) -> Result<Patch, String> {
+        let node_id = self.id.as_str();
+        let node = |field| ["status", "nodes", node_id, field];
+        // metav1.Time: RFC 3339 in whole seconds.
+        let finished_at = now
+            .round(jiff::Unit::Second)
+            .map_err(|e| e.to_string())?
+            .to_string();
+        let message = match &self.message {
+            Some(previous) => format!("{previous}; {message}"),
+            None => message.to_string(),
+        };
+        let mut ops = vec![
+            patch::test(&["metadata", "labels", labels::CURRENT_STAGE], stage.name()),
+            patch::test(&node("type"), "Suspend"),
+            patch::test(&node("phase"), "Running"),
+            patch::replace(&node("phase"), "Succeeded"),
+            patch::add(&node("finishedAt"), finished_at),
+            patch::add(&node("message"), message),
+        ];
+        ops.extend(self.supplied_outputs_set_to_defaults()?);
+        Ok(Patch(ops))
+    }
+
+    /// `argo resume` fills each output parameter the node waits to be supplied with its default.
+    fn supplied_outputs_set_to_defaults(&self) -> Result<Vec<PatchOperation>, String> {
+        let Some(parameters) = self
+            .outputs
+            .as_ref()
+            .and_then(|o| o["parameters"].as_array())
+        else {
+            return Ok(Vec::new());
+        };
+        let mut ops = Vec::new();
         for (i, parameter) in parameters.iter().enumerate() {
             let Some(supplied) = parameter
                 .get("valueFrom")
@@ -134,7 +151,7 @@ pub fn resume_patch(
                 [
                     "status",
                     "nodes",
-                    node_id,
+                    self.id.as_str(),
                     "outputs",
                     "parameters",
                     index.as_str(),
@@ -144,9 +161,8 @@ pub fn resume_patch(
             ops.push(patch::add(&path("value"), default.clone()));
             ops.push(patch::remove(&path("valueFrom")));
         }
+        Ok(ops)
     }
-    ops.extend(extra);
-    Ok(Patch(ops))
 }
 
 #[cfg(test)]
@@ -181,7 +197,7 @@ mod tests {
             "b": suspend("b", "waiting-pr-created", "Running"),
         }));
         assert!(
-            matches!(node_of(&wf, "waiting-pr-created"), Ok(SuspendNode::Active { id, .. }) if id == "b")
+            matches!(node_of(&wf, "waiting-pr-created"), Ok(SuspendNode::Active(node)) if node.id == "b")
         );
         assert_eq!(node_of(&wf, "waiting-pr-approved"), Ok(SuspendNode::Absent));
     }
@@ -223,22 +239,23 @@ mod tests {
     fn resuming_leaves_the_node_as_argo_resume_does() {
         let mut wf = workflow(json!({"b": {
             "id": "b", "name": "play.wait", "type": "Suspend", "phase": "Running", "message": "waiting",
+            "inputs": {"parameters": [{"name": "stage", "value": "waiting-pr-created"}]},
             "outputs": {"parameters": [
                 {"name": "approved", "valueFrom": {"supplied": {}, "default": "yes"}},
                 {"name": "plain", "value": "kept"},
             ]},
         }}));
         let now = Timestamp::from_second(1_790_000_000).unwrap();
-        let patch = resume_patch(
-            &stage("waiting-pr-created"),
-            "b",
-            Some("waiting"),
-            wf["status"]["nodes"]["b"].get("outputs"),
-            "Resumed by stagectl: pull_request (delivery d-1)",
-            now,
-            vec![],
-        )
-        .unwrap();
+        let Ok(SuspendNode::Active(node)) = node_of(&wf, "waiting-pr-created") else {
+            panic!("the node waits: {wf}");
+        };
+        let patch = node
+            .resume_patch(
+                &stage("waiting-pr-created"),
+                "Resumed by stagectl: pull_request (delivery d-1)",
+                now,
+            )
+            .unwrap();
         json_patch::patch(&mut wf, &patch).unwrap();
         let node = &wf["status"]["nodes"]["b"];
         assert_eq!(node["phase"], "Succeeded");
@@ -264,6 +281,11 @@ mod tests {
     fn a_raw_output_without_default_is_refused() {
         let outputs = json!({"parameters": [{"name": "approved", "valueFrom": {"supplied": {}}}]});
         let now = Timestamp::from_second(1_790_000_000).unwrap();
-        assert!(resume_patch(&stage("s"), "b", None, Some(&outputs), "m", now, vec![]).is_err());
+        let node = ActiveNode {
+            id: "b".into(),
+            message: None,
+            outputs: Some(outputs),
+        };
+        assert!(node.resume_patch(&stage("s"), "m", now).is_err());
     }
 }

@@ -10,6 +10,8 @@
 //! through as above; holding an early event, the patch planned from the read clears the latch and
 //! records that the wait was satisfied early, in the same compare-and-swap.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use json_patch::Patch;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -298,8 +300,36 @@ impl ChangeRequest {
                 from.name().to_string(),
             ));
         }
+        let mut needs_resource_version =
+            self.write_identity(&mut change, observed.and_then(|meta| meta.labels.as_ref()));
+        if let Some(slot) = entered_latch {
+            needs_resource_version |= test_entered_latch(&mut change, to, slot);
+        }
+        if let Some(observed) = observed {
+            clear_latches_left_behind(&mut change, pipeline, from, to, observed);
+            change.create_annotations_map = observed.annotations.is_none();
+            if change.create_annotations_map || needs_resource_version {
+                change.resource_version = observed.resource_version.clone();
+            }
+        }
+        Step::Write {
+            patch: change.to_patch(),
+            then: Planned {
+                outcome: self.applied(pipeline, &entry),
+                entry: Some(entry),
+            },
+        }
+    }
+
+    /// The task and repository asked for: tested where the workflow has them (or is unread),
+    /// written where it is known to lack them. True when something is written, which only a
+    /// test of the whole object as read makes safe.
+    fn write_identity(
+        &self,
+        change: &mut StageChange,
+        labels_seen: Option<&BTreeMap<String, String>>,
+    ) -> bool {
         let mut needs_resource_version = false;
-        let labels_seen = observed.and_then(|meta| meta.labels.as_ref());
         let mut identity = Vec::new();
         if let Some(task_id) = &self.task_id {
             identity.push((labels::TASK_ID.to_string(), task_id.clone()));
@@ -309,7 +339,6 @@ impl ChangeRequest {
         }
         for (key, value) in identity {
             match labels_seen {
-                // Known to be absent: written, under a resourceVersion test.
                 Some(seen) if !seen.contains_key(&key) => {
                     needs_resource_version = true;
                     if key == labels::REPOSITORY
@@ -325,54 +354,52 @@ impl ChangeRequest {
                 _ => change.expect_labels.push((key, value)),
             }
         }
-        if let Some(slot) = entered_latch {
-            let key = latch::latch_key(to.name());
-            match slot {
-                // Unread: assume the empty latch; a latch written meanwhile fails the test.
-                None | Some(LatchSlot::Empty) => {
-                    change.expect_annotations.push((key, String::new()))
-                }
-                // Honoured: cleared in the same patch; the history entry names the delivery.
-                Some(LatchSlot::Latched(_, text)) => {
-                    change.expect_annotations.push((key.clone(), text));
-                    change.set_annotations.push((key, String::new()));
-                }
-                // No latch annotation to test: only the whole object as read is safe.
-                Some(LatchSlot::Missing) => needs_resource_version = true,
-            }
+        needs_resource_version
+    }
+}
+
+/// The entered stage's latch (`None` when unread) made part of the compare-and-swap. True when
+/// there is no latch annotation to test, so that only the whole object as read is safe.
+fn test_entered_latch(change: &mut StageChange, to: &Stage, slot: Option<LatchSlot>) -> bool {
+    let key = latch::latch_key(to.name());
+    match slot {
+        // Unread: assume the empty latch; a latch written meanwhile fails the test.
+        None | Some(LatchSlot::Empty) => change.expect_annotations.push((key, String::new())),
+        // Honoured: cleared in the same patch; the history entry names the delivery.
+        Some(LatchSlot::Latched(_, text)) => {
+            change.expect_annotations.push((key.clone(), text));
+            change.set_annotations.push((key, String::new()));
         }
-        if let Some(observed) = observed {
-            // Going back: early events latched for the stages left behind were honoured (or are
-            // stale) and must not release the waits again on the way forward.
-            if !to.is_failed() && (pipeline.is_before(to, from) || from.is_failed()) {
-                for stage in pipeline
-                    .waiting_stages()
-                    .filter(|s| pipeline.is_before(to, s))
-                {
-                    if let LatchSlot::Latched(_, text) = latch::latch_slot(observed, &stage) {
-                        change
-                            .expect_annotations
-                            .push((latch::latch_key(stage.name()), text));
-                        change
-                            .set_annotations
-                            .push((latch::latch_key(stage.name()), String::new()));
-                    }
-                }
-            }
-            change.create_annotations_map = observed.annotations.is_none();
-            if change.create_annotations_map || needs_resource_version {
-                change.resource_version = observed.resource_version.clone();
-            }
-        }
-        Step::Write {
-            patch: change.to_patch(),
-            then: Planned {
-                outcome: self.applied(pipeline, &entry),
-                entry: Some(entry),
-            },
+        Some(LatchSlot::Missing) => return true,
+    }
+    false
+}
+
+/// Going back: early events latched for the stages left behind were honoured (or are stale) and
+/// must not release the waits again on the way forward.
+fn clear_latches_left_behind(
+    change: &mut StageChange,
+    pipeline: &Pipeline,
+    from: &Stage,
+    to: &Stage,
+    observed: &ObjectMeta,
+) {
+    if to.is_failed() || !(pipeline.is_before(to, from) || from.is_failed()) {
+        return;
+    }
+    for stage in pipeline
+        .waiting_stages()
+        .filter(|s| pipeline.is_before(to, s))
+    {
+        if let LatchSlot::Latched(_, text) = latch::latch_slot(observed, &stage) {
+            let key = latch::latch_key(stage.name());
+            change.expect_annotations.push((key.clone(), text));
+            change.set_annotations.push((key, String::new()));
         }
     }
+}
 
+impl ChangeRequest {
     /// The outcome of the change that `entry` records, once applied.
     fn applied(&self, pipeline: &Pipeline, entry: &HistoryEntry) -> ChangeOutcome {
         let to = pipeline.stage(&entry.to);

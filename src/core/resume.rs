@@ -70,6 +70,10 @@ fn name_of(meta: &ObjectMeta) -> String {
     meta.name.clone().unwrap_or_default()
 }
 
+fn refuse<T>(meta: &ObjectMeta, why: String) -> Step<T> {
+    Step::Refuse(format!("workflow {}: {why}", name_of(meta)))
+}
+
 impl EventRequest {
     /// The labels every play of the task (and repository) carries, to list them by.
     pub fn play_labels(&self) -> Vec<(&'static str, String)> {
@@ -162,57 +166,15 @@ impl EventRequest {
     pub fn plan(&self, pipeline: &Pipeline, observed: &Observed) -> Step<Resolution> {
         let stage = &self.stage;
         let meta = &observed.meta;
-        let name = name_of(meta);
-        let refuse = |why: String| Step::Refuse(format!("workflow {name}: {why}"));
-        if let Some(seen) = self
-            .delivery_id()
-            .and_then(|id| latch::delivery_seen(meta, id))
-        {
-            // Our own record, to the nanosecond: an earlier attempt of this very process landed
-            // although its answer was lost (a timeout, a dropped connection).
-            if seen.delivery == self.delivery {
-                match seen.how {
-                    SeenAs::Latched => return Step::Done(self.latched()),
-                    SeenAs::Resumed => return Step::Done(self.resumed()),
-                    SeenAs::SatisfiedEarly => {}
-                }
-            }
-            return Step::Done(resolved(
-                Outcome::Noop,
-                format!("this delivery was handled before: {}", seen.describe()),
-            ));
+        if let Some(answer) = self.redelivered(meta) {
+            return Step::Done(answer);
         }
-        let Some(current) = StageRecord::from_meta(meta).stage_in(pipeline) else {
-            return refuse(format!(
-                "it has no {} label; it is not a play workflow",
-                labels::CURRENT_STAGE
-            ));
+        let current = match self.stage_taking_events(pipeline, meta) {
+            Ok(current) => current,
+            Err(why) => return refuse(meta, why),
         };
-        if current.is_failed() {
-            return refuse(format!(
-                "the play has failed; an event for {stage} changes nothing (rollback the play to go on)"
-            ));
-        }
-        if !current.is_known() {
-            return refuse(format!(
-                "the workflow is at {current:?}, which is not a stage of {pipeline}",
-                current = current.name()
-            ));
-        }
         if pipeline.is_before(&current, stage) {
-            return match latch::latch_slot(meta, stage) {
-                LatchSlot::Latched(delivery, _) => Step::Done(resolved(
-                    Outcome::Noop,
-                    format!(
-                        "an early event for {stage} is already latched: {}",
-                        delivery.describe()
-                    ),
-                )),
-                slot => Step::Write {
-                    patch: patch::latch_event(meta, stage, &current, &slot, &self.delivery),
-                    then: self.latched(),
-                },
-            };
+            return self.latch(meta, &current);
         }
         if current != *stage {
             return Step::Done(resolved(
@@ -229,34 +191,100 @@ impl EventRequest {
                 ),
             ));
         }
+        self.resume_wait(observed)
+    }
+
+    /// The answer to a delivery the play has already seen. Our own record, to the nanosecond,
+    /// means an earlier attempt of this very process landed although its answer was lost (a
+    /// timeout, a dropped connection): it answers as that attempt would have.
+    fn redelivered(&self, meta: &ObjectMeta) -> Option<Resolution> {
+        let seen = latch::delivery_seen(meta, self.delivery_id()?)?;
+        if seen.delivery == self.delivery {
+            match seen.how {
+                SeenAs::Latched => return Some(self.latched()),
+                SeenAs::Resumed => return Some(self.resumed()),
+                SeenAs::SatisfiedEarly => {}
+            }
+        }
+        Some(resolved(
+            Outcome::Noop,
+            format!("this delivery was handled before: {}", seen.describe()),
+        ))
+    }
+
+    /// The play's stage, if the play can take an event at all.
+    fn stage_taking_events(
+        &self,
+        pipeline: &Pipeline,
+        meta: &ObjectMeta,
+    ) -> std::result::Result<Stage, String> {
+        let Some(current) = StageRecord::from_meta(meta).stage_in(pipeline) else {
+            return Err(format!(
+                "it has no {} label; it is not a play workflow",
+                labels::CURRENT_STAGE
+            ));
+        };
+        if current.is_failed() {
+            return Err(format!(
+                "the play has failed; an event for {} changes nothing (rollback the play to go on)",
+                self.stage
+            ));
+        }
+        if !current.is_known() {
+            return Err(format!(
+                "the workflow is at {:?}, which is not a stage of {pipeline}",
+                current.name()
+            ));
+        }
+        Ok(current)
+    }
+
+    /// An early event: recorded for the `set` that enters its stage, once.
+    fn latch(&self, meta: &ObjectMeta, current: &Stage) -> Step<Resolution> {
+        match latch::latch_slot(meta, &self.stage) {
+            LatchSlot::Latched(delivery, _) => Step::Done(resolved(
+                Outcome::Noop,
+                format!(
+                    "an early event for {} is already latched: {}",
+                    self.stage,
+                    delivery.describe()
+                ),
+            )),
+            slot => Step::Write {
+                patch: patch::latch_event(meta, &self.stage, current, &slot, &self.delivery),
+                then: self.latched(),
+            },
+        }
+    }
+
+    /// The play is at the event's stage: resume its wait node, if the controller has made it.
+    fn resume_wait(&self, observed: &Observed) -> Step<Resolution> {
+        let stage = &self.stage;
+        let meta = &observed.meta;
         let status = observed.status.clone().unwrap_or_default();
         match argo::suspend_node(&status, stage) {
-            Err(unreadable) => refuse(format!(
-                "the workflow's node status is {}; stagectl does not guess at it: resume through the Argo Server (argo resume)",
-                unreadable.0
-            )),
-            Ok(SuspendNode::Active {
-                id,
-                message,
-                outputs,
-            }) => {
+            Err(unreadable) => refuse(
+                meta,
+                format!(
+                    "the workflow's node status is {}; stagectl does not guess at it: resume through the Argo Server (argo resume)",
+                    unreadable.0
+                ),
+            ),
+            Ok(SuspendNode::Active(node)) => {
                 let text = format!("Resumed by stagectl: {}", self.delivery.describe());
-                let record =
-                    patch::record_delivery(meta, &latch::resumed_key(stage.name()), &self.delivery);
-                match argo::resume_patch(
-                    stage,
-                    &id,
-                    message.as_deref(),
-                    outputs.as_ref(),
-                    &text,
-                    self.delivery.at,
-                    record,
-                ) {
-                    Ok(patch) => Step::Write {
-                        patch,
-                        then: self.resumed(),
-                    },
-                    Err(why) => refuse(why),
+                match node.resume_patch(stage, &text, self.delivery.at) {
+                    Ok(mut patch) => {
+                        patch.0.extend(patch::record_delivery(
+                            meta,
+                            &latch::resumed_key(stage.name()),
+                            &self.delivery,
+                        ));
+                        Step::Write {
+                            patch,
+                            then: self.resumed(),
+                        }
+                    }
+                    Err(why) => refuse(meta, why),
                 }
             }
             Ok(SuspendNode::Finished { phase, .. }) => Step::Done(resolved(
