@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::harness::{OwnControlPlane, Run, TestNamespace};
+use crate::harness::{OwnControlPlane, Run, TestNamespace, WaitNode};
 use crate::harness::{apply_rbac, service_account_kubeconfig};
 
 /// The JSON log lines of a run with this message.
@@ -288,8 +288,8 @@ async fn stalling_proxy(upstream: String, stalled: tokio::sync::watch::Receiver<
 #[ignore = "needs the control plane: make test"]
 async fn a_read_that_finds_no_answer_during_a_wait_does_not_end_the_wait() {
     let ns = Arc::new(TestNamespace::new("slow-read-in-wait").await);
-    let workflow = crate::resume::create_play(&ns, "31", "acme/widgets").await;
-    assert!(!crate::resume::set_stage(&ns, &workflow, "waiting-pr-created").await);
+    let workflow = ns.create_play_of("31", "acme/widgets").await;
+    assert!(!ns.set_stage(&workflow, "waiting-pr-created").await);
     let (stall, stalled) = tokio::sync::watch::channel(false);
     let upstream = server_of(&ns.kubeconfig)
         .trim_start_matches("https://")
@@ -332,7 +332,8 @@ async fn a_read_that_finds_no_answer_during_a_wait_does_not_end_the_wait() {
     stall.send(true).unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await;
     stall.send(false).unwrap();
-    crate::resume::controller_reaches_wait(&ns, &workflow, "waiting-pr-created", false).await;
+    ns.controller_reaches_wait(&workflow, "waiting-pr-created", WaitNode::Suspend)
+        .await;
     let run = waiting.await.unwrap();
     std::fs::remove_file(&kubeconfig).unwrap();
     run.assert_code(0);

@@ -6,11 +6,11 @@
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
+use crate::harness::WaitNode;
 use crate::harness::{
     StageMachinePolicy, TestNamespace, apply_rbac, config_from_kubeconfig, load_manifest,
     repo_path, service_account_kubeconfig, workflow_resource,
 };
-use crate::resume::{controller_reaches_wait, node};
 
 /// A namespace of the test's own with the accounts of rbac.yaml and the policy bound to it.
 async fn bound_namespace(test: &str, stages: Option<&str>) -> (TestNamespace, StageMachinePolicy) {
@@ -257,7 +257,8 @@ async fn the_controllers_writes_are_admitted_without_evaluating_the_policy() {
     // An expression that cannot be evaluated is refused with 422.
     StageMachinePolicy::until_refused(&ns, &probe, 422, "the broken parameters are in use").await;
 
-    controller_reaches_wait(&ns, &play, "waiting-pr-created", false).await;
+    ns.controller_reaches_wait(&play, "waiting-pr-created", WaitNode::Suspend)
+        .await;
     let labels = json!({"metadata": {"labels": {
         "workflows.argoproj.io/phase": "Running",
         "workflows.argoproj.io/completed": "false",
@@ -273,7 +274,7 @@ async fn the_controllers_writes_are_admitted_without_evaluating_the_policy() {
         .await
         .expect("the controller's update of the whole object");
     assert_eq!(
-        node(&ns, &play, "waiting-pr-created").await["phase"],
+        ns.node(&play, "waiting-pr-created").await["phase"],
         "Running"
     );
 }
@@ -357,7 +358,8 @@ async fn stagectls_steps_work_under_the_policy_and_a_refusal_exits_3_with_its_me
     )
     .await
     .assert_code(0);
-    controller_reaches_wait(&ns, &play, "waiting-pr-created", false).await;
+    ns.controller_reaches_wait(&play, "waiting-pr-created", WaitNode::Suspend)
+        .await;
     let resumed = ns
         .stagectl_as(
             &resumer,

@@ -5,26 +5,27 @@
 use kube::api::ListParams;
 use serde_json::{Value, json};
 
+use crate::harness::WaitNode;
 use crate::harness::{GitHubStandIn, Run, TestNamespace};
 use crate::harness::{apply_rbac, service_account_kubeconfig};
-use crate::resume::{controller_reaches_wait, create_play, node, set_stage};
 
 const TOKEN: &str = "ghp_reconcile_test";
 
 /// A play of `task` waiting at `stage`, its wait node running.
 async fn waiting_play(ns: &TestNamespace, task: &str, stage: &str) -> String {
-    let workflow = create_play(ns, task, "acme/widgets").await;
+    let workflow = ns.create_play_of(task, "acme/widgets").await;
     for step in [
         "waiting-pr-created",
         "waiting-ready-for-qa",
         "waiting-pr-approved",
     ] {
-        assert!(!set_stage(ns, &workflow, step).await, "no early event");
+        assert!(!ns.set_stage(&workflow, step).await, "no early event");
         if step == stage {
             break;
         }
     }
-    controller_reaches_wait(ns, &workflow, stage, false).await;
+    ns.controller_reaches_wait(&workflow, stage, WaitNode::Suspend)
+        .await;
     workflow
 }
 
@@ -192,7 +193,7 @@ async fn each_event_that_happened_is_delivered_once_and_a_second_run_writes_noth
             (Some(stage), Some(github_says), Some(action)),
             "{play:#}"
         );
-        let wait = node(&ns, workflow, stage).await;
+        let wait = ns.node(workflow, stage).await;
         if action == "delivered-resumed" {
             assert_eq!(wait["phase"], "Succeeded", "{wait:#}");
             let delivery = play["deliveryId"].as_str().unwrap();
@@ -483,7 +484,7 @@ async fn a_github_app_installation_reads_github_for_reconcile() {
 async fn get_lists_the_plays_waiting_longer_than_a_duration() {
     let ns = TestNamespace::new("waiting-longer").await;
     let waiting = waiting_play(&ns, "41", "waiting-pr-created").await;
-    let _pending = create_play(&ns, "42", "acme/widgets").await;
+    let _pending = ns.create_play_of("42", "acme/widgets").await;
     // Its wait began with the change into the stage, recorded to the nanosecond.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
 

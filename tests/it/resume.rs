@@ -11,52 +11,13 @@ use std::time::Duration;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::harness::{Run, TestNamespace};
+use crate::harness::{Run, TestNamespace, WaitNode};
 
 const WAITS: [&str; 3] = [
     "waiting-pr-created",
     "waiting-ready-for-qa",
     "waiting-pr-approved",
 ];
-
-pub fn node_id(workflow: &str, stage: &str) -> String {
-    format!("{workflow}-{}", stage.len() * 7919 % 100_000)
-}
-
-/// What the controller writes when the DAG reaches the wait of `stage`.
-pub async fn controller_reaches_wait(
-    ns: &TestNamespace,
-    workflow: &str,
-    stage: &str,
-    skipped: bool,
-) {
-    let id = node_id(workflow, stage);
-    let node = if skipped {
-        json!({
-            "id": id, "name": format!("{workflow}.wait-{stage}"), "displayName": format!("wait-{stage}"),
-            "type": "Skipped", "phase": "Skipped", "boundaryID": workflow, "templateName": "wait-for-event",
-            "message": "when 'true == false' evaluated false",
-            "startedAt": "2026-11-24T10:00:00Z", "finishedAt": "2026-11-24T10:00:00Z",
-        })
-    } else {
-        json!({
-            "id": id, "name": format!("{workflow}.wait-{stage}"), "displayName": format!("wait-{stage}"),
-            "type": "Suspend", "phase": "Running", "boundaryID": workflow, "templateName": "wait-for-event",
-            "startedAt": "2026-11-24T10:00:00Z",
-            "inputs": {"parameters": [{"name": "stage", "value": stage}]},
-        })
-    };
-    let patch = json!({"status": {"phase": "Running", "nodes": {id: node}}});
-    ns.workflows()
-        .patch(workflow, &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .unwrap_or_else(|e| panic!("write node of {stage} on {workflow}: {e}"));
-}
-
-pub async fn node(ns: &TestNamespace, workflow: &str, stage: &str) -> Value {
-    let object = ns.workflows().get(workflow).await.unwrap();
-    serde_json::to_value(&object).unwrap()["status"]["nodes"][node_id(workflow, stage)].clone()
-}
 
 async fn resume(
     ns: &TestNamespace,
@@ -85,30 +46,9 @@ async fn resume(
     .await
 }
 
-/// Creates a play of `task` in `repository` from the example, and returns its name.
-pub async fn create_play(ns: &TestNamespace, task: &str, repository: &str) -> String {
-    let mut workflow = crate::harness::load_manifest("examples/play-workflow.yaml");
-    let labels = workflow.metadata.labels.as_mut().unwrap();
-    labels.insert("task-id".into(), task.into());
-    labels.insert("repository".into(), repository.replace('/', "."));
-    workflow
-        .metadata
-        .annotations
-        .as_mut()
-        .unwrap()
-        .insert("stagectl.dev/repository".into(), repository.into());
-    workflow.metadata.generate_name = Some(format!("play-{task}-"));
-    let created = ns
-        .workflows()
-        .create(&Default::default(), &workflow)
-        .await
-        .unwrap();
-    created.metadata.name.unwrap()
-}
-
 /// A play of `task` that has failed, as its exit handler leaves it.
 async fn failed_play(ns: &TestNamespace, task: &str) -> String {
-    let workflow = create_play(ns, task, "acme/widgets").await;
+    let workflow = ns.create_play_of(task, "acme/widgets").await;
     fail(ns, &workflow).await;
     workflow
 }
@@ -126,34 +66,11 @@ async fn fail(ns: &TestNamespace, workflow: &str) {
     .assert_code(0);
 }
 
-/// The update step of the template: `set STAGE --skip-wait-file`, and what the file says.
-pub async fn set_stage(ns: &TestNamespace, workflow: &str, stage: &str) -> bool {
-    let file = std::env::temp_dir().join(format!("{}-{workflow}-{stage}.skip", ns.name));
-    ns.stagectl(&[
-        "set",
-        stage,
-        "--workflow",
-        workflow,
-        "-q",
-        "--skip-wait-file",
-        file.to_str().unwrap(),
-    ])
-    .await
-    .assert_code(0);
-    let skip = std::fs::read_to_string(&file).unwrap();
-    std::fs::remove_file(&file).unwrap();
-    match skip.as_str() {
-        "true" => true,
-        "false" => false,
-        other => panic!("skip-wait file says {other:?}"),
-    }
-}
-
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn an_early_event_is_latched_and_the_next_set_skips_the_wait() {
     let ns = TestNamespace::new("early-event").await;
-    let workflow = create_play(&ns, "42", "acme/widgets").await;
+    let workflow = ns.create_play_of("42", "acme/widgets").await;
 
     // Rex opens the PR while it still runs: the play is at pending.
     let early = resume(&ns, "waiting-pr-created", "42", "acme/widgets", "d-early").await;
@@ -162,7 +79,7 @@ async fn an_early_event_is_latched_and_the_next_set_skips_the_wait() {
     assert_eq!(early.json()["workflow"], workflow.as_str());
 
     assert!(
-        set_stage(&ns, &workflow, "waiting-pr-created").await,
+        ns.set_stage(&workflow, "waiting-pr-created").await,
         "the wait is skipped"
     );
     let record = ns.stagectl(&["get", &workflow, "-o", "json"]).await.json();
@@ -177,8 +94,9 @@ async fn an_early_event_is_latched_and_the_next_set_skips_the_wait() {
     );
 
     // A retried update step gets the same answer; the controller skips the wait.
-    assert!(set_stage(&ns, &workflow, "waiting-pr-created").await);
-    controller_reaches_wait(&ns, &workflow, "waiting-pr-created", true).await;
+    assert!(ns.set_stage(&workflow, "waiting-pr-created").await);
+    ns.controller_reaches_wait(&workflow, "waiting-pr-created", WaitNode::Skipped)
+        .await;
     // The event again, and a late event of another delivery: both change nothing.
     let before = ns.meta(&workflow).await.resource_version;
     for delivery in ["d-early", "d-other"] {
@@ -193,15 +111,16 @@ async fn an_early_event_is_latched_and_the_next_set_skips_the_wait() {
 #[ignore = "needs the control plane: make test"]
 async fn an_event_on_time_resumes_the_node_as_argo_resume_would() {
     let ns = TestNamespace::new("on-time-event").await;
-    let workflow = create_play(&ns, "7", "acme/widgets").await;
-    assert!(!set_stage(&ns, &workflow, "waiting-pr-created").await);
-    controller_reaches_wait(&ns, &workflow, "waiting-pr-created", false).await;
+    let workflow = ns.create_play_of("7", "acme/widgets").await;
+    assert!(!ns.set_stage(&workflow, "waiting-pr-created").await);
+    ns.controller_reaches_wait(&workflow, "waiting-pr-created", WaitNode::Suspend)
+        .await;
 
     let run = resume(&ns, "waiting-pr-created", "7", "acme/widgets", "d-on-time").await;
     run.assert_code(0);
     assert_eq!(run.json()["outcome"], "resumed");
 
-    let resumed = node(&ns, &workflow, "waiting-pr-created").await;
+    let resumed = ns.node(&workflow, "waiting-pr-created").await;
     assert_eq!(resumed["phase"], "Succeeded");
     assert_eq!(resumed["type"], "Suspend");
     assert!(resumed["finishedAt"].as_str().unwrap().ends_with('Z'));
@@ -240,10 +159,10 @@ async fn an_event_on_time_resumes_the_node_as_argo_resume_would() {
 async fn a_resume_is_one_list_and_one_patch() {
     let ns = TestNamespace::new("resume-requests").await;
     for task in ["8", "9"] {
-        create_play(&ns, task, "acme/widgets").await;
+        ns.create_play_of(task, "acme/widgets").await;
     }
     failed_play(&ns, "7").await;
-    let workflow = create_play(&ns, "7", "acme/widgets").await;
+    let workflow = ns.create_play_of("7", "acme/widgets").await;
     let workflow_requests =
         |requests: Vec<crate::harness::AuditedRequest>| -> Vec<(String, String)> {
             requests
@@ -270,9 +189,10 @@ async fn a_resume_is_one_list_and_one_patch() {
         expected(&workflow)
     );
 
-    assert!(set_stage(&ns, &workflow, "waiting-pr-created").await);
-    assert!(!set_stage(&ns, &workflow, "waiting-ready-for-qa").await);
-    controller_reaches_wait(&ns, &workflow, "waiting-ready-for-qa", false).await;
+    assert!(ns.set_stage(&workflow, "waiting-pr-created").await);
+    assert!(!ns.set_stage(&workflow, "waiting-ready-for-qa").await);
+    ns.controller_reaches_wait(&workflow, "waiting-ready-for-qa", WaitNode::Suspend)
+        .await;
     let before = ns.audited_requests().await.len();
     let resumed = resume(
         &ns,
@@ -294,8 +214,8 @@ async fn a_resume_is_one_list_and_one_patch() {
 #[ignore = "needs the control plane: make test"]
 async fn an_event_before_the_node_exists_waits_for_it() {
     let ns = Arc::new(TestNamespace::new("wait-for-node").await);
-    let workflow = create_play(&ns, "9", "acme/widgets").await;
-    assert!(!set_stage(&ns, &workflow, "waiting-pr-created").await);
+    let workflow = ns.create_play_of("9", "acme/widgets").await;
+    assert!(!ns.set_stage(&workflow, "waiting-pr-created").await);
 
     let waiting = {
         let ns = ns.clone();
@@ -305,18 +225,19 @@ async fn an_event_before_the_node_exists_waits_for_it() {
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!waiting.is_finished(), "resume waits for the node");
-    controller_reaches_wait(&ns, &workflow, "waiting-pr-created", false).await;
+    ns.controller_reaches_wait(&workflow, "waiting-pr-created", WaitNode::Suspend)
+        .await;
     let run = waiting.await.unwrap();
     run.assert_code(0);
     assert_eq!(run.json()["outcome"], "resumed");
     assert_eq!(
-        node(&ns, &workflow, "waiting-pr-created").await["phase"],
+        ns.node(&workflow, "waiting-pr-created").await["phase"],
         "Succeeded"
     );
 
     // A node that never comes: the gave-up code, nothing written.
-    let other = create_play(&ns, "10", "acme/widgets").await;
-    assert!(!set_stage(&ns, &other, "waiting-pr-created").await);
+    let other = ns.create_play_of("10", "acme/widgets").await;
+    assert!(!ns.set_stage(&other, "waiting-pr-created").await);
     let before = ns.meta(&other).await.resource_version;
     let run = ns
         .stagectl(&[
@@ -346,8 +267,8 @@ async fn an_event_before_the_node_exists_waits_for_it() {
 #[ignore = "needs the control plane: make test"]
 async fn the_wait_for_the_node_outlasts_the_timeout_of_the_api_calls() {
     let ns = Arc::new(TestNamespace::new("wait-past-timeout").await);
-    let workflow = create_play(&ns, "21", "acme/widgets").await;
-    assert!(!set_stage(&ns, &workflow, "waiting-pr-created").await);
+    let workflow = ns.create_play_of("21", "acme/widgets").await;
+    assert!(!ns.set_stage(&workflow, "waiting-pr-created").await);
     let waiting = {
         let ns = ns.clone();
         tokio::spawn(async move {
@@ -371,7 +292,8 @@ async fn the_wait_for_the_node_outlasts_the_timeout_of_the_api_calls() {
     };
     tokio::time::sleep(Duration::from_secs(17)).await;
     assert!(!waiting.is_finished(), "resume still waits after --timeout");
-    controller_reaches_wait(&ns, &workflow, "waiting-pr-created", false).await;
+    ns.controller_reaches_wait(&workflow, "waiting-pr-created", WaitNode::Suspend)
+        .await;
     let run = waiting.await.unwrap();
     run.assert_code(0);
     assert_eq!(run.json()["outcome"], "resumed");
@@ -385,7 +307,7 @@ async fn an_event_goes_past_a_failed_play_to_the_newer_play_of_the_task() {
     let ns = TestNamespace::new("failed-and-newer").await;
     let running = json!({"metadata": {"labels": {"workflows.argoproj.io/phase": "Running"}}});
     let failed = failed_play(&ns, "31").await;
-    let newer = create_play(&ns, "31", "acme/widgets").await;
+    let newer = ns.create_play_of("31", "acme/widgets").await;
     for workflow in [&failed, &newer] {
         ns.workflows()
             .patch(
@@ -428,8 +350,8 @@ async fn events_go_to_the_play_the_mutex_lets_run_and_redeliveries_to_the_play_t
                 .unwrap();
         }
     };
-    let first = create_play(&ns, "9", "acme/widgets").await;
-    let queued = create_play(&ns, "9", "acme/widgets").await;
+    let first = ns.create_play_of("9", "acme/widgets").await;
+    let queued = ns.create_play_of("9", "acme/widgets").await;
     phase(first.clone(), "Running", false).await;
     phase(queued.clone(), "Pending", false).await;
     let early = resume(&ns, "waiting-pr-created", "9", "acme/widgets", "first-pr").await;
@@ -469,7 +391,7 @@ async fn an_event_for_an_ended_play_is_a_noop_past_its_wait_and_refused_otherwis
             ns.meta(&workflow).await.resource_version
         }
     };
-    let completed = create_play(&ns, "7", "acme/widgets").await;
+    let completed = ns.create_play_of("7", "acme/widgets").await;
     ns.stagectl(&["set", "completed", "--workflow", &completed, "--force"])
         .await
         .assert_code(0);
@@ -508,8 +430,8 @@ async fn no_candidate_several_candidates_failed_or_offloaded_plays_are_refused_u
     none.assert_code(4);
     assert!(none.error_lines()[0].contains("no play workflow of task 404"));
 
-    let first = create_play(&ns, "5", "acme/widgets").await;
-    let second = create_play(&ns, "5", "acme/widgets").await;
+    let first = ns.create_play_of("5", "acme/widgets").await;
+    let second = ns.create_play_of("5", "acme/widgets").await;
     let several = resume(&ns, "waiting-pr-created", "5", "acme/widgets", "d").await;
     several.assert_code(3);
     assert!(
@@ -531,8 +453,8 @@ async fn no_candidate_several_candidates_failed_or_offloaded_plays_are_refused_u
         failed.stderr
     );
 
-    let offloaded = create_play(&ns, "6", "acme/widgets").await;
-    assert!(!set_stage(&ns, &offloaded, "waiting-pr-created").await);
+    let offloaded = ns.create_play_of("6", "acme/widgets").await;
+    assert!(!ns.set_stage(&offloaded, "waiting-pr-created").await);
     let status =
         json!({"status": {"phase": "Running", "offloadNodeStatusVersion": "fnv:784838394"}});
     ns.workflows()
@@ -575,12 +497,13 @@ async fn no_candidate_several_candidates_failed_or_offloaded_plays_are_refused_u
 async fn drive_play(ns: Arc<TestNamespace>, workflow: String, jitter: u64) {
     for (i, stage) in WAITS.iter().enumerate() {
         tokio::time::sleep(Duration::from_millis((jitter * (i as u64 + 3)) % 400)).await;
-        let skipped = set_stage(&ns, &workflow, stage).await;
+        let skipped = ns.set_stage(&workflow, stage).await;
         tokio::time::sleep(Duration::from_millis((jitter * 7 + i as u64 * 131) % 300)).await;
-        controller_reaches_wait(&ns, &workflow, stage, skipped).await;
+        ns.controller_reaches_wait(&workflow, stage, WaitNode::after_set(skipped))
+            .await;
         if !skipped {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-            while node(&ns, &workflow, stage).await["phase"] != "Succeeded" {
+            while ns.node(&workflow, stage).await["phase"] != "Succeeded" {
                 assert!(
                     tokio::time::Instant::now() < deadline,
                     "{workflow}: the wait of {stage} was never released"
@@ -607,7 +530,7 @@ async fn forty_plays_each_wait_released_exactly_once() {
     let mut plays = Vec::new();
     for task in 0..TASKS {
         for repository in ["acme/widgets", "acme/gadgets"] {
-            let workflow = create_play(&ns, &format!("{task}"), repository).await;
+            let workflow = ns.create_play_of(&format!("{task}"), repository).await;
             plays.push((task.to_string(), repository, workflow));
         }
     }
@@ -669,7 +592,7 @@ async fn forty_plays_each_wait_released_exactly_once() {
                 "{delivery}: {:?}",
                 effects.get(&delivery)
             );
-            let node = node(&ns, workflow, stage).await;
+            let node = ns.node(workflow, stage).await;
             match node["type"].as_str().unwrap() {
                 "Suspend" => assert_eq!(
                     node["message"],
@@ -695,7 +618,7 @@ async fn the_stage_resume_and_sensor_accounts_can_do_their_part_and_no_more() {
     use crate::harness::{apply_rbac, service_account_kubeconfig};
     let ns = TestNamespace::new("resume-rbac").await;
     apply_rbac(&ns, false).await;
-    let workflow = create_play(&ns, "12", "acme/widgets").await;
+    let workflow = ns.create_play_of("12", "acme/widgets").await;
 
     let resumer = service_account_kubeconfig(&ns, "stage-resume").await;
     let args = [
@@ -714,7 +637,7 @@ async fn the_stage_resume_and_sensor_accounts_can_do_their_part_and_no_more() {
     let latched = ns.stagectl_as(&resumer, &args).await;
     latched.assert_code(0);
     assert_eq!(latched.json()["outcome"], "latched");
-    assert!(set_stage(&ns, &workflow, "waiting-pr-created").await);
+    assert!(ns.set_stage(&workflow, "waiting-pr-created").await);
 
     // The sensor's account creates stage-resume workflows and nothing else.
     let sensor = service_account_kubeconfig(&ns, "play-sensor").await;

@@ -1,6 +1,10 @@
 //! The one place that knows how tests reach the control plane: a client from `KUBECONFIG`, a
 //! fresh namespace per test, and extra control plane instances for tests that stop a server.
 
+mod plays;
+
+pub use plays::WaitNode;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
