@@ -186,8 +186,8 @@ pub fn shorten(value: &str) -> String {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(data)
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
