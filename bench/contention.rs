@@ -304,6 +304,7 @@ fn peer_requests(options: &Options, offset: u64) -> Result<u64> {
         let entry: serde_json::Value = serde_json::from_str(&line?)?;
         if entry["objectRef"]["namespace"] == options.namespace.as_str()
             && entry["objectRef"]["resource"] == "workflows"
+            && entry["stage"] != "RequestReceived"
             && entry["userAgent"]
                 .as_str()
                 .is_some_and(|agent| agent.starts_with(&options.user_agent))

@@ -173,6 +173,8 @@ impl TestNamespace {
         self.audit_entries()
             .await
             .into_iter()
+            // A write's arrival is logged apart from its answer; one entry per request.
+            .filter(|entry| entry["stage"] != "RequestReceived")
             .map(|entry| AuditedRequest {
                 verb: entry["verb"].as_str().unwrap_or_default().to_string(),
                 resource: entry["objectRef"]["resource"]
@@ -185,8 +187,34 @@ impl TestNamespace {
                     .to_string(),
                 code: entry["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
                 user_agent: entry["userAgent"].as_str().unwrap_or_default().to_string(),
+                received: entry["requestReceivedTimestamp"]
+                    .as_str()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
             })
             .collect()
+    }
+
+    /// Waits until the audit log records, after the first `after` requests of this namespace, a
+    /// request that `matches`, and returns it; fails the test, naming `what`, after a minute.
+    pub async fn audited_eventually(
+        &self,
+        after: usize,
+        what: &str,
+        matches: impl Fn(&AuditedRequest) -> bool,
+    ) -> AuditedRequest {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let mut requests = self.audited_requests().await;
+            if let Some(found) = requests.drain(after.min(requests.len())..).find(&matches) {
+                return found;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the API server never saw {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// The audit log's entries for this namespace, as the server wrote them.
@@ -445,6 +473,7 @@ pub struct AuditedRequest {
     pub name: String,
     pub code: u16,
     pub user_agent: String,
+    pub received: jiff::Timestamp,
 }
 
 /// Makes the API server of the control plane in `state_dir` slow for every client from the

@@ -358,10 +358,7 @@ fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<
             for (stage, node, _) in WAITS {
                 let latched = path == latch_path(stage)
                     && op["value"].as_str().is_some_and(|value| !value.is_empty());
-                let resumed = path.strip_prefix("/status/nodes/").is_some_and(|rest| {
-                    rest.strip_suffix("/phase")
-                        .is_some_and(|id| play.node_names.get(id).map(String::as_str) == Some(node))
-                }) && op["value"] == "Succeeded";
+                let resumed = resumes_node(op, play, node);
                 if latched || resumed {
                     releases.push(Release {
                         stage,
@@ -373,6 +370,9 @@ fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<
             }
         }
     }
+    releases.extend(resumes_proven_by_their_nodes(
+        play, facts, &stages, &releases,
+    ));
     // The last change answered 5xx, nothing after it to test the stage: the play as the server
     // holds it now is the proof.
     let last = stages.last().map_or("pending", |(stage, _)| stage.as_str());
@@ -383,6 +383,68 @@ fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<
         stages.push((play.stage.clone(), at));
     }
     (stages, releases)
+}
+
+/// Whether `op` makes the wait node `node` of `play` Succeeded, as a resume does.
+fn resumes_node(op: &Value, play: &PlayObject, node: &str) -> bool {
+    op["value"] == "Succeeded"
+        && op["path"]
+            .as_str()
+            .and_then(|path| path.strip_prefix("/status/nodes/"))
+            .and_then(|rest| rest.strip_suffix("/phase"))
+            .is_some_and(|id| play.node_names.get(id).map(String::as_str) == Some(node))
+}
+
+/// The resumes that only the wait nodes prove. A resume answered 5xx, or never answered (the
+/// server killed between committing it and logging its answer, so that the log holds only its
+/// arrival), may have been applied; a suspend node that ended Succeeded with no certain write
+/// resuming it shows that one was (nothing else makes a suspend node Succeeded). It is the
+/// uncertain write, made while the play was at the stage, whose logged body resumes that node;
+/// else the first such write without a body by a writer that resumes (a stage-resume step or
+/// reconcile).
+fn resumes_proven_by_their_nodes(
+    play: &PlayObject,
+    facts: &Facts,
+    stages: &[(String, Millis)],
+    certain: &[Release],
+) -> Vec<Release> {
+    let mut proven = Vec::new();
+    for (stage, node, _) in WAITS {
+        if play.waits.get(stage).map(String::as_str) != Some("Succeeded")
+            || certain.iter().any(|r| r.stage == stage)
+        {
+            continue;
+        }
+        let Some(entered) = stages.iter().find(|(s, _)| s == stage).map(|(_, at)| *at) else {
+            continue;
+        };
+        let candidates: Vec<&Write> = facts
+            .writes
+            .iter()
+            .filter(|w| w.play == play.name && w.uncertain && w.at >= entered)
+            .collect();
+        let resumed_by = candidates
+            .iter()
+            .find(|w| w.ops.iter().any(|op| resumes_node(op, play, node)))
+            .or_else(|| {
+                candidates.iter().find(|w| {
+                    w.ops.is_empty()
+                        && matches!(
+                            writer(w, &facts.workflows),
+                            Writer::StageResume(_) | Writer::Reconcile(_)
+                        )
+                })
+            });
+        if let Some(write) = resumed_by {
+            proven.push(Release {
+                stage,
+                how: How::Resumed,
+                by: writer(write, &facts.workflows),
+                at: write.at,
+            });
+        }
+    }
+    proven
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -1037,6 +1099,35 @@ mod tests {
         assert!(check(&facts).passed(), "{}", check(&facts).report());
         facts.plays[0].stage = "waiting-pr-approved".into();
         assert!(broken(&check(&facts)).contains(&PROPERTIES[1]));
+    }
+
+    /// Reconcile's resume of the approval wait committed, and the server was killed before it
+    /// logged the answer: the log holds only the request's arrival. The wait node, Succeeded,
+    /// proves it; without that node the wait was never released.
+    #[test]
+    fn a_resume_never_answered_counts_where_its_wait_node_proves_it() {
+        let mut facts = completed_play();
+        let last_resume = facts.writes.len() - 2;
+        let run = "stagectl-reconcile-1796188380".to_string();
+        facts.workflows.push(run.clone());
+        // As stagectl's set does, the change to completed tests the stage it leaves.
+        facts.writes[last_resume + 1].ops[0]["value"] = json!("waiting-pr-approved");
+        let lost = &mut facts.writes[last_resume];
+        lost.ops.clear();
+        lost.uncertain = true;
+        lost.pod = Some(run.clone());
+        // The webhook's every send was lost: reconcile recovered it.
+        facts.deliveries[2].answer = "dropped".into();
+        facts.reconcile_runs.push(ReconcileRun {
+            name: run,
+            created: lost.at - 1_000,
+            finished: Some(lost.at + 1_000),
+        });
+        assert!(check(&facts).passed(), "{}", check(&facts).report());
+        facts.plays[0]
+            .waits
+            .insert("waiting-pr-approved".into(), "Suspend Running".into());
+        assert!(broken(&check(&facts)).contains(&PROPERTIES[2]));
     }
 
     #[test]

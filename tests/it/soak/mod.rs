@@ -377,15 +377,29 @@ async fn facts(
     }
 
     let entries = plays.ns.audit_entries().await;
-    let workflow_entries = entries.iter().filter(|e| {
-        e["objectRef"]["resource"] == "workflows" && e["objectRef"]["subresource"].is_null()
-    });
+    let workflow_entries: Vec<&Value> = entries
+        .iter()
+        .filter(|e| {
+            e["objectRef"]["resource"] == "workflows" && e["objectRef"]["subresource"].is_null()
+        })
+        .collect();
+    // A write the server logged on arrival and never answered: killed between the two, it may
+    // have committed it.
+    let answered: BTreeSet<&str> = workflow_entries
+        .iter()
+        .filter(|e| e["stage"] != "RequestReceived")
+        .filter_map(|e| e["auditID"].as_str())
+        .collect();
     let mut workflows: Vec<String> = Vec::new();
     let mut writes = Vec::new();
     for entry in workflow_entries {
+        let unanswered = entry["stage"] == "RequestReceived";
+        if unanswered && answered.contains(entry["auditID"].as_str().unwrap_or_default()) {
+            continue;
+        }
         let code = entry["responseStatus"]["code"].as_u64().unwrap_or(0);
-        // 4xx: refused, nothing written. 5xx: perhaps written (the checker decides).
-        let uncertain = (500..600).contains(&code);
+        // 4xx: refused, nothing written. 5xx or no answer: perhaps written (the checker decides).
+        let uncertain = unanswered || (500..600).contains(&code);
         let kept = (200..300).contains(&code) || (uncertain && entry["verb"] == "patch");
         if !kept {
             continue;

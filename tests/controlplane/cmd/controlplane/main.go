@@ -166,9 +166,11 @@ func apiserverArgs(stateDir string, pki *pkiFiles, ports *portSet) []string {
 // auditPolicyYAML records, at Metadata level, every request for Argo's resources and for
 // Events: who asked, which verb, which object, which status code; a Workflow's creation and
 // every patch of one with its body, so that what was written can be told from the log alone.
+// Those writes are logged when they arrive too (RequestReceived, without a body): a server
+// killed between committing a write and logging its answer leaves that entry alone, the only
+// trace of a write that may have been applied.
 const auditPolicyYAML = `apiVersion: audit.k8s.io/v1
 kind: Policy
-omitStages: [RequestReceived]
 rules:
   - level: Request
     verbs: [create, patch]
@@ -176,6 +178,7 @@ rules:
       - group: argoproj.io
         resources: [workflows]
   - level: Metadata
+    omitStages: [RequestReceived]
     resources:
       - group: argoproj.io
       - group: events.k8s.io
