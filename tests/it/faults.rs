@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::harness::{OwnControlPlane, Run, TestNamespace, WaitNode};
 use crate::harness::{apply_rbac, service_account_kubeconfig};
+use crate::resume::is_read_by_stagectl;
 
 /// The JSON log lines of a run with this message.
 fn log_lines(run: &Run, message: &str) -> Vec<Value> {
@@ -300,6 +301,7 @@ async fn a_read_that_finds_no_answer_during_a_wait_does_not_end_the_wait() {
         &format!("https://{address}"),
         &format!("{}-slow.kubeconfig", ns.name),
     );
+    let before = ns.audited_requests().await.len();
     let waiting = {
         let (ns, kubeconfig) = (ns.clone(), kubeconfig.clone());
         tokio::spawn(async move {
@@ -324,13 +326,28 @@ async fn a_read_that_finds_no_answer_during_a_wait_does_not_end_the_wait() {
             .await
         })
     };
-    // resume is waiting for the node; then the server answers nothing for longer than
-    // --timeout, then answers again and the controller creates the node. The --timeout is one a
+    // Once resume waits for the node, the server's answers stop reaching it for longer than
+    // --timeout, then reach it again and the controller creates the node. The --timeout is one a
     // loaded test server meets once it answers again (2 s was not always: the final patch
     // failed, rightly, when one read took 3.3 s while other tests started control planes).
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let timeout = jiff::SignedDuration::from_secs(6);
+    ns.audited_eventually(before, "resume reading the play again for its node", |r| {
+        is_read_by_stagectl(r, &workflow)
+    })
+    .await;
+    let stalled_from = ns.audited_requests().await.len();
     stall.send(true).unwrap();
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // The first read whose answer is held, then one sent --timeout after it: that read gave up
+    // (its every attempt fell within its --timeout) and the wait went on.
+    let held = ns
+        .audited_eventually(stalled_from, "a read during the stall", |r| {
+            is_read_by_stagectl(r, &workflow)
+        })
+        .await;
+    ns.audited_eventually(stalled_from, "a read after one found no answer", |r| {
+        is_read_by_stagectl(r, &workflow) && r.received > held.received + timeout
+    })
+    .await;
     stall.send(false).unwrap();
     ns.controller_reaches_wait(&workflow, "waiting-pr-created", WaitNode::Suspend)
         .await;

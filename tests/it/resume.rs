@@ -11,13 +11,21 @@ use std::time::Duration;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::harness::{Run, TestNamespace, WaitNode};
+use crate::harness::{AuditedRequest, Run, TestNamespace, WaitNode};
 
 const WAITS: [&str; 3] = [
     "waiting-pr-created",
     "waiting-ready-for-qa",
     "waiting-pr-approved",
 ];
+
+/// A read of `workflow` by stagectl: after resume's list, a read means it is waiting for the node.
+pub fn is_read_by_stagectl(request: &AuditedRequest, workflow: &str) -> bool {
+    request.verb == "get"
+        && request.resource == "workflows"
+        && request.name == workflow
+        && request.user_agent == stagectl::cluster::USER_AGENT
+}
 
 async fn resume(
     ns: &TestNamespace,
@@ -163,16 +171,13 @@ async fn a_resume_is_one_list_and_one_patch() {
     }
     failed_play(&ns, "7").await;
     let workflow = ns.create_play_of("7", "acme/widgets").await;
-    let workflow_requests =
-        |requests: Vec<crate::harness::AuditedRequest>| -> Vec<(String, String)> {
-            requests
-                .into_iter()
-                .filter(|r| {
-                    r.resource == "workflows" && r.user_agent == stagectl::cluster::USER_AGENT
-                })
-                .map(|r| (r.verb, r.name))
-                .collect()
-        };
+    let workflow_requests = |requests: Vec<AuditedRequest>| -> Vec<(String, String)> {
+        requests
+            .into_iter()
+            .filter(|r| r.resource == "workflows" && r.user_agent == stagectl::cluster::USER_AGENT)
+            .map(|r| (r.verb, r.name))
+            .collect()
+    };
     let expected = |written: &str| {
         vec![
             ("list".to_string(), String::new()),
@@ -217,13 +222,18 @@ async fn an_event_before_the_node_exists_waits_for_it() {
     let workflow = ns.create_play_of("9", "acme/widgets").await;
     assert!(!ns.set_stage(&workflow, "waiting-pr-created").await);
 
+    let before = ns.audited_requests().await.len();
     let waiting = {
         let ns = ns.clone();
         tokio::spawn(async move {
             resume(&ns, "waiting-pr-created", "9", "acme/widgets", "d-wait").await
         })
     };
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // After its list, resume reads the play again only to see whether the node has come.
+    ns.audited_eventually(before, "resume reading the play again for its node", |r| {
+        is_read_by_stagectl(r, &workflow)
+    })
+    .await;
     assert!(!waiting.is_finished(), "resume waits for the node");
     ns.controller_reaches_wait(&workflow, "waiting-pr-created", WaitNode::Suspend)
         .await;
@@ -269,6 +279,8 @@ async fn the_wait_for_the_node_outlasts_the_timeout_of_the_api_calls() {
     let ns = Arc::new(TestNamespace::new("wait-past-timeout").await);
     let workflow = ns.create_play_of("21", "acme/widgets").await;
     assert!(!ns.set_stage(&workflow, "waiting-pr-created").await);
+    let before = ns.audited_requests().await.len();
+    let timeout_over = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(15);
     let waiting = {
         let ns = ns.clone();
         tokio::spawn(async move {
@@ -290,7 +302,10 @@ async fn the_wait_for_the_node_outlasts_the_timeout_of_the_api_calls() {
             .await
         })
     };
-    tokio::time::sleep(Duration::from_secs(17)).await;
+    ns.audited_eventually(before, "resume reading the play after its --timeout", |r| {
+        is_read_by_stagectl(r, &workflow) && r.received > timeout_over
+    })
+    .await;
     assert!(!waiting.is_finished(), "resume still waits after --timeout");
     ns.controller_reaches_wait(&workflow, "waiting-pr-created", WaitNode::Suspend)
         .await;
