@@ -17,16 +17,46 @@ create_play() {
 }
 
 # COUNT plays named play-0 … in NAMESPACE, created in lists of 1,000 (kubectl sends them one by
-# one).
+# one). With TASKS=each, play-K is the play of task other-K (by default all are the example's
+# task 42).
 create_plays() {
   local namespace=$1 count=$2 from manifest
   manifest=$("$KUBECTL" create -f examples/play-workflow.yaml --dry-run=client -o json)
   for ((from = 0; from < count; from += 1000)); do
     jq -c --argjson from "$from" --argjson n "$((count - from < 1000 ? count - from : 1000))" \
+      --arg tasks "${TASKS:-}" \
       '{apiVersion: "v1", kind: "List", items: [range($from; $from + $n) as $k
-        | .metadata.name = "play-\($k)" | del(.metadata.generateName, .metadata.namespace)]}' <<<"$manifest" \
+        | .metadata.name = "play-\($k)" | del(.metadata.generateName, .metadata.namespace)
+        | if $tasks == "each" then .metadata.labels["task-id"] = "other-\($k)" else . end]}' <<<"$manifest" \
       | "$KUBECTL" -n "$namespace" create -f - -o name >/dev/null
   done
+}
+
+# One play of task 42 in NAMESPACE at waiting-pr-created with its Suspend node Running, as the
+# controller leaves it when the DAG reaches the wait. Sets waiting_workflow, waiting_node (its
+# node id) and waiting_reset, a command that puts it back so that a resume can run again.
+create_waiting_play() {
+  local namespace=$1 created waiting patch
+  created=$("$KUBECTL" -n "$namespace" create -f examples/play-workflow.yaml -o name)
+  waiting_workflow=${created#*/}
+  waiting_node=$waiting_workflow-wait
+  "$KUBECTL" -n "$namespace" patch workflow "$waiting_workflow" --type merge -p "$(jq -cn --arg w "$waiting_workflow" --arg id "$waiting_node" '
+    {metadata: {labels: {"current-stage": "waiting-pr-created"}},
+     status: {phase: "Running", nodes: {($id): {id: $id, name: "\($w).wait-pr-created", displayName: "wait-pr-created",
+       type: "Suspend", phase: "Running", boundaryID: $w, templateName: "wait-for-event", startedAt: "2026-11-24T10:00:00Z",
+       inputs: {parameters: [{name: "stage", value: "waiting-pr-created"}]}}}}}')" >/dev/null
+  waiting=$("$KUBECTL" -n "$namespace" get workflow "$waiting_workflow" -o json | jq -c '{annotations: .metadata.annotations, status: .status}')
+  patch=$(jq -c '[{op: "replace", path: "/metadata/annotations", value: .annotations},
+    {op: "replace", path: "/status", value: .status}]' <<<"$waiting")
+  waiting_reset="$KUBECTL -n $namespace patch workflow $waiting_workflow --type json -p '$patch'"
+}
+
+# Requests to the Workflows of NAMESPACE that the API server's audit log AUDIT_LOG holds (one
+# per request: a write's arrival, logged apart, is not counted).
+workflow_requests_in() {
+  local audit_log=$1 namespace=$2
+  jq -c --arg ns "$namespace" 'select(.objectRef.namespace == $ns and .objectRef.resource == "workflows" and .stage != "RequestReceived")' \
+    "$audit_log" | wc -l
 }
 
 # The stage-machine policy of workflow-templates/ bound to NAMESPACE (as `kubectl apply -k`
