@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use serde::{Serialize, Serializer};
 use tracing::info;
 
+use crate::cluster::Cluster;
 use crate::commands::resume::deliver;
 use crate::core::github::{Awaited, READY_FOR_QA};
 use crate::core::labels;
@@ -159,14 +160,7 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
     let credentials = credentials(args)?;
     let cluster = settings.connect().await?;
     let namespace = cluster.namespace.clone();
-    let cached = match args.cache_configmap.as_str() {
-        "" => None,
-        name => cluster.read_config_map(&namespace, name, CACHE_KEY).await?,
-    };
-    let cache = cached
-        .as_ref()
-        .and_then(|(text, _)| serde_json::from_str::<Cache>(text).ok())
-        .unwrap_or_default();
+    let stored = StoredCache::read(&cluster, &args.cache_configmap).await?;
     let github = GitHub::connect(
         Options {
             api_url: args.github_api_url.clone(),
@@ -174,7 +168,7 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
             timeout: cluster.timeout(),
             rate_limit_wait: args.rate_limit_wait.unwrap_or_default(),
         },
-        cache.clone(),
+        stored.cache.clone(),
     )?;
 
     let plays = cluster
@@ -187,65 +181,26 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
         reconcile::waiting_plays(&settings.pipeline, plays.iter().map(StageRecord::from_meta));
     // Everything GitHub says is read before anything is written.
     let facts = read_github(&github, &waiting).await?;
-    let decisions: Vec<Decision> = waiting
-        .iter()
-        .map(|play| reconcile::decide(play, &facts))
-        .collect();
+    let (reports, failures) = act(settings, args, &cluster, &waiting, &facts).await;
 
-    let mut failures = Vec::new();
-    let mut reports = Vec::new();
-    for (play, decision) in waiting.iter().zip(&decisions) {
-        let mut report = report(play, decision);
-        if let Decision::Deliver(delivery) = decision {
-            if args.dry_run {
-                report.action = Action::WouldDeliver;
-            } else {
-                let event = play.event(&namespace, delivery, &settings.actor, Timestamp::now());
-                match deliver(settings, &cluster, &event, args.wait_for_node).await {
-                    Ok(done) => {
-                        report.action = Action::Delivered(done.outcome);
-                        report.detail = done.detail;
-                    }
-                    Err(err) => {
-                        report.action = Action::Failed;
-                        report.detail = err.message().to_string();
-                        failures.push(err);
-                    }
-                }
-            }
-        }
-        reports.push(report);
+    if !args.dry_run {
+        stored.keep(&cluster, github.cache_to_keep()).await?;
     }
 
-    let kept = github.cache_to_keep();
-    if !args.dry_run && !args.cache_configmap.is_empty() && kept != cache {
-        let text = serde_json::to_string(&kept).expect("the cache serializes");
-        cluster
-            .write_config_map(
-                &namespace,
-                &args.cache_configmap,
-                CACHE_KEY,
-                text,
-                cached.map(|(_, version)| version),
-            )
-            .await?;
-    }
-
-    let recovered = reports
-        .iter()
-        .filter(|play| play.action.recovered())
-        .count();
     let report = Report {
         namespace,
         dry_run: args.dry_run,
-        recovered,
+        recovered: reports
+            .iter()
+            .filter(|play| play.action.recovered())
+            .count(),
         github: github.cost(),
         plays: reports,
     };
     info!(
         namespace = %report.namespace,
         waiting = report.plays.len(),
-        recovered,
+        recovered = report.recovered,
         failed = failures.len(),
         github_requests = report.github.requests,
         github_not_modified = report.github.not_modified,
@@ -260,6 +215,98 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
         Some(first) => Err(first),
         None => Ok(()),
     }
+}
+
+/// GitHub's ETags as the ConfigMap keeps them between runs (none when its name is "").
+struct StoredCache {
+    configmap: String,
+    cache: Cache,
+    /// The ConfigMap's resourceVersion as read, to write it back under a test of it.
+    version: Option<String>,
+}
+
+impl StoredCache {
+    async fn read(cluster: &Cluster, configmap: &str) -> Result<Self> {
+        let stored = match configmap {
+            "" => None,
+            name => {
+                cluster
+                    .read_config_map(&cluster.namespace, name, CACHE_KEY)
+                    .await?
+            }
+        };
+        let (cache, version) = match stored {
+            Some((text, version)) => (
+                serde_json::from_str(&text).unwrap_or_default(),
+                Some(version),
+            ),
+            None => (Cache::default(), None),
+        };
+        Ok(StoredCache {
+            configmap: configmap.to_string(),
+            cache,
+            version,
+        })
+    }
+
+    /// Writes what the run learnt, when there is something new to keep.
+    async fn keep(self, cluster: &Cluster, kept: Cache) -> Result<()> {
+        if self.configmap.is_empty() || kept == self.cache {
+            return Ok(());
+        }
+        let text = serde_json::to_string(&kept).expect("the cache serializes");
+        cluster
+            .write_config_map(
+                &cluster.namespace,
+                &self.configmap,
+                CACHE_KEY,
+                text,
+                self.version,
+            )
+            .await
+    }
+}
+
+/// What core decided for each waiting play, done (or, in a dry run, said): each delivery goes
+/// through resume's own path. A failed delivery does not stop the others.
+async fn act(
+    settings: &Settings,
+    args: &ReconcileArgs,
+    cluster: &Cluster,
+    waiting: &[WaitingPlay],
+    facts: &GitHubFacts,
+) -> (Vec<PlayReport>, Vec<Error>) {
+    let mut failures = Vec::new();
+    let mut reports = Vec::new();
+    for play in waiting {
+        let decision = reconcile::decide(play, facts);
+        let mut report = report(play, &decision);
+        if let Decision::Deliver(delivery) = &decision {
+            if args.dry_run {
+                report.action = Action::WouldDeliver;
+            } else {
+                let event = play.event(
+                    &cluster.namespace,
+                    delivery,
+                    &settings.actor,
+                    Timestamp::now(),
+                );
+                match deliver(settings, cluster, &event, args.wait_for_node).await {
+                    Ok(done) => {
+                        report.action = Action::Delivered(done.outcome);
+                        report.detail = done.detail;
+                    }
+                    Err(err) => {
+                        report.action = Action::Failed;
+                        report.detail = err.message().to_string();
+                        failures.push(err);
+                    }
+                }
+            }
+        }
+        reports.push(report);
+    }
+    (reports, failures)
 }
 
 /// Asks GitHub once per repository, and once per pull request whose reviews a play needs.

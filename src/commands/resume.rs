@@ -11,6 +11,7 @@ use crate::cluster::{Cluster, Operation, Swapped, View, WaitBudget};
 use crate::core::labels::{self, Repository};
 use crate::core::latch::Delivery;
 use crate::core::resume::{Chosen, EventRequest, Outcome, Resolution};
+use crate::core::stage::Stage;
 use crate::error::{Error, Result};
 use crate::output::{self, Format};
 use crate::settings::{Settings, parse_duration};
@@ -74,21 +75,56 @@ pub(crate) struct Resumed {
 
 pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    let pipeline = &settings.pipeline;
-    let stage = pipeline.parse_stage(&args.stage)?;
-    if !pipeline.is_waiting(&stage) {
-        return Err(Error::usage(format!(
-            "{stage} is not a waiting stage: resume ends the wait of one of {}",
-            pipeline
-                .waiting_stages()
-                .map(|s| s.name().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
+    let stage = waiting_stage(settings, &args.stage)?;
     let cluster = settings.connect().await?;
-    let request = EventRequest {
-        namespace: cluster.namespace.clone(),
+    let request = event_request(settings, args, stage, &cluster.namespace)?;
+    let result = deliver(settings, &cluster, &request, args.wait_for_node).await;
+    log_result(&cluster, &request, &result, started.elapsed());
+    let done = result?;
+    output::emit(&render(&done, settings.output));
+    if let Some(path) = &args.outcome_file {
+        std::fs::write(path, done.outcome.as_str()).with_context(|| {
+            format!(
+                "the event was {}, but {} cannot be written",
+                done.outcome.as_str(),
+                path.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn waiting_stage(settings: &Settings, name: &str) -> Result<Stage> {
+    let pipeline = &settings.pipeline;
+    let stage = pipeline.parse_stage(name)?;
+    if pipeline.is_waiting(&stage) {
+        return Ok(stage);
+    }
+    Err(Error::usage(format!(
+        "{stage} is not a waiting stage: resume ends the wait of one of {}",
+        pipeline
+            .waiting_stages()
+            .map(|s| s.name().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// The event as the arguments give it, validated; its time is now.
+fn event_request(
+    settings: &Settings,
+    args: &ResumeArgs,
+    stage: Stage,
+    namespace: &str,
+) -> Result<EventRequest> {
+    let token = |what: &str, value: Option<&str>| -> Result<Option<String>> {
+        Ok(value
+            .map(|value| labels::validate_token(what, value))
+            .transpose()?
+            .map(str::to_string))
+    };
+    Ok(EventRequest {
+        namespace: namespace.to_string(),
         stage,
         task_id: labels::validate_task_id(&args.task_id)?.to_string(),
         repository: args
@@ -97,66 +133,44 @@ pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
             .map(Repository::parse)
             .transpose()?,
         delivery: Delivery {
-            delivery_id: args
-                .delivery_id
-                .as_deref()
-                .map(|id| labels::validate_token("delivery id", id))
-                .transpose()?
-                .map(str::to_string),
-            event: args
-                .event
-                .as_deref()
-                .map(|e| labels::validate_token("event", e))
-                .transpose()?
-                .map(str::to_string),
+            delivery_id: token("delivery id", args.delivery_id.as_deref())?,
+            event: token("event", args.event.as_deref())?,
             at: Timestamp::now(),
             by: settings.actor.clone(),
         },
-    };
-    let result = deliver(settings, &cluster, &request, args.wait_for_node).await;
-    let duration_ms = started.elapsed().as_millis() as u64;
+    })
+}
+
+/// The one log line of a resume: what it did, or why it failed, and what it cost.
+fn log_result(
+    cluster: &Cluster,
+    request: &EventRequest,
+    result: &Result<Resumed>,
+    took: std::time::Duration,
+) {
+    let duration_ms = took.as_millis() as u64;
     let requests = cluster.requests();
+    let attempts = cluster.retries() + 1;
     let (stage, task_id) = (request.stage.name(), request.task_id.as_str());
     let (delivery_id, event) = (
         request.delivery.delivery_id.as_deref(),
         request.delivery.event.as_deref(),
     );
-    match &result {
-        Ok(done) => {
-            info!(
-                workflow = %done.workflow,
-                namespace = %done.namespace,
-                stage,
-                task_id,
-                outcome = done.outcome.as_str(),
-                detail = %done.detail,
-                delivery_id,
-                event,
-                attempts = cluster.retries() + 1,
-                requests,
-                duration_ms,
-                "resume"
-            );
-            output::emit(&match settings.output {
-                Format::Json | Format::Yaml => output::render(done, settings.output),
-                Format::Name => output::resource_name(&done.workflow) + "\n",
-                Format::Table | Format::Wide => format!(
-                    "{} {} for {stage}: {}\n",
-                    output::resource_name(&done.workflow),
-                    done.outcome.as_str(),
-                    done.detail
-                ),
-            });
-            if let Some(path) = &args.outcome_file {
-                std::fs::write(path, done.outcome.as_str()).with_context(|| {
-                    format!(
-                        "the event was {}, but {} cannot be written",
-                        done.outcome.as_str(),
-                        path.display()
-                    )
-                })?;
-            }
-        }
+    match result {
+        Ok(done) => info!(
+            workflow = %done.workflow,
+            namespace = %done.namespace,
+            stage,
+            task_id,
+            outcome = done.outcome.as_str(),
+            detail = %done.detail,
+            delivery_id,
+            event,
+            attempts,
+            requests,
+            duration_ms,
+            "resume"
+        ),
         Err(err) => error!(
             stage,
             task_id,
@@ -165,13 +179,26 @@ pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
             error = %err,
             delivery_id,
             event,
-            attempts = cluster.retries() + 1,
+            attempts,
             requests,
             duration_ms,
             "resume"
         ),
     }
-    result.map(|_| ())
+}
+
+fn render(done: &Resumed, format: Format) -> String {
+    match format {
+        Format::Json | Format::Yaml => output::render(done, format),
+        Format::Name => output::resource_name(&done.workflow) + "\n",
+        Format::Table | Format::Wide => format!(
+            "{} {} for {}: {}\n",
+            output::resource_name(&done.workflow),
+            done.outcome.as_str(),
+            done.stage,
+            done.detail
+        ),
+    }
 }
 
 /// Chooses the play from one list of every play of the task, then, for a play that can take
