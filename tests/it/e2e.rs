@@ -981,11 +981,13 @@ impl Argo {
         otherwise: &str,
         found: impl Fn(&str) -> bool,
     ) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !self.controller_log_since(from).lines().any(&found) {
-            assert!(tokio::time::Instant::now() < deadline, "{otherwise}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::harness::eventually(otherwise, crate::harness::MINUTE, async || {
+            self.controller_log_since(from)
+                .lines()
+                .any(&found)
+                .then_some(())
+        })
+        .await
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::harness::WaitNode;
 use crate::harness::{GitHubStandIn, Run, TestNamespace};
-use crate::harness::{apply_rbac, service_account_kubeconfig};
+use crate::harness::{apply_rbac, eventually, service_account_kubeconfig};
 
 const TOKEN: &str = "ghp_reconcile_test";
 
@@ -487,23 +487,19 @@ async fn get_lists_the_plays_waiting_longer_than_a_duration() {
     let _pending = ns.create_play_of("42", "acme/widgets").await;
     // Its wait began with the change into the stage, recorded to the nanosecond: a second later
     // it is listed, and the pending play never is.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    let names = loop {
-        let long = ns
-            .stagectl(&["get", "--waiting-longer-than", "1s", "-o", "json"])
-            .await;
-        long.assert_code(0);
-        let names: Vec<String> = long.json()["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|item| item["name"].as_str().unwrap().to_string())
-            .collect();
-        if !names.is_empty() || tokio::time::Instant::now() > deadline {
-            break names;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let names = eventually(
+        "no play listed as waiting longer than 1s",
+        std::time::Duration::from_secs(30),
+        async || {
+            let long = ns
+                .stagectl(&["get", "--waiting-longer-than", "1s", "-o", "json"])
+                .await;
+            long.assert_code(0);
+            let names = long.item_names();
+            (!names.is_empty()).then_some(names)
+        },
+    )
+    .await;
     assert_eq!(names, [waiting]);
 
     let none = ns.stagectl(&["get", "--waiting-longer-than", "1h"]).await;

@@ -559,12 +559,7 @@ async fn get_pages_through_a_thousand_workflows_and_its_output_parses_back() {
         .stagectl(&["get", "-o", "json", "--chunk-size", "64"])
         .await;
     json.assert_code(0);
-    let names: Vec<String> = json.json()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap().to_string())
-        .collect();
+    let names = json.item_names();
     assert_eq!(
         names, expected,
         "every workflow once, in order, across 16 pages"

@@ -203,18 +203,15 @@ impl TestNamespace {
         what: &str,
         matches: impl Fn(&AuditedRequest) -> bool,
     ) -> AuditedRequest {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let mut requests = self.audited_requests().await;
-            if let Some(found) = requests.drain(after.min(requests.len())..).find(&matches) {
-                return found;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the API server never saw {what}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        eventually(
+            &format!("the API server never saw {what}"),
+            MINUTE,
+            async || {
+                let mut requests = self.audited_requests().await;
+                requests.drain(after.min(requests.len())..).find(&matches)
+            },
+        )
+        .await
     }
 
     /// The audit log's entries for this namespace, as the server wrote them.
@@ -326,13 +323,7 @@ pub async fn apply_rbac(ns: &TestNamespace, without_patch: bool) {
         let mut object: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
         match object["kind"].as_str().unwrap() {
             "ServiceAccount" => {
-                ns.api::<ServiceAccount>()
-                    .create(
-                        &PostParams::default(),
-                        &serde_json::from_value(object).unwrap(),
-                    )
-                    .await
-                    .unwrap();
+                create_in::<ServiceAccount>(ns, object).await;
             }
             "Role" => {
                 if without_patch {
@@ -343,29 +334,56 @@ pub async fn apply_rbac(ns: &TestNamespace, without_patch: bool) {
                             .retain(|v| v != "patch");
                     }
                 }
-                ns.api::<Role>()
-                    .create(
-                        &PostParams::default(),
-                        &serde_json::from_value(object).unwrap(),
-                    )
-                    .await
-                    .unwrap();
+                create_in::<Role>(ns, object).await;
             }
             "RoleBinding" => {
                 for subject in object["subjects"].as_array_mut().unwrap() {
                     subject["namespace"] = json!(ns.name);
                 }
-                ns.api::<RoleBinding>()
-                    .create(
-                        &PostParams::default(),
-                        &serde_json::from_value(object).unwrap(),
-                    )
-                    .await
-                    .unwrap();
+                create_in::<RoleBinding>(ns, object).await;
             }
             other => panic!("unexpected {other} in rbac.yaml"),
         }
     }
+}
+
+/// How long a test waits for a condition before it fails.
+pub const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Asks `probe` again every 100 ms until it gives a value, and returns that; fails the test
+/// saying `otherwise` once `within` has passed.
+pub async fn eventually<T>(
+    otherwise: &str,
+    within: std::time::Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{otherwise}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates one object of rbac.yaml in the test's namespace.
+async fn create_in<K>(ns: &TestNamespace, object: serde_json::Value)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + serde::Serialize,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    ns.api::<K>()
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value::<K>(object).unwrap(),
+        )
+        .await
+        .unwrap();
 }
 
 pub fn load_manifest(relative: &str) -> DynamicObject {
@@ -544,6 +562,16 @@ pub struct Run {
 }
 
 impl Run {
+    /// The names of the `items` of a list printed with `-o json`.
+    pub fn item_names(&self) -> Vec<String> {
+        self.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     pub async fn of(mut command: tokio::process::Command) -> Self {
         let output = command.output().await.expect("run stagectl");
         Self {
