@@ -186,6 +186,26 @@ pub struct Events {
 }
 
 impl Events {
+    fn log_path(&self, process: &str) -> PathBuf {
+        self.state.join(format!("{process}.log"))
+    }
+
+    /// How long a process's log is now: where a look at what it logs next starts.
+    pub fn log_end(&self, process: &str) -> u64 {
+        crate::harness::file_end(&self.log_path(process))
+    }
+
+    /// Waits, for a minute at most, until `process` logs from `from` on a line holding `text`.
+    pub async fn wait_for_log_line(&self, process: &str, from: u64, text: &str) {
+        crate::harness::wait_for_log_line(
+            &self.log_path(process),
+            from,
+            &format!("{process} logged no {text:?}; see {}", self.state.display()),
+            |line| line.contains(text),
+        )
+        .await
+    }
+
     /// Kills one of the namespace's Argo Events pods (`eventsource`, `sensor-<name>`, `nats`)
     /// with everything in it, as a node failure would.
     pub fn kill(&self, process: &str) {
@@ -981,13 +1001,7 @@ impl Argo {
         otherwise: &str,
         found: impl Fn(&str) -> bool,
     ) {
-        crate::harness::eventually(otherwise, crate::harness::MINUTE, async || {
-            self.controller_log_since(from)
-                .lines()
-                .any(&found)
-                .then_some(())
-        })
-        .await
+        crate::harness::wait_for_log_line(&self.controller_log_path(), from, otherwise, found).await
     }
 }
 

@@ -174,6 +174,7 @@ async fn the_event_bus_killed_comes_back_where_it_was_and_the_running_eventsourc
     };
     let clients = ["eventsource", PR_CREATED_SENSOR];
     let before = pids(&clients);
+    let logged = clients.map(|client| plays.events.log_end(client));
 
     plays.events.kill("nats");
     let refused = plays
@@ -181,6 +182,15 @@ async fn the_event_bus_killed_comes_back_where_it_was_and_the_running_eventsourc
         .await;
     assert_ne!(refused.code, 0, "accepted with the bus down: {refused:?}");
     plays.restart_events().await;
+    // The clients find the bus back on their own schedule (the EventSource tries every 5s);
+    // until then the EventSource answers 500, and a redelivery sent sooner is refused again.
+    let reconnected = [
+        "reconnected to eventbus successfully",
+        "started subscribing to events",
+    ];
+    for ((client, from), line) in clients.into_iter().zip(logged).zip(reconnected) {
+        plays.events.wait_for_log_line(client, from, line).await;
+    }
     assert_eq!(pids(&clients), before, "a client of the bus was restarted");
 
     // GitHub's "Redeliver": the same delivery, taken by the reconnected EventSource and Sensor.

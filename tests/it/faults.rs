@@ -22,12 +22,13 @@ fn log_lines(run: &Run, message: &str) -> Vec<Value> {
         .collect()
 }
 
-/// A kubeconfig like `kubeconfig` whose server is `server` (an address that reaches it another way).
-fn kubeconfig_with_server(kubeconfig: &Path, server: &str, name: &str) -> PathBuf {
+/// A kubeconfig like the namespace's whose server is `server` (an address that reaches it
+/// another way).
+fn kubeconfig_with_server(ns: &TestNamespace, server: &str, name: &str) -> PathBuf {
     let mut config: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(kubeconfig).unwrap()).unwrap();
+        serde_yaml::from_str(&std::fs::read_to_string(&ns.kubeconfig).unwrap()).unwrap();
     config["clusters"][0]["cluster"]["server"] = server.into();
-    let path = std::env::temp_dir().join(name);
+    let path = ns.scratch(name);
     std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
     path
 }
@@ -120,7 +121,7 @@ async fn a_wrong_credential_fails_at_once_and_writes_nothing() {
         serde_yaml::from_str(&std::fs::read_to_string(&ns.kubeconfig).unwrap()).unwrap();
     config["users"][0]["user"] =
         serde_yaml::from_str("{token: not-a-token-of-this-cluster}").unwrap();
-    let path = std::env::temp_dir().join(format!("{}-wrong.kubeconfig", ns.name));
+    let path = ns.scratch("wrong.kubeconfig");
     std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
 
     let run = ns
@@ -129,7 +130,6 @@ async fn a_wrong_credential_fails_at_once_and_writes_nothing() {
             &["set", "waiting-pr-created", "--workflow", &workflow],
         )
         .await;
-    std::fs::remove_file(&path).unwrap();
     run.assert_code(5);
     assert_eq!(run.error_lines().len(), 1, "{}", run.stderr);
     assert!(run.error_lines()[0].contains("401"), "{}", run.stderr);
@@ -219,11 +219,8 @@ async fn a_stalled_connection_is_cut_and_the_request_retried_within_the_budget()
         }
         held.len()
     });
-    let kubeconfig = kubeconfig_with_server(
-        &ns.kubeconfig,
-        &format!("https://{address}"),
-        &format!("{}-stalled.kubeconfig", ns.name),
-    );
+    let kubeconfig =
+        kubeconfig_with_server(&ns, &format!("https://{address}"), "stalled.kubeconfig");
 
     let run = set_through(&ns, kubeconfig, &workflow, &["--timeout", "25s"]).await;
     proxy.abort();
@@ -245,9 +242,7 @@ async fn set_through(
 ) -> Run {
     let mut args = vec!["set", "waiting-pr-created", "--workflow", workflow];
     args.extend(extra);
-    let run = ns.stagectl_as(&kubeconfig, &args).await;
-    std::fs::remove_file(&kubeconfig).unwrap();
-    run
+    ns.stagectl_as(&kubeconfig, &args).await
 }
 
 /// A proxy to the API server that, while `stalled` is true, holds every answer back (new
@@ -326,11 +321,7 @@ async fn a_read_that_finds_no_answer_during_a_wait_does_not_end_the_wait() {
         .trim_start_matches("https://")
         .to_string();
     let (address, mut gave_up_after) = stalling_proxy(upstream, stalled).await;
-    let kubeconfig = kubeconfig_with_server(
-        &ns.kubeconfig,
-        &format!("https://{address}"),
-        &format!("{}-slow.kubeconfig", ns.name),
-    );
+    let kubeconfig = kubeconfig_with_server(&ns, &format!("https://{address}"), "slow.kubeconfig");
     let before = ns.audited_requests().await.len();
     let waiting = {
         let (ns, kubeconfig) = (ns.clone(), kubeconfig.clone());
@@ -380,7 +371,6 @@ async fn a_read_that_finds_no_answer_during_a_wait_does_not_end_the_wait() {
     ns.controller_reaches_wait(&workflow, "waiting-pr-created", WaitNode::Suspend)
         .await;
     let run = waiting.await.unwrap();
-    std::fs::remove_file(&kubeconfig).unwrap();
     run.assert_code(0);
     assert_eq!(run.json()["outcome"], "resumed");
 }
@@ -480,11 +470,7 @@ async fn a_change_whose_answer_was_lost_is_reported_applied_not_noop() {
     let ns = TestNamespace::new("answer-lost").await;
     let workflow = ns.create_play().await;
     let (address, requests) = answer_lost_proxy(ns.client.clone()).await;
-    let kubeconfig = kubeconfig_with_server(
-        &ns.kubeconfig,
-        &address,
-        &format!("{}-lost.kubeconfig", ns.name),
-    );
+    let kubeconfig = kubeconfig_with_server(&ns, &address, "lost.kubeconfig");
 
     let run = set_through(&ns, kubeconfig, &workflow, &["-o", "json"]).await;
     run.assert_code(0);

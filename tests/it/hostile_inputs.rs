@@ -25,7 +25,7 @@ async fn hostile_and_broken_inputs_are_refused_without_writing() {
     let created_version = ns.meta(&workflow).await.resource_version;
     let w = workflow.as_str();
     let long = "x".repeat(300);
-    let garbage = std::env::temp_dir().join(format!("{}-garbage.kubeconfig", ns.name));
+    let garbage = ns.scratch("garbage.kubeconfig");
     std::fs::write(&garbage, "clusters: [this is not: a kubeconfig").unwrap();
     let garbage = garbage.to_str().unwrap();
 

@@ -37,7 +37,7 @@ async fn the_static_binary_runs_alone_and_speaks_tls_to_the_api_server() {
     // As in a FROM scratch image: a root with nothing but the binary and a kubeconfig, and an
     // empty environment. chroot needs root, as CI and the developer machines have.
     let ns = TestNamespace::new("static-binary").await;
-    let root = std::env::temp_dir().join(format!("{}-root", ns.name));
+    let root = ns.scratch("root");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::copy(&binary, root.join("stagectl")).unwrap();
     std::fs::copy(&ns.kubeconfig, root.join("kubeconfig")).unwrap();
@@ -88,7 +88,6 @@ async fn the_static_binary_runs_alone_and_speaks_tls_to_the_api_server() {
     std::fs::remove_file(root.join("etc/hosts")).unwrap();
     let unresolved = run(&get_by_name).await;
     assert_ne!(unresolved.code, 0, "{}", unresolved.stdout);
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]

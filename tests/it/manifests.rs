@@ -132,7 +132,7 @@ async fn a_redelivered_webhook_is_refused_as_already_existing() {
 #[ignore = "needs the control plane: make test"]
 async fn kubectl_apply_k_installs_the_pipeline_with_namespace_and_image_overridden() {
     let ns = TestNamespace::new("apply-k").await;
-    let copy = std::env::temp_dir().join(format!("{}-workflow-templates", ns.name));
+    let copy = ns.scratch("workflow-templates");
     std::fs::create_dir_all(&copy).unwrap();
     for entry in std::fs::read_dir(repo_path("workflow-templates")).unwrap() {
         let path = entry.unwrap().path();
@@ -210,7 +210,6 @@ async fn kubectl_apply_k_installs_the_pipeline_with_namespace_and_image_overridd
         !stdout.contains("ghcr.io/stagectl/stagectl"),
         "every stagectl image is overridden"
     );
-    std::fs::remove_dir_all(&copy).unwrap();
 }
 
 /// The play's shape, read from the template itself: agent → update → wait, three times, then

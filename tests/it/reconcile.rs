@@ -129,7 +129,7 @@ async fn each_event_that_happened_is_delivered_once_and_a_second_run_writes_noth
     apply_rbac(&ns, false).await;
     let account = service_account_kubeconfig(&ns, "stagectl-reconcile").await;
 
-    let outputs = std::env::temp_dir().join(format!("{}-outputs", ns.name));
+    let outputs = ns.scratch("outputs");
     let first = reconcile_as_cron(
         &ns,
         &account,
@@ -148,7 +148,6 @@ async fn each_event_that_happened_is_delivered_once_and_a_second_run_writes_noth
         .parse()
         .unwrap();
     assert!((0..600).contains(&oldest), "{oldest}");
-    std::fs::remove_dir_all(&outputs).unwrap();
     let report = first.json();
     for (workflow, stage, github_says, action) in [
         (
@@ -421,7 +420,7 @@ async fn githubs_transient_faults_are_tried_again_within_the_timeout_and_nothing
 async fn a_github_app_installation_reads_github_for_reconcile() {
     let ns = TestNamespace::new("reconcile-app").await;
     let github = GitHubStandIn::start().await;
-    let dir = std::env::temp_dir().join(format!("{}-app", ns.name));
+    let dir = ns.scratch("app");
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("key.pem");
     let public = dir.join("public.pem");
@@ -475,7 +474,6 @@ async fn a_github_app_installation_reads_github_for_reconcile() {
     let sent = github.requests().await;
     assert_eq!(sent[0].0, "POST", "the installation token first: {sent:?}");
     assert_eq!(sent[0].1, "/app/installations/99/access_tokens");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// For the operator reading the stuck-wait alert: the plays that have waited too long.

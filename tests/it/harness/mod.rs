@@ -84,6 +84,18 @@ impl TestNamespace {
         }
     }
 
+    /// A path for a file or directory of this test's own, in a directory that goes with the
+    /// namespace, so that kubeconfigs with tokens and copies of manifests are not left behind.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let dir = self.scratch_dir();
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        dir.join(name)
+    }
+
+    fn scratch_dir(&self) -> PathBuf {
+        std::env::temp_dir().join(&self.name)
+    }
+
     /// Runs the real stagectl binary against this namespace with the admin kubeconfig.
     pub async fn stagectl(&self, args: &[&str]) -> Run {
         self.stagectl_as(&self.kubeconfig, args).await
@@ -291,6 +303,7 @@ impl Drop for TestNamespace {
     /// and a drop cannot await. A server that is gone (a test stopped its own) leaves nothing
     /// to clean.
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.scratch_dir());
         if let Err(err) = delete_from_a_thread(&self.kubeconfig, &self.name, Api::<Namespace>::all)
         {
             eprintln!("namespace {} not deleted: {err}", self.name);
@@ -311,7 +324,7 @@ pub async fn service_account_kubeconfig(ns: &TestNamespace, account: &str) -> Pa
         "contexts": [{"name": account, "context": {"cluster": "test", "user": account, "namespace": ns.name}}],
         "current-context": account,
     });
-    let path = std::env::temp_dir().join(format!("{}-{account}.kubeconfig", ns.name));
+    let path = ns.scratch(&format!("{account}.kubeconfig"));
     std::fs::write(&path, serde_json::to_string(&kubeconfig).unwrap()).unwrap();
     path
 }
@@ -520,6 +533,20 @@ pub fn read_since(path: &Path, from: u64) -> String {
         })
         .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     String::from_utf8_lossy(&text).into_owned()
+}
+
+/// Waits, for a minute at most (else fails saying `otherwise`), until the log at `path` holds,
+/// from byte `from` on, a line that `found` accepts.
+pub async fn wait_for_log_line(
+    path: &Path,
+    from: u64,
+    otherwise: &str,
+    found: impl Fn(&str) -> bool,
+) {
+    eventually(otherwise, MINUTE, async || {
+        read_since(path, from).lines().any(&found).then_some(())
+    })
+    .await
 }
 
 /// Whether a process runs: gone once reaped, and a zombie no longer runs either.

@@ -55,7 +55,7 @@ impl TestNamespace {
     /// The update step of the template: `set STAGE --skip-wait-file`; true when the file says
     /// the wait is to be skipped.
     pub async fn set_stage(&self, workflow: &str, stage: &str) -> bool {
-        let file = std::env::temp_dir().join(format!("{}-{workflow}-{stage}.skip", self.name));
+        let file = self.scratch(&format!("{workflow}-{stage}.skip"));
         self.stagectl(&[
             "set",
             stage,
