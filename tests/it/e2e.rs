@@ -166,12 +166,14 @@ impl Play {
     }
 }
 
-/// A namespace with the templates and RBAC installed, as a platform team installs them, and
-/// Argo Events running for it; held with the test's share of the control plane (see [`ALONE`]).
+/// A namespace with the templates and RBAC installed, as a platform team installs them, and (but
+/// for [`Plays::without_events`]) Argo Events running for it; held with the test's share of the
+/// control plane (see [`ALONE`]).
 pub struct Plays {
     pub ns: TestNamespace,
     pub argo: &'static Argo,
-    pub events: Events,
+    /// None for a test that sends no webhook ([`Plays::without_events`]).
+    events: Option<Events>,
     /// Plays run as in production: the API server enforces the stage machine on them.
     _policy: StageMachinePolicy,
     _turn: Turn,
@@ -229,6 +231,9 @@ impl Events {
 
 impl Drop for Plays {
     fn drop(&mut self) {
+        if self.events.is_none() {
+            return;
+        }
         let _ = std::process::Command::new(repo_path("tests/events/stop"))
             .env("KUBECONFIG", &self.argo.kubeconfig)
             .arg(&self.ns.name)
@@ -245,16 +250,22 @@ type Turn = (
 impl Plays {
     /// For a test that can run beside others.
     pub async fn new(test: &str) -> Self {
-        Self::install(test, (Some(ALONE.read().await), None)).await
+        Self::install(test, (Some(ALONE.read().await), None), true).await
+    }
+
+    /// For a test that can run beside others and sends no webhook: it does without the five
+    /// processes of a namespace's Argo Events.
+    pub async fn without_events(test: &str) -> Self {
+        Self::install(test, (Some(ALONE.read().await), None), false).await
     }
 
     /// For a test that needs the controller and the control plane to itself, from its first
     /// request to its last.
     pub async fn alone(test: &str) -> Self {
-        Self::install(test, (None, Some(ALONE.write().await))).await
+        Self::install(test, (None, Some(ALONE.write().await)), true).await
     }
 
-    async fn install(test: &str, turn: Turn) -> Self {
+    async fn install(test: &str, turn: Turn, with_events: bool) -> Self {
         let argo = argo().await;
         let ns = TestNamespace::create_on(&argo.kubeconfig, test).await;
         kubectl_in(
@@ -273,7 +284,10 @@ impl Plays {
         .await
         .assert_code(0);
         let policy = StageMachinePolicy::bind(&ns).await;
-        let events = start_events(argo, &ns.name).await;
+        let events = match with_events {
+            true => Some(start_events(argo, &ns.name).await),
+            false => None,
+        };
         Self {
             ns,
             argo,
@@ -319,6 +333,12 @@ impl Plays {
     /// schedule of every minute (cron's finest) so that a test sees a run soon, and `history`
     /// finished runs kept; its GitHub token in the Secret it reads.
     pub async fn install_reconcile_cron(&self, github: &GitHubStandIn, token: &str, history: u32) {
+        self.install_github_token(token).await;
+        self.create_cron(&reconcile_cron(github, history)).await;
+    }
+
+    /// The Secret the reconcile CronWorkflow reads its GitHub token from.
+    pub async fn install_github_token(&self, token: &str) {
         let secret: Secret = serde_json::from_value(json!({
             "metadata": {"name": "github-reconcile"},
             "stringData": {"token": token},
@@ -329,17 +349,11 @@ impl Plays {
             .create(&PostParams::default(), &secret)
             .await
             .unwrap();
-        let mut cron = load_manifest("workflow-templates/reconcile-cronworkflow.yaml");
-        cron.data["spec"]["schedules"] = json!(["* * * * *"]);
-        cron.data["spec"]["successfulJobsHistoryLimit"] = json!(history);
-        cron.data["spec"]["failedJobsHistoryLimit"] = json!(history);
-        let container = &mut cron.data["spec"]["workflowSpec"]["templates"][0]["container"];
-        container["args"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!(format!("--github-api-url={}", github.url)));
+    }
+
+    pub async fn create_cron(&self, cron: &DynamicObject) {
         self.cron_workflows()
-            .create(&PostParams::default(), &cron)
+            .create(&PostParams::default(), cron)
             .await
             .unwrap();
     }
@@ -461,7 +475,13 @@ impl Plays {
     /// its Deployment would; the EventSource serves at the same address.
     pub async fn restart_events(&self) {
         let events = start_events(self.argo, &self.ns.name).await;
-        assert_eq!(events.webhook_url, self.events.webhook_url);
+        assert_eq!(events.webhook_url, self.events().webhook_url);
+    }
+
+    pub fn events(&self) -> &Events {
+        self.events
+            .as_ref()
+            .expect("these Plays run without Argo Events: make them with Plays::new")
     }
 
     /// Waits until the play's stage label says `stage`.
@@ -499,7 +519,7 @@ impl Plays {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "no {name} 60s after the webhook was accepted; see {}",
-                self.events.state.display()
+                self.events().state.display()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -522,9 +542,9 @@ impl Plays {
             .args(["-repository", &play.repository, "-delivery", delivery])
             .arg("-payloads")
             .arg(repo_path("tests/events/testdata/github"))
-            .args(["-url", &self.events.webhook_url, "-signature", signature])
+            .args(["-url", &self.events().webhook_url, "-signature", signature])
             .arg("-secret-file")
-            .arg(&self.events.secret_file);
+            .arg(&self.events().secret_file);
         Run::of(command).await
     }
 }
@@ -567,6 +587,21 @@ pub fn play_workflow(
 }
 
 /// The value of the `KEY=value` line a start script printed.
+/// The reconcile CronWorkflow of workflow-templates/ as [`Plays::install_reconcile_cron`]
+/// installs it, not yet created.
+pub fn reconcile_cron(github: &GitHubStandIn, history: u32) -> DynamicObject {
+    let mut cron = load_manifest("workflow-templates/reconcile-cronworkflow.yaml");
+    cron.data["spec"]["schedules"] = json!(["* * * * *"]);
+    cron.data["spec"]["successfulJobsHistoryLimit"] = json!(history);
+    cron.data["spec"]["failedJobsHistoryLimit"] = json!(history);
+    let container = &mut cron.data["spec"]["workflowSpec"]["templates"][0]["container"];
+    container["args"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(format!("--github-api-url={}", github.url)));
+    cron
+}
+
 fn printed(stdout: &str, script: &str, key: &str) -> String {
     stdout
         .lines()
@@ -1140,7 +1175,7 @@ pub async fn deliveries_taken(plays: &Plays, object: &Value) -> Vec<String> {
 #[tokio::test]
 #[ignore = "needs the control plane and Argo's controller: make test"]
 async fn a_pod_of_an_image_the_runner_does_not_know_fails_with_a_message_that_says_so() {
-    let plays = Plays::new("e2e-unknown-image").await;
+    let plays = Plays::without_events("e2e-unknown-image").await;
     let workflow: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",

@@ -71,7 +71,7 @@ async fn events_on_the_bus_while_the_sensor_is_down_are_each_handled_once_after_
         plays.wait_for_stage(workflow, "waiting-pr-created").await;
     }
 
-    plays.events.kill(PR_CREATED_SENSOR);
+    plays.events().kill(PR_CREATED_SENSOR);
     // Accepted: the EventSource has put each on the bus, where the Sensor's durable consumer
     // keeps them.
     for play in &all {
@@ -133,7 +133,7 @@ async fn a_webhook_sent_while_the_eventsource_is_down_is_refused_and_its_redeliv
     let workflow = plays.submit(&play).await;
     plays.wait_for_stage(&workflow, "waiting-pr-created").await;
 
-    plays.events.kill("eventsource");
+    plays.events().kill("eventsource");
     // What GitHub meets: no connection (its delivery log says it could not connect), and it
     // does not try again by itself.
     let refused = plays
@@ -168,15 +168,15 @@ async fn the_event_bus_killed_comes_back_where_it_was_and_the_running_eventsourc
         names
             .iter()
             .map(|name| {
-                std::fs::read_to_string(plays.events.state.join(format!("{name}.pid"))).unwrap()
+                std::fs::read_to_string(plays.events().state.join(format!("{name}.pid"))).unwrap()
             })
             .collect()
     };
     let clients = ["eventsource", PR_CREATED_SENSOR];
     let before = pids(&clients);
-    let logged = clients.map(|client| plays.events.log_end(client));
+    let logged = clients.map(|client| plays.events().log_end(client));
 
-    plays.events.kill("nats");
+    plays.events().kill("nats");
     let refused = plays
         .send_webhook("pr-opened", &play, "while-bus-down", "sha256")
         .await;
@@ -189,7 +189,7 @@ async fn the_event_bus_killed_comes_back_where_it_was_and_the_running_eventsourc
         "started subscribing to events",
     ];
     for ((client, from), line) in clients.into_iter().zip(logged).zip(reconnected) {
-        plays.events.wait_for_log_line(client, from, line).await;
+        plays.events().wait_for_log_line(client, from, line).await;
     }
     assert_eq!(pids(&clients), before, "a client of the bus was restarted");
 

@@ -520,8 +520,11 @@ mod under_argo {
     use serde_json::{Value, json};
 
     use super::{TOKEN, standard_state};
+    use kube::api::DynamicObject;
+
     use crate::e2e::{
         Agent, Play, Plays, assert_completed_as_timed, deliveries_taken, increase, metrics,
+        reconcile_cron,
     };
     use crate::harness::GitHubStandIn;
 
@@ -627,5 +630,104 @@ mod under_argo {
             "the late webhook wrote to the play"
         );
         assert_eq!(deliveries_taken(&plays, &again).await, delivered);
+    }
+
+    /// Argo's controller, taking up a CronWorkflow whose status says its last run was one
+    /// schedule earlier than the run that is already there, submits that run again when it is
+    /// within `startingDeadlineSeconds`, gets AlreadyExists, and returns before it schedules the
+    /// CronWorkflow (workflow/cron/controller.go `processNextCronItem`): no run until the object
+    /// changes or its 20-minute resync. A controller that restarts after its status write of a
+    /// run was lost (argoproj/argo-workflows#12625) takes it up in just that state: the eleventh
+    /// full soak's finding, 3 minutes without reconcile. The path exists only with a starting
+    /// deadline, which the reconcile CronWorkflow therefore does not set. Here it is created in
+    /// that state, as a restarted controller finds it, and runs at the next minute all the same.
+    #[tokio::test]
+    #[ignore = "needs the control plane and Argo's controller: make test"]
+    async fn a_reconcile_cronworkflow_one_run_behind_its_status_runs_at_the_next_minute() {
+        let plays = Plays::without_events("e2e-cron-behind").await;
+        let github = GitHubStandIn::start().await;
+        github.set(standard_state(json!([]))).await;
+        plays.install_github_token(TOKEN).await;
+        let unix_now = || jiff::Timestamp::now().as_second();
+        // Far enough from the next minute that the controller takes the CronWorkflow up before it.
+        let last_run = loop {
+            let now = unix_now();
+            if now % 60 < 40 {
+                break now - now % 60;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let next_run = last_run + 60;
+        let run_name = |at: i64| format!("stagectl-reconcile-{at}");
+
+        let mut cron = reconcile_cron(&github, 3);
+        let run: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {
+                "name": run_name(last_run),
+                "labels": {"workflows.argoproj.io/cron-workflow": "stagectl-reconcile"},
+            },
+            "spec": cron.data["spec"]["workflowSpec"],
+        }))
+        .unwrap();
+        plays.create(&run).await;
+        let at = |second: i64| jiff::Timestamp::from_second(second).unwrap().to_string();
+        cron.metadata.annotations = Some(
+            [(
+                "cronworkflows.argoproj.io/last-used-schedule".to_string(),
+                "* * * * *".to_string(),
+            )]
+            .into(),
+        );
+        cron.data["status"] = json!({
+            "lastScheduledTime": at(last_run - 60),
+            "phase": "Active",
+            "active": [],
+            "succeeded": 1,
+            "failed": 0,
+            "conditions": [],
+        });
+        let from = plays.argo.controller_log_end();
+        plays.create_cron(&cron).await;
+        let key = format!(r#""cronWorkflow":"{}/stagectl-reconcile""#, plays.ns.name);
+        plays
+            .argo
+            .wait_for_controller_line(
+                from,
+                "the controller did not take up the CronWorkflow",
+                |line| line.contains(r#""msg":"Processing cron workflow""#) && line.contains(&key),
+            )
+            .await;
+        assert!(
+            unix_now() < next_run,
+            "the controller took up the CronWorkflow only after {}: too late to tell",
+            at(next_run)
+        );
+
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs((next_run - unix_now()) as u64 + 45);
+        while plays
+            .ns
+            .workflows()
+            .get_opt(&run_name(next_run))
+            .await
+            .unwrap()
+            .is_none()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no run of the CronWorkflow at {} 45 s after it was due; the controller logged:\n{}",
+                at(next_run),
+                plays
+                    .argo
+                    .controller_log_since(from)
+                    .lines()
+                    .filter(|line| line.contains(&key))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 }

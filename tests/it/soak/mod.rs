@@ -143,7 +143,7 @@ async fn soak(seed: u64, size: Size) {
         controlplane_dir: plays.argo.controlplane_dir.clone(),
         kubeconfig: plays.argo.kubeconfig.clone(),
         namespace: plays.ns.name.clone(),
-        events_state: plays.events.state.clone(),
+        events_state: plays.events().state.clone(),
         stagectl: std::env::var_os("STAGECTL_STATIC_BINARY")
             .map(Into::into)
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_stagectl").into()),
