@@ -250,23 +250,35 @@ type Turn = (
 impl Plays {
     /// For a test that can run beside others.
     pub async fn new(test: &str) -> Self {
-        Self::install(test, (Some(ALONE.read().await), None), true).await
+        let asked = tokio::time::Instant::now();
+        Self::install(test, (Some(ALONE.read().await), None), asked, true).await
     }
 
     /// For a test that can run beside others and sends no webhook: it does without the five
     /// processes of a namespace's Argo Events.
     pub async fn without_events(test: &str) -> Self {
-        Self::install(test, (Some(ALONE.read().await), None), false).await
+        let asked = tokio::time::Instant::now();
+        Self::install(test, (Some(ALONE.read().await), None), asked, false).await
     }
 
     /// For a test that needs the controller and the control plane to itself, from its first
     /// request to its last.
     pub async fn alone(test: &str) -> Self {
-        Self::install(test, (None, Some(ALONE.write().await)), true).await
+        let asked = tokio::time::Instant::now();
+        Self::install(test, (None, Some(ALONE.write().await)), asked, true).await
     }
 
-    async fn install(test: &str, turn: Turn, with_events: bool) -> Self {
+    /// `asked`: when the test asked for its turn. How long each step took is printed (shown
+    /// with a failure, or with --nocapture): where a slow suite's time goes.
+    async fn install(
+        test: &str,
+        turn: Turn,
+        asked: tokio::time::Instant,
+        with_events: bool,
+    ) -> Self {
+        let turn_came = tokio::time::Instant::now();
         let argo = argo().await;
+        let argo_up = tokio::time::Instant::now();
         let ns = TestNamespace::create_on(&argo.kubeconfig, test).await;
         kubectl_in(
             argo,
@@ -284,10 +296,19 @@ impl Plays {
         .await
         .assert_code(0);
         let policy = StageMachinePolicy::bind(&ns).await;
+        let installed = tokio::time::Instant::now();
         let events = match with_events {
             true => Some(start_events(argo, &ns.name).await),
             false => None,
         };
+        eprintln!(
+            "{}: its turn after {:.1?}, Argo after {:.1?}, installed in {:.1?}, Argo Events in {:.1?}",
+            ns.name,
+            turn_came - asked,
+            argo_up - turn_came,
+            installed - argo_up,
+            installed.elapsed()
+        );
         Self {
             ns,
             argo,

@@ -236,6 +236,14 @@ impl Verdict {
     }
 }
 
+/// A time of day in UTC, to find a moment of the report in the logs.
+pub fn clock(at: Millis) -> String {
+    jiff::Timestamp::from_millisecond(at).map_or_else(
+        |_| at.to_string(),
+        |t| t.strftime("%H:%M:%S%.3f").to_string(),
+    )
+}
+
 fn latch_path(stage: &str) -> String {
     format!("/metadata/annotations/stagectl.dev~1latch-{stage}")
 }
@@ -614,9 +622,12 @@ pub fn check(facts: &Facts) -> Verdict {
                             5,
                             &play.name,
                             format!(
-                                "{stage}: no webhook accepted; released by {:?} {:.1}s after it could be (bound {:.1}s)",
+                                "{stage}: no webhook accepted; released by {:?} at {} {:.1}s after it could be ({}; clear of windows from {}; bound {:.1}s)",
                                 release.by,
+                                clock(release.at),
                                 took.as_secs_f64(),
+                                clock(since),
+                                clock(clear),
                                 bound.as_secs_f64()
                             ),
                         );

@@ -631,8 +631,9 @@ fn report(
     text.push_str(&verdict.report());
     writeln!(
         text,
-        "faults and restarts ({} restarts failed at first):",
-        log.failed_starts
+        "faults and restarts ({} restarts failed at first), times from the start at {} UTC:",
+        log.failed_starts,
+        checker::clock(log.began)
     )
     .unwrap();
     for line in &log.timeline {

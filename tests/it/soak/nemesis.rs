@@ -151,6 +151,8 @@ pub struct Log {
     pub failed_starts: usize,
     /// What the nemesis and the supervisor did, in order, with the time since the start.
     pub timeline: Vec<String>,
+    /// The start.
+    pub began: Millis,
 }
 
 pub fn now_millis() -> Millis {
@@ -187,7 +189,11 @@ impl Nemesis {
 
     /// Carries out the faults at their times from `start`; returns when the last has ended.
     pub async fn inject(&self, faults: &[Fault], start: Instant, github: &GitHubStandIn) {
-        self.shared.lock().unwrap().start = Some(start);
+        {
+            let mut shared = self.shared.lock().unwrap();
+            shared.start = Some(start);
+            shared.log.began = now_millis() - start.elapsed().as_millis() as Millis;
+        }
         // Faults that last a while end at their time, or at the end of a later one of the same
         // kind that overlaps them.
         let mut ends = Ends::default();
@@ -415,10 +421,13 @@ impl Nemesis {
 
     pub fn log(&self) -> Log {
         let mut shared = self.shared.lock().unwrap();
-        let away = ControllerAway::read(&crate::harness::read_since(
-            &self.processes.controller_log(),
-            shared.controller_log_from,
-        ));
+        let away = ControllerAway::read(
+            &crate::harness::read_since(
+                &self.processes.controller_log(),
+                shared.controller_log_from,
+            ),
+            &format!("{}/{RECONCILE_CRON}", self.processes.namespace),
+        );
         let name = Process::Controller.name();
         if away.exits > 0 {
             *shared
@@ -430,11 +439,12 @@ impl Nemesis {
         shared
             .log
             .windows
-            .extend(away.windows.into_iter().map(|(from, to)| Downtime {
+            .extend(away.windows.iter().map(|&(from, to)| Downtime {
                 process: name.into(),
                 from,
                 to,
             }));
+        away.last_until_scheduled(&mut shared.log.windows);
         std::mem::take(&mut shared.log)
     }
 }
@@ -443,14 +453,40 @@ impl Nemesis {
 /// renew its lease, exits, and tests/e2e/restart-always starts it again (logging each exit, with
 /// its time) until it leads once more. A kill -9 by the nemesis is not in the log; the
 /// supervisor has that window.
+///
+/// Either window lasts, for reconcile, until the controller has the reconcile CronWorkflow on
+/// its schedule again: a run due before that is not made up (the CronWorkflow sets no starting
+/// deadline), and the controller takes seconds after it starts, or after "new leader", to get
+/// there — longer under a slow API server. (The twelfth full soak's finding: windows that ended
+/// at the restart flagged recoveries up to a minute late that were on time.)
 #[derive(Debug, Default, PartialEq)]
 struct ControllerAway {
     exits: usize,
     windows: Vec<(Millis, Millis)>,
+    /// When the controller put the CronWorkflow on its schedule (after each start, and again
+    /// after each change of the object).
+    scheduled: Vec<Millis>,
 }
 
+/// The soak's reconcile CronWorkflow (workflow-templates/reconcile-cronworkflow.yaml).
+const RECONCILE_CRON: &str = "stagectl-reconcile";
+
 impl ControllerAway {
-    fn read(log: &str) -> Self {
+    /// Each of the controller's windows ends no sooner than the controller next put the
+    /// CronWorkflow on its schedule.
+    fn last_until_scheduled(&self, windows: &mut [Downtime]) {
+        for window in windows
+            .iter_mut()
+            .filter(|w| w.process == Process::Controller.name())
+        {
+            if let Some(at) = self.scheduled.iter().find(|at| **at >= window.from) {
+                window.to = window.to.max(*at);
+            }
+        }
+    }
+
+    /// `cron`: the CronWorkflow's key, namespace/name.
+    fn read(log: &str, cron: &str) -> Self {
         let mut away = Self::default();
         let mut left: Option<Millis> = None;
         let millis = |time: &str| {
@@ -467,6 +503,10 @@ impl ControllerAway {
                 match entry["msg"].as_str() {
                     Some("stopped leading") => (time, None),
                     Some("new leader") => (None, time),
+                    Some("CronWorkflow added") if entry["cronWorkflow"] == cron => {
+                        away.scheduled.extend(time);
+                        (None, None)
+                    }
                     _ => (None, None),
                 }
             } else {
@@ -502,7 +542,7 @@ restart-always: 2026-12-02T01:32:00.000Z workflow-controller exited with status 
 "#;
         let at = |time: &str| time.parse::<jiff::Timestamp>().unwrap().as_millisecond();
         assert_eq!(
-            ControllerAway::read(log),
+            ControllerAway::read(log, "soak/stagectl-reconcile"),
             ControllerAway {
                 exits: 3,
                 windows: vec![
@@ -515,7 +555,68 @@ restart-always: 2026-12-02T01:32:00.000Z workflow-controller exited with status 
                         at("2026-12-02T01:32:01.500Z")
                     ),
                 ],
+                scheduled: vec![],
             }
+        );
+    }
+
+    /// As the twelfth full soak's controller logged it: it led again at 13:04:58, but put the
+    /// CronWorkflow on its schedule only at 13:05:41, so the run due at 13:05 never came.
+    #[test]
+    fn a_controller_window_lasts_until_the_controller_has_the_cronworkflow_on_its_schedule_again() {
+        let log = r#"{"time":"2026-12-02T13:04:04.573Z","level":"INFO","msg":"CronWorkflow added","cronWorkflow":"soak/stagectl-reconcile","component":"cron"}
+{"time":"2026-12-02T13:04:44.179Z","level":"INFO","msg":"stopped leading","id":"workflow-controller-0"}
+restart-always: 2026-12-02T13:04:44.224Z workflow-controller exited with status 0; starting it again in 1s
+{"time":"2026-12-02T13:04:58.018Z","level":"INFO","msg":"new leader","leader":"workflow-controller-0"}
+{"time":"2026-12-02T13:05:40.682Z","level":"INFO","msg":"new leader","leader":"workflow-controller-0"}
+{"time":"2026-12-02T13:05:41.210Z","level":"INFO","msg":"CronWorkflow added","component":"cron","cronWorkflow":"soak/stagectl-reconcile"}
+{"time":"2026-12-02T13:05:41.300Z","level":"INFO","msg":"CronWorkflow added","component":"cron","cronWorkflow":"other/stagectl-reconcile"}
+{"time":"2026-12-02T13:06:00.065Z","level":"INFO","msg":"CronWorkflow added","cronWorkflow":"soak/stagectl-reconcile","component":"cron"}
+"#;
+        let at = |time: &str| time.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let away = ControllerAway::read(log, "soak/stagectl-reconcile");
+        assert_eq!(
+            away.scheduled,
+            [
+                at("2026-12-02T13:04:04.573Z"),
+                at("2026-12-02T13:05:41.210Z"),
+                at("2026-12-02T13:06:00.065Z")
+            ]
+        );
+        let window = |process: &str, from: &str, to: &str| Downtime {
+            process: process.into(),
+            from: at(from),
+            to: at(to),
+        };
+        let mut windows = vec![
+            // Away on its own, as read from the log.
+            window(
+                "workflow-controller",
+                "2026-12-02T13:04:44.179Z",
+                "2026-12-02T13:04:58.018Z",
+            ),
+            // Killed, and up again (its metrics served) 2 s later; the log ends before it put
+            // the CronWorkflow on its schedule again: left as it was.
+            window(
+                "workflow-controller",
+                "2026-12-02T13:06:10.000Z",
+                "2026-12-02T13:06:12.000Z",
+            ),
+            window(
+                "apiserver",
+                "2026-12-02T13:04:50.000Z",
+                "2026-12-02T13:04:55.000Z",
+            ),
+        ];
+        away.last_until_scheduled(&mut windows);
+        let ends: Vec<Millis> = windows.iter().map(|w| w.to).collect();
+        assert_eq!(
+            ends,
+            [
+                at("2026-12-02T13:05:41.210Z"),
+                at("2026-12-02T13:06:12.000Z"),
+                at("2026-12-02T13:04:55.000Z")
+            ]
         );
     }
 }
