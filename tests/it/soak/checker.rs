@@ -657,24 +657,36 @@ pub fn check(facts: &Facts) -> Verdict {
 }
 
 /// From when reconcile's next run can recover a webhook lost at `since`: a window of what
-/// reconcile needs that begins before the run due next (an interval later at most) fails that
-/// run or keeps it from starting, so the wait starts again at the window's end — not only the
-/// window's length later (the tenth full soak: a rate limit that came back seconds after a run
-/// was due cost the whole interval after it). Windows chain.
+/// reconcile needs that begins before the run due next has ended (it is due an interval later
+/// at most) can fail that run or keep it from starting, so the wait starts again at the window's
+/// end — not only the window's length later (the tenth full soak: a rate limit that came back
+/// seconds after a run was due cost the whole interval after it), and not only for a window
+/// that begins before the run is due (the thirteenth: a run slowed by GitHub's resets and a
+/// stall met a rate limit that began 20 s after it started, and failed on it). Windows chain.
 fn clear_of_windows(facts: &Facts, since: Millis) -> Millis {
     let interval = facts.reconcile_interval.as_millis() as Millis;
     let mut clear = since;
-    while let Some(end) = facts
-        .fault_windows
-        .iter()
-        .filter(|w| RECONCILE_NEEDS.contains(&w.process.as_str()))
-        .filter(|w| w.from <= clear + interval && w.to > clear)
-        .map(|w| w.to)
-        .max()
-    {
+    loop {
+        let due_by = clear + interval;
+        let next_run_ends = facts
+            .reconcile_runs
+            .iter()
+            .filter(|run| clear <= run.created && run.created <= due_by)
+            .min_by_key(|run| run.created)
+            .and_then(|run| run.finished)
+            .map_or(due_by, |finished| finished.max(due_by));
+        let Some(end) = facts
+            .fault_windows
+            .iter()
+            .filter(|w| RECONCILE_NEEDS.contains(&w.process.as_str()))
+            .filter(|w| w.from <= next_run_ends && w.to > clear)
+            .map(|w| w.to)
+            .max()
+        else {
+            return clear;
+        };
         clear = end;
     }
-    clear
 }
 
 /// How long a webhook lost at `since` may wait for reconcile, faults aside: a run that had
@@ -1012,6 +1024,36 @@ mod tests {
         // A run an interval later still: not within the bound.
         facts.reconcile_runs[1] = run(releasing, 181_000, 182_000);
         facts.writes[1].at = 181_500;
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[5]]);
+    }
+
+    /// Found by the thirteenth full soak (seed 1796203216183403887): the run due after the
+    /// change met three connection resets and a stall (each tried again), then GitHub's rate
+    /// limit, used up 20 s after the run was due, and stopped (exit 6); the next run found it
+    /// still used up for 7 s and stopped too; the third released the wait. A window that begins
+    /// while the run due next is still going restarts the wait at its end; one that begins
+    /// after that run has ended does not.
+    #[test]
+    fn a_window_that_begins_while_the_next_run_is_going_restarts_the_wait_at_its_end() {
+        let mut facts = completed_play();
+        facts.deliveries[0].answer = "dropped".into();
+        let releasing = "stagectl-reconcile-1700000180";
+        facts.workflows.push(releasing.into());
+        facts.writes[1].pod = Some(releasing.into());
+        facts.reconcile_runs = vec![
+            run("stagectl-reconcile-1700000060", 60_000, 85_000),
+            run("stagectl-reconcile-1700000120", 120_000, 121_000),
+            run(releasing, 180_000, 182_000),
+        ];
+        facts.writes[1].at = 181_500;
+        facts.fault_windows.push(Downtime {
+            process: GITHUB_RATE_LIMIT.into(),
+            from: 80_000,
+            to: 127_000,
+        });
+        assert!(check(&facts).passed(), "{}", check(&facts).report());
+        // The same window after the run due next had ended: that run could have released it.
+        facts.fault_windows[0].from = 90_000;
         assert_eq!(broken(&check(&facts)), [PROPERTIES[5]]);
     }
 
