@@ -866,6 +866,18 @@ mod tests {
         }
     }
 
+    /// The play of [`completed_play`] whose pull-request webhook was lost, its wait released
+    /// at `at` by reconcile run `releasing`, among `runs`.
+    fn recovered_by(releasing: &str, at: Millis, runs: Vec<ReconcileRun>) -> Facts {
+        let mut facts = completed_play();
+        facts.deliveries[0].answer = "dropped".into();
+        facts.workflows.push(releasing.into());
+        facts.writes[1].pod = Some(releasing.into());
+        facts.writes[1].at = at;
+        facts.reconcile_runs = runs;
+        facts
+    }
+
     fn broken(verdict: &Verdict) -> Vec<&'static str> {
         verdict
             .violations
@@ -1005,16 +1017,15 @@ mod tests {
     /// window's length: an interval and that run's own time.
     #[test]
     fn a_window_that_fails_the_next_run_restarts_the_wait_at_its_end() {
-        let mut facts = completed_play();
-        facts.deliveries[0].answer = "dropped".into();
         let releasing = "stagectl-reconcile-1700000120";
-        facts.workflows.push(releasing.into());
-        facts.writes[1].pod = Some(releasing.into());
-        facts.reconcile_runs = vec![
-            run("stagectl-reconcile-1700000060", 61_000, 62_000),
-            run(releasing, 121_000, 122_000),
-        ];
-        facts.writes[1].at = 121_500;
+        let mut facts = recovered_by(
+            releasing,
+            121_500,
+            vec![
+                run("stagectl-reconcile-1700000060", 61_000, 62_000),
+                run(releasing, 121_000, 122_000),
+            ],
+        );
         facts.fault_windows.push(Downtime {
             process: GITHUB_RATE_LIMIT.into(),
             from: 11_000,
@@ -1035,17 +1046,16 @@ mod tests {
     /// after that run has ended does not.
     #[test]
     fn a_window_that_begins_while_the_next_run_is_going_restarts_the_wait_at_its_end() {
-        let mut facts = completed_play();
-        facts.deliveries[0].answer = "dropped".into();
         let releasing = "stagectl-reconcile-1700000180";
-        facts.workflows.push(releasing.into());
-        facts.writes[1].pod = Some(releasing.into());
-        facts.reconcile_runs = vec![
-            run("stagectl-reconcile-1700000060", 60_000, 85_000),
-            run("stagectl-reconcile-1700000120", 120_000, 121_000),
-            run(releasing, 180_000, 182_000),
-        ];
-        facts.writes[1].at = 181_500;
+        let mut facts = recovered_by(
+            releasing,
+            181_500,
+            vec![
+                run("stagectl-reconcile-1700000060", 60_000, 85_000),
+                run("stagectl-reconcile-1700000120", 120_000, 121_000),
+                run(releasing, 180_000, 182_000),
+            ],
+        );
         facts.fault_windows.push(Downtime {
             process: GITHUB_RATE_LIMIT.into(),
             from: 80_000,
@@ -1063,17 +1073,16 @@ mod tests {
     /// still bounded: the run going at the change, an interval, the releasing run's time to it.
     #[test]
     fn a_lost_webhook_may_wait_for_the_run_going_at_its_change_and_the_next_runs_backlog() {
-        let mut facts = completed_play();
-        facts.deliveries[0].answer = "dropped".into();
         let releasing = "stagectl-reconcile-1700000120";
-        facts.workflows.push(releasing.into());
-        facts.writes[1].pod = Some(releasing.into());
         // The change at 1.0 s; released at 250 s.
-        facts.writes[1].at = 250_000;
-        facts.reconcile_runs = vec![
-            run("stagectl-reconcile-1700000000", 500, 130_000),
-            run(releasing, 150_000, 260_000),
-        ];
+        let mut facts = recovered_by(
+            releasing,
+            250_000,
+            vec![
+                run("stagectl-reconcile-1700000000", 500, 130_000),
+                run(releasing, 150_000, 260_000),
+            ],
+        );
         assert!(check(&facts).passed(), "{}", check(&facts).report());
         // Released later than that: not within the bound.
         facts.writes[1].at = 300_000;
