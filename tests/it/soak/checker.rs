@@ -689,6 +689,13 @@ fn clear_of_windows(facts: &Facts, since: Millis) -> Millis {
     }
 }
 
+/// Argo's cron controller takes a finished run off the CronWorkflow's `status.active` only in
+/// its sync, every 10 s (`CRON_SYNC_PERIOD`), and `Forbid` skips a run due while that list
+/// holds one (workflow/cron/operator.go `enforceRuntimePolicy`): a run blocks the next until up
+/// to 10 s after it ended. (The thirteenth full soak: a run that ended at 14:00:55 skipped the
+/// run of 14:01.)
+const CRON_SYNC_PERIOD: Millis = 10_000;
+
 /// How long a webhook lost at `since` may wait for reconcile, faults aside: a run that had
 /// read GitHub before the change may still be going (the CronWorkflow's `Forbid` skips every
 /// run due meanwhile), then up to one interval until the next is due, then that run's own time
@@ -698,7 +705,12 @@ fn recovery_bound(facts: &Facts, since: Millis, by: &Writer, released: Millis) -
         .reconcile_runs
         .iter()
         .filter(|run| run.created <= since)
-        .map(|run| run.finished.unwrap_or(released).max(since) - since)
+        .map(|run| {
+            run.finished
+                .map_or(released, |finished| finished + CRON_SYNC_PERIOD)
+                .max(since)
+                - since
+        })
         .max()
         .unwrap_or(0);
     let releasing = match by {
@@ -1067,6 +1079,26 @@ mod tests {
         assert_eq!(broken(&check(&facts)), [PROPERTIES[5]]);
     }
 
+    /// Found by the thirteenth full soak: the run going at the change ended 5 s before the next
+    /// was due, and Argo skipped that one all the same (`Forbid`, its active list synced every
+    /// 10 s); the run after it released the wait.
+    #[test]
+    fn a_run_ended_less_than_the_cron_sync_before_the_next_is_due_may_skip_it() {
+        let releasing = "stagectl-reconcile-1700000120";
+        let mut facts = recovered_by(
+            releasing,
+            121_000,
+            vec![
+                run("stagectl-reconcile-1700000000", 500, 55_000),
+                run(releasing, 120_000, 122_000),
+            ],
+        );
+        assert!(check(&facts).passed(), "{}", check(&facts).report());
+        // Ended well before the next was due: that run should have come, and released it.
+        facts.reconcile_runs[0].finished = Some(40_000);
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[5]]);
+    }
+
     /// Found by a full soak (seed 1796143283514985848): a run that had read GitHub before the
     /// change went on for two minutes delivering a backlog, the CronWorkflow skipped the runs due
     /// meanwhile, and the next run delivered this play late in its own backlog. Each wait is
@@ -1084,10 +1116,11 @@ mod tests {
             ],
         );
         assert!(check(&facts).passed(), "{}", check(&facts).report());
-        // Released later than that: not within the bound.
+        // Released by a run created more than an interval after the first ended (and Argo's
+        // cron sync saw it end): not within the bound.
         facts.writes[1].at = 300_000;
         facts.reconcile_runs[1].finished = Some(310_000);
-        facts.reconcile_runs[1].created = 200_000;
+        facts.reconcile_runs[1].created = 215_000;
         assert_eq!(broken(&check(&facts)), [PROPERTIES[5]]);
     }
 
