@@ -43,6 +43,9 @@ pub struct Argo {
     pub controlplane_dir: PathBuf,
 }
 
+/// The reconcile CronWorkflow's name (workflow-templates/reconcile-cronworkflow.yaml).
+pub const RECONCILE_CRON: &str = "stagectl-reconcile";
+
 /// The label selector of the reconcile CronWorkflow's runs.
 pub const RECONCILE_RUNS: &str = "workflows.argoproj.io/cron-workflow=stagectl-reconcile";
 
@@ -391,7 +394,7 @@ impl Plays {
     pub async fn stop_reconcile_cron(&self) {
         self.cron_workflows()
             .patch(
-                "stagectl-reconcile",
+                RECONCILE_CRON,
                 &kube::api::PatchParams::default(),
                 &kube::api::Patch::Merge(json!({"spec": {"suspend": true}})),
             )
@@ -607,7 +610,6 @@ pub fn play_workflow(
     .unwrap()
 }
 
-/// The value of the `KEY=value` line a start script printed.
 /// The reconcile CronWorkflow of workflow-templates/ as [`Plays::install_reconcile_cron`]
 /// installs it, not yet created.
 pub fn reconcile_cron(github: &GitHubStandIn, history: u32) -> DynamicObject {
@@ -623,6 +625,7 @@ pub fn reconcile_cron(github: &GitHubStandIn, history: u32) -> DynamicObject {
     cron
 }
 
+/// The value of the `KEY=value` line a start script printed.
 fn printed(stdout: &str, script: &str, key: &str) -> String {
     stdout
         .lines()
@@ -1035,7 +1038,7 @@ async fn a_play_validated_while_the_api_server_restarts_still_runs() {
 const STOPPED_LEADING: &str = r#""msg":"stopped leading""#;
 
 impl Argo {
-    fn controller_log_path(&self) -> PathBuf {
+    pub fn controller_log_path(&self) -> PathBuf {
         self.state.join("workflow-controller.log")
     }
 

@@ -523,10 +523,10 @@ mod under_argo {
     use kube::api::DynamicObject;
 
     use crate::e2e::{
-        Agent, Play, Plays, assert_completed_as_timed, deliveries_taken, increase, metrics,
-        reconcile_cron,
+        Agent, Play, Plays, RECONCILE_CRON, assert_completed_as_timed, deliveries_taken, increase,
+        metrics, reconcile_cron,
     };
-    use crate::harness::GitHubStandIn;
+    use crate::harness::{GitHubStandIn, eventually};
 
     /// The CronWorkflow's runs so far that have finished.
     async fn finished_runs(plays: &Plays) -> Vec<Value> {
@@ -649,16 +649,15 @@ mod under_argo {
         github.set(standard_state(json!([]))).await;
         plays.install_github_token(TOKEN).await;
         let unix_now = || jiff::Timestamp::now().as_second();
-        // Far enough from the next minute that the controller takes the CronWorkflow up before it.
-        let last_run = loop {
-            let now = unix_now();
-            if now % 60 < 40 {
-                break now - now % 60;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
+        // Far enough from the next minute that the controller takes the CronWorkflow up before
+        // it: in the minute's first 40 s, or else at the start of the next.
+        if unix_now() % 60 >= 40 {
+            tokio::time::sleep(Duration::from_secs((60 - unix_now() % 60) as u64)).await;
+        }
+        let now = unix_now();
+        let last_run = now - now % 60;
         let next_run = last_run + 60;
-        let run_name = |at: i64| format!("stagectl-reconcile-{at}");
+        let run_name = |at: i64| format!("{RECONCILE_CRON}-{at}");
 
         let mut cron = reconcile_cron(&github, 3);
         let run: DynamicObject = serde_json::from_value(json!({
@@ -666,7 +665,7 @@ mod under_argo {
             "kind": "Workflow",
             "metadata": {
                 "name": run_name(last_run),
-                "labels": {"workflows.argoproj.io/cron-workflow": "stagectl-reconcile"},
+                "labels": {"workflows.argoproj.io/cron-workflow": RECONCILE_CRON},
             },
             "spec": cron.data["spec"]["workflowSpec"],
         }))
@@ -690,7 +689,7 @@ mod under_argo {
         });
         let from = plays.argo.controller_log_end();
         plays.create_cron(&cron).await;
-        let key = format!(r#""cronWorkflow":"{}/stagectl-reconcile""#, plays.ns.name);
+        let key = format!(r#""cronWorkflow":"{}/{RECONCILE_CRON}""#, plays.ns.name);
         plays
             .argo
             .wait_for_controller_line(
@@ -705,29 +704,23 @@ mod under_argo {
             at(next_run)
         );
 
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_secs((next_run - unix_now()) as u64 + 45);
-        while plays
-            .ns
-            .workflows()
-            .get_opt(&run_name(next_run))
-            .await
-            .unwrap()
-            .is_none()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no run of the CronWorkflow at {} 45 s after it was due; the controller logged:\n{}",
+        let due_in = Duration::from_secs((next_run - unix_now()) as u64);
+        eventually(
+            &format!(
+                "no run of the CronWorkflow at {} 45 s after it was due; see the lines with {key} in {}",
                 at(next_run),
+                plays.argo.controller_log_path().display()
+            ),
+            due_in + Duration::from_secs(45),
+            async || {
                 plays
-                    .argo
-                    .controller_log_since(from)
-                    .lines()
-                    .filter(|line| line.contains(&key))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+                    .ns
+                    .workflows()
+                    .get_opt(&run_name(next_run))
+                    .await
+                    .unwrap()
+            },
+        )
+        .await;
     }
 }

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::checker::{Downtime, GITHUB_RATE_LIMIT, Millis};
 use super::scenario::{Fault, FaultKind, Process, SENSORS};
+use crate::e2e::RECONCILE_CRON;
 use crate::harness::{GitHubStandIn, repo_path};
 
 /// Where the processes of the run keep their pid files, and how to start them again.
@@ -467,9 +468,6 @@ struct ControllerAway {
     /// after each change of the object).
     scheduled: Vec<Millis>,
 }
-
-/// The soak's reconcile CronWorkflow (workflow-templates/reconcile-cronworkflow.yaml).
-const RECONCILE_CRON: &str = "stagectl-reconcile";
 
 impl ControllerAway {
     /// Each of the controller's windows ends no sooner than the controller next put the
