@@ -97,6 +97,8 @@ pub struct Facts {
     pub reconcile_interval: Duration,
     /// Every reconcile run, from its creation to its end (the server's times).
     pub reconcile_runs: Vec<ReconcileRun>,
+    /// Every API request the GitHub stand-in answered, in order.
+    pub github_requests: Vec<GitHubRequest>,
     /// When killed processes were down, to split event latency into with and without faults,
     /// and to allow for a reconcile run that could not start on time.
     pub fault_windows: Vec<Downtime>,
@@ -137,6 +139,17 @@ pub struct ReconcileRun {
     pub created: Millis,
     /// None while it runs.
     pub finished: Option<Millis>,
+    /// Ended Failed or Error.
+    pub failed: bool,
+}
+
+/// An API request the GitHub stand-in answered, by its record.
+#[derive(Clone, Debug)]
+pub struct GitHubRequest {
+    pub at: Millis,
+    /// Met a fault the nemesis queued (a 5xx, a reset, a stall, a secondary limit) instead of
+    /// its answer.
+    pub faulted: bool,
 }
 
 /// A process killed, from the kill until it ran again.
@@ -150,6 +163,46 @@ pub struct Downtime {
 /// What no reconcile run can recover without: the processes that schedule and run it, and
 /// GitHub's rate limit (a run with the limit used up writes nothing, by design).
 const RECONCILE_NEEDS: [&str; 3] = ["apiserver", "workflow-controller", GITHUB_RATE_LIMIT];
+
+/// How long GitHub must have failed a reconcile run's last request, attempt after attempt,
+/// for the run to give up on it: reconcile tries one GET again until its next pause (8 s at
+/// most, up to twice that with jitter) no longer fits in its --timeout of 60 s, which the
+/// CronWorkflow keeps (src/github.rs, `get`). A run that failed sooner gave up on a fault it
+/// should have ridden through.
+const GITHUB_BUDGET_SPENT: Millis = 60_000 - 16_000;
+
+/// The window of a reconcile run that GitHub's queued faults wore out.
+const GITHUB_FAULTS: &str = "github faults";
+
+/// The reconcile runs that failed because GitHub kept failing them (by the stand-in's record):
+/// the run's last requests, from the first after its last good answer, all met faults, for as
+/// long as reconcile's budget for one request lasts. Each is a window of what reconcile needs,
+/// from that first faulted request to the run's end. (The fourteenth full soak: one run met
+/// five 502s, a stall, a secondary limit and a stall again within its minute; it gave up, the
+/// CronWorkflow skipped the run due while it went on, and the next recovered 13 lost webhooks
+/// after the bound.)
+fn runs_github_wore_out(facts: &Facts) -> Vec<Downtime> {
+    facts
+        .reconcile_runs
+        .iter()
+        .filter(|run| run.failed)
+        .filter_map(|run| {
+            let finished = run.finished?;
+            let during: Vec<&GitHubRequest> = facts
+                .github_requests
+                .iter()
+                .filter(|r| run.created <= r.at && r.at <= finished)
+                .collect();
+            let streak = during.iter().rev().take_while(|r| r.faulted).count();
+            let first_faulted = during.get(during.len().checked_sub(streak)?)?.at;
+            (streak > 0 && finished - first_faulted >= GITHUB_BUDGET_SPENT).then(|| Downtime {
+                process: GITHUB_FAULTS.into(),
+                from: first_faulted,
+                to: finished,
+            })
+        })
+        .collect()
+}
 
 /// The fault window of GitHub's primary rate limit used up.
 pub const GITHUB_RATE_LIMIT: &str = "github rate limit";
@@ -665,6 +718,7 @@ pub fn check(facts: &Facts) -> Verdict {
 /// stall met a rate limit that began 20 s after it started, and failed on it). Windows chain.
 fn clear_of_windows(facts: &Facts, since: Millis) -> Millis {
     let interval = facts.reconcile_interval.as_millis() as Millis;
+    let worn_out = runs_github_wore_out(facts);
     let mut clear = since;
     loop {
         let due_by = clear + interval;
@@ -679,6 +733,7 @@ fn clear_of_windows(facts: &Facts, since: Millis) -> Millis {
             .fault_windows
             .iter()
             .filter(|w| RECONCILE_NEEDS.contains(&w.process.as_str()))
+            .chain(&worn_out)
             .filter(|w| w.from <= next_run_ends && w.to > clear)
             .map(|w| w.to)
             .max()
@@ -875,6 +930,7 @@ mod tests {
             name: name.into(),
             created,
             finished: Some(finished),
+            failed: false,
         }
     }
 
@@ -1099,6 +1155,49 @@ mod tests {
         assert_eq!(broken(&check(&facts)), [PROPERTIES[5]]);
     }
 
+    /// Found by the fourteenth full soak (seed 1796122765076223178): the run due after the
+    /// change met five 502s, a stall, and a stall again, gave up when its minute was spent,
+    /// and the CronWorkflow skipped the run due while it went on; the run after released the
+    /// wait. GitHub was down for that run as surely as the rate limit makes it, and the wait
+    /// starts again at its end.
+    #[test]
+    fn a_run_github_failed_until_its_budget_was_spent_restarts_the_wait_at_its_end() {
+        let releasing = "stagectl-reconcile-1700000180";
+        let mut facts = recovered_by(
+            releasing,
+            190_000,
+            vec![
+                run("stagectl-reconcile-1700000000", 500, 30_000),
+                ReconcileRun {
+                    failed: true,
+                    ..run("stagectl-reconcile-1700000060", 60_000, 131_000)
+                },
+                run(releasing, 180_000, 200_000),
+            ],
+        );
+        let request = |at, faulted| GitHubRequest { at, faulted };
+        facts.github_requests = vec![
+            request(62_000, false),
+            request(70_000, true),
+            request(71_000, true),
+            request(72_500, true),
+            request(76_000, true),
+            request(81_500, true),
+            request(97_000, true),
+            request(123_000, true),
+        ];
+        assert!(check(&facts).passed(), "{}", check(&facts).report());
+        // A run that gave up on the first fault, seconds into its budget, should have ridden
+        // through it: the next run was due a minute after the change.
+        facts.github_requests.truncate(2);
+        facts.reconcile_runs[1].finished = Some(72_000);
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[5]]);
+        // Nor is a run excused whose last answer was a good one.
+        facts.github_requests = vec![request(70_000, true), request(125_000, false)];
+        facts.reconcile_runs[1].finished = Some(131_000);
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[5]]);
+    }
+
     /// Found by a full soak (seed 1796143283514985848): a run that had read GitHub before the
     /// change went on for two minutes delivering a backlog, the CronWorkflow skipped the runs due
     /// meanwhile, and the next run delivered this play late in its own backlog. Each wait is
@@ -1243,6 +1342,7 @@ mod tests {
             name: run,
             created: lost.at - 1_000,
             finished: Some(lost.at + 1_000),
+            failed: false,
         });
         assert!(check(&facts).passed(), "{}", check(&facts).report());
         facts.plays[0]

@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use self::checker::{
-    AlertCause, Change, Delivery, Facts, Millis, PlayObject, ReconcileRun, Verdict, WAITS, Write,
+    AlertCause, Change, Delivery, Facts, GitHubRequest, Millis, PlayObject, ReconcileRun, Verdict,
+    WAITS, Write,
 };
 use self::nemesis::{Nemesis, Processes};
 use self::scenario::{REPOSITORIES, Scenario, Size};
@@ -501,6 +502,7 @@ async fn facts(
                 name: run["metadata"]["name"].as_str()?.to_string(),
                 created: millis_of(&run["metadata"]["creationTimestamp"])?,
                 finished: millis_of(&run["status"]["finishedAt"]),
+                failed: matches!(run["status"]["phase"].as_str(), Some("Failed" | "Error")),
             })
         })
         .collect();
@@ -532,6 +534,15 @@ async fn facts(
             answer: d["answer"].as_str().unwrap_or_default().into(),
         })
         .collect();
+    let github_requests = github
+        .log("requests")
+        .await
+        .into_iter()
+        .map(|r| GitHubRequest {
+            at: r["at"].as_i64().unwrap_or_default(),
+            faulted: r.get("fault").is_some(),
+        })
+        .collect();
     Facts {
         plays: objects,
         writes,
@@ -540,6 +551,7 @@ async fn facts(
         deliveries,
         reconcile_interval: RECONCILE_INTERVAL,
         reconcile_runs,
+        github_requests,
         fault_windows: Vec::new(),
         alert_causes,
         alerts_fired: None,
