@@ -153,7 +153,10 @@ func apiserverArgs(stateDir string, pki *pkiFiles, ports *portSet) []string {
 		// There is no controller-manager to create each namespace's default ServiceAccount, and the
 		// ServiceAccount admission plugin would refuse every pod without it.
 		"--disable-admission-plugins=ServiceAccount",
-		"--profiling=false",
+		// STAGECTL_CONTROLPLANE_PROFILING=1 serves Go's /debug/pprof/ on the API server's port
+		// (to the admin's certificate): the profile covers this whole process, etcd included,
+		// which is where a slow suite's CPU goes.
+		"--profiling=" + strconv.FormatBool(os.Getenv("STAGECTL_CONTROLPLANE_PROFILING") == "1"),
 		// On SIGTERM the server ends its watches (clients re-establish them elsewhere, as after a
 		// rolling restart) rather than wait for them: with the Argo controller's and the tests'
 		// watches open, a stop waited its whole 30 s and was killed.
