@@ -8,6 +8,9 @@ CONTROLPLANE := tests/controlplane
 KUBECTL := $(CONTROLPLANE)/bin/kubectl
 # The end-to-end tests' control plane instance: Argo's controller and the pod runner run against it.
 E2E_CONTROLPLANE := $(CONTROLPLANE)/.state-e2e
+# A second such installation, for the tests that need Argo to themselves (they restart its
+# control plane or read its controller's metrics), so that the others never wait for them.
+E2E_ALONE_CONTROLPLANE := $(CONTROLPLANE)/.state-e2e-alone
 
 .PHONY: soak help build static print-static-binary bench dockerfile-lint test e2e e2e-build demo-stop lint unit sensors render-sensors github-test argo-lint demo controlplane-start controlplane-stop clean
 
@@ -80,19 +83,22 @@ e2e-build: tests/github/node_modules/.package-lock.json ## Build Argo's workflow
 	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/argo-events github.com/argoproj/argo-events/cmd
 	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/ github.com/nats-io/nats-server/v2 ./cmd/pod
 
+# Stops Argo's installation on the control plane instance $(1) (its Argo Events, its controller
+# and pod runner, its control plane).
+stop-argo = STAGECTL_CONTROLPLANE_DIR=$(abspath $(1)) tests/e2e/stop; STAGECTL_CONTROLPLANE_DIR=$(abspath $(1)) $(CONTROLPLANE)/stop
+
 # Runs cargo's tests ($(1): what to pass it) against a freshly started control plane, and the
-# end-to-end ones against Argo's controller on a second, emptied first; stops everything
+# end-to-end ones against Argo's controller on two more, emptied first; stops everything
 # whatever the outcome.
 define with-control-planes
-	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) tests/e2e/stop; \
-	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) $(CONTROLPLANE)/stop; \
-	rm -rf $(E2E_CONTROLPLANE); \
+	$(call stop-argo,$(E2E_CONTROLPLANE)); $(call stop-argo,$(E2E_ALONE_CONTROLPLANE)); \
+	rm -rf $(E2E_CONTROLPLANE) $(E2E_ALONE_CONTROLPLANE); \
 	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
 	status=0; \
-	export STAGECTL_STATIC_BINARY=$(STATIC_BINARY) STAGECTL_PROMTOOL=$(PROMTOOL) STAGECTL_E2E_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)); \
+	export STAGECTL_STATIC_BINARY=$(STATIC_BINARY) STAGECTL_PROMTOOL=$(PROMTOOL) \
+	  STAGECTL_E2E_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) STAGECTL_E2E_ALONE_CONTROLPLANE_DIR=$(abspath $(E2E_ALONE_CONTROLPLANE)); \
 	  cargo test --locked $(1) || status=$$?; \
-	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) tests/e2e/stop; \
-	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) $(CONTROLPLANE)/stop; \
+	$(call stop-argo,$(E2E_CONTROLPLANE)); $(call stop-argo,$(E2E_ALONE_CONTROLPLANE)); \
 	$(CONTROLPLANE)/stop; \
 	exit $$status
 endef
@@ -126,8 +132,7 @@ demo: e2e-build ## The commands on a local control plane (examples/demo.sh), the
 	KUBECTL=$(abspath $(KUBECTL)) STAGECTL=$(STAGECTL_DEBUG) examples/demo-argo.sh
 
 demo-stop: ## Stop what make demo left running
-	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) tests/e2e/stop
-	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) $(CONTROLPLANE)/stop
+	$(call stop-argo,$(E2E_CONTROLPLANE))
 	$(CONTROLPLANE)/stop
 
 controlplane-start: ## Start the control plane and print KUBECONFIG=<path>
@@ -137,7 +142,7 @@ controlplane-stop: ## Stop the control plane (its data stays)
 	@$(CONTROLPLANE)/stop
 
 clean: controlplane-stop ## Remove build output and the control planes' data
-	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) tests/e2e/stop
-	STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) $(CONTROLPLANE)/stop
+	$(call stop-argo,$(E2E_CONTROLPLANE))
+	$(call stop-argo,$(E2E_ALONE_CONTROLPLANE))
 	cargo clean
-	rm -rf $(CONTROLPLANE)/bin $(CONTROLPLANE)/.state $(E2E_CONTROLPLANE) tests/e2e/bin tests/events/bin tests/github/node_modules
+	rm -rf $(CONTROLPLANE)/bin $(CONTROLPLANE)/.state $(E2E_CONTROLPLANE) $(E2E_ALONE_CONTROLPLANE) tests/e2e/bin tests/events/bin tests/github/node_modules

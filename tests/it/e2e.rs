@@ -4,7 +4,8 @@
 //! Events' own processes (tests/events: the GitHub EventSource, a JetStream EventBus, the Sensors
 //! of workflow-templates/), whose trigger creates the stage-resume Workflow that the controller
 //! runs as `stagectl resume`. The controller and its control plane are started once per test
-//! run, on a control plane instance of their own; Argo Events once per test namespace.
+//! run, on a control plane instance of their own (and once more, on another, for the tests that
+//! need Argo to themselves: see [`Instance`]); Argo Events once per test namespace.
 //!
 //! `make test` runs the module; `full` (20 plays at once) only `make e2e`.
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use serde_json::{Value, json};
-use tokio::sync::{OnceCell, RwLock};
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::harness::{
     GitHubStandIn, Run, StageMachinePolicy, TestNamespace, load_manifest, repo_path,
@@ -49,17 +50,36 @@ pub const RECONCILE_CRON: &str = "stagectl-reconcile";
 /// The label selector of the reconcile CronWorkflow's runs.
 pub const RECONCILE_RUNS: &str = "workflows.argoproj.io/cron-workflow=stagectl-reconcile";
 
-/// Tests that read the controller's metrics or restart the control plane have it to themselves
-/// (`Plays::alone`); the others share it (`Plays::new`).
-static ALONE: RwLock<()> = RwLock::const_new(());
+/// Which of the two Argo installations a test runs on. Tests that read the controller's
+/// metrics or restart the control plane need one to themselves (`Plays::alone`) and take turns
+/// on theirs; the others share theirs (`Plays::new`) and never wait for one of those: on one
+/// installation, with 2 test threads, a test queued behind one that restarts the server waited
+/// up to 88 s for its turn, and the suite's CPU stood idle meanwhile.
+#[derive(Clone, Copy)]
+enum Instance {
+    Shared,
+    Alone,
+}
 
-/// Starts (once) the control plane, the workflow-controller and the pod runner.
-pub async fn argo() -> &'static Argo {
-    static ARGO: OnceCell<Argo> = OnceCell::const_new();
-    ARGO.get_or_init(|| async {
-        let controlplane_dir = std::env::var_os("STAGECTL_E2E_CONTROLPLANE_DIR")
+/// The turns of the tests that have their installation to themselves.
+static ALONE_TURNS: Mutex<()> = Mutex::const_new(());
+
+/// Starts (once per instance) the control plane, the workflow-controller and the pod runner.
+async fn argo(instance: Instance) -> &'static Argo {
+    static SHARED_ARGO: OnceCell<Argo> = OnceCell::const_new();
+    static ALONE_ARGO: OnceCell<Argo> = OnceCell::const_new();
+    let (cell, variable, default) = match instance {
+        Instance::Shared => (&SHARED_ARGO, "STAGECTL_E2E_CONTROLPLANE_DIR", ".state-e2e"),
+        Instance::Alone => (
+            &ALONE_ARGO,
+            "STAGECTL_E2E_ALONE_CONTROLPLANE_DIR",
+            ".state-e2e-alone",
+        ),
+    };
+    cell.get_or_init(|| async {
+        let controlplane_dir = std::env::var_os(variable)
             .map(PathBuf::from)
-            .unwrap_or_else(|| repo_path("tests/controlplane/.state-e2e"));
+            .unwrap_or_else(|| repo_path("tests/controlplane").join(default));
         // The image's binary: the static one the Dockerfile builds when make test built it.
         let stagectl = std::env::var_os("STAGECTL_STATIC_BINARY")
             .map(PathBuf::from)
@@ -170,8 +190,8 @@ impl Play {
 }
 
 /// A namespace with the templates and RBAC installed, as a platform team installs them, and (but
-/// for [`Plays::without_events`]) Argo Events running for it; held with the test's share of the
-/// control plane (see [`ALONE`]).
+/// for [`Plays::without_events`]) Argo Events running for it; held, for [`Plays::alone`], with
+/// the test's turn on its installation (see [`Instance`]).
 pub struct Plays {
     pub ns: TestNamespace,
     pub argo: &'static Argo,
@@ -244,43 +264,43 @@ impl Drop for Plays {
     }
 }
 
-/// Held for the test's duration, never read.
-type Turn = (
-    Option<tokio::sync::RwLockReadGuard<'static, ()>>,
-    Option<tokio::sync::RwLockWriteGuard<'static, ()>>,
-);
+/// A test's turn on the installation it has to itself, held for the test's duration, never
+/// read; None on the shared one.
+type Turn = Option<tokio::sync::MutexGuard<'static, ()>>;
 
 impl Plays {
     /// For a test that can run beside others.
     pub async fn new(test: &str) -> Self {
         let asked = tokio::time::Instant::now();
-        Self::install(test, (Some(ALONE.read().await), None), asked, true).await
+        Self::install(test, Instance::Shared, None, asked, true).await
     }
 
     /// For a test that can run beside others and sends no webhook: it does without the five
     /// processes of a namespace's Argo Events.
     pub async fn without_events(test: &str) -> Self {
         let asked = tokio::time::Instant::now();
-        Self::install(test, (Some(ALONE.read().await), None), asked, false).await
+        Self::install(test, Instance::Shared, None, asked, false).await
     }
 
     /// For a test that needs the controller and the control plane to itself, from its first
     /// request to its last.
     pub async fn alone(test: &str) -> Self {
         let asked = tokio::time::Instant::now();
-        Self::install(test, (None, Some(ALONE.write().await)), asked, true).await
+        let turn = ALONE_TURNS.lock().await;
+        Self::install(test, Instance::Alone, Some(turn), asked, true).await
     }
 
     /// `asked`: when the test asked for its turn. How long each step took is printed (shown
     /// with a failure, or with --nocapture): where a slow suite's time goes.
     async fn install(
         test: &str,
+        instance: Instance,
         turn: Turn,
         asked: tokio::time::Instant,
         with_events: bool,
     ) -> Self {
         let turn_came = tokio::time::Instant::now();
-        let argo = argo().await;
+        let argo = argo(instance).await;
         let argo_up = tokio::time::Instant::now();
         let ns = TestNamespace::create_on(&argo.kubeconfig, test).await;
         kubectl_in(
