@@ -667,7 +667,7 @@ pub fn check(facts: &Facts) -> Verdict {
                     verdict.longest_recovery = verdict.longest_recovery.max(took);
                     // A run cannot be scheduled or write while the controller or the API server
                     // is down, nor read GitHub while its rate limit is used up.
-                    let clear = clear_of_windows(facts, since);
+                    let clear = clear_of_windows(facts, since, release.at);
                     let bound = recovery_bound(facts, clear, &release.by, release.at)
                         + Duration::from_millis((clear - since) as u64);
                     if !matches!(release.by, Writer::Reconcile(_)) || took > bound {
@@ -710,18 +710,21 @@ pub fn check(facts: &Facts) -> Verdict {
 }
 
 /// From when reconcile's next run can recover a webhook lost at `since`: a window of what
-/// reconcile needs that begins before the run due next has ended (it is due an interval later
-/// at most) can fail that run or keep it from starting, so the wait starts again at the window's
-/// end — not only the window's length later (the tenth full soak: a rate limit that came back
-/// seconds after a run was due cost the whole interval after it), and not only for a window
-/// that begins before the run is due (the thirteenth: a run slowed by GitHub's resets and a
-/// stall met a rate limit that began 20 s after it started, and failed on it). Windows chain.
-fn clear_of_windows(facts: &Facts, since: Millis) -> Millis {
+/// reconcile needs that begins before the run due next has ended (it is due an interval after
+/// the run going then stops blocking it, at most) can fail that run or keep it from starting,
+/// so the wait starts again at the window's end — not only the window's length later (the
+/// tenth full soak: a rate limit that came back seconds after a run was due cost the whole
+/// interval after it), not only for a window that begins before the run is due (the
+/// thirteenth: a run slowed by GitHub's resets and a stall met a rate limit that began 20 s
+/// after it started, and failed on it), and not only within an interval of `since` when a run
+/// going then makes `Forbid` skip the run due meanwhile (the fifteenth: the run due next came a
+/// minute later, and met a rate limit that began in that minute). Windows chain.
+fn clear_of_windows(facts: &Facts, since: Millis, released: Millis) -> Millis {
     let interval = facts.reconcile_interval.as_millis() as Millis;
     let worn_out = runs_github_wore_out(facts);
     let mut clear = since;
     loop {
-        let due_by = clear + interval;
+        let due_by = going_until(facts, clear, released) + interval;
         let next_run_ends = facts
             .reconcile_runs
             .iter()
@@ -751,23 +754,26 @@ fn clear_of_windows(facts: &Facts, since: Millis) -> Millis {
 /// run of 14:01.)
 const CRON_SYNC_PERIOD: Millis = 10_000;
 
+/// Until when the runs created by `at` keep the next from starting: `Forbid` skips every run
+/// due before Argo's cron sync has seen them end; one still going at the release, until then.
+fn going_until(facts: &Facts, at: Millis, released: Millis) -> Millis {
+    facts
+        .reconcile_runs
+        .iter()
+        .filter(|run| run.created <= at)
+        .map(|run| {
+            run.finished
+                .map_or(released, |finished| finished + CRON_SYNC_PERIOD)
+        })
+        .fold(at, Millis::max)
+}
+
 /// How long a webhook lost at `since` may wait for reconcile, faults aside: a run that had
 /// read GitHub before the change may still be going (the CronWorkflow's `Forbid` skips every
 /// run due meanwhile), then up to one interval until the next is due, then that run's own time
 /// until it delivers (a run delivers one play after another).
 fn recovery_bound(facts: &Facts, since: Millis, by: &Writer, released: Millis) -> Duration {
-    let going_at_since = facts
-        .reconcile_runs
-        .iter()
-        .filter(|run| run.created <= since)
-        .map(|run| {
-            run.finished
-                .map_or(released, |finished| finished + CRON_SYNC_PERIOD)
-                .max(since)
-                - since
-        })
-        .max()
-        .unwrap_or(0);
+    let going_at_since = going_until(facts, since, released) - since;
     let releasing = match by {
         Writer::Reconcile(name) => facts
             .reconcile_runs
@@ -1152,6 +1158,36 @@ mod tests {
         assert!(check(&facts).passed(), "{}", check(&facts).report());
         // Ended well before the next was due: that run should have come, and released it.
         facts.reconcile_runs[0].finished = Some(40_000);
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[5]]);
+    }
+
+    /// Found by the fifteenth full soak (seed 1796130397398084410): the run going at the change
+    /// went on past the next minute, so `Forbid` skipped that run; the run after it, due
+    /// within an interval of the first one's end, met GitHub's rate limit used up, which began
+    /// more than an interval after the change; the next run released the wait.
+    #[test]
+    fn a_window_that_fails_the_run_due_after_a_skipped_one_restarts_the_wait_at_its_end() {
+        let releasing = "stagectl-reconcile-1700000180";
+        let mut facts = recovered_by(
+            releasing,
+            181_500,
+            vec![
+                run("stagectl-reconcile-1700000000", 500, 70_000),
+                ReconcileRun {
+                    failed: true,
+                    ..run("stagectl-reconcile-1700000120", 120_000, 125_000)
+                },
+                run(releasing, 180_000, 182_000),
+            ],
+        );
+        facts.fault_windows.push(Downtime {
+            process: GITHUB_RATE_LIMIT.into(),
+            from: 116_000,
+            to: 153_000,
+        });
+        assert!(check(&facts).passed(), "{}", check(&facts).report());
+        // Without the limit, the run of 120 s should have released it.
+        facts.fault_windows.clear();
         assert_eq!(broken(&check(&facts)), [PROPERTIES[5]]);
     }
 
