@@ -240,6 +240,55 @@ async fn service_account_without_patch_on_workflows_is_forbidden() {
     );
 }
 
+/// A restarted server never moves to another port, as a Service's address never does: its
+/// clients (a running step, a Sensor, the controller) keep the address they were given. Its
+/// ports lie below the kernel's range for outgoing connections, which no client's connection
+/// can take while it is down (a soak's API server once came back on another port after one
+/// had); a port taken all the same is waited for, then the start fails rather than move.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn a_restarted_server_keeps_its_port_or_does_not_start() {
+    let control_plane = OwnControlPlane::new("keeps-port");
+    let kubeconfig = control_plane.start().await;
+    let address = crate::harness::config_from_kubeconfig(&kubeconfig)
+        .await
+        .cluster_url
+        .to_string();
+    let port: u16 = address
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let outgoing_from: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(
+        port < outgoing_from,
+        "port {port} is in the range of outgoing connections ({range})"
+    );
+
+    control_plane.stop().await;
+    let taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    assert!(
+        !control_plane.start_succeeds().await,
+        "started while its port was taken"
+    );
+    assert!(
+        control_plane
+            .log()
+            .contains(&format!("port {port}, this instance's"))
+    );
+    drop(taken);
+
+    let restarted = control_plane.start().await;
+    let again = crate::harness::config_from_kubeconfig(&restarted)
+        .await
+        .cluster_url
+        .to_string();
+    assert_eq!(again, address, "the restarted server moved");
+}
+
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn restarted_server_keeps_its_objects() {

@@ -472,15 +472,29 @@ impl OwnControlPlane {
         set_latency(&self.state_dir, latency);
     }
 
-    async fn script(&self, name: &str, env: &[(&str, &str)]) -> std::process::Output {
-        let output = tokio::process::Command::new(repo_path("tests/controlplane").join(name))
+    /// Starts the instance, for a start that may fail: whether it succeeded.
+    pub async fn start_succeeds(&self) -> bool {
+        self.run("start", &[]).await.status.success()
+    }
+
+    /// What the instance's server logged, across its starts.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.state_dir.join("controlplane.log")).unwrap_or_default()
+    }
+
+    async fn run(&self, name: &str, env: &[(&str, &str)]) -> std::process::Output {
+        tokio::process::Command::new(repo_path("tests/controlplane").join(name))
             .env("STAGECTL_CONTROLPLANE_DIR", &self.state_dir)
             .env("STAGECTL_CONTROLPLANE_CRDS", "workflows")
             .envs(env.iter().copied())
             .stderr(std::process::Stdio::inherit())
             .output()
             .await
-            .unwrap_or_else(|e| panic!("run tests/controlplane/{name}: {e}"));
+            .unwrap_or_else(|e| panic!("run tests/controlplane/{name}: {e}"))
+    }
+
+    async fn script(&self, name: &str, env: &[(&str, &str)]) -> std::process::Output {
+        let output = self.run(name, env).await;
         assert!(
             output.status.success(),
             "tests/controlplane/{name} failed: {}",
