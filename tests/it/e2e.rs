@@ -271,34 +271,30 @@ type Turn = Option<tokio::sync::MutexGuard<'static, ()>>;
 impl Plays {
     /// For a test that can run beside others.
     pub async fn new(test: &str) -> Self {
-        let asked = tokio::time::Instant::now();
-        Self::install(test, Instance::Shared, None, asked, true).await
+        Self::install(test, Instance::Shared, true).await
     }
 
     /// For a test that can run beside others and sends no webhook: it does without the five
     /// processes of a namespace's Argo Events.
     pub async fn without_events(test: &str) -> Self {
-        let asked = tokio::time::Instant::now();
-        Self::install(test, Instance::Shared, None, asked, false).await
+        Self::install(test, Instance::Shared, false).await
     }
 
     /// For a test that needs the controller and the control plane to itself, from its first
     /// request to its last.
     pub async fn alone(test: &str) -> Self {
-        let asked = tokio::time::Instant::now();
-        let turn = ALONE_TURNS.lock().await;
-        Self::install(test, Instance::Alone, Some(turn), asked, true).await
+        Self::install(test, Instance::Alone, true).await
     }
 
-    /// `asked`: when the test asked for its turn. How long each step took is printed (shown
-    /// with a failure, or with --nocapture): where a slow suite's time goes.
-    async fn install(
-        test: &str,
-        instance: Instance,
-        turn: Turn,
-        asked: tokio::time::Instant,
-        with_events: bool,
-    ) -> Self {
+    /// On the installation to itself, the test waits for its turn first. How long each step
+    /// took is printed (shown with a failure, or with --nocapture): where a slow suite's time
+    /// goes.
+    async fn install(test: &str, instance: Instance, with_events: bool) -> Self {
+        let asked = tokio::time::Instant::now();
+        let turn: Turn = match instance {
+            Instance::Shared => None,
+            Instance::Alone => Some(ALONE_TURNS.lock().await),
+        };
         let turn_came = tokio::time::Instant::now();
         let argo = argo(instance).await;
         let argo_up = tokio::time::Instant::now();

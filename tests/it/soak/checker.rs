@@ -171,6 +171,18 @@ const RECONCILE_NEEDS: [&str; 3] = ["apiserver", "workflow-controller", GITHUB_R
 /// should have ridden through.
 const GITHUB_BUDGET_SPENT: Millis = 60_000 - 16_000;
 
+/// The windows in which no reconcile run can recover a lost webhook: what it needs was down,
+/// or GitHub's faults wore a run out. Computed once per check.
+fn windows_reconcile_needs(facts: &Facts) -> Vec<Downtime> {
+    facts
+        .fault_windows
+        .iter()
+        .filter(|w| RECONCILE_NEEDS.contains(&w.process.as_str()))
+        .cloned()
+        .chain(runs_github_wore_out(facts))
+        .collect()
+}
+
 /// The window of a reconcile run that GitHub's queued faults wore out.
 const GITHUB_FAULTS: &str = "github faults";
 
@@ -181,7 +193,7 @@ const GITHUB_FAULTS: &str = "github faults";
 /// five 502s, a stall, a secondary limit and a stall again within its minute; it gave up, the
 /// CronWorkflow skipped the run due while it went on, and the next recovered 13 lost webhooks
 /// after the bound.)
-fn runs_github_wore_out(facts: &Facts) -> Vec<Downtime> {
+fn runs_github_wore_out(facts: &Facts) -> impl Iterator<Item = Downtime> + '_ {
     facts
         .reconcile_runs
         .iter()
@@ -194,14 +206,14 @@ fn runs_github_wore_out(facts: &Facts) -> Vec<Downtime> {
                 .filter(|r| run.created <= r.at && r.at <= finished)
                 .collect();
             let streak = during.iter().rev().take_while(|r| r.faulted).count();
-            let first_faulted = during.get(during.len().checked_sub(streak)?)?.at;
-            (streak > 0 && finished - first_faulted >= GITHUB_BUDGET_SPENT).then(|| Downtime {
+            // None when its last answer was a good one.
+            let first_faulted = during[during.len() - streak..].first()?.at;
+            (finished - first_faulted >= GITHUB_BUDGET_SPENT).then(|| Downtime {
                 process: GITHUB_FAULTS.into(),
                 from: first_faulted,
                 to: finished,
             })
         })
-        .collect()
 }
 
 /// The fault window of GitHub's primary rate limit used up.
@@ -538,6 +550,7 @@ pub fn check(facts: &Facts) -> Verdict {
         ..Verdict::default()
     };
     let repository_key = |name: &str| name.to_lowercase();
+    let reconcile_windows = windows_reconcile_needs(facts);
     for play in &facts.plays {
         let failing = play.plan.failing_agent();
         let passed = failing.unwrap_or(WAITS.len());
@@ -667,7 +680,7 @@ pub fn check(facts: &Facts) -> Verdict {
                     verdict.longest_recovery = verdict.longest_recovery.max(took);
                     // A run cannot be scheduled or write while the controller or the API server
                     // is down, nor read GitHub while its rate limit is used up.
-                    let clear = clear_of_windows(facts, since, release.at);
+                    let clear = clear_of_windows(facts, &reconcile_windows, since, release.at);
                     let bound = recovery_bound(facts, clear, &release.by, release.at)
                         + Duration::from_millis((clear - since) as u64);
                     if !matches!(release.by, Writer::Reconcile(_)) || took > bound {
@@ -719,9 +732,13 @@ pub fn check(facts: &Facts) -> Verdict {
 /// after it started, and failed on it), and not only within an interval of `since` when a run
 /// going then makes `Forbid` skip the run due meanwhile (the fifteenth: the run due next came a
 /// minute later, and met a rate limit that began in that minute). Windows chain.
-fn clear_of_windows(facts: &Facts, since: Millis, released: Millis) -> Millis {
+fn clear_of_windows(
+    facts: &Facts,
+    windows: &[Downtime],
+    since: Millis,
+    released: Millis,
+) -> Millis {
     let interval = facts.reconcile_interval.as_millis() as Millis;
-    let worn_out = runs_github_wore_out(facts);
     let mut clear = since;
     loop {
         let due_by = going_until(facts, clear, released) + interval;
@@ -732,11 +749,8 @@ fn clear_of_windows(facts: &Facts, since: Millis, released: Millis) -> Millis {
             .min_by_key(|run| run.created)
             .and_then(|run| run.finished)
             .map_or(due_by, |finished| finished.max(due_by));
-        let Some(end) = facts
-            .fault_windows
+        let Some(end) = windows
             .iter()
-            .filter(|w| RECONCILE_NEEDS.contains(&w.process.as_str()))
-            .chain(&worn_out)
             .filter(|w| w.from <= next_run_ends && w.to > clear)
             .map(|w| w.to)
             .max()
