@@ -108,7 +108,8 @@ endef
 test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROMTOOL) ## Every test: lints, Go tests, unit and integration tests, the smaller end-to-end set, a short soak
 	$(call with-control-planes,--lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak:: && cargo test --locked --test it -- --include-ignored soak::a_short)
 
-# The soak's size and seed: make soak SEED=... PLAYS=... DURATION=<seconds> FAULT_RATE=<a minute>.
+# The soak's size and seed: make soak SEED=... PLAYS=... DURATION=<seconds> FAULT_RATE=<a minute>;
+# SEED=a,b draws each seed's plays and faults into one run, as the short soak does.
 PLAYS ?= 150
 DURATION ?= 1200
 FAULT_RATE ?= 4

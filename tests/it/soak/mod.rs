@@ -7,7 +7,7 @@
 //! API server's objects and audit log and the stand-in's record alone whether each wait was
 //! released exactly once, by its own task's event.
 //!
-//! `make test` runs a short soak of a fixed and a random seed; `make soak` the full one.
+//! `make test` runs a short soak of a fixed and a random seed together; `make soak` the full one.
 
 mod checker;
 mod nemesis;
@@ -67,15 +67,13 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 #[tokio::test]
 #[ignore = "needs the control plane and Argo's controller: make test"]
 async fn a_short_soak_of_a_fixed_and_a_random_seed_releases_each_wait_once_by_its_own_event() {
-    for seed in [FIXED_SEED, random_seed()] {
-        soak(seed, SHORT).await;
-    }
+    soak(&[FIXED_SEED, random_seed()], SHORT).await;
 }
 
 #[test]
 fn the_fixed_seed_of_the_short_soak_meets_every_kind_of_process_fault() {
     use self::scenario::{FaultKind, Process, Timing};
-    let scenario = Scenario::generate(FIXED_SEED, SHORT);
+    let scenario = Scenario::generate(&[FIXED_SEED], SHORT);
     let kinds: Vec<FaultKind> = scenario.faults.iter().map(|f| f.kind).collect();
     for process in [
         Process::ApiServer,
@@ -104,17 +102,38 @@ fn the_fixed_seed_of_the_short_soak_meets_every_kind_of_process_fault() {
 #[tokio::test]
 #[ignore = "the full soak, about 20 minutes: make soak"]
 async fn full() {
-    let seed = env_or("SOAK_SEED", random_seed());
+    let seeds = seeds_or("SOAK_SEED", random_seed());
     let size = Size {
         plays: env_or("SOAK_PLAYS", 150),
         duration: Duration::from_secs(env_or("SOAK_DURATION_SECONDS", 1200)),
         faults_per_minute: env_or("SOAK_FAULTS_PER_MINUTE", 4.0),
     };
-    soak(seed, size).await;
+    soak(&seeds, size).await;
 }
 
-async fn soak(seed: u64, size: Size) {
-    let scenario = Scenario::generate(seed, size);
+/// `SOAK_SEED`: one seed, or several joined by commas, as a report's replay line gives them.
+fn seeds_or(name: &str, default: u64) -> Vec<u64> {
+    match std::env::var(name) {
+        Ok(text) if !text.is_empty() => text
+            .split(',')
+            .map(|seed| {
+                seed.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name}={text:?}: {seed:?} is not a seed"))
+            })
+            .collect(),
+        _ => vec![default],
+    }
+}
+
+fn seeds_text(seeds: &[u64]) -> String {
+    let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    seeds.join(",")
+}
+
+async fn soak(seeds: &[u64], size: Size) {
+    let scenario = Scenario::generate(seeds, size);
+    let seed = seeds_text(seeds);
     let replay = format!(
         "make soak SEED={seed} PLAYS={} DURATION={} FAULT_RATE={}",
         size.plays,
@@ -123,11 +142,12 @@ async fn soak(seed: u64, size: Size) {
     );
     eprintln!(
         "soak: seed {seed}: {} plays over {}s, {} faults (replay: {replay})",
-        size.plays,
+        scenario.plays.len(),
         size.duration.as_secs(),
         scenario.faults.len()
     );
-    let plays = Plays::alone(&format!("soak-{seed:x}")).await;
+    let namespace: Vec<String> = seeds.iter().map(|seed| format!("{seed:x}")).collect();
+    let plays = Plays::alone(&format!("soak-{}", namespace.join("-"))).await;
     let github = GitHubStandIn::start().await;
     let repos: serde_json::Map<String, Value> = REPOSITORIES
         .iter()
@@ -189,7 +209,7 @@ async fn soak(seed: u64, size: Size) {
     eprintln!("{report}");
     let dir = repo_path("target/soak");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{seed}.txt")), &report).unwrap();
+    std::fs::write(dir.join(format!("{}.txt", seed.replace(',', "-"))), &report).unwrap();
     assert!(
         verdict.passed(),
         "soak seed {seed} found what its report says (replay: {replay})"
@@ -572,8 +592,8 @@ fn report(
     writeln!(
         text,
         "soak seed {}: {} plays over {}s, {:.1} faults a minute; took {:.0}s{}",
-        scenario.seed,
-        size.plays,
+        seeds_text(&scenario.seeds),
+        scenario.plays.len(),
         size.duration.as_secs(),
         size.faults_per_minute,
         took.as_secs_f64(),

@@ -190,7 +190,9 @@ pub struct Fault {
 
 #[derive(Clone, Debug)]
 pub struct Scenario {
-    pub seed: u64,
+    /// One run may draw from several seeds at once (the short soak: a fixed one and a random
+    /// one), each as many plays and faults as `size` says.
+    pub seeds: Vec<u64>,
     pub size: Size,
     pub plays: Vec<PlayPlan>,
     pub faults: Vec<Fault>,
@@ -201,10 +203,17 @@ pub struct Scenario {
 pub const REPOSITORIES: [&str; 3] = ["acme/widgets", "acme/gadgets", "Acme/Soak"];
 
 impl Scenario {
-    pub fn generate(seed: u64, size: Size) -> Self {
-        let mut rng = Rng::new(seed);
-        let plays = (0..size.plays)
-            .map(|i| {
+    /// Each seed draws its plays and faults as it would alone, in one run on one installation:
+    /// its faults meet every seed's plays. The plays are numbered on from the previous seed's,
+    /// so that no two seeds' plays share a task in a repository; a single seed's scenario is
+    /// the same as ever, and its printed seed replays it.
+    pub fn generate(seeds: &[u64], size: Size) -> Self {
+        let mut plays = Vec::new();
+        let mut faults = Vec::new();
+        for &seed in seeds {
+            let mut rng = Rng::new(seed);
+            let first = plays.len();
+            plays.extend((first..first + size.plays).map(|i| {
                 let mut agents = [0; 3].map(|_| agent(&mut rng));
                 // A few plays fail where an agent is told to; the rest must complete.
                 if rng.chance(4) {
@@ -217,16 +226,15 @@ impl Scenario {
                     agents,
                     submit_at: rng.millis_within(size.duration),
                 }
-            })
-            .collect();
-        let minutes = size.duration.as_secs_f64() / 60.0;
-        let count = (minutes * size.faults_per_minute).round() as usize;
-        let mut faults: Vec<Fault> = (0..count).map(|_| fault(&mut rng, size.duration)).collect();
+            }));
+            let minutes = size.duration.as_secs_f64() / 60.0;
+            let count = (minutes * size.faults_per_minute).round() as usize;
+            faults.extend((0..count).map(|_| fault(&mut rng, size.duration)));
+        }
         faults.sort_by_key(|fault| fault.at);
-        let mut plays: Vec<PlayPlan> = plays;
         plays.sort_by_key(|play| play.submit_at);
         Self {
-            seed,
+            seeds: seeds.to_vec(),
             size,
             plays,
             faults,
@@ -304,9 +312,9 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_scenario_and_another_seed_another() {
-        let a = Scenario::generate(7, size());
-        let b = Scenario::generate(7, size());
-        let c = Scenario::generate(8, size());
+        let a = Scenario::generate(&[7], size());
+        let b = Scenario::generate(&[7], size());
+        let c = Scenario::generate(&[8], size());
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
         assert_ne!(format!("{a:?}"), format!("{c:?}"));
         assert_eq!(a.plays.len(), 40);
@@ -314,9 +322,48 @@ mod tests {
     }
 
     #[test]
+    fn seeds_drawn_together_are_each_what_it_is_alone_on_plays_of_their_own() {
+        let alone = |seed| Scenario::generate(&[seed], size());
+        let together = Scenario::generate(&[7, 8], size());
+        assert_eq!(together.plays.len(), 80);
+        assert_eq!(together.faults.len(), 80);
+        let mut faults = [alone(7).faults, alone(8).faults].concat();
+        faults.sort_by_key(|fault| fault.at);
+        assert_eq!(together.faults, faults);
+        // The second seed's plays are its own, under tasks the first seed's do not use.
+        let drawn = |scenario: &Scenario| -> Vec<String> {
+            let mut plays: Vec<String> = scenario
+                .plays
+                .iter()
+                .map(|p| format!("{:?} {:?}", p.agents, p.submit_at))
+                .collect();
+            plays.sort();
+            plays
+        };
+        let mut both = [drawn(&alone(7)), drawn(&alone(8))].concat();
+        both.sort();
+        assert_eq!(drawn(&together), both);
+        let keys: std::collections::BTreeSet<(&str, &str)> = together
+            .plays
+            .iter()
+            .map(|p| (p.task.as_str(), p.repository.as_str()))
+            .collect();
+        assert_eq!(keys.len(), 80);
+        // The first seed's plays are exactly as it draws them alone: its replays hold.
+        let first: Vec<String> = alone(7).plays.iter().map(|p| format!("{p:?}")).collect();
+        let kept = together
+            .plays
+            .iter()
+            .map(|p| format!("{p:?}"))
+            .filter(|p| first.contains(p))
+            .count();
+        assert_eq!(kept, 40);
+    }
+
+    #[test]
     fn a_scenario_has_every_timing_and_fault_kind_and_plays_sharing_a_task_across_repositories() {
         let scenario = Scenario::generate(
-            1,
+            &[1],
             Size {
                 plays: 150,
                 duration: Duration::from_secs(1200),
