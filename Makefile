@@ -146,4 +146,4 @@ clean: controlplane-stop ## Remove build output and the control planes' data
 	$(call stop-argo,$(E2E_CONTROLPLANE))
 	$(call stop-argo,$(E2E_ALONE_CONTROLPLANE))
 	cargo clean
-	rm -rf $(CONTROLPLANE)/bin $(CONTROLPLANE)/.state $(E2E_CONTROLPLANE) $(E2E_ALONE_CONTROLPLANE) tests/e2e/bin tests/events/bin tests/github/node_modules
+	rm -rf $(CONTROLPLANE)/bin $(CONTROLPLANE)/.state $(CONTROLPLANE)/.template-* $(E2E_CONTROLPLANE) $(E2E_ALONE_CONTROLPLANE) tests/e2e/bin tests/events/bin tests/github/node_modules
