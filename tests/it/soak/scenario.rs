@@ -208,6 +208,8 @@ impl Scenario {
     /// so that no two seeds' plays share a task in a repository; a single seed's scenario is
     /// the same as ever, and its printed seed replays it.
     pub fn generate(seeds: &[u64], size: Size) -> Self {
+        let minutes = size.duration.as_secs_f64() / 60.0;
+        let faults_per_seed = (minutes * size.faults_per_minute).round() as usize;
         let mut plays = Vec::new();
         let mut faults = Vec::new();
         for &seed in seeds {
@@ -227,9 +229,7 @@ impl Scenario {
                     submit_at: rng.millis_within(size.duration),
                 }
             }));
-            let minutes = size.duration.as_secs_f64() / 60.0;
-            let count = (minutes * size.faults_per_minute).round() as usize;
-            faults.extend((0..count).map(|_| fault(&mut rng, size.duration)));
+            faults.extend((0..faults_per_seed).map(|_| fault(&mut rng, size.duration)));
         }
         faults.sort_by_key(|fault| fault.at);
         plays.sort_by_key(|play| play.submit_at);
