@@ -8,9 +8,9 @@ CONTROLPLANE := tests/controlplane
 KUBECTL := $(CONTROLPLANE)/bin/kubectl
 # The end-to-end tests' control plane instance: Argo's controller and the pod runner run against it.
 E2E_CONTROLPLANE := $(CONTROLPLANE)/.state-e2e
-# A second such installation, for the tests that need Argo to themselves (they restart its
-# control plane or read its controller's metrics), so that the others never wait for them.
-E2E_ALONE_CONTROLPLANE := $(CONTROLPLANE)/.state-e2e-alone
+# Where the tests that need Argo to themselves (they restart its control plane or read its
+# controller's metrics) each start an installation of their own: <this>/<test>.
+E2E_ALONE_CONTROLPLANES := $(CONTROLPLANE)/.state-e2e-alone
 
 .PHONY: soak help build static print-static-binary bench dockerfile-lint test e2e e2e-build demo-stop lint unit sensors render-sensors github-test argo-lint demo controlplane-start controlplane-stop clean
 
@@ -86,27 +86,39 @@ e2e-build: tests/github/node_modules/.package-lock.json ## Build Argo's workflow
 # Stops Argo's installation on the control plane instance $(1) (its Argo Events, its controller
 # and pod runner, its control plane).
 stop-argo = STAGECTL_CONTROLPLANE_DIR=$(abspath $(1)) tests/e2e/stop; STAGECTL_CONTROLPLANE_DIR=$(abspath $(1)) $(CONTROLPLANE)/stop
+# Stops the shared installation and those the tests started for themselves (a test stops its
+# own when it ends, unless the run was cut short).
+stop-all-argo = $(call stop-argo,$(E2E_CONTROLPLANE)); \
+	for instance in $(abspath $(E2E_ALONE_CONTROLPLANES))/*/; do \
+	  [[ -d $$instance ]] || continue; \
+	  STAGECTL_CONTROLPLANE_DIR=$$instance tests/e2e/stop; STAGECTL_CONTROLPLANE_DIR=$$instance $(CONTROLPLANE)/stop; \
+	done
 
 # Runs cargo's tests ($(1): what to pass it) against a freshly started control plane, and the
-# end-to-end ones against Argo's controller on two more, emptied first; stops everything
-# whatever the outcome.
+# end-to-end ones against Argo's controller on more, emptied first; stops everything whatever
+# the outcome.
 define with-control-planes
-	$(call stop-argo,$(E2E_CONTROLPLANE)); $(call stop-argo,$(E2E_ALONE_CONTROLPLANE)); \
-	rm -rf $(E2E_CONTROLPLANE) $(E2E_ALONE_CONTROLPLANE); \
+	$(stop-all-argo); \
+	rm -rf $(E2E_CONTROLPLANE) $(E2E_ALONE_CONTROLPLANES); \
 	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
 	status=0; \
 	export STAGECTL_STATIC_BINARY=$(STATIC_BINARY) STAGECTL_PROMTOOL=$(PROMTOOL) \
-	  STAGECTL_E2E_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) STAGECTL_E2E_ALONE_CONTROLPLANE_DIR=$(abspath $(E2E_ALONE_CONTROLPLANE)); \
+	  STAGECTL_E2E_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) STAGECTL_E2E_ALONE_CONTROLPLANES_DIR=$(abspath $(E2E_ALONE_CONTROLPLANES)); \
 	  cargo test --locked $(1) || status=$$?; \
-	$(call stop-argo,$(E2E_CONTROLPLANE)); $(call stop-argo,$(E2E_ALONE_CONTROLPLANE)); \
+	$(stop-all-argo); \
 	$(CONTROLPLANE)/stop; \
 	exit $$status
 endef
 
 # The short soak runs after the other tests, not beside them: its nemesis and its load would
 # share 2 cores with tests that race 400 processes against one API server.
+# Twice as many test threads as cores: the integration tests spend about half their time
+# waiting for Argo's controller, its pods and the control planes; so, on 2 cores, the CPU is
+# busy for almost all of the run (docs/TESTING.md).
+TEST_THREADS ?= $(shell echo $$((2 * $$(nproc))))
+
 test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROMTOOL) ## Every test: lints, Go tests, unit and integration tests, the smaller end-to-end set, a short soak
-	$(call with-control-planes,--lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak:: && cargo test --locked --test it -- --include-ignored soak::a_short)
+	$(call with-control-planes,--lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak:: --test-threads $(TEST_THREADS) && cargo test --locked --test it -- --include-ignored soak::a_short)
 
 # The soak's size and seed: make soak SEED=... PLAYS=... DURATION=<seconds> FAULT_RATE=<a minute>;
 # SEED=a,b draws each seed's plays and faults into one run, as the short soak does.
@@ -120,7 +132,7 @@ soak: static e2e-build $(PROMTOOL) ## The seeded soak under overlapping faults (
 	  $(call with-control-planes,--test it -- --include-ignored --exact soak::full --nocapture)
 
 e2e: static e2e-build ## The full end-to-end suite under Argo's real workflow-controller
-	$(call with-control-planes,--test it -- --include-ignored e2e:: events:: under_argo::)
+	$(call with-control-planes,--test it -- --include-ignored --test-threads $(TEST_THREADS) e2e:: events:: under_argo::)
 
 STAGECTL_DEBUG := $(abspath $(or $(CARGO_TARGET_DIR),target))/debug/stagectl
 
@@ -143,7 +155,6 @@ controlplane-stop: ## Stop the control plane (its data stays)
 	@$(CONTROLPLANE)/stop
 
 clean: controlplane-stop ## Remove build output and the control planes' data
-	$(call stop-argo,$(E2E_CONTROLPLANE))
-	$(call stop-argo,$(E2E_ALONE_CONTROLPLANE))
+	$(stop-all-argo)
 	cargo clean
-	rm -rf $(CONTROLPLANE)/bin $(CONTROLPLANE)/.state $(CONTROLPLANE)/.template-* $(E2E_CONTROLPLANE) $(E2E_ALONE_CONTROLPLANE) tests/e2e/bin tests/events/bin tests/github/node_modules
+	rm -rf $(CONTROLPLANE)/bin $(CONTROLPLANE)/.state $(CONTROLPLANE)/.template-* $(E2E_CONTROLPLANE) $(E2E_ALONE_CONTROLPLANES) tests/e2e/bin tests/events/bin tests/github/node_modules

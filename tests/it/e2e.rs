@@ -4,19 +4,20 @@
 //! Events' own processes (tests/events: the GitHub EventSource, a JetStream EventBus, the Sensors
 //! of workflow-templates/), whose trigger creates the stage-resume Workflow that the controller
 //! runs as `stagectl resume`. The controller and its control plane are started once per test
-//! run, on a control plane instance of their own (and once more, on another, for the tests that
-//! need Argo to themselves: see [`Instance`]); Argo Events once per test namespace.
+//! run, on a control plane instance of their own (and for each test that needs Argo to itself,
+//! once more on another: see [`Instance`]); Argo Events once per test namespace.
 //!
 //! `make test` runs the module; `full` (20 plays at once) only `make e2e`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use serde_json::{Value, json};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::OnceCell;
 
 use crate::harness::{
     GitHubStandIn, Run, StageMachinePolicy, TestNamespace, load_manifest, repo_path,
@@ -50,59 +51,64 @@ pub const RECONCILE_CRON: &str = "stagectl-reconcile";
 /// The label selector of the reconcile CronWorkflow's runs.
 pub const RECONCILE_RUNS: &str = "workflows.argoproj.io/cron-workflow=stagectl-reconcile";
 
-/// Which of the two Argo installations a test runs on. Tests that read the controller's
-/// metrics or restart the control plane need one to themselves (`Plays::alone`) and take turns
-/// on theirs; the others share theirs (`Plays::new`) and never wait for one of those: on one
-/// installation, with 2 test threads, a test queued behind one that restarts the server waited
-/// up to 88 s for its turn, and the suite's CPU stood idle meanwhile.
-#[derive(Clone, Copy)]
+/// Where a test's plays run. Most tests share one Argo installation (`Plays::new`). A test that
+/// reads the controller's metrics or restarts the control plane needs one to itself
+/// (`Plays::alone`), and gets one of its own, started for it and stopped when it ends: such
+/// tests taking turns on one installation held test threads idle while they waited (up to 158 s,
+/// with the suite's CPU a third idle meanwhile).
 enum Instance {
     Shared,
-    Alone,
+    /// The test's own, in a directory named after it.
+    Alone(String),
 }
 
-/// The turns of the tests that have their installation to themselves.
-static ALONE_TURNS: Mutex<()> = Mutex::const_new(());
-
-/// Starts (once per instance) the control plane, the workflow-controller and the pod runner.
-async fn argo(instance: Instance) -> &'static Argo {
-    static SHARED_ARGO: OnceCell<Argo> = OnceCell::const_new();
-    static ALONE_ARGO: OnceCell<Argo> = OnceCell::const_new();
-    let (cell, variable, default) = match instance {
-        Instance::Shared => (&SHARED_ARGO, "STAGECTL_E2E_CONTROLPLANE_DIR", ".state-e2e"),
-        Instance::Alone => (
-            &ALONE_ARGO,
-            "STAGECTL_E2E_ALONE_CONTROLPLANE_DIR",
-            ".state-e2e-alone",
-        ),
+/// Starts the control plane, the workflow-controller and the pod runner of an instance: the
+/// shared one once per test run, the test's own each time.
+async fn argo(instance: Instance) -> Arc<Argo> {
+    static SHARED_ARGO: OnceCell<Arc<Argo>> = OnceCell::const_new();
+    let directory = |variable, default| {
+        std::env::var_os(variable)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_path("tests/controlplane").join(default))
     };
-    cell.get_or_init(|| async {
-        let controlplane_dir = std::env::var_os(variable)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_path("tests/controlplane").join(default));
-        // The image's binary: the static one the Dockerfile builds when make test built it.
-        let stagectl = std::env::var_os("STAGECTL_STATIC_BINARY")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_stagectl").into());
-        let output = tokio::process::Command::new(repo_path("tests/e2e/start"))
-            .env("STAGECTL_CONTROLPLANE_DIR", &controlplane_dir)
-            .env("STAGECTL_BIN", stagectl)
-            .stderr(std::process::Stdio::inherit())
-            .output()
+    match instance {
+        Instance::Shared => SHARED_ARGO
+            .get_or_init(|| async {
+                Arc::new(start_argo(directory("STAGECTL_E2E_CONTROLPLANE_DIR", ".state-e2e")).await)
+            })
             .await
-            .expect("run tests/e2e/start");
-        assert!(output.status.success(), "tests/e2e/start failed");
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        let value = |key| printed(&stdout, "tests/e2e/start", key);
-        let kubeconfig = PathBuf::from(value("KUBECONFIG"));
-        Argo {
-            state: kubeconfig.parent().unwrap().join("e2e"),
-            kubeconfig,
-            metrics_url: value("E2E_METRICS_URL"),
-            controlplane_dir,
-        }
-    })
-    .await
+            .clone(),
+        Instance::Alone(test) => Arc::new(
+            start_argo(
+                directory("STAGECTL_E2E_ALONE_CONTROLPLANES_DIR", ".state-e2e-alone").join(test),
+            )
+            .await,
+        ),
+    }
+}
+
+async fn start_argo(controlplane_dir: PathBuf) -> Argo {
+    // The image's binary: the static one the Dockerfile builds when make test built it.
+    let stagectl = std::env::var_os("STAGECTL_STATIC_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_stagectl").into());
+    let output = tokio::process::Command::new(repo_path("tests/e2e/start"))
+        .env("STAGECTL_CONTROLPLANE_DIR", &controlplane_dir)
+        .env("STAGECTL_BIN", stagectl)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .expect("run tests/e2e/start");
+    assert!(output.status.success(), "tests/e2e/start failed");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let value = |key| printed(&stdout, "tests/e2e/start", key);
+    let kubeconfig = PathBuf::from(value("KUBECONFIG"));
+    Argo {
+        state: kubeconfig.parent().unwrap().join("e2e"),
+        kubeconfig,
+        metrics_url: value("E2E_METRICS_URL"),
+        controlplane_dir,
+    }
 }
 
 /// What a scripted agent does: when its GitHub event comes, how many times, and how it ends.
@@ -190,16 +196,31 @@ impl Play {
 }
 
 /// A namespace with the templates and RBAC installed, as a platform team installs them, and (but
-/// for [`Plays::without_events`]) Argo Events running for it; held, for [`Plays::alone`], with
-/// the test's turn on its installation (see [`Instance`]).
+/// for [`Plays::without_events`]) Argo Events running for it; for [`Plays::alone`], on an
+/// installation of the test's own (see [`Instance`]).
 pub struct Plays {
     pub ns: TestNamespace,
-    pub argo: &'static Argo,
+    pub argo: Arc<Argo>,
     /// None for a test that sends no webhook ([`Plays::without_events`]).
     events: Option<Events>,
     /// Plays run as in production: the API server enforces the stage machine on them.
     _policy: StageMachinePolicy,
-    _turn: Turn,
+    /// Last, so that it stops the installation after the namespace and the policy are gone.
+    _own_installation: Option<OwnInstallation>,
+}
+
+/// The installation of a test that has one to itself: stopped when the test ends, its state
+/// and logs kept for a look at a failure.
+struct OwnInstallation(Arc<Argo>);
+
+impl Drop for OwnInstallation {
+    fn drop(&mut self) {
+        for script in ["tests/e2e/stop", "tests/controlplane/stop"] {
+            let _ = std::process::Command::new(repo_path(script))
+                .env("STAGECTL_CONTROLPLANE_DIR", &self.0.controlplane_dir)
+                .status();
+        }
+    }
 }
 
 /// The namespace's Argo Events processes, as tests/events/start reports them.
@@ -264,10 +285,6 @@ impl Drop for Plays {
     }
 }
 
-/// A test's turn on the installation it has to itself, held for the test's duration, never
-/// read; None on the shared one.
-type Turn = Option<tokio::sync::MutexGuard<'static, ()>>;
-
 impl Plays {
     /// For a test that can run beside others.
     pub async fn new(test: &str) -> Self {
@@ -283,48 +300,34 @@ impl Plays {
     /// For a test that needs the controller and the control plane to itself, from its first
     /// request to its last.
     pub async fn alone(test: &str) -> Self {
-        Self::install(test, Instance::Alone, true).await
+        Self::install(test, Instance::Alone(test.into()), true).await
     }
 
-    /// On the installation to itself, the test waits for its turn first. How long each step
-    /// took is printed (shown with a failure, or with --nocapture): where a slow suite's time
-    /// goes.
+    /// How long each step took is printed (shown with a failure, or with --nocapture): where a
+    /// slow suite's time goes.
     async fn install(test: &str, instance: Instance, with_events: bool) -> Self {
         let asked = tokio::time::Instant::now();
-        let turn: Turn = match instance {
-            Instance::Shared => None,
-            Instance::Alone => Some(ALONE_TURNS.lock().await),
-        };
-        let turn_came = tokio::time::Instant::now();
+        let own = matches!(instance, Instance::Alone(_));
         let argo = argo(instance).await;
+        let own_installation = own.then(|| OwnInstallation(argo.clone()));
         let argo_up = tokio::time::Instant::now();
         let ns = TestNamespace::create_on(&argo.kubeconfig, test).await;
-        kubectl_in(
-            argo,
-            &ns.name,
-            &[
-                "apply",
-                "-f",
-                "workflow-templates/rbac.yaml",
-                "-f",
-                "workflow-templates/play-workflow-template.yaml",
-                "-f",
-                "workflow-templates/stage-resume-template.yaml",
-            ],
-        )
-        .await
-        .assert_code(0);
+        ns.apply_manifests(&[
+            "workflow-templates/rbac.yaml",
+            "workflow-templates/play-workflow-template.yaml",
+            "workflow-templates/stage-resume-template.yaml",
+        ])
+        .await;
         let policy = StageMachinePolicy::bind(&ns).await;
         let installed = tokio::time::Instant::now();
         let events = match with_events {
-            true => Some(start_events(argo, &ns.name).await),
+            true => Some(start_events(&argo, &ns.name).await),
             false => None,
         };
         eprintln!(
-            "{}: its turn after {:.1?}, Argo after {:.1?}, installed in {:.1?}, Argo Events in {:.1?}",
+            "{}: Argo after {:.1?}, installed in {:.1?}, Argo Events in {:.1?}",
             ns.name,
-            turn_came - asked,
-            argo_up - turn_came,
+            argo_up - asked,
             installed - argo_up,
             installed.elapsed()
         );
@@ -333,7 +336,7 @@ impl Plays {
             argo,
             events,
             _policy: policy,
-            _turn: turn,
+            _own_installation: own_installation,
         }
     }
 
@@ -514,7 +517,7 @@ impl Plays {
     /// Starts what of the namespace's Argo Events is not running (after [`Events::kill`]), as
     /// its Deployment would; the EventSource serves at the same address.
     pub async fn restart_events(&self) {
-        let events = start_events(self.argo, &self.ns.name).await;
+        let events = start_events(&self.argo, &self.ns.name).await;
         assert_eq!(events.webhook_url, self.events().webhook_url);
     }
 
@@ -587,17 +590,6 @@ impl Plays {
             .arg(&self.events().secret_file);
         Run::of(command).await
     }
-}
-
-pub async fn kubectl_in(argo: &Argo, namespace: &str, args: &[&str]) -> Run {
-    let mut command = tokio::process::Command::new(repo_path("tests/controlplane/bin/kubectl"));
-    command
-        .current_dir(repo_path(""))
-        .arg("--kubeconfig")
-        .arg(&argo.kubeconfig)
-        .args(["-n", namespace])
-        .args(args);
-    Run::of(command).await
 }
 
 /// A play of the installed template, as `argo submit --from workflowtemplate/play` makes it, with
@@ -804,7 +796,7 @@ pub fn increase(
 #[ignore = "needs the control plane and Argo's controller: make test"]
 async fn one_play_runs_from_submission_to_completed_and_the_metrics_count_what_happened() {
     let plays = Plays::alone("e2e-one-play").await;
-    let before = metrics(plays.argo).await;
+    let before = metrics(&plays.argo).await;
     // Rex's PR event comes early (latched, wait skipped), Cleo's label on time (the wait is
     // resumed), Tess's approval early and redelivered by GitHub (the same delivery id).
     let play = Play::new(
@@ -828,7 +820,7 @@ async fn one_play_runs_from_submission_to_completed_and_the_metrics_count_what_h
         );
     }
 
-    let after = metrics(plays.argo).await;
+    let after = metrics(&plays.argo).await;
     let counted = |series: &str| increase(&before, &after, series);
     for stage in PATH {
         assert_eq!(
@@ -957,7 +949,7 @@ async fn a_failed_agent_fails_the_play_and_later_events_change_nothing() {
 #[ignore = "needs the control plane and Argo's controller: make test"]
 async fn a_control_plane_restart_under_an_update_step_is_absorbed_and_the_play_completes() {
     let plays = Plays::alone("e2e-restart").await;
-    let argo = plays.argo;
+    let argo = &plays.argo;
     let hold = argo.state.join("hold-set");
     std::fs::write(&hold, "").unwrap();
     let play = Play::new("77", "acme/widgets", [Agent::on_time(); 3]);
@@ -1013,7 +1005,7 @@ async fn a_control_plane_restart_under_an_update_step_is_absorbed_and_the_play_c
 #[ignore = "needs the control plane and Argo's controller: make test"]
 async fn a_play_validated_while_the_api_server_restarts_still_runs() {
     let plays = Plays::alone("e2e-validate-restart").await;
-    let argo = plays.argo;
+    let argo = &plays.argo;
     let play = Play::new("78", "acme/widgets", [Agent::on_time(); 3]);
     crate::harness::set_latency(&argo.controlplane_dir, Some(Duration::from_secs(1)));
     let from = argo.controller_log_end();

@@ -574,7 +574,7 @@ mod under_argo {
         );
         let workflow = plays.submit(&play).await;
         plays.wait_for_stage(&workflow, "waiting-pr-created").await;
-        let before = metrics(plays.argo).await;
+        let before = metrics(&plays.argo).await;
         plays.install_reconcile_cron(&github, TOKEN, 3).await;
 
         // Released by reconcile through resume's path: the wait node resumed as `argo resume`
@@ -599,7 +599,7 @@ mod under_argo {
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
         assert_eq!(recovering["status"]["phase"], "Succeeded");
-        let after = metrics(plays.argo).await;
+        let after = metrics(&plays.argo).await;
         let counted = |series: &str| increase(&before, &after, series);
         assert_eq!(
             counted("argo_workflows_stagectl_reconcile_recovered_total"),

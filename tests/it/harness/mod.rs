@@ -96,6 +96,34 @@ impl TestNamespace {
         std::env::temp_dir().join(&self.name)
     }
 
+    /// Applies the manifests (paths in the repository) into the namespace as `kubectl apply
+    /// --server-side` does, the server validating every field strictly, through this client:
+    /// a kubectl process first downloads and parses the server's OpenAPI for its check of field
+    /// validation, 0.5 CPU-s or more each time. (`manifests::` tests kubectl's own install.)
+    pub async fn apply_manifests(&self, paths: &[&str]) {
+        let params = kube::api::PatchParams::apply("stagectl-tests")
+            .force()
+            .validation_strict();
+        for path in paths {
+            let text = std::fs::read_to_string(repo_path(path))
+                .unwrap_or_else(|e| panic!("read {path}: {e}"));
+            for document in serde_yaml::Deserializer::from_str(&text) {
+                let object: DynamicObject = serde::Deserialize::deserialize(document)
+                    .unwrap_or_else(|e| panic!("parse {path}: {e}"));
+                let types = object.types.as_ref().expect("apiVersion and kind");
+                let kind = GroupVersionKind::try_from(types).unwrap();
+                let (resource, _) = kube::discovery::pinned_kind(&self.client, &kind)
+                    .await
+                    .unwrap_or_else(|e| panic!("{types:?} of {path}: {e}"));
+                let name = object.metadata.name.clone().expect("metadata.name");
+                Api::<DynamicObject>::namespaced_with(self.client.clone(), &self.name, &resource)
+                    .patch(&name, &params, &kube::api::Patch::Apply(&object))
+                    .await
+                    .unwrap_or_else(|e| panic!("apply {} {name} of {path}: {e}", types.kind));
+            }
+        }
+    }
+
     /// Runs the real stagectl binary against this namespace with the admin kubeconfig.
     pub async fn stagectl(&self, args: &[&str]) -> Run {
         self.stagectl_as(&self.kubeconfig, args).await
