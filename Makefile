@@ -110,13 +110,13 @@ define with-control-planes
 	exit $$status
 endef
 
-# The short soak runs after the other tests, not beside them: its nemesis and its load would
-# share 2 cores with tests that race 400 processes against one API server.
 # Twice as many test threads as cores: the integration tests spend about half their time
 # waiting for Argo's controller, its pods and the control planes; so, on 2 cores, the CPU is
 # busy for almost all of the run (docs/TESTING.md).
 TEST_THREADS ?= $(shell echo $$((2 * $$(nproc))))
 
+# The short soak runs after the other tests, not beside them: its nemesis and its load would
+# share 2 cores with tests that race 400 processes against one API server.
 test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROMTOOL) ## Every test: lints, Go tests, unit and integration tests, the smaller end-to-end set, a short soak
 	$(call with-control-planes,--lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak:: --test-threads $(TEST_THREADS) && cargo test --locked --test it -- --include-ignored soak::a_short)
 

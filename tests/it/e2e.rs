@@ -54,8 +54,8 @@ pub const RECONCILE_RUNS: &str = "workflows.argoproj.io/cron-workflow=stagectl-r
 /// Where a test's plays run. Most tests share one Argo installation (`Plays::new`). A test that
 /// reads the controller's metrics or restarts the control plane needs one to itself
 /// (`Plays::alone`), and gets one of its own, started for it and stopped when it ends: such
-/// tests taking turns on one installation held test threads idle while they waited (up to 158 s,
-/// with the suite's CPU a third idle meanwhile).
+/// tests taking turns on one installation held test threads idle while they waited (one for
+/// 158 s, with 4 test threads).
 enum Instance {
     Shared,
     /// The test's own, in a directory named after it.
@@ -298,7 +298,7 @@ impl Plays {
     }
 
     /// For a test that needs the controller and the control plane to itself, from its first
-    /// request to its last.
+    /// request to its last: an installation of its own, stopped when the test ends.
     pub async fn alone(test: &str) -> Self {
         Self::install(test, Instance::Alone(test.into()), true).await
     }
