@@ -83,15 +83,15 @@ e2e-build: tests/github/node_modules/.package-lock.json ## Build Argo's workflow
 	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/argo-events github.com/argoproj/argo-events/cmd
 	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/ github.com/nats-io/nats-server/v2 ./cmd/pod
 
-# Stops Argo's installation on the control plane instance $(1) (its Argo Events, its controller
-# and pod runner, its control plane).
-stop-argo = STAGECTL_CONTROLPLANE_DIR=$(abspath $(1)) tests/e2e/stop; STAGECTL_CONTROLPLANE_DIR=$(abspath $(1)) $(CONTROLPLANE)/stop
+# Stops Argo's installation on the control plane instance $(1), an absolute path (its Argo
+# Events, its controller and pod runner, its control plane).
+stop-argo = STAGECTL_CONTROLPLANE_DIR=$(1) tests/e2e/stop; STAGECTL_CONTROLPLANE_DIR=$(1) $(CONTROLPLANE)/stop
 # Stops the shared installation and those the tests started for themselves (a test stops its
 # own when it ends, unless the run was cut short).
-stop-all-argo = $(call stop-argo,$(E2E_CONTROLPLANE)); \
+stop-all-argo = $(call stop-argo,$(abspath $(E2E_CONTROLPLANE))); \
 	for instance in $(abspath $(E2E_ALONE_CONTROLPLANES))/*/; do \
 	  [[ -d $$instance ]] || continue; \
-	  STAGECTL_CONTROLPLANE_DIR=$$instance tests/e2e/stop; STAGECTL_CONTROLPLANE_DIR=$$instance $(CONTROLPLANE)/stop; \
+	  $(call stop-argo,$$instance); \
 	done
 
 # Runs cargo's tests ($(1): what to pass it) against a freshly started control plane, and the
@@ -145,7 +145,7 @@ demo: e2e-build ## The commands on a local control plane (examples/demo.sh), the
 	KUBECTL=$(abspath $(KUBECTL)) STAGECTL=$(STAGECTL_DEBUG) examples/demo-argo.sh
 
 demo-stop: ## Stop what make demo left running
-	$(call stop-argo,$(E2E_CONTROLPLANE))
+	$(call stop-argo,$(abspath $(E2E_CONTROLPLANE)))
 	$(CONTROLPLANE)/stop
 
 controlplane-start: ## Start the control plane and print KUBECONFIG=<path>

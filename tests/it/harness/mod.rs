@@ -104,6 +104,8 @@ impl TestNamespace {
         let params = kube::api::PatchParams::apply("stagectl-tests")
             .force()
             .validation_strict();
+        // One discovery request per kind, not per object.
+        let mut resources = std::collections::HashMap::new();
         for path in paths {
             let text = std::fs::read_to_string(repo_path(path))
                 .unwrap_or_else(|e| panic!("read {path}: {e}"));
@@ -112,14 +114,21 @@ impl TestNamespace {
                     .unwrap_or_else(|e| panic!("parse {path}: {e}"));
                 let types = object.types.as_ref().expect("apiVersion and kind");
                 let kind = GroupVersionKind::try_from(types).unwrap();
-                let (resource, _) = kube::discovery::pinned_kind(&self.client, &kind)
-                    .await
-                    .unwrap_or_else(|e| panic!("{types:?} of {path}: {e}"));
+                if !resources.contains_key(&kind) {
+                    let (resource, _) = kube::discovery::pinned_kind(&self.client, &kind)
+                        .await
+                        .unwrap_or_else(|e| panic!("{types:?} of {path}: {e}"));
+                    resources.insert(kind.clone(), resource);
+                }
                 let name = object.metadata.name.clone().expect("metadata.name");
-                Api::<DynamicObject>::namespaced_with(self.client.clone(), &self.name, &resource)
-                    .patch(&name, &params, &kube::api::Patch::Apply(&object))
-                    .await
-                    .unwrap_or_else(|e| panic!("apply {} {name} of {path}: {e}", types.kind));
+                Api::<DynamicObject>::namespaced_with(
+                    self.client.clone(),
+                    &self.name,
+                    &resources[&kind],
+                )
+                .patch(&name, &params, &kube::api::Patch::Apply(&object))
+                .await
+                .unwrap_or_else(|e| panic!("apply {} {name} of {path}: {e}", types.kind));
             }
         }
     }
