@@ -9,6 +9,7 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 # A static glibc binary: the image has no libc to link against. The explicit target keeps the
 # static flag away from build scripts and proc macros.
 ENV RUSTFLAGS="-C target-feature=+crt-static"

@@ -43,10 +43,10 @@ dockerfile-lint: ## Lint the Dockerfile with hadolint
 
 lint: ## Formatting and clippy, warnings are errors
 	cargo fmt --all -- --check
-	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked --workspace --all-targets -- -D warnings
 
 unit: ## Unit tests only; no control plane needed
-	cargo test --locked --lib --bins --tests
+	cargo test --locked --workspace --lib --bins --tests
 
 sensors: ## The Argo Events manifests, run through Argo Events' own validation, transforms, filters and parameters
 	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
@@ -118,7 +118,7 @@ TEST_THREADS ?= $(shell echo $$((2 * $$(nproc))))
 # The short soak runs after the other tests, not beside them: its nemesis and its load would
 # share 2 cores with tests that race 400 processes against one API server.
 test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROMTOOL) ## Every test: lints, Go tests, unit and integration tests, the smaller end-to-end set, a short soak
-	$(call with-control-planes,--lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak:: --test-threads $(TEST_THREADS) && cargo test --locked --test it -- --include-ignored soak::a_short)
+	$(call with-control-planes,--workspace --lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak:: --test-threads $(TEST_THREADS) && cargo test --locked --test it -- --include-ignored soak::a_short)
 
 # The soak's size and seed: make soak SEED=... PLAYS=... DURATION=<seconds> FAULT_RATE=<a minute>;
 # SEED=a,b draws each seed's plays and faults into one run, as the short soak does.

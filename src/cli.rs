@@ -80,7 +80,7 @@ pub fn main() -> ExitCode {
                 .map(str::trim)
                 .collect();
             eprintln!("{}; see --help", message.join(" "));
-            return Kind::Usage.exit_code();
+            return ExitCode::from(Kind::Usage.code());
         }
     };
     crate::logging::init(cli.global.verbosity());
@@ -95,7 +95,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
-            err.exit_code()
+            ExitCode::from(err.kind.code())
         }
     }
 }

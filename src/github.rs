@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use crate::cluster::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, Deadline, backoff};
+use crate::budget::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, Deadline, backoff};
 
 use crate::core::github::{PullRequest, Review};
 use crate::core::labels::Repository;

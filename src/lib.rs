@@ -5,23 +5,30 @@
 //! compare-and-swap executor; `github` reads GitHub for `reconcile`; each subcommand is one
 //! thin module under `commands`.
 
+/// Time budgets of remote calls: deadlines, attempt limits, backoff.
+pub(crate) mod budget;
 /// Command-line definition and dispatch.
-pub mod cli;
+pub(crate) mod cli;
 /// Kubernetes I/O: connection, the Workflow calls, the retry policy, the executor, Events.
-pub mod cluster;
+pub(crate) mod cluster;
 /// One module per subcommand.
-pub mod commands;
-/// Every decision, as data in and plans out; no I/O.
-pub mod core;
-/// The error type and the exit code each outcome class maps to.
-pub mod error;
+pub(crate) mod commands;
 /// GitHub's REST API for reconcile: pull requests and reviews, conditional and paginated.
-pub mod github;
+pub(crate) mod github;
 /// tracing set-up: human logs on a terminal, JSON lines otherwise, always on stderr.
-pub mod logging;
+pub(crate) mod logging;
 /// stdout rendering: tables, JSON, YAML, names.
-pub mod output;
+pub(crate) mod output;
 /// The options every subcommand shares, and what the process learns from its environment.
-pub mod settings;
+pub(crate) mod settings;
 
-pub use error::{Error, Result};
+/// Every decision, as data in and plans out; no I/O (the crate stagectl-core).
+use stagectl_core as core;
+/// The error type and the exit code each outcome class maps to.
+use stagectl_core::error;
+
+/// The process: parse, run, exit code.
+pub use cli::main;
+/// The User-Agent of every request to the API server (the tests find stagectl's requests in the
+/// audit log by it).
+pub use cluster::USER_AGENT;

@@ -6,9 +6,10 @@ mod listed;
 mod retry;
 mod watch;
 
+pub(crate) use crate::budget::Deadline;
 pub use executor::{Operation, Swapped, View, WaitBudget};
-pub use retry::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, CallError, Deadline, backoff};
-pub use watch::{Change, Scope, Watch};
+pub use retry::CallError;
+pub use watch::{Change, Scope};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -112,7 +113,7 @@ impl Cluster {
         }
         // A connection that does not open quickly is not going to; a request that opened one
         // but stalls is cut by the retry policy's attempt timeout and sent again.
-        config.connect_timeout = Some(retry::CONNECT_TIMEOUT);
+        config.connect_timeout = Some(crate::budget::CONNECT_TIMEOUT);
         config.read_timeout = None;
         config.write_timeout = None;
         // The one retry policy is ours (`retry`): bounded by --timeout and logged. kube's own

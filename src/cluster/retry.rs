@@ -23,61 +23,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use kube::{Client, Config};
 use tokio::time::Instant;
+
+use crate::budget::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, Deadline, backoff};
 use tracing::{debug, warn};
 
 use super::{admission_refusal, describe};
 
-/// A server that does not accept a connection within this is not going to soon.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// One attempt's answer: long enough for a loaded server's list page, short enough that a
-/// stalled connection leaves most of the budget to try again.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after the server was seen unreachable or failing a refusal of the credentials is
 /// taken for a server still filling its caches.
 pub const SETTLING: Duration = Duration::from_secs(30);
-
-/// The end of an operation's time budget.
-#[derive(Debug, Clone, Copy)]
-pub struct Deadline {
-    start: Instant,
-    end: Instant,
-}
-
-impl Deadline {
-    pub fn after(budget: Duration) -> Self {
-        let start = Instant::now();
-        Self {
-            start,
-            end: start + budget,
-        }
-    }
-
-    pub fn passed(&self) -> bool {
-        Instant::now() >= self.end
-    }
-
-    pub fn remaining(&self) -> Duration {
-        self.end.saturating_duration_since(Instant::now())
-    }
-
-    pub fn spent(&self) -> Duration {
-        self.start.elapsed()
-    }
-}
-
-/// Exponential delays with jitter from `min` to at most `max`, without end: the budget, not a
-/// count, ends the tries.
-pub fn backoff(min: Duration, max: Duration) -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_jitter()
-        .with_min_delay(min)
-        .with_max_delay(max)
-        .without_max_times()
-        .build()
-}
 
 /// A failed call, and whether the policy took its last error for transient (the budget ran
 /// out on it) or final.

@@ -317,7 +317,7 @@ fn the_play_template_has_the_shape_stagectl_relies_on() {
     assert!(template("wait-for-event")["suspend"].is_object());
     assert_eq!(
         template("wait-for-event")["inputs"]["parameters"][0]["name"],
-        stagectl::core::argo::STAGE_PARAMETER
+        stagectl_core::argo::STAGE_PARAMETER
     );
 
     let exit_handler = template(spec["onExit"].as_str().expect("an exit handler"));
@@ -333,8 +333,8 @@ fn the_play_template_has_the_shape_stagectl_relies_on() {
     let metadata = &spec["workflowMetadata"];
     assert_eq!(metadata["labels"]["workflow-type"], "play-orchestration");
     assert_eq!(metadata["labels"]["current-stage"], "pending");
-    let pipeline = stagectl::core::stage::Pipeline::default();
-    for (key, value) in stagectl::core::latch::empty_latches(&pipeline) {
+    let pipeline = stagectl_core::stage::Pipeline::default();
+    for (key, value) in stagectl_core::latch::empty_latches(&pipeline) {
         assert_eq!(
             metadata["annotations"][&key], value,
             "{key} is created empty"

@@ -24,7 +24,7 @@ pub fn is_read_by_stagectl(request: &AuditedRequest, workflow: &str) -> bool {
     request.verb == "get"
         && request.resource == "workflows"
         && request.name == workflow
-        && request.user_agent == stagectl::cluster::USER_AGENT
+        && request.user_agent == stagectl::USER_AGENT
 }
 
 async fn resume(
@@ -174,7 +174,7 @@ async fn a_resume_is_one_list_and_one_patch() {
     let workflow_requests = |requests: Vec<AuditedRequest>| -> Vec<(String, String)> {
         requests
             .into_iter()
-            .filter(|r| r.resource == "workflows" && r.user_agent == stagectl::cluster::USER_AGENT)
+            .filter(|r| r.resource == "workflows" && r.user_agent == stagectl::USER_AGENT)
             .map(|r| (r.verb, r.name))
             .collect()
     };

@@ -404,7 +404,7 @@ async fn the_hot_path_of_set_is_one_request() {
     );
     assert_eq!(to_workflows[0].name, workflow);
     // Audit logs tell a stage change from the controller's and kubectl's writes.
-    assert_eq!(to_workflows[0].user_agent, stagectl::cluster::USER_AGENT);
+    assert_eq!(to_workflows[0].user_agent, stagectl::USER_AGENT);
     // Besides it, only the best-effort Event.
     let others: Vec<_> = requests
         .iter()

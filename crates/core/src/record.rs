@@ -7,24 +7,24 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
-use crate::core::delivery::Delivery;
-use crate::core::labels::{self, Repository};
-use crate::core::stage::{FAILED, Pipeline, Stage};
+use crate::delivery::Delivery;
+use crate::labels::{self, Repository};
+use crate::stage::{FAILED, Pipeline, Stage};
 
 /// Each change is one annotation of its own, `stagectl.dev/history-<unix nanoseconds>`, so that
 /// a change can add its entry in the same JSON Patch without reading the others first.
-pub const HISTORY_PREFIX: &str = "stagectl.dev/history-";
+pub(crate) const HISTORY_PREFIX: &str = "stagectl.dev/history-";
 /// How many entries a Workflow keeps; older ones are trimmed after a change.
-pub const HISTORY_LIMIT: usize = 20;
+pub(crate) const HISTORY_LIMIT: usize = 20;
 /// Reasons longer than this are cut, so that the history stays small whatever callers pass.
-pub const REASON_LIMIT: usize = 512;
+pub(crate) const REASON_LIMIT: usize = 512;
 /// The stage a play failed at, written with every move into `failed`: where `rollback` returns
 /// it to, read by the API server's policy as well as by stagectl.
-pub const FAILED_AT_ANNOTATION: &str = "stagectl.dev/failed-at";
+pub(crate) const FAILED_AT_ANNOTATION: &str = "stagectl.dev/failed-at";
 
 /// Whether the controller has finished the workflow (Succeeded, Failed or Error): its own
 /// label says so, with the same write that sets the phase.
-pub fn has_ended(meta: &ObjectMeta) -> bool {
+pub(crate) fn has_ended(meta: &ObjectMeta) -> bool {
     meta.labels
         .as_ref()
         .and_then(|labels| labels.get(labels::ARGO_COMPLETED))
@@ -59,7 +59,7 @@ pub struct HistoryEntry {
 }
 
 impl HistoryEntry {
-    pub fn annotation_key(&self) -> String {
+    pub(crate) fn annotation_key(&self) -> String {
         format!("{HISTORY_PREFIX}{}", self.at.as_nanosecond())
     }
 }
@@ -148,7 +148,7 @@ impl StageRecord {
     }
 
     /// The workflow's stage in `pipeline`'s terms; `None` when it has no stage label at all.
-    pub fn stage_in(&self, pipeline: &Pipeline) -> Option<Stage> {
+    pub(crate) fn stage_in(&self, pipeline: &Pipeline) -> Option<Stage> {
         self.stage.as_deref().map(|name| pipeline.stage(name))
     }
 
@@ -168,7 +168,7 @@ impl StageRecord {
             .or(self.created_at)
     }
 
-    pub fn failed_at_in(&self, pipeline: &Pipeline) -> Option<Stage> {
+    pub(crate) fn failed_at_in(&self, pipeline: &Pipeline) -> Option<Stage> {
         self.failed_at.as_deref().map(|name| pipeline.stage(name))
     }
 }
@@ -186,7 +186,7 @@ pub fn history(meta: &ObjectMeta) -> BTreeMap<String, HistoryEntry> {
 }
 
 /// The history annotations beyond the newest [`HISTORY_LIMIT`], to be removed.
-pub fn history_overflow(meta: &ObjectMeta) -> Vec<String> {
+pub(crate) fn history_overflow(meta: &ObjectMeta) -> Vec<String> {
     let keys: Vec<&String> = meta
         .annotations
         .iter()

@@ -4,14 +4,14 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
-use crate::core::argo::{self, SuspendNode};
-use crate::core::labels::{self, Repository};
-use crate::core::latch::{self, Delivery, LatchSlot, SeenAs};
-use crate::core::patch;
-use crate::core::record::{StageRecord, has_ended};
-use crate::core::stage::{Pipeline, Stage};
-use crate::core::{Observed, Step};
+use crate::argo::{self, SuspendNode};
 use crate::error::{Error, Result};
+use crate::labels::{self, Repository};
+use crate::latch::{self, Delivery, LatchSlot, SeenAs};
+use crate::patch;
+use crate::record::{StageRecord, has_ended};
+use crate::stage::{Pipeline, Stage};
+use crate::{Observed, Step};
 
 /// An event for the play of a task, validated; `delivery` carries the time and the actor.
 #[derive(Debug, Clone)]
@@ -358,7 +358,7 @@ impl EventRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::latch::{latch_key, resumed_key};
+    use crate::latch::{latch_key, resumed_key};
     use jiff::Timestamp;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;

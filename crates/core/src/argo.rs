@@ -5,15 +5,15 @@ use jiff::Timestamp;
 use json_patch::{Patch, PatchOperation};
 use serde_json::Value;
 
-use crate::core::stage::Stage;
-use crate::core::{labels, patch};
+use crate::stage::Stage;
+use crate::{labels, patch};
 
 /// The input parameter of the play's suspend template that names the stage it waits in.
 pub const STAGE_PARAMETER: &str = "stage";
 
 /// What the Workflow's status says about the suspend node of one stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SuspendNode {
+pub(crate) enum SuspendNode {
     /// Running: waiting to be resumed.
     Active(ActiveNode),
     /// Already over (Succeeded, Failed, Error, Skipped, Omitted).
@@ -24,7 +24,7 @@ pub enum SuspendNode {
 
 /// A running suspend node: what resuming it keeps (its message) and fills in (its outputs).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActiveNode {
+pub(crate) struct ActiveNode {
     pub id: String,
     pub message: Option<String>,
     pub outputs: Option<Value>,
@@ -33,12 +33,12 @@ pub struct ActiveNode {
 /// Node status stagectl cannot see: Argo keeps it compressed in the object, or offloaded to its
 /// database. Only the Argo Server can resume such a workflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unreadable(pub &'static str);
+pub(crate) struct Unreadable(pub &'static str);
 
 /// Finds the suspend node whose `stage` input is `stage`, by its type and inputs, never by its
 /// position in the graph. A stage visited more than once (after a rollback) can have several;
 /// a running one is the one to resume.
-pub fn suspend_node(status: &Value, stage: &Stage) -> Result<SuspendNode, Unreadable> {
+pub(crate) fn suspend_node(status: &Value, stage: &Stage) -> Result<SuspendNode, Unreadable> {
     if status["offloadNodeStatusVersion"]
         .as_str()
         .is_some_and(|v| !v.is_empty())
@@ -94,7 +94,7 @@ impl ActiveNode {
     /// finishedAt `now`, `message` appended to the node's, raw output parameters set to their
     /// defaults. Its `test` operations make it a compare-and-swap on the stage label and the
     /// node's phase.
-    pub fn resume_patch(
+    pub(crate) fn resume_patch(
         &self,
         stage: &Stage,
         message: &str,
@@ -168,7 +168,7 @@ impl ActiveNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::stage::Pipeline;
+    use crate::stage::Pipeline;
     use serde_json::json;
 
     fn workflow(nodes: Value) -> Value {

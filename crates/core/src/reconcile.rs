@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::core::github::{self, Awaited, PullRequest, Review};
-use crate::core::labels::Repository;
-use crate::core::latch::Delivery;
-use crate::core::record::StageRecord;
-use crate::core::resume::EventRequest;
-use crate::core::stage::{Pipeline, Stage};
+use crate::github::{self, Awaited, PullRequest, Review};
+use crate::labels::Repository;
+use crate::latch::Delivery;
+use crate::record::StageRecord;
+use crate::resume::EventRequest;
+use crate::stage::{Pipeline, Stage};
 
 /// A play at a waiting stage that has not ended.
 #[derive(Debug, Clone, PartialEq)]

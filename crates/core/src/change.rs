@@ -17,12 +17,12 @@ use json_patch::Patch;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
-use crate::core::Step;
-use crate::core::labels::{self, Repository};
-use crate::core::latch::{self, LatchSlot};
-use crate::core::patch::{self, StageChange};
-use crate::core::record::{self, ChangeKind, HistoryEntry, StageRecord};
-use crate::core::stage::{Pipeline, Stage, Transition};
+use crate::Step;
+use crate::labels::{self, Repository};
+use crate::latch::{self, LatchSlot};
+use crate::patch::{self, StageChange};
+use crate::record::{self, ChangeKind, HistoryEntry, StageRecord};
+use crate::stage::{Pipeline, Stage, Transition};
 
 /// Where the change goes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,3 @@
-use std::process::ExitCode;
-
 /// The class of a failure. Each has its exit code, which is part of the interface (workflow
 /// templates' `retryStrategy` expressions, sensors and CI scripts branch on it, so a value never
 /// changes meaning), and its name in logs and metrics: both in [`Kind::TABLE`].
@@ -76,8 +74,9 @@ impl Kind {
             .expect("every kind has its row")
     }
 
-    pub fn exit_code(self) -> ExitCode {
-        ExitCode::from(self.row().code)
+    /// The process's exit code.
+    pub fn code(self) -> u8 {
+        self.row().code
     }
 
     /// A stable name for logs and metrics.
@@ -159,10 +158,6 @@ impl Error {
         &self.message
     }
 
-    pub fn exit_code(&self) -> ExitCode {
-        self.kind.exit_code()
-    }
-
     /// A stable name for logs and metrics.
     pub fn outcome(&self) -> &'static str {
         self.kind.name()
@@ -171,6 +166,6 @@ impl Error {
 
 impl From<anyhow::Error> for Error {
     fn from(err: anyhow::Error) -> Self {
-        Self::failed(crate::core::one_line(&format!("{err:#}")))
+        Self::failed(crate::one_line(&format!("{err:#}")))
     }
 }

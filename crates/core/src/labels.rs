@@ -6,23 +6,23 @@ pub const WORKFLOW_TYPE: &str = "workflow-type";
 pub const CURRENT_STAGE: &str = "current-stage";
 pub const TASK_ID: &str = "task-id";
 pub const REPOSITORY: &str = "repository";
-pub const UPDATED_AT: &str = "updated-at";
+pub(crate) const UPDATED_AT: &str = "updated-at";
 
 /// The value of `workflow-type` that marks a play.
 pub const PLAY: &str = "play-orchestration";
 
 /// The repository as given (`owner/repo`); the label holds only its encoding.
-pub const REPOSITORY_ANNOTATION: &str = "stagectl.dev/repository";
+pub(crate) const REPOSITORY_ANNOTATION: &str = "stagectl.dev/repository";
 
 /// The Argo controller's labels: stagectl reads these and never writes any of them.
 pub const ARGO_PHASE: &str = "workflows.argoproj.io/phase";
-pub const ARGO_COMPLETED: &str = "workflows.argoproj.io/completed";
+pub(crate) const ARGO_COMPLETED: &str = "workflows.argoproj.io/completed";
 
 const LABEL_VALUE_MAX: usize = 63;
 
 /// Whether `value` is a valid Kubernetes label value: at most 63 characters of `[A-Za-z0-9._-]`,
 /// starting and ending with an alphanumeric (or empty).
-pub fn is_label_value(value: &str) -> bool {
+pub(crate) fn is_label_value(value: &str) -> bool {
     let bytes = value.as_bytes();
     if bytes.len() > LABEL_VALUE_MAX {
         return false;
@@ -168,7 +168,7 @@ impl Repository {
     }
 
     /// The lowercase `owner/repo` a plain label value stands for; `None` for the hashed form.
-    pub fn decode_label(value: &str) -> Option<String> {
+    pub(crate) fn decode_label(value: &str) -> Option<String> {
         let (owner, name) = value.split_once('.')?;
         let candidate = Repository::parse(&format!("{owner}/{name}")).ok()?;
         (candidate.label_value() == value).then_some(candidate.full_name)
@@ -176,7 +176,7 @@ impl Repository {
 }
 
 /// Only the beginning of a long hostile value goes into an error message.
-pub fn shorten(value: &str) -> String {
+pub(crate) fn shorten(value: &str) -> String {
     const MAX: usize = 80;
     if value.chars().count() <= MAX {
         value.to_string()
@@ -294,9 +294,10 @@ mod tests {
     /// against the same vectors.
     #[test]
     fn repository_labels_match_the_shared_vectors() {
-        let vectors: serde_json::Value =
-            serde_json::from_str(include_str!("../../tests/vectors/repository-labels.json"))
-                .unwrap();
+        let vectors: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../tests/vectors/repository-labels.json"
+        ))
+        .unwrap();
         for vector in vectors["vectors"].as_array().unwrap() {
             let name = vector["repository"].as_str().unwrap();
             let label = Repository::parse(name).unwrap().label_value();

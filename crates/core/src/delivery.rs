@@ -25,7 +25,7 @@ impl Delivery {
     }
 
     /// The annotation text that records this delivery.
-    pub fn to_annotation(&self) -> String {
+    pub(crate) fn to_annotation(&self) -> String {
         serde_json::to_string(self).expect("a delivery serializes")
     }
 }

@@ -10,14 +10,14 @@ use serde_json::{Map, Value};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::core::labels;
-use crate::core::latch::{self, Delivery, LatchSlot};
-use crate::core::record::HistoryEntry;
-use crate::core::stage::Stage;
+use crate::labels;
+use crate::latch::{self, Delivery, LatchSlot};
+use crate::record::HistoryEntry;
+use crate::stage::Stage;
 
 /// Everything one stage change writes, and what it must find to write it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StageChange {
+pub(crate) struct StageChange {
     /// The stage the workflow must still be at.
     pub from: String,
     pub to: String,
@@ -56,7 +56,7 @@ impl StageChange {
         }
     }
 
-    pub fn to_patch(&self) -> Patch {
+    pub(crate) fn to_patch(&self) -> Patch {
         let mut ops = Vec::new();
         if let Some(version) = &self.resource_version {
             ops.push(test(&["metadata", "resourceVersion"], version.as_str()));
@@ -98,7 +98,7 @@ impl StageChange {
 /// controller did not apply it: labels and annotations each `add`ed (into a new map where the
 /// workflow has none), under a test of the whole object as read, so that nothing written
 /// meanwhile — the controller's own metadata, another start step — is overwritten.
-pub fn initialise(
+pub(crate) fn initialise(
     observed: &ObjectMeta,
     labels: &[(String, String)],
     annotations: &[(String, String)],
@@ -128,7 +128,7 @@ pub fn initialise(
 
 /// Removes annotations that were seen on the workflow; used to trim the history. Each `test`
 /// keeps a concurrent trim from turning into an error for the other side.
-pub fn remove_annotations(seen: &[(String, String)]) -> Patch {
+pub(crate) fn remove_annotations(seen: &[(String, String)]) -> Patch {
     let mut ops = Vec::new();
     for (key, value) in seen {
         ops.push(test(&["metadata", "annotations", key], value.as_str()));
@@ -139,7 +139,7 @@ pub fn remove_annotations(seen: &[(String, String)]) -> Patch {
 
 /// Latching an early event: a compare-and-swap on the stage the play is at and, where the play
 /// was created with it, on the empty latch.
-pub fn latch_event(
+pub(crate) fn latch_event(
     meta: &ObjectMeta,
     stage: &Stage,
     from: &Stage,
@@ -168,7 +168,11 @@ pub fn latch_event(
 /// Writes one annotation holding `delivery`. Into an existing map, `add` is enough (it creates or
 /// replaces the key, and the other tests of the patch guard it); without a map, the map is
 /// created, under a test of the resourceVersion so that nothing another writer added is lost.
-pub fn record_delivery(meta: &ObjectMeta, key: &str, delivery: &Delivery) -> Vec<PatchOperation> {
+pub(crate) fn record_delivery(
+    meta: &ObjectMeta,
+    key: &str,
+    delivery: &Delivery,
+) -> Vec<PatchOperation> {
     match &meta.annotations {
         Some(_) => vec![add(
             &["metadata", "annotations", key],
@@ -222,7 +226,7 @@ pub fn remove(tokens: &[&str]) -> PatchOperation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::record::ChangeKind;
+    use crate::record::ChangeKind;
     use jiff::Timestamp;
     use serde_json::json;
 

@@ -7,27 +7,27 @@
 //! with the empty value in place, `set` tests it in its one request, and a latch written a moment
 //! earlier makes that test fail instead of being overlooked.
 
-pub use crate::core::delivery::Delivery;
-use crate::core::record::history;
-use crate::core::stage::{Pipeline, Stage};
+pub use crate::delivery::Delivery;
+use crate::record::history;
+use crate::stage::{Pipeline, Stage};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-pub const LATCH_PREFIX: &str = "stagectl.dev/latch-";
+pub(crate) const LATCH_PREFIX: &str = "stagectl.dev/latch-";
 /// Where a resume records which event released a wait (one per stage, newest wins).
-pub const RESUMED_PREFIX: &str = "stagectl.dev/resumed-";
+pub(crate) const RESUMED_PREFIX: &str = "stagectl.dev/resumed-";
 
-pub fn latch_key(stage: &str) -> String {
+pub(crate) fn latch_key(stage: &str) -> String {
     format!("{LATCH_PREFIX}{stage}")
 }
 
-pub fn resumed_key(stage: &str) -> String {
+pub(crate) fn resumed_key(stage: &str) -> String {
     format!("{RESUMED_PREFIX}{stage}")
 }
 
 /// The latch annotation of one stage, as found on a workflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LatchSlot {
+pub(crate) enum LatchSlot {
     /// No annotation: the workflow was not created with the empty latches.
     Missing,
     /// The empty value: no early event.
@@ -36,7 +36,7 @@ pub enum LatchSlot {
     Latched(Delivery, String),
 }
 
-pub fn latch_slot(meta: &ObjectMeta, stage: &Stage) -> LatchSlot {
+pub(crate) fn latch_slot(meta: &ObjectMeta, stage: &Stage) -> LatchSlot {
     match meta
         .annotations
         .as_ref()
@@ -62,7 +62,7 @@ pub fn latch_slot(meta: &ObjectMeta, stage: &Stage) -> LatchSlot {
 
 /// Where a workflow already records a delivery, and how it acted there.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// The delivery as recorded (its time and author tell one write from another).
     pub delivery: Delivery,
     /// `latched`, `resumed` or `satisfied-early`.
@@ -71,7 +71,7 @@ pub struct Seen {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeenAs {
+pub(crate) enum SeenAs {
     Latched,
     Resumed,
     SatisfiedEarly,
@@ -89,7 +89,7 @@ impl Seen {
 
 /// Where the workflow already records this delivery (a latch, a resume, a wait satisfied early),
 /// if anywhere: GitHub redeliveries keep their id, and must not act twice.
-pub fn delivery_seen(meta: &ObjectMeta, delivery_id: &str) -> Option<Seen> {
+pub(crate) fn delivery_seen(meta: &ObjectMeta, delivery_id: &str) -> Option<Seen> {
     let annotations = meta.annotations.as_ref()?;
     let parse = |value: &str| {
         serde_json::from_str::<Delivery>(value)
@@ -124,7 +124,7 @@ pub fn delivery_seen(meta: &ObjectMeta, delivery_id: &str) -> Option<Seen> {
 
 /// The delivery that satisfied the wait of `stage` early, when the workflow entered `stage`
 /// (its latest entry into it) with a latch in place.
-pub fn satisfied_early(meta: &ObjectMeta, stage: &Stage) -> Option<Delivery> {
+pub(crate) fn satisfied_early(meta: &ObjectMeta, stage: &Stage) -> Option<Delivery> {
     history(meta)
         .into_values()
         .rev()
@@ -143,7 +143,7 @@ pub fn empty_latches(pipeline: &Pipeline) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::record::{ChangeKind, HistoryEntry};
+    use crate::record::{ChangeKind, HistoryEntry};
 
     fn delivery(id: &str) -> Delivery {
         Delivery {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::stage::Stage;
+use crate::stage::Stage;
 
 /// An open pull request, as far as a play cares. Serialized as reconcile's cache keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,7 +31,7 @@ pub const READY_FOR_QA: &str = "ready-for-qa";
 /// never guessed), else its head branch `task-<id>`, `task-<id>-…` or the same under
 /// `feature/`; `<id>` ASCII letters and digits. tests/vectors/task-id.json holds the cases
 /// both this and the Sensors' rule must give.
-pub fn task_of(pull: &PullRequest) -> Option<String> {
+pub(crate) fn task_of(pull: &PullRequest) -> Option<String> {
     let mut labelled: Vec<&str> = pull
         .labels
         .iter()
@@ -86,7 +86,7 @@ impl Awaited {
     }
 
     /// The GitHub event the webhook of it would have been.
-    pub fn github_event(self) -> &'static str {
+    pub(crate) fn github_event(self) -> &'static str {
         match self {
             Self::PullRequestOpened | Self::ReadyForQa => "pull_request",
             Self::Approved => "pull_request_review",
@@ -94,7 +94,7 @@ impl Awaited {
     }
 
     /// Whether reviews are needed to tell.
-    pub fn needs_reviews(self) -> bool {
+    pub(crate) fn needs_reviews(self) -> bool {
         self == Self::Approved
     }
 
@@ -128,7 +128,7 @@ pub fn approved(reviews: &[Review]) -> bool {
 }
 
 /// The open pull request of a task among a repository's, if exactly one names it.
-pub fn pull_of_task<'a>(
+pub(crate) fn pull_of_task<'a>(
     pulls: &'a [PullRequest],
     task: &str,
 ) -> Result<Option<&'a PullRequest>, Vec<u64>> {
@@ -152,7 +152,7 @@ pub fn delivery_id(stage: &Stage, pull: &PullRequest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::stage::Pipeline;
+    use crate::stage::Pipeline;
 
     fn pull(labels: &[&str], branch: &str) -> PullRequest {
         PullRequest {
@@ -175,7 +175,7 @@ mod tests {
             vectors: Vec<Vector>,
         }
         let file: File =
-            serde_json::from_str(include_str!("../../tests/vectors/task-id.json")).unwrap();
+            serde_json::from_str(include_str!("../../../tests/vectors/task-id.json")).unwrap();
         assert!(file.vectors.len() > 10);
         for vector in file.vectors {
             let pull = PullRequest {
@@ -261,6 +261,6 @@ mod tests {
         let pipeline = Pipeline::default();
         let id = delivery_id(&pipeline.stage("waiting-ready-for-qa"), &pull(&[], "x"));
         assert_eq!(id, "reconcile.waiting-ready-for-qa.pr1");
-        crate::core::labels::validate_token("delivery id", &id).unwrap();
+        crate::labels::validate_token("delivery id", &id).unwrap();
     }
 }

@@ -1,6 +1,7 @@
 //! Every decision stagectl makes, as plain data in and a typed plan out: no Kubernetes client,
 //! no runtime, no clock and no environment. Time and the actor come in as arguments, so each
-//! decision is unit-tested without a server.
+//! decision is unit-tested without a server. A crate of its own so that the compiler holds it
+//! to that: its Cargo.toml has no kube, no tokio and no HTTP stack.
 
 /// Argo node status: the suspend node of a stage, and resuming it as `argo resume` does.
 pub mod argo;
@@ -8,6 +9,8 @@ pub mod argo;
 pub mod change;
 /// One webhook delivery, as recorded on a workflow.
 pub mod delivery;
+/// The error type every layer reports, and the exit code each class of failure maps to.
+pub mod error;
 /// What GitHub says about a task's pull request, and whether a wait's event has happened.
 pub mod github;
 /// Label and annotation keys, and validation and encoding of the values that go into them.
@@ -25,6 +28,7 @@ pub mod resume;
 /// The stage order and the decisions it implies.
 pub mod stage;
 
+pub use error::{Error, Result};
 use json_patch::Patch;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
