@@ -36,6 +36,18 @@ fn after_help() -> String {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Cluster(ClusterCommand),
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell to complete for.
+        shell: Shell,
+    },
+}
+
+/// The commands that talk to a cluster: each needs the settings and a connection.
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
     /// Move a workflow to a stage: one step forward, or to failed.
     #[command(after_help = commands::set::AFTER_HELP)]
     Set(commands::set::SetArgs),
@@ -54,11 +66,6 @@ enum Command {
     /// Return a workflow to its previous stage, or to a named earlier one.
     #[command(after_help = commands::rollback::AFTER_HELP)]
     Rollback(commands::rollback::RollbackArgs),
-    /// Print a shell completion script to stdout.
-    Completions {
-        /// The shell to complete for.
-        shell: Shell,
-    },
 }
 
 /// Parses the command line, runs the command and turns its outcome into the process exit code;
@@ -101,19 +108,21 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    if let Command::Completions { shell } = cli.command {
-        clap_complete::generate(shell, &mut Cli::command(), "stagectl", &mut io::stdout());
-        return Ok(());
-    }
+    let command = match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "stagectl", &mut io::stdout());
+            return Ok(());
+        }
+        Command::Cluster(command) => command,
+    };
     let settings = Settings::from_args(&cli.global)?;
-    match &cli.command {
-        Command::Set(args) => commands::set::run(&settings, args).await,
-        Command::Verify(args) => commands::verify::run(&settings, args).await,
-        Command::Get(args) => commands::get::run(&settings, args).await,
-        Command::Rollback(args) => commands::rollback::run(&settings, args).await,
-        Command::Resume(args) => commands::resume::run(&settings, args).await,
-        Command::Reconcile(args) => commands::reconcile::run(&settings, args).await,
-        Command::Completions { .. } => unreachable!("handled before connecting"),
+    match &command {
+        ClusterCommand::Set(args) => commands::set::run(&settings, args).await,
+        ClusterCommand::Verify(args) => commands::verify::run(&settings, args).await,
+        ClusterCommand::Get(args) => commands::get::run(&settings, args).await,
+        ClusterCommand::Rollback(args) => commands::rollback::run(&settings, args).await,
+        ClusterCommand::Resume(args) => commands::resume::run(&settings, args).await,
+        ClusterCommand::Reconcile(args) => commands::reconcile::run(&settings, args).await,
     }
 }
 
@@ -133,7 +142,7 @@ mod tests {
             let args = ["stagectl", "verify", "completed", "--workflow", "w"];
             let cli = Cli::try_parse_from(args.iter().chain(extra)).unwrap();
             match cli.command {
-                Command::Verify(verify) => verify.wait,
+                Command::Cluster(ClusterCommand::Verify(verify)) => verify.wait,
                 _ => unreachable!(),
             }
         };

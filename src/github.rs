@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use base64::Engine;
@@ -222,7 +222,10 @@ impl GitHub {
     /// The pages this run read, to keep for the next: only those, so the cache never grows
     /// with pull requests long closed.
     pub fn cache_to_keep(&self) -> Cache {
-        self.used.lock().expect("cache lock").clone()
+        self.used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The repository's open pull requests, every page.
@@ -285,7 +288,7 @@ impl GitHub {
             let cached = self
                 .cache
                 .lock()
-                .expect("cache lock")
+                .unwrap_or_else(PoisonError::into_inner)
                 .pages
                 .get(&url)
                 .cloned();
@@ -293,7 +296,11 @@ impl GitHub {
                 .get(&url, cached.as_ref().map(|c| c.etag.as_str()))
                 .await?
             {
-                Answer::NotModified => cached.expect("a 304 answers a conditional request"),
+                Answer::NotModified => cached.ok_or_else(|| {
+                    Error::failed(format!(
+                        "GitHub answered 304 Not Modified to GET {url}, which asked for no cached copy (a proxy's cache?); run again, or bypass the proxy for GitHub's API"
+                    ))
+                })?,
                 Answer::Page { etag, next, body } => {
                     let raw: Vec<Raw> = serde_json::from_str(&body).map_err(|e| {
                         Error::failed(format!(
@@ -303,7 +310,9 @@ impl GitHub {
                     CachedPage {
                         etag: etag.unwrap_or_default(),
                         next,
-                        items: serde_json::to_value(facts_of(raw)).expect("facts serialize"),
+                        items: serde_json::to_value(facts_of(raw)).map_err(|e| {
+                            Error::failed(format!("cannot keep GitHub's answer to GET {url}: {e}"))
+                        })?,
                     }
                 }
             };
@@ -315,7 +324,7 @@ impl GitHub {
             if !page.etag.is_empty() {
                 self.used
                     .lock()
-                    .expect("cache lock")
+                    .unwrap_or_else(PoisonError::into_inner)
                     .pages
                     .insert(url, page);
             }
@@ -500,10 +509,13 @@ impl GitHub {
             .parse()
             .map_err(|_| Attempt::Final(Error::failed(format!("cannot request {url}"))))?;
         *request.headers_mut() = Self::headers();
-        request.headers_mut().insert(
-            AUTHORIZATION,
-            bearer(&jwt).expect("a JWT is a valid header value"),
-        );
+        // A JWT is base64url and dots, which a header always carries.
+        let jwt = bearer(&jwt).ok_or_else(|| {
+            Attempt::Final(Error::failed(
+                "the GitHub App's JWT is no valid header value",
+            ))
+        })?;
+        request.headers_mut().insert(AUTHORIZATION, jwt);
         let (status, _, body) = self
             .send(request, timeout, &what)
             .await

@@ -20,7 +20,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use kube::{Client, Config};
@@ -154,7 +154,10 @@ impl Policy {
             return Verdict::Final;
         }
         if shows_server_unsettled(error) {
-            *self.unsettled_at.lock().expect("not poisoned") = Some(Instant::now());
+            *self
+                .unsettled_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         }
         Verdict::Retry(retry_after(error))
     }
@@ -162,7 +165,7 @@ impl Policy {
     fn unsettled_recently(&self) -> bool {
         self.unsettled_at
             .lock()
-            .expect("not poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .is_some_and(|at| at.elapsed() < SETTLING)
     }
 
@@ -182,9 +185,8 @@ impl Policy {
                 None => return false,
             }
         };
-        let request = http::Request::get("/readyz")
-            .body(Vec::new())
-            .expect("a valid request");
+        let mut request = http::Request::new(Vec::new());
+        *request.uri_mut() = http::Uri::from_static("/readyz");
         let answer = tokio::time::timeout(CONNECT_TIMEOUT, probe.request_text(request)).await;
         let not_ready = match &answer {
             Ok(Ok(_)) => false,
@@ -193,7 +195,10 @@ impl Policy {
         };
         debug!(server = %self.server, not_ready, "asked /readyz after a {code}");
         if not_ready {
-            *self.unsettled_at.lock().expect("not poisoned") = Some(Instant::now());
+            *self
+                .unsettled_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         }
         not_ready
     }

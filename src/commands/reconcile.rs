@@ -254,7 +254,8 @@ impl StoredCache {
         if self.configmap.is_empty() || kept == self.cache {
             return Ok(());
         }
-        let text = serde_json::to_string(&kept).expect("the cache serializes");
+        let text = serde_json::to_string(&kept)
+            .map_err(|e| Error::failed(format!("cannot write GitHub's cache: {e}")))?;
         cluster
             .write_config_map(
                 &cluster.namespace,

@@ -67,11 +67,10 @@ impl Kind {
         },
     ];
 
+    /// The table is in the order of the enum, which the compiler checks below: the index is
+    /// in range and the row is this kind's.
     fn row(self) -> &'static Row {
-        Self::TABLE
-            .iter()
-            .find(|row| row.kind == self)
-            .expect("every kind has its row")
+        &Self::TABLE[self as usize]
     }
 
     /// The process's exit code.
@@ -98,6 +97,17 @@ impl Kind {
         text
     }
 }
+
+const _: () = {
+    let mut index = 0;
+    while index < Kind::TABLE.len() {
+        assert!(
+            Kind::TABLE[index].kind as usize == index,
+            "Kind::TABLE is in the enum's order"
+        );
+        index += 1;
+    }
+};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -167,5 +177,18 @@ impl Error {
 impl From<anyhow::Error> for Error {
     fn from(err: anyhow::Error) -> Self {
         Self::failed(crate::one_line(&format!("{err:#}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_code_of_its_own() {
+        let mut codes: Vec<u8> = Kind::TABLE.iter().map(|row| row.code).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), Kind::TABLE.len(), "one code a kind");
     }
 }

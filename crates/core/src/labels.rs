@@ -27,17 +27,14 @@ pub(crate) fn is_label_value(value: &str) -> bool {
     if bytes.len() > LABEL_VALUE_MAX {
         return false;
     }
-    match (bytes.first(), bytes.last()) {
-        (None, _) => true,
-        (Some(first), Some(last)) => {
-            first.is_ascii_alphanumeric()
-                && last.is_ascii_alphanumeric()
-                && bytes
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        }
-        (Some(_), None) => unreachable!("a non-empty slice has a last element"),
-    }
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return true;
+    };
+    first.is_ascii_alphanumeric()
+        && last.is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// A task id, checked before it goes anywhere near a label selector or a patch: a label value,

@@ -49,6 +49,7 @@ impl StageChange {
             )],
             set_annotations: vec![(
                 entry.annotation_key(),
+                // Unreachable: a history entry is strings, a timestamp and enums, no map.
                 serde_json::to_string(entry).expect("history entry serializes"),
             )],
             resource_version: None,
