@@ -1,4 +1,3 @@
-use std::io;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -86,7 +85,7 @@ pub fn main() -> ExitCode {
                 .take_while(|l| !l.trim().is_empty())
                 .map(str::trim)
                 .collect();
-            eprintln!("{}; see --help", message.join(" "));
+            crate::output::note(&format!("{}; see --help", message.join(" ")));
             return ExitCode::from(Kind::Usage.code());
         }
     };
@@ -101,7 +100,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            crate::output::note(&format!("error: {err}"));
             ExitCode::from(err.kind.code())
         }
     }
@@ -110,7 +109,11 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     let command = match cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "stagectl", &mut io::stdout());
+            // Into memory first: clap_complete panics on a failed write, and a closed stdout
+            // is no failure of ours.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "stagectl", &mut script);
+            crate::output::emit(&String::from_utf8_lossy(&script));
             return Ok(());
         }
         Command::Cluster(command) => command,

@@ -18,18 +18,35 @@ pub enum Format {
     Name,
 }
 
-/// Writes a result to stdout. A reader that went away (`stagectl get | head`) is not an error:
-/// the rest of the output is simply not wanted.
-pub fn emit(text: &str) {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Ok(()) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        Err(err) => tracing::warn!(error = %err, "cannot write the result to stdout"),
+/// Whether stdout still has a reader after a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Printed {
+    Yes,
+    /// The reader went away (`stagectl get | head`): the rest of the output is not wanted.
+    ReaderGone,
+}
+
+/// Writes a result to stdout. A reader that went away is not an error, and it ends nothing but
+/// the printing: a command writes its files before it prints, and its exit code is the
+/// outcome's, whoever reads the output.
+pub fn emit(text: &str) -> Printed {
+    write_to(&mut std::io::stdout().lock(), text)
+}
+
+/// Writes one line to stderr, for people (kubectl's "No resources found."), and the error line.
+/// A stderr nobody reads is no reason to fail, or to panic as `eprintln!` does.
+pub fn note(line: &str) {
+    let _ = write_to(&mut std::io::stderr().lock(), &format!("{line}\n"));
+}
+
+fn write_to(out: &mut impl std::io::Write, text: &str) -> Printed {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Printed::Yes,
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Printed::ReaderGone,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot write the result to stdout");
+            Printed::Yes
+        }
     }
 }
 
@@ -195,6 +212,24 @@ pub fn age(then: Timestamp, now: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader that went away is told apart from one that is there; neither ends the process.
+    #[test]
+    fn a_closed_stdout_stops_the_printing_only() {
+        struct Closed;
+        impl std::io::Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        assert_eq!(write_to(&mut Closed, "x\n"), Printed::ReaderGone);
+        let mut open = Vec::new();
+        assert_eq!(write_to(&mut open, "x\n"), Printed::Yes);
+        assert_eq!(open, b"x\n");
+    }
 
     #[test]
     fn ages_read_like_kubectl() {

@@ -149,3 +149,312 @@ fn is_patch_refused(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 422)
         && super::admission_refusal(err).is_none()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use json_patch::Patch;
+    use serde_json::json;
+
+    use super::*;
+    use crate::cluster::mock::{self, Answer};
+
+    const OPERATION: Operation<'static> = Operation {
+        namespace: "ns",
+        name: "play",
+        view: View::Metadata,
+        wait: None,
+    };
+
+    /// The compare-and-swap of a step forward: the stage tested and replaced in one patch.
+    fn step(from: &str, to: &str) -> Patch {
+        serde_json::from_value(json!([
+            {"op": "test", "path": "/metadata/labels/current-stage", "value": from},
+            {"op": "replace", "path": "/metadata/labels/current-stage", "value": to},
+        ]))
+        .unwrap()
+    }
+
+    fn at(stage: &str) -> Answer {
+        Answer::metadata(json!({"current-stage": stage}), json!({}))
+    }
+
+    fn stage_of(observed: &Observed) -> String {
+        observed
+            .meta
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get("current-stage"))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The plan of `set waiting-pr-created` on what was read: write from pending, done if there.
+    fn set_created(observed: &Observed) -> Step<&'static str> {
+        match stage_of(observed).as_str() {
+            "pending" => Step::Write {
+                patch: step("pending", "waiting-pr-created"),
+                then: "applied",
+            },
+            "waiting-pr-created" => Step::Done("noop"),
+            other => Step::Refuse(format!("at {other}")),
+        }
+    }
+
+    fn failed_test() -> Answer {
+        Answer::status(
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request",
+        )
+    }
+
+    fn methods(server: &mock::Server) -> Vec<String> {
+        server.seen().iter().map(|s| s.method.clone()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_hot_path_is_one_json_patch_that_tests_the_stage_it_replaces() {
+        let (cluster, server) =
+            mock::cluster(vec![at("waiting-pr-created")], Duration::from_secs(30));
+        let unread = Some(Step::Write {
+            patch: step("pending", "waiting-pr-created"),
+            then: "applied",
+        });
+        let swapped = cluster
+            .compare_and_swap(OPERATION, unread, set_created)
+            .await
+            .unwrap();
+        assert!(matches!(
+            swapped,
+            Swapped::Written {
+                then: "applied",
+                ..
+            }
+        ));
+        let seen = server.seen();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].method, "PATCH");
+        assert_eq!(
+            seen[0].path,
+            "/apis/argoproj.io/v1alpha1/namespaces/ns/workflows/play?"
+        );
+        assert_eq!(seen[0].content_type, "application/json-patch+json");
+        assert_eq!(
+            seen[0].body,
+            json!([
+                {"op": "test", "path": "/metadata/labels/current-stage", "value": "pending"},
+                {"op": "replace", "path": "/metadata/labels/current-stage", "value": "waiting-pr-created"},
+            ])
+        );
+    }
+
+    /// A failed `test` means the workflow moved: read it, plan again, and a change already
+    /// made is a success that writes nothing.
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_patch_is_followed_by_a_read_and_a_new_plan() {
+        let (cluster, server) = mock::cluster(
+            vec![failed_test(), at("waiting-pr-created")],
+            Duration::from_secs(30),
+        );
+        let unread = Some(Step::Write {
+            patch: step("pending", "waiting-pr-created"),
+            then: "applied",
+        });
+        let swapped = cluster
+            .compare_and_swap(OPERATION, unread, set_created)
+            .await
+            .unwrap();
+        assert!(matches!(swapped, Swapped::Unchanged("noop")));
+        assert_eq!(methods(&server), ["PATCH", "GET"]);
+
+        // Read, planned again from what was read, written with the new plan's test.
+        let (cluster, server) = mock::cluster(
+            vec![failed_test(), at("pending"), at("waiting-pr-created")],
+            Duration::from_secs(30),
+        );
+        let unread = Some(Step::Write {
+            patch: step("queued", "waiting-pr-created"),
+            then: "applied",
+        });
+        cluster
+            .compare_and_swap(OPERATION, unread, set_created)
+            .await
+            .unwrap();
+        let seen = server.seen();
+        assert_eq!(methods(&server), ["PATCH", "GET", "PATCH"]);
+        assert_eq!(seen[2].body[0]["value"], "pending");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_workflow_that_keeps_changing_is_given_up_after_ten_refused_patches() {
+        let mut script = Vec::new();
+        for _ in 0..MAX_REFUSED {
+            script.extend([at("pending"), failed_test()]);
+        }
+        let (cluster, server) = mock::cluster(script, Duration::from_secs(30));
+        let err = cluster
+            .compare_and_swap(OPERATION, None, set_created)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, Kind::GaveUp);
+        assert!(err.message().contains("kept changing"), "{err}");
+        let patches = methods(&server).iter().filter(|m| *m == "PATCH").count();
+        assert_eq!(patches, MAX_REFUSED);
+    }
+
+    /// The policy's denial is final, whether its own validation (403) or a binding it cannot
+    /// evaluate (422, not a failed `test`): reading again cannot change it.
+    #[tokio::test(start_paused = true)]
+    async fn a_policy_denial_is_refused_without_a_read() {
+        let denials = [
+            Answer::status(
+                403,
+                "Forbidden",
+                "workflows.argoproj.io \"play\" is forbidden: ValidatingAdmissionPolicy \
+                 'stagectl-stage-machine' with binding 'b' denied request: pending → completed \
+                 is not a move of the stage machine",
+            ),
+            Answer::status(
+                422,
+                "Invalid",
+                "The workflows \"play\" is invalid: : ValidatingAdmissionPolicy \
+                 'stagectl-stage-machine' with binding 'b' denied request: failed to configure \
+                 binding: no params found for policy binding with `Deny` parameterNotFoundAction",
+            ),
+        ];
+        for denied in denials {
+            let (cluster, server) = mock::cluster(vec![denied], Duration::from_secs(30));
+            let unread = Some(Step::Write {
+                patch: step("pending", "completed"),
+                then: "applied",
+            });
+            let err = cluster
+                .compare_and_swap(OPERATION, unread, set_created)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, Kind::Refused);
+            assert!(
+                err.message().contains("stage-machine policy refused"),
+                "{err}"
+            );
+            assert_eq!(methods(&server), ["PATCH"]);
+        }
+    }
+
+    /// A 5xx and an attempt that never answers are tried again within the budget; the
+    /// answer that finally comes is the operation's.
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_are_tried_again_within_the_budget() {
+        let (cluster, server) = mock::cluster(
+            vec![
+                Answer::status(503, "ServiceUnavailable", "etcd is unhappy"),
+                Answer::Silence,
+                at("waiting-pr-created"),
+            ],
+            Duration::from_secs(30),
+        );
+        let unread = Some(Step::Write {
+            patch: step("pending", "waiting-pr-created"),
+            then: "applied",
+        });
+        let started = tokio::time::Instant::now();
+        let swapped = cluster
+            .compare_and_swap(OPERATION, unread, set_created)
+            .await
+            .unwrap();
+        assert!(matches!(swapped, Swapped::Written { .. }));
+        assert_eq!(methods(&server), ["PATCH", "PATCH", "PATCH"]);
+        assert_eq!(cluster.retries(), 2);
+        // The silent attempt was cut at the attempt timeout, not at the budget's end.
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_never_answers_is_given_up_when_the_budget_is_spent() {
+        let (cluster, _server) = mock::cluster(vec![Answer::Silence; 10], Duration::from_secs(25));
+        let started = tokio::time::Instant::now();
+        let err = cluster
+            .compare_and_swap(OPERATION, None, set_created)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, Kind::GaveUp);
+        assert!(err.message().contains("raise --timeout"), "{err}");
+        assert!(
+            started.elapsed() <= Duration::from_secs(25),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    /// A plan that waits reads again until it can act, within the wait's own budget, and says
+    /// what it waited for when that runs out.
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_reads_again_until_the_plan_can_act_or_its_budget_runs_out() {
+        let waiting = Operation {
+            wait: Some(WaitBudget {
+                limit: Duration::from_secs(3),
+                flag: "--wait-for-node",
+            }),
+            ..OPERATION
+        };
+        let plan = |observed: &Observed| match stage_of(observed).as_str() {
+            "queued" => Step::Wait("waits for its node".to_string()),
+            _ => set_created(observed),
+        };
+        let (cluster, server) = mock::cluster(
+            vec![
+                at("queued"),
+                at("queued"),
+                at("pending"),
+                at("waiting-pr-created"),
+            ],
+            Duration::from_secs(30),
+        );
+        let swapped = cluster.compare_and_swap(waiting, None, plan).await.unwrap();
+        assert!(matches!(swapped, Swapped::Written { .. }));
+        assert_eq!(methods(&server), ["GET", "GET", "GET", "PATCH"]);
+
+        let (cluster, _server) = mock::cluster(vec![at("queued"); 10], Duration::from_secs(30));
+        let err = cluster
+            .compare_and_swap(waiting, None, plan)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, Kind::GaveUp);
+        assert_eq!(
+            err.message(),
+            "workflow play waits for its node: gave up after waiting 3s; raise --wait-for-node to wait longer"
+        );
+
+        // An operation that does not wait reports a plan that does as a failure of its own.
+        let (cluster, _server) = mock::cluster(vec![at("queued")], Duration::from_secs(30));
+        let err = cluster
+            .compare_and_swap(OPERATION, None, plan)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, Kind::Failed);
+    }
+
+    /// RBAC's 403 from a server that is up (its /readyz answers) is final on its first answer.
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_permission_fails_on_its_first_answer() {
+        let forbidden = Answer::status(
+            403,
+            "Forbidden",
+            "workflows.argoproj.io \"play\" is forbidden: User \"x\" cannot patch resource \"workflows\"",
+        );
+        let (cluster, server) =
+            mock::cluster(vec![at("pending"), forbidden], Duration::from_secs(30));
+        let err = cluster
+            .compare_and_swap(OPERATION, None, set_created)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, Kind::Forbidden);
+        assert_eq!(methods(&server), ["GET", "PATCH"]);
+    }
+}

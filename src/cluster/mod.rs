@@ -3,6 +3,8 @@
 
 mod executor;
 mod listed;
+#[cfg(test)]
+mod mock;
 mod retry;
 mod watch;
 
@@ -142,6 +144,23 @@ impl Cluster {
         // whether the refusal could come from a server still starting.
         let anonymous = config.clone();
         let client = build(config)?;
+        Ok(Self::assemble(
+            client,
+            anonymous,
+            namespace,
+            options.timeout,
+            actor,
+        ))
+    }
+
+    fn assemble(
+        client: Client,
+        anonymous: Config,
+        namespace: String,
+        timeout: Duration,
+        actor: &str,
+    ) -> Self {
+        let server = anonymous.cluster_url.to_string();
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
@@ -149,14 +168,20 @@ impl Cluster {
                 instance: Some(actor.to_string()),
             },
         );
-        Ok(Self {
+        Self {
             retry: retry::Policy::new(client.clone(), anonymous, server.clone()),
             client,
             namespace,
             server,
-            timeout: options.timeout,
+            timeout,
             recorder,
-        })
+        }
+    }
+
+    /// A Cluster over a client of the tests' own (an in-process server), in namespace "ns".
+    #[cfg(test)]
+    fn with_client(client: Client, config: Config, timeout: Duration) -> Self {
+        Self::assemble(client, config, "ns".to_string(), timeout, "test")
     }
 
     pub fn workflows(&self, namespace: &str) -> Api<DynamicObject> {

@@ -110,15 +110,15 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
     }
     if records.is_empty() && view.is_table() {
         if let Some(limit) = args.waiting_longer_than {
-            eprintln!(
+            output::note(&format!(
                 "No plays waiting longer than {:#}.",
                 jiff::SignedDuration::try_from(limit).unwrap_or_default()
-            );
+            ));
             return Ok(());
         }
         match namespace {
-            Some(ns) => eprintln!("No play workflows found in namespace {ns}."),
-            None => eprintln!("No play workflows found."),
+            Some(ns) => output::note(&format!("No play workflows found in namespace {ns}.")),
+            None => output::note("No play workflows found."),
         }
         return Ok(());
     }
@@ -157,8 +157,10 @@ async fn watch(cluster: &Cluster, scope: Scope<'_>, view: RecordView) -> Result<
     let mut printer = WatchPrinter::new(view);
     let mut watch = cluster.watch(scope);
     while let Some(change) = watch.next(cluster).await {
-        if let Some(text) = printer.print(change?, Timestamp::now()) {
-            output::emit(&text);
+        if let Some(text) = printer.print(change?, Timestamp::now())
+            && output::emit(&text) == output::Printed::ReaderGone
+        {
+            break;
         }
     }
     Ok(())

@@ -141,10 +141,9 @@ async fn after_change(
     }
 }
 
-/// Prints a change's outcome and writes its one log line; on failure the log line only, and the
-/// error goes back to be reported and turned into the exit code.
+/// Writes a change's one log line; the error goes back to be reported and turned into the exit
+/// code. The command prints the outcome ([`print_change`]) after the files it writes.
 pub fn report_change(
-    settings: &Settings,
     cluster: &Cluster,
     started: Instant,
     request: &ChangeRequest,
@@ -171,7 +170,6 @@ pub fn report_change(
                 duration_ms,
                 "stage change"
             );
-            output::emit(&render_change(change, settings.output));
         }
         Err(err) => error!(
             workflow,
@@ -187,6 +185,11 @@ pub fn report_change(
         ),
     }
     result
+}
+
+/// Prints a change's outcome on stdout.
+pub fn print_change(settings: &Settings, change: &ChangeOutcome) {
+    output::emit(&render_change(change, settings.output));
 }
 
 fn render_change(change: &ChangeOutcome, format: Format) -> String {

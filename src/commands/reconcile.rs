@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use jiff::Timestamp;
 use serde::{Serialize, Serializer};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cluster::Cluster;
 use crate::commands::resume::deliver;
@@ -34,7 +34,9 @@ and delivers it as `stagectl resume` would, with the delivery id reconcile.STAGE
 wait a webhook already released is left alone, and a second run writes nothing. All of GitHub
 is read before anything is written. A 5xx, a dropped connection or no answer is tried again
 within --timeout, a secondary rate limit waited out as its Retry-After asks; if they outlast
-it, or the rate limit runs out, nothing is written (exit 6).
+it, or the rate limit runs out, nothing is written (exit 6). A play whose delivery fails does
+not stop the others; the run then exits with the code of one of them: 6 if any gave up (a run
+again may succeed), else the first of 1, 5, 4, 3, 2 among them.
 
 Credentials: GITHUB_TOKEN or --github-token-file; or a GitHub App with --github-app-id,
 --github-app-key-file and --github-installation-id. The token needs read access to pull
@@ -207,12 +209,12 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
         dry_run = args.dry_run,
         "reconcile"
     );
-    output::emit(&render(&report, settings.output));
     if let Some(dir) = &args.outputs_dir {
         write_outputs(dir, settings, &report)?;
     }
-    match failures.into_iter().next() {
-        Some(first) => Err(first),
+    output::emit(&render(&report, settings.output));
+    match reconcile::run_failure(failures) {
+        Some(failure) => Err(failure),
         None => Ok(()),
     }
 }
@@ -237,7 +239,12 @@ impl StoredCache {
         };
         let (cache, version) = match stored {
             Some((text, version)) => (
-                serde_json::from_str(&text).unwrap_or_default(),
+                serde_json::from_str(&text).unwrap_or_else(|err| {
+                    // Only ETags are lost: this run asks GitHub for everything, and the
+                    // next finds the cache it writes.
+                    warn!(configmap, error = %err, "GitHub's cache is unreadable; starting without it");
+                    Cache::default()
+                }),
                 Some(version),
             ),
             None => (Cache::default(), None),

@@ -81,7 +81,6 @@ pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
     let result = deliver(settings, &cluster, &request, args.wait_for_node).await;
     log_result(&cluster, &request, &result, started.elapsed());
     let done = result?;
-    output::emit(&render(&done, settings.output));
     if let Some(path) = &args.outcome_file {
         std::fs::write(path, done.outcome.as_str()).with_context(|| {
             format!(
@@ -91,6 +90,7 @@ pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
             )
         })?;
     }
+    output::emit(&render(&done, settings.output));
     Ok(())
 }
 

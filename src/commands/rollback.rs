@@ -2,7 +2,7 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::{Subject, apply_change, report_change};
+use super::{Subject, apply_change, print_change, report_change};
 use crate::core::change::{ChangeRequest, Goal};
 use crate::core::record::clean_reason;
 use crate::error::Result;
@@ -48,5 +48,7 @@ pub async fn run(settings: &Settings, args: &RollbackArgs) -> Result<()> {
         actor: settings.actor.clone(),
     };
     let result = apply_change(settings, &cluster, &request).await;
-    report_change(settings, &cluster, started, &request, result).map(|_| ())
+    let change = report_change(&cluster, started, &request, result)?;
+    print_change(settings, &change);
+    Ok(())
 }

@@ -4,7 +4,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{Subject, apply_change, report_change};
+use super::{Subject, apply_change, print_change, report_change};
 use crate::core::change::{ChangeRequest, Goal};
 use crate::core::record::clean_reason;
 use crate::error::Result;
@@ -71,7 +71,7 @@ pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
         actor: settings.actor.clone(),
     };
     let result = apply_change(settings, &cluster, &request).await;
-    let change = report_change(settings, &cluster, started, &request, result)?;
+    let change = report_change(&cluster, started, &request, result)?;
     if let Some(path) = &args.skip_wait_file {
         let skip = change.skip_wait.unwrap_or(false);
         std::fs::write(path, if skip { "true" } else { "false" }).with_context(|| {
@@ -81,5 +81,6 @@ pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
             )
         })?;
     }
+    print_change(settings, &change);
     Ok(())
 }

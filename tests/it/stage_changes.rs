@@ -748,3 +748,59 @@ async fn get_watch_prints_a_line_per_stage_change_and_none_for_status_writes() {
         );
     }
 }
+
+/// A reader that went away (`stagectl … | head`) stops the printing, not the command: the
+/// files a step's outputs come from are written, and the exit code is the outcome's.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn a_closed_stdout_stops_the_printing_not_the_command() {
+    let ns = TestNamespace::new("closed-stdout").await;
+    let workflow = ns.create_play().await;
+    let skip_wait = ns.scratch("skip-wait");
+    ns.stagectl_to_closed_stdout(&[
+        "set",
+        "waiting-pr-created",
+        "--workflow",
+        &workflow,
+        "--skip-wait-file",
+        skip_wait.to_str().unwrap(),
+    ])
+    .await
+    .assert_code(0);
+    assert_eq!(std::fs::read_to_string(&skip_wait).unwrap(), "false");
+    assert_eq!(
+        label(&ns.meta(&workflow).await, "current-stage"),
+        Some("waiting-pr-created")
+    );
+
+    // An event before its wait: latched, and the outcome file says so.
+    let outcome = ns.scratch("outcome");
+    ns.stagectl_to_closed_stdout(&[
+        "resume",
+        "--stage",
+        "waiting-ready-for-qa",
+        "--task-id",
+        "42",
+        "--repository",
+        "acme/widgets",
+        "--delivery-id",
+        "closed-stdout-1",
+        "--event",
+        "pull_request",
+        "--outcome-file",
+        outcome.to_str().unwrap(),
+    ])
+    .await
+    .assert_code(0);
+    assert_eq!(std::fs::read_to_string(&outcome).unwrap(), "latched");
+
+    // A failure stays one, whoever reads stdout.
+    let refused = ns
+        .stagectl_to_closed_stdout(&["set", "completed", "--workflow", &workflow])
+        .await;
+    refused.assert_code(3);
+    assert_eq!(refused.error_lines().len(), 1, "{}", refused.stderr);
+    ns.stagectl_to_closed_stdout(&["get", "-o", "wide"])
+        .await
+        .assert_code(0);
+}

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
+use crate::error::{Error, Kind};
 use crate::github::{self, Awaited, PullRequest, Review};
 use crate::labels::Repository;
 use crate::latch::Delivery;
@@ -193,6 +194,39 @@ pub fn decide(play: &WaitingPlay, facts: &GitHubFacts) -> Decision {
     })
 }
 
+/// The failure a run exits with, of its plays' failures (in workflow-name order): one that gave
+/// up wins, since it is the one worth running again for (the CronWorkflow retries exit 6);
+/// else the first of the kind an operator must act on first: failed, forbidden, not found,
+/// refused, bad input. So the code follows what happened, never the plays' names. Its line
+/// says how many failed; the report lists each.
+pub fn run_failure(failures: Vec<Error>) -> Option<Error> {
+    let rank = |kind: Kind| {
+        [
+            Kind::GaveUp,
+            Kind::Failed,
+            Kind::Forbidden,
+            Kind::NotFound,
+            Kind::Refused,
+            Kind::Usage,
+            Kind::Mismatch,
+        ]
+        .iter()
+        .position(|k| *k == kind)
+    };
+    let count = failures.len();
+    let chosen = failures.into_iter().min_by_key(|err| rank(err.kind))?;
+    if count == 1 {
+        return Some(chosen);
+    }
+    Some(Error::new(
+        chosen.kind,
+        format!(
+            "{count} plays failed; the report lists each. {}",
+            chosen.message()
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +384,31 @@ mod tests {
         }
         assert!(facts.lacks_pulls(&Repository::parse("acme/gadgets").unwrap()));
         assert!(!facts.lacks_pulls(&Repository::parse("ACME/widgets").unwrap()));
+    }
+
+    #[test]
+    fn a_run_exits_with_the_failure_worth_a_retry_whatever_the_plays_names() {
+        let refused = || Error::refused("workflow a-play: refused");
+        let gave_up = || Error::gave_up("workflow b-play: gave up");
+        for failures in [vec![refused(), gave_up()], vec![gave_up(), refused()]] {
+            let failure = run_failure(failures).unwrap();
+            assert_eq!(failure.kind, Kind::GaveUp);
+            assert_eq!(
+                failure.message(),
+                "2 plays failed; the report lists each. workflow b-play: gave up"
+            );
+        }
+        let failure = run_failure(vec![refused(), Error::failed("c"), refused()]).unwrap();
+        assert_eq!(failure.kind, Kind::Failed);
+        let first = run_failure(vec![refused(), Error::refused("second")]).unwrap();
+        assert!(
+            first.message().ends_with("workflow a-play: refused"),
+            "{first}"
+        );
+        assert_eq!(
+            run_failure(vec![refused()]).unwrap().message(),
+            "workflow a-play: refused"
+        );
+        assert!(run_failure(Vec::new()).is_none());
     }
 }

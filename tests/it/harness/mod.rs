@@ -140,13 +140,27 @@ impl TestNamespace {
 
     /// Runs stagectl with another kubeconfig (a ServiceAccount's, say).
     pub async fn stagectl_as(&self, kubeconfig: &Path, args: &[&str]) -> Run {
+        Run::of(self.stagectl_command(kubeconfig, args)).await
+    }
+
+    /// Runs stagectl with a stdout nobody reads any more (`stagectl … | head` once head has
+    /// exited): a pipe whose reading end is closed. Its `stdout` is empty.
+    pub async fn stagectl_to_closed_stdout(&self, args: &[&str]) -> Run {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut command = self.stagectl_command(&self.kubeconfig, args);
+        command.stdout(writer);
+        Run::of(command).await
+    }
+
+    fn stagectl_command(&self, kubeconfig: &Path, args: &[&str]) -> tokio::process::Command {
         let mut command = stagectl_command();
         command
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(["-n", &self.name])
             .args(args);
-        Run::of(command).await
+        command
     }
 
     /// A ServiceAccount of this namespace that may do only `verbs` on workflows (a Role and its
