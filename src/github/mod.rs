@@ -5,50 +5,37 @@
 //! I/O, over the HTTP and TLS stack the Kubernetes client already brings (hyper, rustls, ring;
 //! ring signs the App's JWT); what the answers mean is `core::github`'s.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+mod auth;
+mod cache;
+mod limits;
+mod transport;
+
+pub use auth::Credentials;
+pub use cache::Cache;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
 use http::header::{
     ACCEPT, AUTHORIZATION, ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH, LINK, RETRY_AFTER,
     USER_AGENT,
 };
-use http::{Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
-use rustls_pki_types::PrivateKeyDer;
-use rustls_pki_types::pem::PemObject;
+use http::{Request, StatusCode, Uri};
+use http_body_util::Full;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use crate::budget::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, Deadline, backoff};
+use crate::budget::{ATTEMPT_TIMEOUT, Deadline, backoff};
+use auth::Auth;
+use cache::CachedPage;
+use limits::{Attempt, Limited, failed_answer};
+use transport::Transport;
 
 use crate::core::github::{PullRequest, Review};
 use crate::core::labels::Repository;
 use crate::error::{Error, Result};
-
-/// How stagectl proves itself to GitHub.
-pub enum Credentials {
-    /// A personal access token, or any token GitHub accepts as a bearer.
-    Token(String),
-    /// A GitHub App, acting as one installation of it: a JWT signed with the App's private key
-    /// is exchanged for an installation token, again when that one expires.
-    App {
-        app_id: u64,
-        private_key_pem: Vec<u8>,
-        installation_id: u64,
-    },
-}
 
 pub struct Options {
     /// The REST API's root: https://api.github.com, or https://HOST/api/v3 for GitHub
@@ -61,22 +48,6 @@ pub struct Options {
     pub rate_limit_wait: Duration,
 }
 
-/// What the last run learnt, kept between runs: per URL, GitHub's ETag and what its answer
-/// said. An answer unchanged since is a 304, which GitHub does not count against the limit.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Cache {
-    pub pages: BTreeMap<String, CachedPage>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CachedPage {
-    pub etag: String,
-    /// The next page's URL, as the Link header gave it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
-    pub items: serde_json::Value,
-}
-
 /// What GitHub was asked, for the logs and the output.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -87,10 +58,8 @@ pub struct Cost {
     pub not_modified: u32,
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 pub struct GitHub {
-    http: HttpClient,
+    http: Box<dyn Transport>,
     /// The API's root, without a trailing slash.
     api_url: String,
     auth: Auth,
@@ -101,19 +70,6 @@ pub struct GitHub {
     used: Mutex<Cache>,
     requests: AtomicU32,
     not_modified: AtomicU32,
-}
-
-enum Auth {
-    Token(HeaderValue),
-    App(Box<App>),
-}
-
-struct App {
-    id: u64,
-    key: RsaKeyPair,
-    installation_id: u64,
-    /// The installation token and when it expires.
-    token: tokio::sync::Mutex<Option<(HeaderValue, jiff::Timestamp)>>,
 }
 
 /// A pull request as GitHub's API writes it, for the fields reconcile reads.
@@ -147,12 +103,6 @@ struct UserFields {
     id: u64,
 }
 
-#[derive(Deserialize)]
-struct InstallationToken {
-    token: String,
-    expires_at: jiff::Timestamp,
-}
-
 impl GitHub {
     pub fn connect(options: Options, cache: Cache) -> Result<Self> {
         let api_url = options.api_url.trim_end_matches('/').to_string();
@@ -165,42 +115,20 @@ impl GitHub {
                 options.api_url
             )));
         }
-        let auth = match options.credentials {
-            Credentials::Token(token) => Auth::Token(bearer(&token).ok_or_else(|| {
-                Error::usage("the GitHub token holds characters no HTTP header may carry")
-            })?),
-            Credentials::App {
-                app_id,
-                private_key_pem,
-                installation_id,
-            } => Auth::App(Box::new(App {
-                id: app_id,
-                key: rsa_key(&private_key_pem).ok_or_else(|| {
-                    Error::usage(
-                        "the GitHub App's private key is not an RSA key in PEM (download it from the App's settings)",
-                    )
-                })?,
-                installation_id,
-                token: tokio::sync::Mutex::new(None),
-            })),
-        };
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.enforce_http(false);
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::failed(format!("cannot set up TLS for GitHub: {e}")))?
-        .with_root_certificates(trusted_roots(&api_url)?)
-        .with_no_client_auth();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
-        Ok(Self {
-            http: Client::builder(TokioExecutor::new()).build(https),
+        let auth = Auth::new(&options.credentials)?;
+        let http = transport::https(&api_url)?;
+        Ok(Self::over(Box::new(http), api_url, auth, &options, cache))
+    }
+
+    fn over(
+        http: Box<dyn Transport>,
+        api_url: String,
+        auth: Auth,
+        options: &Options,
+        cache: Cache,
+    ) -> Self {
+        Self {
+            http,
             api_url,
             auth,
             timeout: options.timeout,
@@ -209,7 +137,7 @@ impl GitHub {
             used: Mutex::new(Cache::default()),
             requests: AtomicU32::new(0),
             not_modified: AtomicU32::new(0),
-        })
+        }
     }
 
     pub fn cost(&self) -> Cost {
@@ -428,7 +356,7 @@ impl GitHub {
         let (status, response_headers, body) =
             match self.send(request, timeout, &format!("GET {url}")).await {
                 Ok(answer) => answer,
-                Err(why) => return Attempt::Transient(why),
+                Err(attempt) => return attempt,
             };
         let header = |name: &str| {
             response_headers
@@ -479,248 +407,6 @@ impl GitHub {
             status => failed_answer(status, &format!("GET {url}")),
         }
     }
-
-    /// The Authorization header: the token, or the App installation's token, asked for again
-    /// a minute before it expires.
-    async fn authorization(&self, timeout: Duration) -> std::result::Result<HeaderValue, Attempt> {
-        let app = match &self.auth {
-            Auth::Token(value) => return Ok(value.clone()),
-            Auth::App(app) => app,
-        };
-        let (app_id, key, installation_id, held) =
-            (app.id, &app.key, app.installation_id, &app.token);
-        let mut held = held.lock().await;
-        let now = jiff::Timestamp::now();
-        if let Some((value, expires)) = held.as_ref()
-            && expires.as_second() > now.as_second() + 60
-        {
-            return Ok(value.clone());
-        }
-        let jwt = app_jwt(app_id, key, now)
-            .ok_or_else(|| Attempt::Final(Error::failed("cannot sign the GitHub App's JWT")))?;
-        let url = format!(
-            "{}/app/installations/{installation_id}/access_tokens",
-            self.api_url
-        );
-        let what = format!("POST {url}");
-        let mut request = Request::new(Full::default());
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = url
-            .parse()
-            .map_err(|_| Attempt::Final(Error::failed(format!("cannot request {url}"))))?;
-        *request.headers_mut() = Self::headers();
-        // A JWT is base64url and dots, which a header always carries.
-        let jwt = bearer(&jwt).ok_or_else(|| {
-            Attempt::Final(Error::failed(
-                "the GitHub App's JWT is no valid header value",
-            ))
-        })?;
-        request.headers_mut().insert(AUTHORIZATION, jwt);
-        let (status, _, body) = self
-            .send(request, timeout, &what)
-            .await
-            .map_err(Attempt::Transient)?;
-        match status {
-            status if status.is_success() => {
-                let answer: InstallationToken = serde_json::from_str(&body).map_err(|e| {
-                    Attempt::Final(Error::failed(format!(
-                        "GitHub's answer to {what} is not an installation token: {e}"
-                    )))
-                })?;
-                let value = bearer(&answer.token).ok_or_else(|| {
-                    Attempt::Final(Error::failed(format!(
-                        "GitHub's answer to {what} is not a token a header can carry"
-                    )))
-                })?;
-                *held = Some((value.clone(), answer.expires_at));
-                Ok(value)
-            }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
-                Err(Attempt::Final(Error::forbidden(format!(
-                    "GitHub did not give the App an installation token ({} on {what}): check the App id, its private key and the installation id",
-                    status.as_u16()
-                ))))
-            }
-            status => Err(failed_answer(status, &what)),
-        }
-    }
-
-    /// Sends one request and reads its answer, within `timeout` each; Err says why it failed,
-    /// a failure worth trying again.
-    async fn send(
-        &self,
-        request: Request<Full<Bytes>>,
-        timeout: Duration,
-        what: &str,
-    ) -> std::result::Result<(StatusCode, HeaderMap, String), String> {
-        let seconds = timeout.as_secs_f32().ceil();
-        let response = match tokio::time::timeout(timeout, self.http.request(request)).await {
-            Err(_) => return Err(format!("GitHub did not answer {what} within {seconds}s")),
-            Ok(Err(err)) => {
-                return Err(format!(
-                    "cannot reach GitHub for {what}: {}",
-                    error_chain(&err)
-                ));
-            }
-            Ok(Ok(response)) => response,
-        };
-        let (parts, body) = response.into_parts();
-        match tokio::time::timeout(timeout, body.collect()).await {
-            Ok(Ok(body)) => Ok((
-                parts.status,
-                parts.headers,
-                String::from_utf8_lossy(&body.to_bytes()).into_owned(),
-            )),
-            Ok(Err(err)) => Err(format!(
-                "GitHub's answer to {what} broke off: {}",
-                error_chain(&err)
-            )),
-            Err(_) => Err(format!("GitHub's answer to {what} stalled for {seconds}s")),
-        }
-    }
-}
-
-/// An answer that is neither data nor a refusal: a 5xx is worth trying again, anything else
-/// ends the run.
-fn failed_answer(status: StatusCode, what: &str) -> Attempt {
-    if status.is_server_error() {
-        Attempt::Transient(format!("GitHub answered {} to {what}", status.as_u16()))
-    } else {
-        Attempt::Final(Error::gave_up(format!(
-            "GitHub answered {} to {what}; nothing was written: run again later",
-            status.as_u16()
-        )))
-    }
-}
-
-/// The CAs the system trusts: SSL_CERT_FILE or SSL_CERT_DIR, else the operating system's store
-/// (the image's /etc/ssl/certs). An https API with none to verify it by is bad input.
-fn trusted_roots(api_url: &str) -> Result<rustls::RootCertStore> {
-    let mut roots = rustls::RootCertStore::empty();
-    let (added, _) =
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    if added == 0 && api_url.starts_with("https://") {
-        return Err(Error::usage(
-            "no CA certificates to verify GitHub with: install the system's CA bundle, or point SSL_CERT_FILE at one",
-        ));
-    }
-    Ok(roots)
-}
-
-fn bearer(token: &str) -> Option<HeaderValue> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
-    value.set_sensitive(true);
-    Some(value)
-}
-
-/// The App's private key, as GitHub gives it (PKCS#1 PEM) or converted to PKCS#8.
-fn rsa_key(pem: &[u8]) -> Option<RsaKeyPair> {
-    match PrivateKeyDer::from_pem_slice(pem).ok()? {
-        PrivateKeyDer::Pkcs1(der) => RsaKeyPair::from_der(der.secret_pkcs1_der()).ok(),
-        PrivateKeyDer::Pkcs8(der) => RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).ok(),
-        _ => None,
-    }
-}
-
-/// The JWT that proves the App to GitHub: RS256, issued a minute back (for clocks that drift),
-/// valid for the nine minutes after now (GitHub allows ten).
-fn app_jwt(app_id: u64, key: &RsaKeyPair, now: jiff::Timestamp) -> Option<String> {
-    let now = now.as_second();
-    let claims = serde_json::json!({"iat": now - 60, "exp": now + 540, "iss": app_id.to_string()});
-    let signed = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let mut signature = vec![0; key.public().modulus_len()];
-    key.sign(
-        &RSA_PKCS1_SHA256,
-        &ring::rand::SystemRandom::new(),
-        signed.as_bytes(),
-        &mut signature,
-    )
-    .ok()?;
-    Some(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature)))
-}
-
-/// An error and its causes on one line: hyper's own says little ("client error (Connect)").
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.contains(&line) {
-            text = format!("{text}: {line}");
-        }
-        source = cause.source();
-    }
-    crate::core::one_line(&text)
-}
-
-/// One answer of GitHub, as `get` acts on it.
-enum Attempt {
-    Done(Answer),
-    /// Worth trying again after a backoff.
-    Transient(String),
-    /// A rate limit: try again after the time GitHub names.
-    Limited(Limited),
-    Final(Error),
-}
-
-/// A rate-limited answer. GitHub's guidance: after a secondary limit wait Retry-After, or if
-/// none is given at least a minute, longer each time; after the primary limit (remaining 0)
-/// wait until its reset.
-struct Limited {
-    secondary: bool,
-    retry_after: Option<Duration>,
-    /// x-ratelimit-reset, when the primary limit is used up.
-    reset: Option<i64>,
-}
-
-impl Limited {
-    /// How long to wait before the next request, the `nth` secondary limit met in this request.
-    fn pause(&self, nth: u32) -> Duration {
-        if let Some(after) = self.retry_after {
-            return after.max(Duration::from_secs(1));
-        }
-        if let Some(reset) = self.reset {
-            let now = jiff::Timestamp::now().as_second();
-            return Duration::from_secs(reset.saturating_sub(now).max(1) as u64);
-        }
-        Duration::from_secs(60 << nth.saturating_sub(1).min(4))
-    }
-
-    /// A secondary limit is a pause in a burst: waited out within the request's own budget
-    /// (--timeout), as a transient failure is. The primary limit can last up to an hour: only
-    /// with --rate-limit-wait, which bounds every wait for a limit together.
-    fn allowed(
-        &self,
-        pause: Duration,
-        budget: &Deadline,
-        waited: Duration,
-        rate_limit_wait: Duration,
-    ) -> bool {
-        (self.secondary && pause < budget.remaining()) || waited + pause <= rate_limit_wait
-    }
-
-    fn stop_message(&self, pause: Duration) -> String {
-        let now = jiff::Timestamp::now().as_second();
-        let until = match (self.secondary, self.reset) {
-            (false, Some(reset)) => reset,
-            _ => now.saturating_add(pause.as_secs() as i64),
-        };
-        let at = jiff::Timestamp::from_second(until)
-            .map(|t| t.to_string())
-            .unwrap_or_else(|_| until.to_string());
-        let what = if self.secondary {
-            "secondary rate limit holds requests"
-        } else {
-            "rate limit is used up"
-        };
-        format!(
-            "GitHub's {what} until {at}; nothing was written: run again after it, or allow a wait with --rate-limit-wait"
-        )
-    }
 }
 
 enum Answer {
@@ -747,17 +433,4 @@ fn next_page(link: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_next_page_is_read_from_githubs_link_header() {
-        let link = r#"<https://api.github.com/repositories/1/pulls?state=open&per_page=100&page=2>; rel="next", <https://api.github.com/repositories/1/pulls?state=open&per_page=100&page=4>; rel="last""#;
-        assert_eq!(
-            next_page(link).as_deref(),
-            Some("https://api.github.com/repositories/1/pulls?state=open&per_page=100&page=2")
-        );
-        let last = r#"<https://api.github.com/x?page=1>; rel="prev", <https://api.github.com/x?page=1>; rel="first""#;
-        assert_eq!(next_page(last), None);
-    }
-}
+mod tests;
