@@ -17,6 +17,8 @@ pub(crate) mod commands;
 pub(crate) mod github;
 /// tracing set-up: human logs on a terminal, JSON lines otherwise, always on stderr.
 pub(crate) mod logging;
+/// Flows several commands share (an event's delivery, for resume and reconcile).
+pub(crate) mod operations;
 /// stdout rendering: tables, JSON, YAML, names.
 pub(crate) mod output;
 /// The options every subcommand shares, and what the process learns from its environment.

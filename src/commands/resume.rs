@@ -4,15 +4,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use jiff::Timestamp;
-use serde::Serialize;
 use tracing::{error, info};
 
-use crate::cluster::{Cluster, Operation, Swapped, View, WaitBudget};
+use crate::cluster::Cluster;
 use crate::core::labels::{self, Repository};
 use crate::core::latch::Delivery;
-use crate::core::resume::{Chosen, EventRequest, Outcome, Resolution};
+use crate::core::resume::EventRequest;
 use crate::core::stage::Stage;
 use crate::error::{Error, Result};
+use crate::operations::deliver::{Resumed, deliver};
 use crate::output::{self, Format};
 use crate::settings::{Settings, parse_duration};
 
@@ -56,21 +56,6 @@ pub struct ResumeArgs {
     /// parameter and metrics: the controller cannot count a wait resumed from outside itself.
     #[arg(long, value_name = "PATH")]
     pub outcome_file: Option<PathBuf>,
-}
-
-/// What resume prints.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Resumed {
-    pub workflow: String,
-    pub namespace: String,
-    pub stage: String,
-    pub outcome: Outcome,
-    pub detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delivery_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event: Option<String>,
 }
 
 pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
@@ -199,61 +184,4 @@ fn render(done: &Resumed, format: Format) -> String {
             done.detail
         ),
     }
-}
-
-/// Chooses the play from one list of every play of the task, then, for a play that can take
-/// the event, latches or resumes as one compare-and-swap on the whole workflow, planned on the
-/// play as listed: a list and a patch, unless the play changed in between.
-pub(crate) async fn deliver(
-    settings: &Settings,
-    cluster: &Cluster,
-    request: &EventRequest,
-    wait_for_node: Duration,
-) -> Result<Resumed> {
-    let pipeline = &settings.pipeline;
-    let namespace = cluster.namespace.clone();
-    let plays = cluster
-        .list_labelled_whole(&namespace, &request.play_labels())
-        .await?;
-    let metas: Vec<_> = plays.iter().map(|play| play.meta.clone()).collect();
-    let (workflow, resolution) = match request.choose_play(pipeline, &metas)? {
-        Chosen::Ended(meta) => (
-            meta.name.clone().unwrap_or_default(),
-            request.answer_ended(pipeline, &meta)?,
-        ),
-        Chosen::Active(name) => {
-            let listed = plays
-                .iter()
-                .find(|play| play.meta.name.as_deref() == Some(name.as_str()))
-                .map(|play| request.plan(pipeline, play));
-            let op = Operation {
-                namespace: &namespace,
-                name: &name,
-                view: View::Whole,
-                wait: Some(WaitBudget {
-                    limit: wait_for_node,
-                    flag: "--wait-for-node",
-                }),
-            };
-            let swapped = cluster
-                .compare_and_swap(op, listed, |observed| request.plan(pipeline, observed))
-                .await?;
-            let resolution: Resolution = match swapped {
-                Swapped::Unchanged(resolution)
-                | Swapped::Written {
-                    then: resolution, ..
-                } => resolution,
-            };
-            (name, resolution)
-        }
-    };
-    Ok(Resumed {
-        workflow,
-        namespace,
-        stage: request.stage.name().to_string(),
-        outcome: resolution.outcome,
-        detail: resolution.detail,
-        delivery_id: request.delivery.delivery_id.clone(),
-        event: request.delivery.event.clone(),
-    })
 }

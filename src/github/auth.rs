@@ -10,6 +10,7 @@ use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
+use std::path::Path;
 use std::time::Duration;
 
 use super::GitHub;
@@ -27,6 +28,55 @@ pub enum Credentials {
         private_key_pem: Vec<u8>,
         installation_id: u64,
     },
+}
+
+/// Where the credentials come from, as the command line and the environment give them.
+pub struct Sources<'a> {
+    /// A token as given (GITHUB_TOKEN).
+    pub token: Option<&'a str>,
+    /// A file holding the token (a mounted Secret).
+    pub token_file: Option<&'a Path>,
+    pub app_id: Option<u64>,
+    pub app_key_file: Option<&'a Path>,
+    pub installation_id: Option<u64>,
+}
+
+impl Credentials {
+    /// A GitHub App's three, all or none; else a token, from its file before the environment.
+    pub fn from_sources(sources: Sources<'_>) -> Result<Self> {
+        let read = |path: &Path, what: &str| {
+            std::fs::read(path)
+                .map_err(|e| Error::usage(format!("cannot read {what} {}: {e}", path.display())))
+        };
+        match (
+            sources.app_id,
+            sources.app_key_file,
+            sources.installation_id,
+        ) {
+            (Some(app_id), Some(key), Some(installation_id)) => Ok(Credentials::App {
+                app_id,
+                private_key_pem: read(key, "the GitHub App key file")?,
+                installation_id,
+            }),
+            (None, None, None) => {
+                let token = match sources.token_file {
+                    Some(path) => String::from_utf8_lossy(&read(path, "the GitHub token file")?)
+                        .trim()
+                        .to_string(),
+                    None => sources.token.unwrap_or_default().to_string(),
+                };
+                if token.is_empty() {
+                    return Err(Error::usage(
+                        "no GitHub credentials: set GITHUB_TOKEN, or pass --github-token-file, or a GitHub App's --github-app-id, --github-app-key-file and --github-installation-id",
+                    ));
+                }
+                Ok(Credentials::Token(token))
+            }
+            _ => Err(Error::usage(
+                "a GitHub App needs all three of --github-app-id, --github-app-key-file and --github-installation-id",
+            )),
+        }
+    }
 }
 
 pub(super) enum Auth {

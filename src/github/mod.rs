@@ -10,7 +10,7 @@ mod cache;
 mod limits;
 mod transport;
 
-pub use auth::Credentials;
+pub use auth::{Credentials, Sources};
 pub use cache::Cache;
 
 use std::sync::atomic::{AtomicU32, Ordering};

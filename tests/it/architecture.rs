@@ -139,6 +139,20 @@ fn no_import_cycle_among_the_modules_of_src() {
     let graph = dependencies(&modules());
     assert!(graph["commands::set"].contains("core::change"), "{graph:?}");
     assert!(graph["core::change"].contains("core::stage"), "{graph:?}");
+    // Commands share operations, not each other's functions.
+    for (module, edges) in &graph {
+        if module.starts_with("commands::") {
+            let others: Vec<_> = edges
+                .iter()
+                .filter(|e| e.starts_with("commands::"))
+                .collect();
+            assert!(others.is_empty(), "{module} depends on {others:?}");
+        }
+    }
+    assert!(
+        graph["commands::reconcile"].contains("operations::deliver"),
+        "{graph:?}"
+    );
     // GitHub's client and the Kubernetes one share budgets, not each other.
     assert!(graph["github"].contains("budget"), "{graph:?}");
     assert!(!graph["github"].contains("cluster"), "{graph:?}");

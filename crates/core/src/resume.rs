@@ -53,13 +53,31 @@ fn resolved(outcome: Outcome, detail: String) -> Resolution {
     Resolution { outcome, detail }
 }
 
-/// The play an event goes to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Chosen {
-    /// A play that can take the event: plan it with [`EventRequest::plan`] on a fresh read.
-    Active(String),
+/// The play an event goes to, one of those it was chosen from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Chosen<'a, P> {
+    /// A play that can take the event: plan it with [`EventRequest::plan`].
+    Active(&'a P),
     /// No play of the task can take it; this one answers (see [`EventRequest::answer_ended`]).
-    Ended(Box<ObjectMeta>),
+    Ended(&'a P),
+}
+
+/// What a play is chosen by: its metadata. A list of plays is metadata only, or whole
+/// workflows (`Observed`), whose nodes the chosen one's plan then needs.
+pub trait Play {
+    fn meta(&self) -> &ObjectMeta;
+}
+
+impl Play for ObjectMeta {
+    fn meta(&self) -> &ObjectMeta {
+        self
+    }
+}
+
+impl Play for Observed {
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
 }
 
 fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
@@ -99,34 +117,38 @@ impl EventRequest {
     ///    run (`Running`), the others being queued behind it;
     /// 3. else, when none can, the newest play (one still running first), to answer for what
     ///    the event is.
-    pub fn choose_play(&self, pipeline: &Pipeline, plays: &[ObjectMeta]) -> Result<Chosen> {
-        let can_take_events = |meta: &ObjectMeta| {
+    pub fn choose_play<'a, P: Play>(
+        &self,
+        pipeline: &Pipeline,
+        plays: &'a [P],
+    ) -> Result<Chosen<'a, P>> {
+        let can_take_events = |play: &P| {
+            let meta = play.meta();
             !has_ended(meta)
                 && !StageRecord::from_meta(meta)
                     .stage_in(pipeline)
                     .is_some_and(|s| s.is_failed())
         };
-        let chosen = |meta: &ObjectMeta| {
-            if can_take_events(meta) {
-                Chosen::Active(name_of(meta))
+        let chosen = |play: &'a P| {
+            if can_take_events(play) {
+                Chosen::Active(play)
             } else {
-                Chosen::Ended(Box::new(meta.clone()))
+                Chosen::Ended(play)
             }
         };
         if let Some(id) = self.delivery_id()
             && let Some(seen_by) = plays
                 .iter()
-                .find(|meta| latch::delivery_seen(meta, id).is_some())
+                .find(|play| latch::delivery_seen(play.meta(), id).is_some())
         {
             return Ok(chosen(seen_by));
         }
-        let mut eligible: Vec<&ObjectMeta> =
-            plays.iter().filter(|meta| can_take_events(meta)).collect();
+        let mut eligible: Vec<&P> = plays.iter().filter(|play| can_take_events(play)).collect();
         if eligible.len() > 1 {
-            let running: Vec<&ObjectMeta> = eligible
+            let running: Vec<&P> = eligible
                 .iter()
                 .copied()
-                .filter(|meta| label(meta, labels::ARGO_PHASE) == Some("Running"))
+                .filter(|play| label(play.meta(), labels::ARGO_PHASE) == Some("Running"))
                 .collect();
             if running.len() == 1 {
                 eligible = running;
@@ -140,7 +162,10 @@ impl EventRequest {
             // A failed play still running its exit handler speaks before any that has ended.
             [] => plays
                 .iter()
-                .max_by_key(|meta| (!has_ended(meta), meta.creation_timestamp.as_ref().map(|t| t.0)))
+                .max_by_key(|play| {
+                    let meta = play.meta();
+                    (!has_ended(meta), meta.creation_timestamp.as_ref().map(|t| t.0))
+                })
                 .map(chosen)
                 .ok_or_else(|| {
                     Error::not_found(format!(
@@ -155,7 +180,7 @@ impl EventRequest {
                 self.namespace,
                 several
                     .iter()
-                    .filter_map(|meta| meta.name.as_deref())
+                    .filter_map(|play| play.meta().name.as_deref())
                     .collect::<Vec<_>>()
                     .join(", ")
             ))),
@@ -536,13 +561,13 @@ mod tests {
             event("d")
                 .choose_play(&p(), &[failed.clone(), newer])
                 .unwrap(),
-            Chosen::Active("play-new".into())
+            Chosen::Active(&play("play-new", "pending", 2, &[RUNNING]))
         );
         // Alone, the failed play answers, and refuses.
         let chosen = event("d")
             .choose_play(&p(), std::slice::from_ref(&failed))
             .unwrap();
-        assert_eq!(chosen, Chosen::Ended(Box::new(failed.clone())));
+        assert_eq!(chosen, Chosen::Ended(&failed));
         let refusal = event("d").answer_ended(&p(), &failed).unwrap_err();
         assert!(refusal.message().contains("has failed"), "{refusal}");
     }
@@ -560,7 +585,7 @@ mod tests {
             event("d")
                 .choose_play(&p(), &[first.clone(), queued.clone()])
                 .unwrap(),
-            Chosen::Active("play-1".into())
+            Chosen::Active(&first)
         );
         let mut saw = play("play-1", "completed", 1, &[ENDED]);
         saw.annotations = Some([(resumed_key(S), delivery("d").to_annotation())].into());
@@ -570,8 +595,10 @@ mod tests {
             Chosen::Ended(meta) if meta.name.as_deref() == Some("play-1")
         ));
         assert_eq!(
-            event("new").choose_play(&p(), &[saw, running]).unwrap(),
-            Chosen::Active("play-2".into())
+            event("new")
+                .choose_play(&p(), &[saw, running.clone()])
+                .unwrap(),
+            Chosen::Active(&running)
         );
     }
 
@@ -579,7 +606,10 @@ mod tests {
     fn no_play_or_several_running_plays_are_refused_by_class() {
         use crate::error::Kind;
         assert_eq!(
-            event("d").choose_play(&p(), &[]).unwrap_err().kind,
+            event("d")
+                .choose_play::<ObjectMeta>(&p(), &[])
+                .unwrap_err()
+                .kind,
             Kind::NotFound
         );
         let several = [
