@@ -95,20 +95,7 @@ impl Cluster {
                 Step::Done(then) => return Ok(Swapped::Unchanged(then)),
                 Step::Refuse(why) => return Err(Error::refused(why)),
                 Step::Wait(what) => {
-                    let (Some(wait), Some(deadline)) = (op.wait, wait_deadline) else {
-                        return Err(Error::failed(format!(
-                            "workflow {}: {what}, and this operation does not wait",
-                            op.name
-                        )));
-                    };
-                    if deadline.remaining() < WAIT_INTERVAL {
-                        return Err(Error::gave_up(format!(
-                            "workflow {} {what}: gave up after waiting {}s; raise {} to wait longer",
-                            op.name,
-                            wait.limit.as_secs(),
-                            wait.flag
-                        )));
-                    }
+                    may_wait(&op, wait_deadline, &what)?;
                     debug!(what = %what, "waiting");
                     waiting = true;
                     tokio::time::sleep(WAIT_INTERVAL).await;
@@ -140,6 +127,26 @@ impl Cluster {
             }
         }
     }
+}
+
+/// Whether a plan that waits for `what` may wait one more interval: only an operation with a
+/// wait budget, and only while the budget lasts.
+fn may_wait(op: &Operation<'_>, deadline: Option<Deadline>, what: &str) -> Result<()> {
+    let (Some(wait), Some(deadline)) = (op.wait, deadline) else {
+        return Err(Error::failed(format!(
+            "workflow {}: {what}, and this operation does not wait",
+            op.name
+        )));
+    };
+    if deadline.remaining() < WAIT_INTERVAL {
+        return Err(Error::gave_up(format!(
+            "workflow {} {what}: gave up after waiting {}s; raise {} to wait longer",
+            op.name,
+            wait.limit.as_secs(),
+            wait.flag
+        )));
+    }
+    Ok(())
 }
 
 /// Whether the API refused a JSON Patch because one of its `test` operations (or another

@@ -170,7 +170,7 @@ async fn watch(cluster: &Cluster, scope: Scope<'_>, view: RecordView) -> Result<
 /// and keeps the table's columns from one batch to the next.
 struct WatchPrinter {
     view: RecordView,
-    shown: HashMap<(String, String), String>,
+    shown: HashMap<(String, String), ShownState>,
     /// The list being received, until it is complete.
     listing: Vec<StageRecord>,
     listed: bool,
@@ -274,14 +274,21 @@ fn key(record: &StageRecord) -> (String, String) {
 }
 
 /// What `get` shows of a play, but its ages: a change of this is worth a line.
-fn shown_state(record: &StageRecord) -> String {
-    format!(
-        "{:?} {:?} {:?} {}",
-        record.stage,
-        record.phase,
-        record.updated_at,
-        record.history.len()
-    )
+#[derive(Debug, PartialEq, Eq)]
+struct ShownState {
+    stage: Option<String>,
+    phase: Option<String>,
+    updated_at: Option<Timestamp>,
+    history: usize,
+}
+
+fn shown_state(record: &StageRecord) -> ShownState {
+    ShownState {
+        stage: record.stage.clone(),
+        phase: record.phase.clone(),
+        updated_at: record.updated_at,
+        history: record.history.len(),
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use clap::Args;
 use super::{Subject, apply_change, print_change, report_change};
 use crate::core::change::{ChangeRequest, Goal};
 use crate::core::record::clean_reason;
+use crate::core::stage::Moves;
 use crate::error::Result;
 use crate::settings::Settings;
 
@@ -65,7 +66,7 @@ pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
         repository: subject.repository,
         goal: Goal::Set {
             target: target.clone(),
-            force: args.force,
+            moves: if args.force { Moves::Any } else { Moves::Legal },
         },
         reason: args.reason.as_deref().map(clean_reason),
         actor: settings.actor.clone(),

@@ -33,7 +33,7 @@ use cache::CachedPage;
 use limits::{Attempt, Limited, failed_answer};
 use transport::Transport;
 
-use crate::core::github::{PullRequest, Review};
+use crate::core::github::{PullRequest, Review, ReviewState};
 use crate::core::labels::Repository;
 use crate::error::{Error, Result};
 
@@ -95,7 +95,7 @@ struct LabelFields {
 #[derive(Deserialize)]
 struct ReviewFields {
     user: Option<UserFields>,
-    state: String,
+    state: ReviewState,
 }
 
 #[derive(Deserialize)]

@@ -17,9 +17,47 @@ pub(crate) enum SuspendNode {
     /// Running: waiting to be resumed.
     Active(ActiveNode),
     /// Already over (Succeeded, Failed, Error, Skipped, Omitted).
-    Finished { id: String, phase: String },
+    Finished { id: String, phase: NodePhase },
     /// Not created yet: the controller has not reached the wait.
     Absent,
+}
+
+/// A node's phase, as the controller writes it (NodePhase in Argo's types). Empty or missing
+/// is a node just created: Pending. One a later Argo adds is kept by name, and taken for over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NodePhase {
+    Pending,
+    Running,
+    Succeeded,
+    Skipped,
+    Failed,
+    Error,
+    Omitted,
+    Other(String),
+}
+
+impl NodePhase {
+    fn of(node: &Value) -> Self {
+        match node["phase"].as_str().unwrap_or_default() {
+            "Pending" | "" => Self::Pending,
+            "Running" => Self::Running,
+            "Succeeded" => Self::Succeeded,
+            "Skipped" => Self::Skipped,
+            "Failed" => Self::Failed,
+            "Error" => Self::Error,
+            "Omitted" => Self::Omitted,
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for NodePhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Other(name) => f.write_str(name),
+            known => write!(f, "{known:?}"),
+        }
+    }
 }
 
 /// A running suspend node: what resuming it keeps (its message) and fills in (its outputs).
@@ -64,9 +102,8 @@ pub(crate) fn suspend_node(status: &Value, stage: &Stage) -> Result<SuspendNode,
         if !waits_in_stage {
             continue;
         }
-        let phase = node["phase"].as_str().unwrap_or("Pending");
-        match phase {
-            "Running" => {
+        match NodePhase::of(node) {
+            NodePhase::Running => {
                 return Ok(SuspendNode::Active(ActiveNode {
                     id: id.clone(),
                     message: node["message"]
@@ -77,11 +114,11 @@ pub(crate) fn suspend_node(status: &Value, stage: &Stage) -> Result<SuspendNode,
                 }));
             }
             // Created, not yet running: as good as absent, it will run in a moment.
-            "Pending" | "" => {}
-            _ => {
+            NodePhase::Pending => {}
+            phase => {
                 found = SuspendNode::Finished {
                     id: id.clone(),
-                    phase: phase.to_string(),
+                    phase,
                 }
             }
         }
@@ -214,7 +251,7 @@ mod tests {
             node_of(&wf, "waiting-pr-created"),
             Ok(SuspendNode::Finished {
                 id: "a".into(),
-                phase: "Succeeded".into()
+                phase: NodePhase::Succeeded
             })
         );
         assert_eq!(

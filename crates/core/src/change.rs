@@ -22,13 +22,16 @@ use crate::labels::{self, Repository};
 use crate::latch::{self, LatchSlot};
 use crate::patch::{self, StageChange};
 use crate::record::{self, ChangeKind, HistoryEntry, StageRecord};
-use crate::stage::{Pipeline, Stage, Transition};
+use crate::stage::{Moves, Pipeline, Stage, Transition};
+
+/// A workflow Argo left without the play's labels, given them by its first step.
+mod initialise;
 
 /// Where the change goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Goal {
     /// One step forward, or into `failed`; with `force`, anywhere.
-    Set { target: Stage, force: bool },
+    Set { target: Stage, moves: Moves },
     /// Back to a named earlier stage, or (without one) to where the workflow came from.
     Rollback { to: Option<Stage> },
 }
@@ -84,7 +87,9 @@ pub struct Planned {
 impl ChangeRequest {
     fn kind(&self) -> ChangeKind {
         match self.goal {
-            Goal::Set { force: true, .. } => ChangeKind::Forced,
+            Goal::Set {
+                moves: Moves::Any, ..
+            } => ChangeKind::Forced,
             Goal::Set { .. } => ChangeKind::Set,
             Goal::Rollback { .. } => ChangeKind::Rollback,
         }
@@ -104,7 +109,7 @@ impl ChangeRequest {
     pub fn plan_unread(&self, pipeline: &Pipeline, now: Timestamp) -> Option<Step<Planned>> {
         let Goal::Set {
             target,
-            force: false,
+            moves: Moves::Legal,
         } = &self.goal
         else {
             return None;
@@ -142,7 +147,7 @@ impl ChangeRequest {
             return self.initialise(pipeline, observed, &record, now);
         };
         let transition = match &self.goal {
-            Goal::Set { target, force } => pipeline.plan_set(&current, target, *force),
+            Goal::Set { target, moves } => pipeline.plan_set(&current, target, *moves),
             Goal::Rollback { to } => pipeline.plan_rollback(
                 &current,
                 record.failed_at_in(pipeline).as_ref(),
@@ -171,75 +176,6 @@ impl ChangeRequest {
             Transition::Apply { from, to, .. } => {
                 self.write(pipeline, &from, &to, Some(observed), now)
             }
-        }
-    }
-
-    /// A workflow without a stage label. Argo's controller applies the play template's
-    /// `workflowMetadata` only while a workflow has no phase, and a workflow it postpones first
-    /// (its parallelism throttle, which a new workflow can meet before it is admitted) gets a
-    /// phase without it: the play runs with none of its labels, invisible to events, `get` and
-    /// reconcile. The play's first step sets the first stage; on such a workflow, with the task
-    /// and repository to write, that step gives it what the template would have. Anything else
-    /// without a stage label is not a play.
-    fn initialise(
-        &self,
-        pipeline: &Pipeline,
-        observed: &ObjectMeta,
-        record: &StageRecord,
-        now: Timestamp,
-    ) -> Step<Planned> {
-        let first = pipeline.first();
-        let not_a_play = |hint: &str| {
-            Step::Refuse(format!(
-                "workflow {} has no {} label: it is not a play workflow ({hint})",
-                self.workflow,
-                labels::CURRENT_STAGE
-            ))
-        };
-        let (Goal::Set { target, .. }, Some(task_id), Some(repository)) =
-            (&self.goal, &self.task_id, &self.repository)
-        else {
-            return not_a_play(&format!(
-                "create it from the play template, or make it one with `stagectl set {first} --task-id ID --repository OWNER/REPO`"
-            ));
-        };
-        if *target != first || !record.history.is_empty() {
-            return not_a_play("its stage label was removed; `stagectl get` shows its history");
-        }
-        let mut set_labels = vec![
-            (labels::WORKFLOW_TYPE.to_string(), labels::PLAY.to_string()),
-            (labels::CURRENT_STAGE.to_string(), first.name().to_string()),
-            (labels::TASK_ID.to_string(), task_id.clone()),
-            (labels::REPOSITORY.to_string(), repository.label_value()),
-            (labels::UPDATED_AT.to_string(), now.as_second().to_string()),
-        ];
-        let present = observed.labels.as_ref();
-        set_labels.retain(|(key, _)| present.is_none_or(|seen| !seen.contains_key(key)));
-        let mut set_annotations = vec![(
-            labels::REPOSITORY_ANNOTATION.to_string(),
-            repository.full_name().to_string(),
-        )];
-        set_annotations.extend(
-            pipeline
-                .waiting_stages()
-                .map(|stage| (latch::latch_key(stage.name()), String::new())),
-        );
-        let present = observed.annotations.as_ref();
-        set_annotations.retain(|(key, _)| present.is_none_or(|seen| !seen.contains_key(key)));
-        Step::Write {
-            patch: patch::initialise(observed, &set_labels, &set_annotations),
-            then: Planned {
-                outcome: ChangeOutcome {
-                    workflow: self.workflow.clone(),
-                    namespace: self.namespace.clone(),
-                    from: None,
-                    to: first.name().to_string(),
-                    outcome: ChangeResult::Applied,
-                    forced: false,
-                    skip_wait: None,
-                },
-                entry: None,
-            },
         }
     }
 
@@ -486,7 +422,7 @@ mod tests {
             repository: None,
             goal: Goal::Set {
                 target: Pipeline::default().stage("waiting-pr-created"),
-                force: false,
+                moves: Moves::Legal,
             },
             reason: None,
             actor: actor.into(),
@@ -560,7 +496,7 @@ mod tests {
             repository: Some(Repository::parse("Acme/Widgets").unwrap()),
             goal: Goal::Set {
                 target: Pipeline::default().first(),
-                force: false,
+                moves: Moves::Legal,
             },
             ..request("pod/start")
         }
@@ -658,7 +594,7 @@ mod tests {
         let mut fail = request("pod/exit-handler");
         fail.goal = Goal::Set {
             target: pipeline.failed(),
-            force: false,
+            moves: Moves::Legal,
         };
         let pending: ObjectMeta = serde_json::from_value(json!({
             "name": "play-42",

@@ -20,8 +20,29 @@ pub struct PullRequest {
 pub struct Review {
     /// The reviewer's account id: a login can change, the id cannot.
     pub reviewer: u64,
-    /// As the REST API writes it: APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED, PENDING.
-    pub state: String,
+    pub state: ReviewState,
+}
+
+/// A review's state, as the REST API writes it (APPROVED, CHANGES_REQUESTED, ...); one GitHub
+/// adds later is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReviewState {
+    Approved,
+    ChangesRequested,
+    Commented,
+    Dismissed,
+    Pending,
+    #[serde(other)]
+    Other,
+}
+
+impl ReviewState {
+    /// Whether the review replaces the reviewer's earlier position: all but a comment and a
+    /// pending review do, a state unknown to stagectl too (it is no approval).
+    fn takes_a_position(self) -> bool {
+        !matches!(self, Self::Commented | Self::Pending)
+    }
 }
 
 /// The label that says Cleo is done.
@@ -111,20 +132,22 @@ impl Awaited {
 /// Approved: some reviewer's latest review that takes a position (a COMMENTED or PENDING one
 /// does not) is APPROVED. A dismissed approval no longer counts.
 pub fn approved(reviews: &[Review]) -> bool {
-    let mut latest: Vec<(u64, &str)> = Vec::new();
+    let mut latest: Vec<(u64, ReviewState)> = Vec::new();
     for review in reviews {
-        if matches!(review.state.as_str(), "COMMENTED" | "PENDING") {
+        if !review.state.takes_a_position() {
             continue;
         }
         match latest
             .iter_mut()
             .find(|(reviewer, _)| *reviewer == review.reviewer)
         {
-            Some(entry) => entry.1 = &review.state,
-            None => latest.push((review.reviewer, &review.state)),
+            Some(entry) => entry.1 = review.state,
+            None => latest.push((review.reviewer, review.state)),
         }
     }
-    latest.iter().any(|(_, state)| *state == "APPROVED")
+    latest
+        .iter()
+        .any(|(_, state)| *state == ReviewState::Approved)
 }
 
 /// The open pull request of a task among a repository's, if exactly one names it.
@@ -197,10 +220,14 @@ mod tests {
     fn the_latest_review_of_each_reviewer_decides() {
         let review = |reviewer, state: &str| Review {
             reviewer,
-            state: state.into(),
+            state: serde_json::from_value(serde_json::json!(state)).unwrap(),
         };
         assert!(approved(&[review(1, "APPROVED")]));
         assert!(approved(&[review(1, "APPROVED"), review(1, "COMMENTED")]));
+        assert!(!approved(&[
+            review(1, "APPROVED"),
+            review(1, "A_STATE_GITHUB_ADDS")
+        ]));
         assert!(!approved(&[
             review(1, "APPROVED"),
             review(1, "CHANGES_REQUESTED")

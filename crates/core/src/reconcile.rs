@@ -254,7 +254,7 @@ mod tests {
     fn review(reviewer: u64, state: &str) -> Review {
         Review {
             reviewer,
-            state: state.into(),
+            state: serde_json::from_value(serde_json::json!(state)).unwrap(),
         }
     }
 

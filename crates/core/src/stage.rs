@@ -101,6 +101,15 @@ pub(crate) enum Transition {
     Refuse(String),
 }
 
+/// Which moves a `set` may make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moves {
+    /// Only the legal moves of the table.
+    Legal,
+    /// Any (`set --force`): an operator's repair, recorded as forced.
+    Any,
+}
+
 impl Pipeline {
     /// A pipeline from a comma-separated list such as `queued,building,done`.
     pub fn parse(list: &str) -> Result<Self> {
@@ -240,7 +249,7 @@ impl Pipeline {
 
     /// Decides `set target` for a workflow at `current`: a legal move of the table; with
     /// `force`, any move.
-    pub(crate) fn plan_set(&self, current: &Stage, target: &Stage, force: bool) -> Transition {
+    pub(crate) fn plan_set(&self, current: &Stage, target: &Stage, moves: Moves) -> Transition {
         if current == target {
             return Transition::Noop;
         }
@@ -249,7 +258,7 @@ impl Pipeline {
             to: target.clone(),
             forced,
         };
-        if force {
+        if moves == Moves::Any {
             return apply(true);
         }
         if !current.is_known() {
@@ -361,22 +370,22 @@ mod tests {
     fn set_moves_exactly_one_step_forward() {
         let p = p();
         assert_eq!(
-            p.plan_set(&s("pending"), &s("waiting-pr-created"), false),
+            p.plan_set(&s("pending"), &s("waiting-pr-created"), Moves::Legal),
             apply("pending", "waiting-pr-created")
         );
         assert_eq!(
-            p.plan_set(&s("waiting-pr-approved"), &s("completed"), false),
+            p.plan_set(&s("waiting-pr-approved"), &s("completed"), Moves::Legal),
             apply("waiting-pr-approved", "completed")
         );
         assert!(
-            matches!(p.plan_set(&s("pending"), &s("waiting-ready-for-qa"), false), Transition::Refuse(m) if m.contains("needs it at \"waiting-pr-created\""))
+            matches!(p.plan_set(&s("pending"), &s("waiting-ready-for-qa"), Moves::Legal), Transition::Refuse(m) if m.contains("needs it at \"waiting-pr-created\""))
         );
         assert!(matches!(
-            p.plan_set(&s("completed"), &s("waiting-pr-approved"), false),
+            p.plan_set(&s("completed"), &s("waiting-pr-approved"), Moves::Legal),
             Transition::Refuse(_)
         ));
         assert!(
-            matches!(p.plan_set(&s("waiting-pr-created"), &s("pending"), false), Transition::Refuse(m) if m.contains("rollback"))
+            matches!(p.plan_set(&s("waiting-pr-created"), &s("pending"), Moves::Legal), Transition::Refuse(m) if m.contains("rollback"))
         );
     }
 
@@ -384,7 +393,10 @@ mod tests {
     fn repeating_a_step_is_a_noop() {
         let p = p();
         for stage in p.stages.iter().map(String::as_str).chain([FAILED]) {
-            assert_eq!(p.plan_set(&s(stage), &s(stage), false), Transition::Noop);
+            assert_eq!(
+                p.plan_set(&s(stage), &s(stage), Moves::Legal),
+                Transition::Noop
+            );
         }
     }
 
@@ -398,12 +410,12 @@ mod tests {
             "waiting-pr-approved",
         ] {
             assert_eq!(
-                p.plan_set(&s(stage), &p.failed(), false),
+                p.plan_set(&s(stage), &p.failed(), Moves::Legal),
                 apply(stage, FAILED)
             );
         }
         assert!(matches!(
-            p.plan_set(&s("completed"), &p.failed(), false),
+            p.plan_set(&s("completed"), &p.failed(), Moves::Legal),
             Transition::Refuse(_)
         ));
     }
@@ -415,10 +427,10 @@ mod tests {
         assert!(!foreign.is_known());
         assert!(p.parse_stage("deploying").is_err());
         assert!(
-            matches!(p.plan_set(&foreign, &p.failed(), false), Transition::Refuse(m) if m.contains("--force"))
+            matches!(p.plan_set(&foreign, &p.failed(), Moves::Legal), Transition::Refuse(m) if m.contains("--force"))
         );
         assert!(matches!(
-            p.plan_set(&foreign, &s("pending"), true),
+            p.plan_set(&foreign, &s("pending"), Moves::Any),
             Transition::Apply { forced: true, .. }
         ));
     }
@@ -427,7 +439,7 @@ mod tests {
     fn force_allows_any_move_and_says_so() {
         let p = p();
         assert_eq!(
-            p.plan_set(&s("completed"), &s("pending"), true),
+            p.plan_set(&s("completed"), &s("pending"), Moves::Any),
             Transition::Apply {
                 from: s("completed"),
                 to: s("pending"),
@@ -435,7 +447,7 @@ mod tests {
             }
         );
         assert_eq!(
-            p.plan_set(&s("pending"), &s("pending"), true),
+            p.plan_set(&s("pending"), &s("pending"), Moves::Any),
             Transition::Noop
         );
     }
@@ -487,7 +499,7 @@ mod tests {
         let p = Pipeline::parse("queued, building ,done").unwrap();
         assert_eq!(p.first().name(), "queued");
         assert_eq!(
-            p.plan_set(&p.stage("queued"), &p.stage("building"), false),
+            p.plan_set(&p.stage("queued"), &p.stage("building"), Moves::Legal),
             Transition::Apply {
                 from: p.stage("queued"),
                 to: p.stage("building"),
@@ -536,7 +548,7 @@ mod tests {
                     // set and rollback, without --force, make exactly the legal moves.
                     if let (Some(from), Some(to)) = (&from, &to) {
                         let planned = [
-                            p.plan_set(from, to, false),
+                            p.plan_set(from, to, Moves::Legal),
                             p.plan_rollback(from, failed_at.as_ref(), Some(to)),
                         ];
                         let allowed = planned.iter().any(|t| {
