@@ -33,6 +33,8 @@ fn after_help() -> String {
     format!("{}\n\n{EXAMPLES}", Kind::help())
 }
 
+// One value, parsed once per process: its size costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     #[command(flatten)]
