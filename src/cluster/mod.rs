@@ -298,29 +298,33 @@ impl Cluster {
             .map_err(|e| self.classify(e, &Target::workflows(namespace), "list", budget))
     }
 
-    /// The metadata of every workflow with these labels.
-    pub async fn list_labelled(
+    /// What `read` makes of the metadata of every workflow with these labels.
+    pub async fn list_labelled<T>(
         &self,
         namespace: Option<&str>,
         labels: &[(&str, String)],
-    ) -> Result<Vec<ObjectMeta>> {
-        self.list_pages(namespace, &selector(labels).to_string(), LIST_PAGE)
+        read: impl FnMut(&ObjectMeta) -> T,
+    ) -> Result<Vec<T>> {
+        self.list_pages(namespace, &selector(labels).to_string(), LIST_PAGE, read)
             .await
     }
 
-    /// The metadata of every workflow a label selector (as kubectl takes it) matches, in pages
-    /// of `chunk`: a large list comes as several answers rather than one huge one.
-    pub async fn list_pages(
+    /// What `read` makes of the metadata of every workflow a label selector (as kubectl takes
+    /// it) matches, in pages of `chunk`: a large list comes as several answers rather than one
+    /// huge one, and each page's metadata is dropped once read, so that a run holds one page of
+    /// it, not the whole list.
+    pub async fn list_pages<T>(
         &self,
         namespace: Option<&str>,
         selector: &str,
         chunk: u32,
-    ) -> Result<Vec<ObjectMeta>> {
+        mut read: impl FnMut(&ObjectMeta) -> T,
+    ) -> Result<Vec<T>> {
         let mut params = ListParams::default().labels(selector).limit(chunk);
         let mut all = Vec::new();
         loop {
             let page = self.list_meta(namespace, &params).await?;
-            all.extend(page.items.into_iter().map(|item| item.metadata));
+            all.extend(page.items.iter().map(|item| read(&item.metadata)));
             match page.metadata.continue_.filter(|token| !token.is_empty()) {
                 Some(token) => params = params.continue_token(token.as_str()),
                 None => return Ok(all),

@@ -122,10 +122,10 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
         .list_labelled(
             Some(&namespace),
             &[(labels::WORKFLOW_TYPE, labels::PLAY.to_string())],
+            StageRecord::from_meta,
         )
         .await?;
-    let waiting =
-        reconcile::waiting_plays(&settings.pipeline, plays.iter().map(StageRecord::from_meta));
+    let waiting = reconcile::waiting_plays(&settings.pipeline, plays);
     // Everything GitHub says is read before anything is written.
     let facts = read_github(&github, &waiting).await?;
     let (reports, failures) = act(settings, args, &cluster, &waiting, &facts).await;
