@@ -94,7 +94,12 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
     }
     let namespace = (!args.all_namespaces).then_some(cluster.namespace.as_str());
     let mut records: Vec<StageRecord> = cluster
-        .list_pages(namespace, &selector, args.chunk_size, StageRecord::from_meta)
+        .list_pages(
+            namespace,
+            &selector,
+            args.chunk_size,
+            StageRecord::from_meta,
+        )
         .await?;
     if let Some(limit) = args.waiting_longer_than {
         let before =
