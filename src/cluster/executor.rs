@@ -209,6 +209,14 @@ mod tests {
         }
     }
 
+    /// The plan `set waiting-pr-created` makes without a read: from pending.
+    fn hot_path() -> Option<Step<&'static str>> {
+        Some(Step::Write {
+            patch: step("pending", "waiting-pr-created"),
+            then: "applied",
+        })
+    }
+
     fn failed_test() -> Answer {
         Answer::status(
             422,
@@ -225,12 +233,8 @@ mod tests {
     async fn the_hot_path_is_one_json_patch_that_tests_the_stage_it_replaces() {
         let (cluster, server) =
             mock::cluster(vec![at("waiting-pr-created")], Duration::from_secs(30));
-        let unread = Some(Step::Write {
-            patch: step("pending", "waiting-pr-created"),
-            then: "applied",
-        });
         let swapped = cluster
-            .compare_and_swap(OPERATION, unread, set_created)
+            .compare_and_swap(OPERATION, hot_path(), set_created)
             .await
             .unwrap();
         assert!(matches!(
@@ -265,12 +269,8 @@ mod tests {
             vec![failed_test(), at("waiting-pr-created")],
             Duration::from_secs(30),
         );
-        let unread = Some(Step::Write {
-            patch: step("pending", "waiting-pr-created"),
-            then: "applied",
-        });
         let swapped = cluster
-            .compare_and_swap(OPERATION, unread, set_created)
+            .compare_and_swap(OPERATION, hot_path(), set_created)
             .await
             .unwrap();
         assert!(matches!(swapped, Swapped::Unchanged("noop")));
@@ -281,12 +281,12 @@ mod tests {
             vec![failed_test(), at("pending"), at("waiting-pr-created")],
             Duration::from_secs(30),
         );
-        let unread = Some(Step::Write {
+        let stale = Some(Step::Write {
             patch: step("queued", "waiting-pr-created"),
             then: "applied",
         });
         cluster
-            .compare_and_swap(OPERATION, unread, set_created)
+            .compare_and_swap(OPERATION, stale, set_created)
             .await
             .unwrap();
         let seen = server.seen();
@@ -333,12 +333,12 @@ mod tests {
         ];
         for denied in denials {
             let (cluster, server) = mock::cluster(vec![denied], Duration::from_secs(30));
-            let unread = Some(Step::Write {
+            let illegal = Some(Step::Write {
                 patch: step("pending", "completed"),
                 then: "applied",
             });
             let err = cluster
-                .compare_and_swap(OPERATION, unread, set_created)
+                .compare_and_swap(OPERATION, illegal, set_created)
                 .await
                 .unwrap_err();
             assert_eq!(err.kind, Kind::Refused);
@@ -362,13 +362,9 @@ mod tests {
             ],
             Duration::from_secs(30),
         );
-        let unread = Some(Step::Write {
-            patch: step("pending", "waiting-pr-created"),
-            then: "applied",
-        });
         let started = tokio::time::Instant::now();
         let swapped = cluster
-            .compare_and_swap(OPERATION, unread, set_created)
+            .compare_and_swap(OPERATION, hot_path(), set_created)
             .await
             .unwrap();
         assert!(matches!(swapped, Swapped::Written { .. }));

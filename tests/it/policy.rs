@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::harness::WaitNode;
 use crate::harness::{
     StageMachinePolicy, TestNamespace, apply_rbac, config_from_kubeconfig, load_manifest,
-    repo_path, service_account_kubeconfig, workflow_resource,
+    repo_path, resume_args, service_account_kubeconfig, workflow_resource,
 };
 
 /// A namespace of the test's own with the accounts of rbac.yaml and the policy bound to it.
@@ -363,19 +363,7 @@ async fn stagectls_steps_work_under_the_policy_and_a_refusal_exits_3_with_its_me
     let resumed = ns
         .stagectl_as(
             &resumer,
-            &[
-                "resume",
-                "--stage",
-                "waiting-pr-created",
-                "--task-id",
-                "42",
-                "--repository",
-                "acme/widgets",
-                "--delivery-id",
-                "d-policy",
-                "-o",
-                "json",
-            ],
+            &resume_args("waiting-pr-created", "d-policy", &["-o", "json"]),
         )
         .await;
     resumed.assert_code(0);
@@ -384,19 +372,7 @@ async fn stagectls_steps_work_under_the_policy_and_a_refusal_exits_3_with_its_me
     let latched = ns
         .stagectl_as(
             &resumer,
-            &[
-                "resume",
-                "--stage",
-                "waiting-ready-for-qa",
-                "--task-id",
-                "42",
-                "--repository",
-                "acme/widgets",
-                "--delivery-id",
-                "d-early",
-                "-o",
-                "json",
-            ],
+            &resume_args("waiting-ready-for-qa", "d-early", &["-o", "json"]),
         )
         .await;
     latched.assert_code(0);

@@ -9,7 +9,9 @@ use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
-use crate::harness::{OwnControlPlane, TestNamespace, apply_rbac, service_account_kubeconfig};
+use crate::harness::{
+    OwnControlPlane, TestNamespace, apply_rbac, resume_args, service_account_kubeconfig,
+};
 
 const PATH: [&str; 4] = [
     "waiting-pr-created",
@@ -775,21 +777,11 @@ async fn a_closed_stdout_stops_the_printing_not_the_command() {
 
     // An event before its wait: latched, and the outcome file says so.
     let outcome = ns.scratch("outcome");
-    ns.stagectl_to_closed_stdout(&[
-        "resume",
-        "--stage",
+    ns.stagectl_to_closed_stdout(&resume_args(
         "waiting-ready-for-qa",
-        "--task-id",
-        "42",
-        "--repository",
-        "acme/widgets",
-        "--delivery-id",
         "closed-stdout-1",
-        "--event",
-        "pull_request",
-        "--outcome-file",
-        outcome.to_str().unwrap(),
-    ])
+        &["--outcome-file", outcome.to_str().unwrap()],
+    ))
     .await
     .assert_code(0);
     assert_eq!(std::fs::read_to_string(&outcome).unwrap(), "latched");

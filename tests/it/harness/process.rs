@@ -1,5 +1,23 @@
 //! stagectl as a process: the command with a clean environment, and what a run left.
 
+/// `stagectl resume` of the delivery `delivery` at `stage` for the example play's task (42 of
+/// acme/widgets), then `more`.
+pub fn resume_args<'a>(stage: &'a str, delivery: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "resume",
+        "--stage",
+        stage,
+        "--task-id",
+        "42",
+        "--repository",
+        "acme/widgets",
+        "--delivery-id",
+        delivery,
+    ];
+    args.extend(more);
+    args
+}
+
 pub fn stagectl_command() -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_stagectl"));
     // Tests must not pick up the developer's own settings.
