@@ -254,7 +254,7 @@ impl Events {
 
     /// Kills one of the namespace's Argo Events pods (`eventsource`, `sensor-<name>`, `nats`)
     /// with everything in it, as a node failure would.
-    pub fn kill(&self, process: &str) {
+    pub async fn kill(&self, process: &str) {
         let pid = std::fs::read_to_string(self.state.join(format!("{process}.pid")))
             .unwrap_or_else(|e| panic!("{process} of {}: {e}", self.state.display()));
         let status = std::process::Command::new("kill")
@@ -262,14 +262,12 @@ impl Events {
             .status()
             .unwrap();
         assert!(status.success(), "kill {process}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while crate::harness::process_running(&pid) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{process} survived SIGKILL"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::harness::eventually(
+            &format!("{process} survived SIGKILL"),
+            Duration::from_secs(10),
+            async || (!crate::harness::process_running(&pid)).then_some(()),
+        )
+        .await;
     }
 }
 

@@ -71,7 +71,7 @@ async fn events_on_the_bus_while_the_sensor_is_down_are_each_handled_once_after_
         plays.wait_for_stage(workflow, "waiting-pr-created").await;
     }
 
-    plays.events().kill(PR_CREATED_SENSOR);
+    plays.events().kill(PR_CREATED_SENSOR).await;
     // Accepted: the EventSource has put each on the bus, where the Sensor's durable consumer
     // keeps them.
     for play in &all {
@@ -133,7 +133,7 @@ async fn a_webhook_sent_while_the_eventsource_is_down_is_refused_and_its_redeliv
     let workflow = plays.submit(&play).await;
     plays.wait_for_stage(&workflow, "waiting-pr-created").await;
 
-    plays.events().kill("eventsource");
+    plays.events().kill("eventsource").await;
     // What GitHub meets: no connection (its delivery log says it could not connect), and it
     // does not try again by itself.
     let refused = plays
@@ -176,7 +176,7 @@ async fn the_event_bus_killed_comes_back_where_it_was_and_the_running_eventsourc
     let before = pids(&clients);
     let logged = clients.map(|client| plays.events().log_end(client));
 
-    plays.events().kill("nats");
+    plays.events().kill("nats").await;
     let refused = plays
         .send_webhook("pr-opened", &play, "while-bus-down", "sha256")
         .await;

@@ -10,7 +10,8 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 use crate::harness::{
-    OwnControlPlane, TestNamespace, apply_rbac, resume_args, service_account_kubeconfig,
+    MINUTE, OwnControlPlane, TestNamespace, apply_rbac, eventually, resume_args,
+    service_account_kubeconfig,
 };
 
 const PATH: [&str; 4] = [
@@ -601,12 +602,14 @@ async fn sets_survive_a_control_plane_restart() {
     for _ in 0..WORKFLOWS {
         workflows.push(ns.create_play().await);
     }
+    let started = Arc::new(AtomicU32::new(0));
     let mut runs = tokio::task::JoinSet::new();
     for (i, workflow) in workflows.iter().enumerate() {
-        let (ns, workflow) = (ns.clone(), workflow.clone());
+        let (ns, workflow, started) = (ns.clone(), workflow.clone(), started.clone());
         runs.spawn(async move {
             // Spread over the outage: some before the stop, most during it.
             tokio::time::sleep(Duration::from_millis(50 * i as u64)).await;
+            started.fetch_add(1, Ordering::SeqCst);
             let run = ns
                 .stagectl(&[
                     "set",
@@ -622,9 +625,16 @@ async fn sets_survive_a_control_plane_restart() {
             (workflow, run)
         });
     }
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The server goes once the first sets are under way, and comes back once every set has
+    // started against it stopped.
+    let have_started = |count: u32| {
+        let started = started.clone();
+        async move || (started.load(Ordering::SeqCst) >= count).then_some(())
+    };
+    eventually("the first sets start", MINUTE, have_started(3)).await;
     control_plane.stop().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = WORKFLOWS as u32;
+    eventually("every set starts", MINUTE, have_started(all)).await;
     control_plane.start().await;
 
     let mut completed = 0;
