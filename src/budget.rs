@@ -24,7 +24,9 @@ impl Deadline {
         let start = Instant::now();
         Self {
             start,
-            end: start + budget,
+            // Durations are at most a year (settings::parse_duration); checked all the same,
+            // as an overflow here would be a panic.
+            end: start.checked_add(budget).unwrap_or(start),
         }
     }
 

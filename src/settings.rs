@@ -126,6 +126,8 @@ fn actor() -> String {
 }
 
 /// Durations as people write them: `90s`, `2m`, `1m30s`, `500ms`.
+const LONGEST: Duration = Duration::from_secs(366 * 24 * 3600);
+
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let parsed: jiff::SignedDuration = text
         .parse()
@@ -133,6 +135,13 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let duration = Duration::try_from(parsed).map_err(|_| format!("{text:?} is negative"))?;
     if duration.is_zero() {
         return Err("the duration must be longer than zero".to_string());
+    }
+    // Every duration stagectl takes is a budget or an age; a year bounds them all, and keeps
+    // the clock arithmetic they go into far from overflowing.
+    if duration > LONGEST {
+        return Err(format!(
+            "{text:?} is longer than a year; give at most 8784h"
+        ));
     }
     Ok(duration)
 }
@@ -147,7 +156,8 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        for bad in ["", "soon", "-5s", "0s"] {
+        assert_eq!(parse_duration("8784h"), Ok(LONGEST));
+        for bad in ["", "soon", "-5s", "0s", "8785h", "9223372036854775807s"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }

@@ -102,8 +102,10 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
         )
         .await?;
     if let Some(limit) = args.waiting_longer_than {
-        let before =
-            now - jiff::SignedDuration::try_from(limit).unwrap_or(jiff::SignedDuration::MAX);
+        let before = jiff::SignedDuration::try_from(limit)
+            .ok()
+            .and_then(|limit| now.checked_sub(limit).ok())
+            .unwrap_or(Timestamp::MIN);
         records.retain(|record| {
             record
                 .waiting_since(&settings.pipeline)

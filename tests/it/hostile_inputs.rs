@@ -212,6 +212,22 @@ async fn hostile_and_broken_inputs_are_refused_without_writing() {
         case(&["set", "waiting-pr-created"], 2, "--workflow"),
         case(&["get", "-o", "xml"], 2, "invalid value"),
         case(&["get", "--chunk-size", "0"], 2, "invalid value"),
+        // Durations past any clock's arithmetic are bad input, not an overflow.
+        case(
+            &["get", "--timeout", "9223372036854775807s"],
+            2,
+            "longer than a year",
+        ),
+        case(
+            &["get", "--waiting-longer-than", "9223372036854775807s"],
+            2,
+            "longer than a year",
+        ),
+        case(
+            &["verify", "pending", "--workflow", w, "--wait=8785h"],
+            2,
+            "longer than a year",
+        ),
         case(&["get", "-l", "a in ("], 2, "rejected the request"),
         case(
             &[
