@@ -460,4 +460,36 @@ mod tests {
         assert_eq!(err.kind, Kind::Forbidden);
         assert_eq!(methods(&server), ["GET", "PATCH"]);
     }
+
+    /// Whatever else the server answers ends the operation with an exit code of its class.
+    #[tokio::test(start_paused = true)]
+    async fn any_other_answer_ends_in_its_class() {
+        let cases = [
+            (
+                Answer::Json(200, json!("<html>not a workflow</html>")),
+                Kind::Failed,
+            ),
+            (
+                Answer::status(418, "Teapot", "short and stout"),
+                Kind::Failed,
+            ),
+            (
+                Answer::Json(
+                    404,
+                    json!({"kind": "Status", "code": 404, "reason": "NotFound",
+                           "details": {"name": "play"}, "message": "not found"}),
+                ),
+                Kind::NotFound,
+            ),
+            (Answer::status(400, "BadRequest", "no"), Kind::Usage),
+        ];
+        for (answer, kind) in cases {
+            let (cluster, _server) = mock::cluster(vec![answer.clone()], Duration::from_secs(30));
+            let err = cluster
+                .compare_and_swap(OPERATION, None, set_created)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, kind, "{answer:?}: {err}");
+        }
+    }
 }
