@@ -1,6 +1,9 @@
 //! All Kubernetes I/O: connecting, the Workflow calls stagectl makes under one retry policy,
 //! the one compare-and-swap executor, Events, and API errors turned into stagectl's classes.
 
+mod classify;
+mod config_map;
+mod events;
 mod executor;
 mod listed;
 #[cfg(test)]
@@ -9,6 +12,8 @@ mod retry;
 mod watch;
 
 pub(crate) use crate::budget::Deadline;
+use classify::config_error;
+pub use classify::{Target, admission_refusal, describe};
 pub use executor::{Operation, Swapped, View, WaitBudget};
 pub use retry::CallError;
 pub use watch::{Change, Scope};
@@ -16,16 +21,14 @@ pub use watch::{Change, Scope};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{Expression, ObjectList, PartialObjectMeta, Selector};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Config};
-use tracing::{debug, warn};
 
 use crate::core::{Observed, one_line};
 use crate::error::{Error, Result};
@@ -348,242 +351,6 @@ impl Cluster {
             .map(|list| list.items.into_iter().map(observed).collect())
             .map_err(|e| self.classify(e, &Target::workflows(Some(namespace)), "list", budget))
     }
-
-    /// The text under `key` of ConfigMap `name`, and the resourceVersion it was read at; None
-    /// when there is no such ConfigMap yet.
-    pub async fn read_config_map(
-        &self,
-        namespace: &str,
-        name: &str,
-        key: &str,
-    ) -> Result<Option<(String, String)>> {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
-        let budget = self.budget();
-        match self
-            .retry
-            .call("get configmap", budget, || api.get_opt(name))
-            .await
-        {
-            Ok(found) => Ok(found.map(|map| {
-                let text = map
-                    .data
-                    .and_then(|mut data| data.remove(key))
-                    .unwrap_or_default();
-                (text, map.metadata.resource_version.unwrap_or_default())
-            })),
-            Err(failure) => Err(self.config_map_error(failure, namespace, name, "get", budget)),
-        }
-    }
-
-    /// Writes `value` under `key` of ConfigMap `name`: over the one read at `resource_version`,
-    /// or as a new one. Another writer since (409) wins: its content is as recent as ours.
-    pub async fn write_config_map(
-        &self,
-        namespace: &str,
-        name: &str,
-        key: &str,
-        value: String,
-        resource_version: Option<String>,
-    ) -> Result<()> {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
-        let map = ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(name.to_string()),
-                namespace: Some(namespace.to_string()),
-                resource_version: resource_version.clone(),
-                labels: Some(
-                    [(
-                        "app.kubernetes.io/part-of".to_string(),
-                        "stagectl".to_string(),
-                    )]
-                    .into(),
-                ),
-                ..ObjectMeta::default()
-            },
-            data: Some([(key.to_string(), value)].into()),
-            ..ConfigMap::default()
-        };
-        let budget = self.budget();
-        let params = PostParams::default();
-        let written = match resource_version {
-            Some(_) => {
-                self.retry
-                    .call("replace configmap", budget, || {
-                        api.replace(name, &params, &map)
-                    })
-                    .await
-            }
-            None => {
-                self.retry
-                    .call("create configmap", budget, || api.create(&params, &map))
-                    .await
-            }
-        };
-        match written {
-            Ok(_) => Ok(()),
-            Err(CallError {
-                error: kube::Error::Api(status),
-                ..
-            }) if status.code == 409 => {
-                debug!(
-                    name,
-                    "another run wrote the ConfigMap first; keeping its content"
-                );
-                Ok(())
-            }
-            Err(failure) => Err(self.config_map_error(failure, namespace, name, "write", budget)),
-        }
-    }
-
-    fn config_map_error(
-        &self,
-        failure: CallError,
-        namespace: &str,
-        name: &str,
-        verb: &str,
-        budget: Deadline,
-    ) -> Error {
-        match &failure.error {
-            kube::Error::Api(status) if status.code == 403 => Error::forbidden(format!(
-                "{}; grant get, create and update on configmaps (the stagectl-reconcile Role of workflow-templates/rbac.yaml), or pass --cache-configmap ''",
-                one_line(&status.message)
-            )),
-            _ if failure.transient => Error::gave_up(format!(
-                "gave up on {verb} configmap {name} in namespace {namespace} after {}s: {}; check that the API server at {} is reachable",
-                budget.spent().as_secs(),
-                describe(&failure.error),
-                self.server
-            )),
-            other => Error::failed(format!(
-                "{verb} configmap {name} in namespace {namespace}: {}",
-                describe(other)
-            )),
-        }
-        .with_source(failure.error)
-    }
-
-    /// Whether a watch's failure to start may heal by itself, with time left to try again.
-    fn may_retry_watch(&self, err: &kube::Error, budget: Deadline) -> bool {
-        retry::is_transient(err) && !budget.passed()
-    }
-
-    /// A watch that could not start, as stagectl reports it.
-    fn watch_error(&self, error: kube::Error, target: &Target, budget: Deadline) -> Error {
-        let transient = retry::is_transient(&error);
-        self.classify(CallError { error, transient }, target, "watch", budget)
-    }
-
-    /// Records a Kubernetes Event on the workflow. Best effort: a failure is logged, never fatal,
-    /// since the change itself has already happened; and one try only, as an Event is not worth
-    /// delaying the step that did its job.
-    pub async fn record_event(
-        &self,
-        workflow: &ObjectMeta,
-        reason: &str,
-        action: &str,
-        note: &str,
-    ) {
-        let name = workflow.name.clone().unwrap_or_default();
-        let reference = ObjectReference {
-            api_version: Some("argoproj.io/v1alpha1".to_string()),
-            kind: Some("Workflow".to_string()),
-            name: Some(name.clone()),
-            namespace: Some(
-                workflow
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| self.namespace.clone()),
-            ),
-            uid: workflow.uid.clone(),
-            resource_version: workflow.resource_version.clone(),
-            ..Default::default()
-        };
-        let event = Event {
-            type_: EventType::Normal,
-            reason: reason.to_string(),
-            note: Some(note.chars().take(1024).collect()),
-            action: action.to_string(),
-            secondary: None,
-        };
-        self.retry.count_request();
-        match self.recorder.publish(&event, &reference).await {
-            Ok(()) => debug!(workflow = %name, reason, "event recorded"),
-            Err(e) => {
-                warn!(workflow = %name, error = %describe(&e), "could not record an event; the stage change stands")
-            }
-        }
-    }
-
-    /// Maps an API error that the caller does not handle itself to stagectl's error classes,
-    /// with a message that says what to do, keeping the error as its source.
-    pub fn classify(
-        &self,
-        failure: CallError,
-        target: &Target,
-        verb: &str,
-        budget: Deadline,
-    ) -> Error {
-        let CallError {
-            error: err,
-            transient,
-        } = failure;
-        if transient {
-            return self.gave_up(&err, target, verb, budget).with_source(err);
-        }
-        if let Some(message) = admission_refusal(&err) {
-            return Error::refused(format!(
-                "the API server's stage-machine policy refused to {verb} {}: {}",
-                target.describe(),
-                one_line(message)
-            ))
-            .with_source(err);
-        }
-        let error = match &err {
-            kube::Error::Api(status) => match status.code {
-                404 if status.details.as_ref().is_some_and(|d| !d.name.is_empty()) => {
-                    Error::not_found(format!(
-                        "{} not found: check the name and the namespace (-n)",
-                        target.describe()
-                    ))
-                }
-                404 => Error::not_found(format!(
-                    "the API server at {} does not serve workflows.argoproj.io/v1alpha1: install Argo Workflows (its CRDs) on this cluster",
-                    self.server
-                )),
-                403 => Error::forbidden(format!(
-                    "{}; grant the stagectl Role of workflow-templates/rbac.yaml to this account \
-                     (get, list, watch, patch on workflows.argoproj.io; create on events)",
-                    one_line(&status.message)
-                )),
-                400 => Error::usage(format!(
-                    "the API server rejected the request: {}",
-                    one_line(&status.message)
-                )),
-                401 => Error::forbidden(format!(
-                    "the API server at {} did not accept the credentials (401 Unauthorized): check the kubeconfig's user or the ServiceAccount token",
-                    self.server
-                )),
-                _ => Error::failed(format!(
-                    "{verb} {}: {}",
-                    target.describe(),
-                    one_line(&status.message)
-                )),
-            },
-            _ => Error::failed(format!("{verb} {}: {}", target.describe(), describe(&err))),
-        };
-        error.with_source(err)
-    }
-
-    fn gave_up(&self, err: &kube::Error, target: &Target, verb: &str, budget: Deadline) -> Error {
-        Error::gave_up(format!(
-            "gave up on {verb} {} after {} requests in {}s: {}; check that the API server at {} is reachable, or raise --timeout",
-            target.describe(),
-            self.requests(),
-            budget.spent().as_secs(),
-            describe(err),
-            self.server
-        ))
-    }
 }
 
 fn metadata_only(workflow: WorkflowMeta) -> Observed {
@@ -597,69 +364,6 @@ fn observed(workflow: DynamicObject) -> Observed {
     Observed {
         meta: workflow.metadata,
         status: workflow.data.get("status").cloned(),
-    }
-}
-
-/// What a call acted on, for messages.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub namespace: Option<String>,
-    pub name: Option<String>,
-}
-
-impl Target {
-    pub fn workflow(namespace: &str, name: &str) -> Self {
-        Self {
-            namespace: Some(namespace.to_string()),
-            name: Some(name.to_string()),
-        }
-    }
-
-    /// The workflows of a namespace, or of all.
-    pub fn workflows(namespace: Option<&str>) -> Self {
-        Self {
-            namespace: namespace.map(str::to_string),
-            name: None,
-        }
-    }
-
-    fn describe(&self) -> String {
-        match (&self.name, &self.namespace) {
-            (Some(name), Some(ns)) => format!("workflow {name} in namespace {ns}"),
-            (None, Some(ns)) => format!("workflows in namespace {ns}"),
-            _ => "workflows in all namespaces".to_string(),
-        }
-    }
-}
-
-fn config_error(err: kube::config::KubeconfigError) -> Error {
-    Error::usage(format!(
-        "cannot use the kubeconfig: {}; check --kubeconfig, KUBECONFIG and --context",
-        one_line(&err.to_string())
-    ))
-    .with_source(err)
-}
-
-/// The message of a write that an admission policy denied (the stage-machine policy of
-/// workflow-templates/): the API server says "... denied request: <the policy's message>", and
-/// that message says what was refused and what is legal. Denied again however often sent. A
-/// policy's own validations answer 403; a binding that cannot be evaluated (its parameters
-/// missing) 422, which must not be taken for a failed `test` of the patch.
-pub fn admission_refusal(err: &kube::Error) -> Option<&str> {
-    let kube::Error::Api(status) = err else {
-        return None;
-    };
-    let (before, message) = status.message.split_once(" denied request: ")?;
-    (matches!(status.code, 403 | 422) && before.contains("ValidatingAdmissionPolicy"))
-        .then_some(message)
-}
-
-/// An API error by its server message (kube's own text repeats the whole status); others as
-/// they print, on one line.
-pub fn describe(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(status) => format!("{} ({})", one_line(&status.message), status.code),
-        other => one_line(&other.to_string()),
     }
 }
 
