@@ -33,22 +33,8 @@ fn after_help() -> String {
     format!("{}\n\n{EXAMPLES}", Kind::help())
 }
 
-// One value, parsed once per process: its size costs nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
-    #[command(flatten)]
-    Cluster(ClusterCommand),
-    /// Print a shell completion script to stdout.
-    Completions {
-        /// The shell to complete for.
-        shell: Shell,
-    },
-}
-
-/// The commands that talk to a cluster: each needs the settings and a connection.
-#[derive(Debug, Subcommand)]
-enum ClusterCommand {
     /// Move a workflow to a stage: one step forward, or to failed.
     #[command(after_help = commands::set::AFTER_HELP)]
     Set(commands::set::SetArgs),
@@ -67,6 +53,11 @@ enum ClusterCommand {
     /// Return a workflow to its previous stage, or to a named earlier one.
     #[command(after_help = commands::rollback::AFTER_HELP)]
     Rollback(commands::rollback::RollbackArgs),
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell to complete for.
+        shell: Shell,
+    },
 }
 
 /// Parses the command line, runs the command and turns its outcome into the process exit code;
@@ -109,25 +100,24 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let command = match cli.command {
-        Command::Completions { shell } => {
-            // Into memory first: clap_complete panics on a failed write, and a closed stdout
-            // is no failure of ours.
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "stagectl", &mut script);
-            crate::output::emit(&String::from_utf8_lossy(&script));
-            return Ok(());
-        }
-        Command::Cluster(command) => command,
-    };
+    if let Command::Completions { shell } = cli.command {
+        // Into memory first: clap_complete panics on a failed write, and a closed stdout is
+        // no failure of ours.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "stagectl", &mut script);
+        crate::output::emit(&String::from_utf8_lossy(&script));
+        return Ok(());
+    }
     let settings = Settings::from_args(&cli.global)?;
-    match &command {
-        ClusterCommand::Set(args) => commands::set::run(&settings, args).await,
-        ClusterCommand::Verify(args) => commands::verify::run(&settings, args).await,
-        ClusterCommand::Get(args) => commands::get::run(&settings, args).await,
-        ClusterCommand::Rollback(args) => commands::rollback::run(&settings, args).await,
-        ClusterCommand::Resume(args) => commands::resume::run(&settings, args).await,
-        ClusterCommand::Reconcile(args) => commands::reconcile::run(&settings, args).await,
+    match &cli.command {
+        Command::Set(args) => commands::set::run(&settings, args).await,
+        Command::Verify(args) => commands::verify::run(&settings, args).await,
+        Command::Get(args) => commands::get::run(&settings, args).await,
+        Command::Rollback(args) => commands::rollback::run(&settings, args).await,
+        Command::Resume(args) => commands::resume::run(&settings, args).await,
+        Command::Reconcile(args) => commands::reconcile::run(&settings, args).await,
+        // Printed above, with no settings and no connection: nothing left to do.
+        Command::Completions { .. } => Ok(()),
     }
 }
 
@@ -147,7 +137,7 @@ mod tests {
             let args = ["stagectl", "verify", "completed", "--workflow", "w"];
             let cli = Cli::try_parse_from(args.iter().chain(extra)).unwrap();
             match cli.command {
-                Command::Cluster(ClusterCommand::Verify(verify)) => verify.wait,
+                Command::Verify(verify) => verify.wait,
                 _ => unreachable!(),
             }
         };
