@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use super::Subject;
 use crate::cluster::{Change, Cluster, Scope, View, selector as equalities};
-use crate::core::labels::{self, Repository};
+use crate::core::labels::{self, Repository, TaskId};
 use crate::core::record::StageRecord;
 use crate::error::Result;
 use crate::output::{self, RecordView};
@@ -135,10 +135,7 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
 fn selector(args: &GetArgs) -> Result<String> {
     let mut equal = vec![(labels::WORKFLOW_TYPE, labels::PLAY.to_string())];
     if let Some(task_id) = &args.task_id {
-        equal.push((
-            labels::TASK_ID,
-            labels::validate_task_id(task_id)?.to_string(),
-        ));
+        equal.push((labels::TASK_ID, TaskId::parse(task_id)?.to_string()));
     }
     if let Some(repository) = &args.repository {
         equal.push((

@@ -17,7 +17,7 @@ use tracing::{debug, error, info, warn};
 use crate::cluster::{Cluster, Operation, Swapped, View};
 use crate::core::Step;
 use crate::core::change::{self, ChangeOutcome, ChangeRequest, ChangeResult, Planned};
-use crate::core::labels::{self, Repository};
+use crate::core::labels::{self, Repository, TaskId};
 use crate::core::record::HistoryEntry;
 use crate::error::{Error, Result};
 use crate::output::{self, Format};
@@ -27,7 +27,7 @@ use crate::settings::Settings;
 /// connecting.
 pub struct Subject {
     pub name: String,
-    pub task_id: Option<String>,
+    pub task_id: Option<TaskId>,
     pub repository: Option<Repository>,
 }
 
@@ -39,10 +39,7 @@ impl Subject {
     ) -> Result<Self> {
         Ok(Self {
             name: labels::validate_workflow_name(workflow)?.to_string(),
-            task_id: task_id
-                .map(labels::validate_task_id)
-                .transpose()?
-                .map(str::to_string),
+            task_id: task_id.map(TaskId::parse).transpose()?,
             repository: repository.map(Repository::parse).transpose()?,
         })
     }

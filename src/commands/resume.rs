@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use tracing::{error, info};
 
 use crate::cluster::Cluster;
-use crate::core::labels::{self, Repository};
+use crate::core::labels::{self, Repository, TaskId};
 use crate::core::latch::Delivery;
 use crate::core::resume::EventRequest;
 use crate::core::stage::Stage;
@@ -111,7 +111,7 @@ fn event_request(
     Ok(EventRequest {
         namespace: namespace.to_string(),
         stage,
-        task_id: labels::validate_task_id(&args.task_id)?.to_string(),
+        task_id: TaskId::parse(&args.task_id)?,
         repository: args
             .repository
             .as_deref()

@@ -75,7 +75,7 @@ struct Verified<'a> {
 /// Why the workflow is not what was asked for, or `None` when it is.
 fn check(record: &StageRecord, subject: &Subject, stage: &Stage) -> Option<String> {
     if let Some(wanted) = &subject.task_id
-        && record.task_id.as_ref() != Some(wanted)
+        && record.task_id.as_deref() != Some(wanted.as_str())
     {
         return Some(format!(
             "workflow {} is the play of task {}, not {wanted}",

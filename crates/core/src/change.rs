@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use crate::Step;
-use crate::labels::{self, Repository};
+use crate::labels::{self, Repository, TaskId};
 use crate::latch::{self, LatchSlot};
 use crate::patch::{self, StageChange};
 use crate::record::{self, ChangeKind, HistoryEntry, StageRecord};
@@ -42,7 +42,7 @@ pub struct ChangeRequest {
     pub workflow: String,
     pub namespace: String,
     /// Refuse unless the workflow is the play of this task (written when it has no task-id).
-    pub task_id: Option<String>,
+    pub task_id: Option<TaskId>,
     /// Refuse unless the workflow is of this repository (written when it has none).
     pub repository: Option<Repository>,
     pub goal: Goal,
@@ -182,7 +182,7 @@ impl ChangeRequest {
     /// A workflow of another task or repository is never changed on this one's behalf.
     fn identity_refusal(&self, record: &StageRecord) -> Option<String> {
         if let (Some(wanted), Some(actual)) = (&self.task_id, &record.task_id)
-            && wanted != actual
+            && wanted.as_str() != actual
         {
             return Some(format!(
                 "workflow {} is the play of task {actual}, not {wanted}; check --task-id and --workflow",
@@ -268,7 +268,7 @@ impl ChangeRequest {
         let mut needs_resource_version = false;
         let mut identity = Vec::new();
         if let Some(task_id) = &self.task_id {
-            identity.push((labels::TASK_ID.to_string(), task_id.clone()));
+            identity.push((labels::TASK_ID.to_string(), task_id.to_string()));
         }
         if let Some(repository) = &self.repository {
             identity.push((labels::REPOSITORY.to_string(), repository.label_value()));
@@ -492,7 +492,7 @@ mod tests {
 
     fn start(task_id: Option<&str>) -> ChangeRequest {
         ChangeRequest {
-            task_id: task_id.map(str::to_string),
+            task_id: task_id.map(|id| TaskId::parse(id).unwrap()),
             repository: Some(Repository::parse("Acme/Widgets").unwrap()),
             goal: Goal::Set {
                 target: Pipeline::default().first(),

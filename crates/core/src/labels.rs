@@ -39,15 +39,30 @@ pub(crate) fn is_label_value(value: &str) -> bool {
 
 /// A task id, checked before it goes anywhere near a label selector or a patch: a label value,
 /// non-empty, so `5,current-stage=x` or `5 in (6)` can never widen a selection.
-pub fn validate_task_id(task_id: &str) -> Result<&str> {
-    if !task_id.is_empty() && is_label_value(task_id) {
-        Ok(task_id)
-    } else {
-        Err(Error::usage(format!(
-            "invalid task id {:?}: use 1-63 characters of letters, digits, '-', '_' or '.', \
-             starting and ending with a letter or digit",
-            shorten(task_id)
-        )))
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskId(String);
+
+impl TaskId {
+    pub fn parse(task_id: &str) -> Result<Self> {
+        if !task_id.is_empty() && is_label_value(task_id) {
+            Ok(Self(task_id.to_string()))
+        } else {
+            Err(Error::usage(format!(
+                "invalid task id {:?}: use 1-63 characters of letters, digits, '-', '_' or '.', \
+                 starting and ending with a letter or digit",
+                shorten(task_id)
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -216,7 +231,7 @@ mod tests {
 
     #[test]
     fn task_ids_that_could_widen_a_selector_are_refused() {
-        assert_eq!(validate_task_id("42").unwrap(), "42");
+        assert_eq!(TaskId::parse("42").unwrap().as_str(), "42");
         for hostile in [
             "",
             "5,current-stage=x",
@@ -226,7 +241,7 @@ mod tests {
             "$(rm -rf /)",
             "ünï",
         ] {
-            let err = validate_task_id(hostile).unwrap_err();
+            let err = TaskId::parse(hostile).unwrap_err();
             assert_eq!(err.kind, crate::error::Kind::Usage, "{hostile:?}");
         }
     }

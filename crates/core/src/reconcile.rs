@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use crate::error::{Error, Kind};
 use crate::github::{self, Awaited, PullRequest, Review};
-use crate::labels::Repository;
+use crate::labels::{Repository, TaskId};
 use crate::latch::Delivery;
 use crate::record::StageRecord;
 use crate::resume::EventRequest;
@@ -19,7 +19,8 @@ use crate::stage::{Pipeline, Stage};
 pub struct WaitingPlay {
     pub workflow: String,
     pub stage: Stage,
-    pub task_id: String,
+    /// None when its label holds no task id (none, or not a valid one).
+    pub task_id: Option<TaskId>,
     /// As the play's label or annotation names it, parsed when it parses.
     pub repository_name: String,
     pub repository: Option<Repository>,
@@ -44,7 +45,10 @@ pub fn waiting_plays(
                 since: record.waiting_since(pipeline),
                 workflow: record.name,
                 stage,
-                task_id: record.task_id.unwrap_or_default(),
+                task_id: record
+                    .task_id
+                    .as_deref()
+                    .and_then(|id| TaskId::parse(id).ok()),
                 repository: Repository::parse(&repository_name).ok(),
                 repository_name,
             })
@@ -56,10 +60,10 @@ pub fn waiting_plays(
 
 impl WaitingPlay {
     /// What the play awaits on GitHub and where, when reconcile can know it.
-    pub fn awaits(&self) -> Result<(Awaited, &Repository), CannotTell> {
+    pub fn awaits(&self) -> Result<(Awaited, &Repository, &TaskId), CannotTell> {
         let awaited = Awaited::of(&self.stage).ok_or(CannotTell::StageWithoutEvent)?;
-        match &self.repository {
-            Some(repository) if !self.task_id.is_empty() => Ok((awaited, repository)),
+        match (&self.repository, &self.task_id) {
+            (Some(repository), Some(task)) => Ok((awaited, repository, task)),
             _ => Err(CannotTell::Unlabelled),
         }
     }
@@ -75,7 +79,7 @@ impl WaitingPlay {
         EventRequest {
             namespace: namespace.to_string(),
             stage: self.stage.clone(),
-            task_id: self.task_id.clone(),
+            task_id: deliver.task.clone(),
             repository: self.repository.clone(),
             delivery: Delivery {
                 delivery_id: Some(deliver.delivery_id.clone()),
@@ -113,9 +117,9 @@ impl GitHubFacts {
     /// The pull request whose reviews the play needs and are still to be read: it awaits an
     /// approval, and one open pull request names its task.
     pub fn lacks_reviews(&self, play: &WaitingPlay) -> Option<u64> {
-        let (awaited, repository) = play.awaits().ok()?;
+        let (awaited, repository, task) = play.awaits().ok()?;
         let pulls = self.pulls.get(&key(repository))?;
-        let pull = github::pull_of_task(pulls, &play.task_id).ok()??;
+        let pull = github::pull_of_task(pulls, task.as_str()).ok()??;
         (awaited.needs_reviews() && !self.reviews.contains_key(&(key(repository), pull.number)))
             .then_some(pull.number)
     }
@@ -143,6 +147,8 @@ pub enum Decision {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deliver {
     pub awaited: Awaited,
+    /// The task whose pull request showed the event.
+    pub task: TaskId,
     pub pull: u64,
     /// reconcile.STAGE.prNUMBER: the same for every run, so that a second delivery is a no-op.
     pub delivery_id: String,
@@ -159,7 +165,7 @@ pub enum CannotTell {
 /// Decides from what GitHub said; a play whose facts were not read is one GitHub has nothing
 /// for (the command reads them all first).
 pub fn decide(play: &WaitingPlay, facts: &GitHubFacts) -> Decision {
-    let (awaited, repository) = match play.awaits() {
+    let (awaited, repository, task) = match play.awaits() {
         Ok(awaits) => awaits,
         Err(why) => return Decision::CannotTell(why),
     };
@@ -167,7 +173,7 @@ pub fn decide(play: &WaitingPlay, facts: &GitHubFacts) -> Decision {
         .pulls
         .get(&key(repository))
         .map_or(&[][..], Vec::as_slice);
-    let pull = match github::pull_of_task(pulls, &play.task_id) {
+    let pull = match github::pull_of_task(pulls, task.as_str()) {
         Ok(Some(pull)) => pull,
         Ok(None) => {
             return Decision::NotYet {
@@ -189,6 +195,7 @@ pub fn decide(play: &WaitingPlay, facts: &GitHubFacts) -> Decision {
     }
     Decision::Deliver(Deliver {
         awaited,
+        task: task.clone(),
         pull: pull.number,
         delivery_id: github::delivery_id(&play.stage, pull),
     })
@@ -236,7 +243,7 @@ mod tests {
         WaitingPlay {
             workflow: name.into(),
             stage: Pipeline::default().stage(stage),
-            task_id: task.into(),
+            task_id: TaskId::parse(task).ok(),
             repository: Repository::parse(&repository_name).ok(),
             repository_name,
             since: None,
@@ -286,9 +293,11 @@ mod tests {
         let facts = facts();
         let decide =
             |name, stage, task, repository| decide(&play(name, stage, task, repository), &facts);
-        let delivered = |awaited, pull, stage: &str| {
+        // Each delivered play's task is its pull request's number.
+        let delivered = |awaited, pull: u64, stage: &str| {
             Decision::Deliver(Deliver {
                 awaited,
+                task: TaskId::parse(&pull.to_string()).unwrap(),
                 pull,
                 delivery_id: format!("reconcile.{stage}.pr{pull}"),
             })

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::argo::{self, SuspendNode};
 use crate::error::{Error, Result};
-use crate::labels::{self, Repository};
+use crate::labels::{self, Repository, TaskId};
 use crate::latch::{self, Delivery, LatchSlot, SeenAs};
 use crate::patch;
 use crate::record::{StageRecord, has_ended};
@@ -19,7 +19,7 @@ pub struct EventRequest {
     /// Where the plays are looked for.
     pub namespace: String,
     pub stage: Stage,
-    pub task_id: String,
+    pub task_id: TaskId,
     pub repository: Option<Repository>,
     pub delivery: Delivery,
 }
@@ -97,7 +97,7 @@ impl EventRequest {
     pub fn play_labels(&self) -> Vec<(&'static str, String)> {
         let mut selector = vec![
             (labels::WORKFLOW_TYPE, labels::PLAY.to_string()),
-            (labels::TASK_ID, self.task_id.clone()),
+            (labels::TASK_ID, self.task_id.to_string()),
         ];
         if let Some(repository) = &self.repository {
             selector.push((labels::REPOSITORY, repository.label_value()));
@@ -407,7 +407,7 @@ mod tests {
         EventRequest {
             namespace: "argo".into(),
             stage: p().stage(S),
-            task_id: "42".into(),
+            task_id: TaskId::parse("42").unwrap(),
             repository: Some(Repository::parse("acme/widgets").unwrap()),
             delivery: delivery(id),
         }

@@ -138,7 +138,11 @@ pub(super) fn report(play: &WaitingPlay, decision: &Decision) -> PlayReport {
     PlayReport {
         workflow: play.workflow.clone(),
         stage: play.stage.name().to_string(),
-        task_id: play.task_id.clone(),
+        task_id: play
+            .task_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         repository: play.repository_name.clone(),
         waiting_since: play.since,
         pull_request,

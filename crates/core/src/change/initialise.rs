@@ -43,7 +43,7 @@ impl ChangeRequest {
         let mut set_labels = vec![
             (labels::WORKFLOW_TYPE.to_string(), labels::PLAY.to_string()),
             (labels::CURRENT_STAGE.to_string(), first.name().to_string()),
-            (labels::TASK_ID.to_string(), task_id.clone()),
+            (labels::TASK_ID.to_string(), task_id.to_string()),
             (labels::REPOSITORY.to_string(), repository.label_value()),
             (labels::UPDATED_AT.to_string(), now.as_second().to_string()),
         ];
