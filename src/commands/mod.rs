@@ -17,7 +17,7 @@ use tracing::{debug, error, info, warn};
 use crate::cluster::{Cluster, Operation, Swapped, View};
 use crate::core::Step;
 use crate::core::change::{self, ChangeOutcome, ChangeRequest, ChangeResult, Planned};
-use crate::core::labels::{self, Repository, TaskId};
+use crate::core::labels::{Repository, TaskId, WorkflowName};
 use crate::core::record::HistoryEntry;
 use crate::error::{Error, Result};
 use crate::output::{self, Format};
@@ -26,7 +26,7 @@ use crate::settings::Settings;
 /// A workflow named on the command line with the identity it must have, validated before
 /// connecting.
 pub struct Subject {
-    pub name: String,
+    pub name: WorkflowName,
     pub task_id: Option<TaskId>,
     pub repository: Option<Repository>,
 }
@@ -38,7 +38,7 @@ impl Subject {
         repository: Option<&str>,
     ) -> Result<Self> {
         Ok(Self {
-            name: labels::validate_workflow_name(workflow)?.to_string(),
+            name: WorkflowName::parse(workflow)?,
             task_id: task_id.map(TaskId::parse).transpose()?,
             repository: repository.map(Repository::parse).transpose()?,
         })

@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use crate::Step;
-use crate::labels::{self, Repository, TaskId};
+use crate::labels::{self, Repository, TaskId, WorkflowName};
 use crate::latch::{self, LatchSlot};
 use crate::patch::{self, StageChange};
 use crate::record::{self, ChangeKind, HistoryEntry, StageRecord};
@@ -39,7 +39,7 @@ pub enum Goal {
 /// A change as asked for, validated; nothing has been read yet.
 #[derive(Debug, Clone)]
 pub struct ChangeRequest {
-    pub workflow: String,
+    pub workflow: WorkflowName,
     pub namespace: String,
     /// Refuse unless the workflow is the play of this task (written when it has no task-id).
     pub task_id: Option<TaskId>,
@@ -161,7 +161,7 @@ impl ChangeRequest {
                     .then(|| latch::satisfied_early(observed, &current).is_some());
                 Step::Done(Planned {
                     outcome: ChangeOutcome {
-                        workflow: self.workflow.clone(),
+                        workflow: self.workflow.to_string(),
                         namespace: self.namespace.clone(),
                         from: None,
                         to: current.name().to_string(),
@@ -340,7 +340,7 @@ impl ChangeRequest {
     fn applied(&self, pipeline: &Pipeline, entry: &HistoryEntry) -> ChangeOutcome {
         let to = pipeline.stage(&entry.to);
         ChangeOutcome {
-            workflow: self.workflow.clone(),
+            workflow: self.workflow.to_string(),
             namespace: self.namespace.clone(),
             from: Some(entry.from.clone()),
             to: entry.to.clone(),
@@ -416,7 +416,7 @@ mod tests {
 
     fn request(actor: &str) -> ChangeRequest {
         ChangeRequest {
-            workflow: "play-42".into(),
+            workflow: WorkflowName::parse("play-42").unwrap(),
             namespace: "plays".into(),
             task_id: None,
             repository: None,

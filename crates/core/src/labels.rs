@@ -79,14 +79,39 @@ pub fn validate_token<'a>(what: &str, value: &'a str) -> Result<&'a str> {
 }
 
 /// A Workflow name as the API server accepts it (a DNS subdomain), checked before any request
-/// so that a path or a selector can never ride in on it.
-pub fn validate_workflow_name(name: &str) -> Result<&str> {
-    validate_dns_name(name, 253, true).map_err(|()| {
-        Error::usage(format!(
-            "invalid workflow name {:?}: use lowercase letters, digits, '-' and '.' (as `kubectl get workflows` shows it)",
-            shorten(name)
-        ))
-    })
+/// so that a path or a selector can never ride in on it. Read as the `str` it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowName(String);
+
+impl WorkflowName {
+    pub fn parse(name: &str) -> Result<Self> {
+        validate_dns_name(name, 253, true)
+            .map(|name| Self(name.to_string()))
+            .map_err(|()| {
+                Error::usage(format!(
+                    "invalid workflow name {:?}: use lowercase letters, digits, '-' and '.' (as `kubectl get workflows` shows it)",
+                    shorten(name)
+                ))
+            })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for WorkflowName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for WorkflowName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// A namespace name (a DNS label).
@@ -248,7 +273,7 @@ mod tests {
 
     #[test]
     fn names_that_could_carry_paths_or_selectors_are_refused() {
-        assert!(validate_workflow_name("play-task-42-x7k2p").is_ok());
+        assert!(WorkflowName::parse("play-task-42-x7k2p").is_ok());
         assert!(validate_namespace("argo").is_ok());
         for bad in [
             "",
@@ -261,7 +286,7 @@ mod tests {
             "a-",
             &"a".repeat(254),
         ] {
-            assert!(validate_workflow_name(bad).is_err(), "{bad:?}");
+            assert!(WorkflowName::parse(bad).is_err(), "{bad:?}");
         }
         for bad in ["", "a.b", "A", "a/b", &"a".repeat(64)] {
             assert!(validate_namespace(bad).is_err(), "{bad:?}");

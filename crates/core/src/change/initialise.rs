@@ -60,7 +60,7 @@ impl ChangeRequest {
             patch: patch::initialise(observed, &set_labels, &set_annotations),
             then: Planned {
                 outcome: ChangeOutcome {
-                    workflow: self.workflow.clone(),
+                    workflow: self.workflow.to_string(),
                     namespace: self.namespace.clone(),
                     from: None,
                     to: first.name().to_string(),
