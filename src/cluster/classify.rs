@@ -1,7 +1,7 @@
 //! API errors as stagectl reports them: each class with its exit code and a line that says
 //! what to do.
 
-use super::{CallError, Cluster, Deadline, retry};
+use super::{CallError, Cluster, Deadline, WorkflowRef, retry};
 use crate::core::one_line;
 use crate::error::Error;
 
@@ -108,10 +108,10 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn workflow(namespace: &str, name: &str) -> Self {
+    pub fn workflow(workflow: WorkflowRef<'_>) -> Self {
         Self {
-            namespace: Some(namespace.to_string()),
-            name: Some(name.to_string()),
+            namespace: Some(workflow.namespace.to_string()),
+            name: Some(workflow.name.to_string()),
         }
     }
 

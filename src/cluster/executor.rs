@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tracing::debug;
 
-use super::{Cluster, Deadline, Target, describe};
+use super::{Cluster, Deadline, Target, WorkflowRef, describe};
 use crate::core::{Observed, Step};
 use crate::error::{Error, Kind, Result};
 
@@ -32,8 +32,7 @@ pub struct WaitBudget {
 /// One compare-and-swap on one workflow.
 #[derive(Debug, Clone, Copy)]
 pub struct Operation<'a> {
-    pub namespace: &'a str,
-    pub name: &'a str,
+    pub workflow: WorkflowRef<'a>,
     pub view: View,
     /// None: a plan that waits is a bug of the caller, reported as such.
     pub wait: Option<WaitBudget>,
@@ -64,7 +63,7 @@ impl Cluster {
         unread: Option<Step<T>>,
         mut plan: impl FnMut(&Observed) -> Step<T>,
     ) -> Result<Swapped<T>> {
-        let target = Target::workflow(op.namespace, op.name);
+        let target = Target::workflow(op.workflow);
         let mut budget = self.budget();
         let wait_deadline = op.wait.map(|wait| Deadline::after(wait.limit));
         let mut refused = 0;
@@ -73,7 +72,7 @@ impl Cluster {
         loop {
             let current = match step.take() {
                 Some(step) => step,
-                None => match self.read(op.namespace, op.name, op.view, budget).await {
+                None => match self.read(op.workflow, op.view, budget).await {
                     Ok(observed) => plan(&observed),
                     // A read that found no answer within --timeout while the wait has time
                     // left is one more reason to wait, not the end of it: the wait's budget
@@ -102,7 +101,7 @@ impl Cluster {
                     budget = self.budget();
                 }
                 Step::Write { patch, then } => match self
-                    .patch(op.namespace, op.name, op.view, &patch, budget)
+                    .patch(op.workflow, op.view, &patch, budget)
                     .await
                 {
                     Ok(committed) => {
@@ -117,7 +116,7 @@ impl Cluster {
                         if refused >= MAX_REFUSED {
                             return Err(Error::gave_up(format!(
                                 "workflow {} kept changing while stagectl tried to change it ({refused} patches refused); run the command again",
-                                op.name
+                                op.workflow.name
                             ))
                             .with_source(failure.error));
                         }
@@ -135,13 +134,13 @@ fn may_wait(op: &Operation<'_>, deadline: Option<Deadline>, what: &str) -> Resul
     let (Some(wait), Some(deadline)) = (op.wait, deadline) else {
         return Err(Error::failed(format!(
             "workflow {}: {what}, and this operation does not wait",
-            op.name
+            op.workflow.name
         )));
     };
     if deadline.remaining() < WAIT_INTERVAL {
         return Err(Error::gave_up(format!(
             "workflow {} {what}: gave up after waiting {}s; raise {} to wait longer",
-            op.name,
+            op.workflow.name,
             wait.limit.as_secs(),
             wait.flag
         )));
@@ -168,8 +167,10 @@ mod tests {
     use crate::cluster::mock::{self, Answer};
 
     const OPERATION: Operation<'static> = Operation {
-        namespace: "ns",
-        name: "play",
+        workflow: WorkflowRef {
+            namespace: "ns",
+            name: "play",
+        },
         view: View::Metadata,
         wait: None,
     };

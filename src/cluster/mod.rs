@@ -41,6 +41,13 @@ pub type WorkflowMeta = PartialObjectMeta<DynamicObject>;
 /// Workflows per answer of a list (`get --chunk-size` chooses its own).
 const LIST_PAGE: u32 = 500;
 
+/// One workflow: the namespace and the name every call on it needs together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkflowRef<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
 /// Where to connect and how long each operation may keep trying.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
@@ -218,12 +225,11 @@ impl Cluster {
     /// Reads one workflow: its metadata only, or the whole object with its status.
     pub async fn read(
         &self,
-        namespace: &str,
-        name: &str,
+        workflow: WorkflowRef<'_>,
         view: View,
         budget: Deadline,
     ) -> Result<Observed> {
-        let target = Target::workflow(namespace, name);
+        let WorkflowRef { namespace, name } = workflow;
         let api = self.workflows(namespace);
         let read = match view {
             View::Metadata => self
@@ -237,19 +243,19 @@ impl Cluster {
                 .await
                 .map(observed),
         };
-        read.map_err(|e| self.classify(e, &target, "get", budget))
+        read.map_err(|e| self.classify(e, &Target::workflow(workflow), "get", budget))
     }
 
     /// Sends a JSON Patch and returns the workflow as committed, or the raw API error, so that
     /// the executor can tell a failed `test` (422) from the rest.
     pub async fn patch(
         &self,
-        namespace: &str,
-        name: &str,
+        workflow: WorkflowRef<'_>,
         view: View,
         patch: &json_patch::Patch,
         budget: Deadline,
     ) -> Result<Observed, CallError> {
+        let WorkflowRef { namespace, name } = workflow;
         let api = self.workflows(namespace);
         let params = PatchParams::default();
         let patch = Patch::<()>::Json(patch.clone());

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tracing::{debug, error, info, warn};
 
-use crate::cluster::{Cluster, Operation, Swapped, View};
+use crate::cluster::{Cluster, Operation, Swapped, View, WorkflowRef};
 use crate::core::Step;
 use crate::core::change::{self, ChangeOutcome, ChangeRequest, ChangeResult, Planned};
 use crate::core::labels::{Repository, TaskId, WorkflowName};
@@ -54,8 +54,7 @@ pub async fn apply_change(
 ) -> Result<ChangeOutcome> {
     let pipeline = &settings.pipeline;
     let op = Operation {
-        namespace: &request.namespace,
-        name: &request.workflow,
+        workflow: workflow_of(request),
         view: View::Metadata,
         wait: None,
     };
@@ -98,6 +97,14 @@ pub async fn apply_change(
     }
 }
 
+/// The workflow a change is for.
+fn workflow_of(request: &ChangeRequest) -> WorkflowRef<'_> {
+    WorkflowRef {
+        namespace: &request.namespace,
+        name: &request.workflow,
+    }
+}
+
 /// The history entry a plan's patch writes, if it is a write.
 fn written_entry(step: Option<&Step<Planned>>) -> Option<HistoryEntry> {
     match step? {
@@ -117,8 +124,7 @@ async fn after_change(
     if let Some(trim) = change::history_trim(committed) {
         match cluster
             .patch(
-                &request.namespace,
-                &request.workflow,
+                workflow_of(request),
                 View::Metadata,
                 &trim,
                 cluster.budget(),

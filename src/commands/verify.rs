@@ -3,7 +3,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Subject;
-use crate::cluster::{Change, Cluster, Deadline, Scope, View};
+use crate::cluster::{Change, Cluster, Deadline, Scope, View, WorkflowRef};
 use crate::core::record::StageRecord;
 use crate::core::stage::Stage;
 use crate::error::{Error, Result};
@@ -39,7 +39,14 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<()> {
     let cluster = &settings.connect().await?;
     let namespace = cluster.namespace.clone();
     let observed = cluster
-        .read(&namespace, &subject.name, View::Metadata, cluster.budget())
+        .read(
+            WorkflowRef {
+                namespace: &namespace,
+                name: &subject.name,
+            },
+            View::Metadata,
+            cluster.budget(),
+        )
         .await?;
     let mut mismatch = check(&StageRecord::from_meta(&observed.meta), &subject, &stage);
     if let (Some(why), Some(wait)) = (&mismatch, args.wait) {

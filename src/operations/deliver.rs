@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cluster::{Cluster, Operation, Swapped, View, WaitBudget};
+use crate::cluster::{Cluster, Operation, Swapped, View, WaitBudget, WorkflowRef};
 use crate::core::resume::{Chosen, EventRequest, Outcome, Resolution};
 use crate::error::Result;
 use crate::settings::Settings;
@@ -48,8 +48,10 @@ pub(crate) async fn deliver(
             let name = play.meta.name.clone().unwrap_or_default();
             let listed = Some(request.plan(pipeline, play));
             let op = Operation {
-                namespace: &namespace,
-                name: &name,
+                workflow: WorkflowRef {
+                    namespace: &namespace,
+                    name: &name,
+                },
                 view: View::Whole,
                 wait: Some(WaitBudget {
                     limit: wait_for_node,
