@@ -4,7 +4,7 @@ use clap::Args;
 use jiff::Timestamp;
 
 use super::Subject;
-use crate::cluster::{Change, Cluster, Scope, View, WorkflowRef, selector as equalities};
+use crate::cluster::{Change, Cluster, Scope, View, selector as equalities};
 use crate::core::labels::{self, Repository, TaskId};
 use crate::core::record::StageRecord;
 use crate::error::Result;
@@ -83,10 +83,7 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
     if let Some(subject) = named {
         let observed = cluster
             .read(
-                WorkflowRef {
-                    namespace: &cluster.namespace,
-                    name: &subject.name,
-                },
+                subject.in_namespace(&cluster.namespace),
                 View::Metadata,
                 cluster.budget(),
             )

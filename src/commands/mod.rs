@@ -43,6 +43,14 @@ impl Subject {
             repository: repository.map(Repository::parse).transpose()?,
         })
     }
+
+    /// The workflow, in `namespace`.
+    pub fn in_namespace<'a>(&'a self, namespace: &'a str) -> WorkflowRef<'a> {
+        WorkflowRef {
+            namespace,
+            name: &self.name,
+        }
+    }
 }
 
 /// Runs a set or a rollback as one compare-and-swap, then the book-keeping of a change that

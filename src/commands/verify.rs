@@ -3,7 +3,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Subject;
-use crate::cluster::{Change, Cluster, Deadline, Scope, View, WorkflowRef};
+use crate::cluster::{Change, Cluster, Deadline, Scope, View};
 use crate::core::record::StageRecord;
 use crate::core::stage::Stage;
 use crate::error::{Error, Result};
@@ -40,10 +40,7 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<()> {
     let namespace = cluster.namespace.clone();
     let observed = cluster
         .read(
-            WorkflowRef {
-                namespace: &namespace,
-                name: &subject.name,
-            },
+            subject.in_namespace(&namespace),
             View::Metadata,
             cluster.budget(),
         )

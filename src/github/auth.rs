@@ -122,7 +122,7 @@ struct InstallationToken {
     expires_at: jiff::Timestamp,
 }
 
-pub(super) fn bearer(token: &str) -> Option<HeaderValue> {
+fn bearer(token: &str) -> Option<HeaderValue> {
     let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
     value.set_sensitive(true);
     Some(value)

@@ -77,15 +77,14 @@ impl GitHub {
         what: &str,
     ) -> std::result::Result<(StatusCode, HeaderMap, String), Attempt> {
         let seconds = timeout.as_secs_f32().ceil();
-        let transient = |why: String| Attempt::Transient(why);
         let response = match tokio::time::timeout(timeout, self.http.send(request)).await {
             Err(_) => {
-                return Err(transient(format!(
+                return Err(Attempt::Transient(format!(
                     "GitHub did not answer {what} within {seconds}s"
                 )));
             }
             Ok(Err(err)) => {
-                return Err(transient(format!(
+                return Err(Attempt::Transient(format!(
                     "cannot reach GitHub for {what}: {}",
                     error_chain(&*err)
                 )));
@@ -105,11 +104,11 @@ impl GitHub {
                     ANSWER_LIMIT >> 20
                 ))))
             }
-            Ok(Err(err)) => Err(transient(format!(
+            Ok(Err(err)) => Err(Attempt::Transient(format!(
                 "GitHub's answer to {what} broke off: {}",
                 error_chain(&*err)
             ))),
-            Err(_) => Err(transient(format!(
+            Err(_) => Err(Attempt::Transient(format!(
                 "GitHub's answer to {what} stalled for {seconds}s"
             ))),
         }
