@@ -117,7 +117,7 @@ impl RecordView {
                 r.name.clone(),
                 r.task_id.clone().unwrap_or_else(dash),
                 r.repository.clone().unwrap_or_else(dash),
-                r.stage.clone().unwrap_or_else(dash),
+                r.stage.as_ref().map_or_else(dash, ToString::to_string),
                 r.updated_at.map(|t| age(t, now)).unwrap_or_else(dash),
                 r.phase.clone().unwrap_or_else(dash),
             ];

@@ -7,6 +7,7 @@ use super::Subject;
 use crate::cluster::{Change, Cluster, Scope, View, selector as equalities};
 use crate::core::labels::{self, Repository, TaskId};
 use crate::core::record::StageRecord;
+use crate::core::stage::{Pipeline, Stage};
 use crate::error::Result;
 use crate::output::{self, RecordView};
 use crate::settings::{Settings, parse_duration};
@@ -78,7 +79,7 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
             labels: Some(&selector),
             name: named.as_ref().map(|subject| subject.name.as_str()),
         };
-        return watch(cluster, scope, view).await;
+        return watch(cluster, scope, view, &settings.pipeline).await;
     }
     if let Some(subject) = named {
         let observed = cluster
@@ -88,17 +89,14 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
                 cluster.budget(),
             )
             .await?;
-        output::emit(&view.one(&StageRecord::from_meta(&observed.meta)));
+        output::emit(&view.one(&StageRecord::from_meta(&observed.meta, &settings.pipeline)));
         return Ok(());
     }
     let namespace = (!args.all_namespaces).then_some(cluster.namespace.as_str());
     let mut records: Vec<StageRecord> = cluster
-        .list_pages(
-            namespace,
-            &selector,
-            args.chunk_size,
-            StageRecord::from_meta,
-        )
+        .list_pages(namespace, &selector, args.chunk_size, |meta| {
+            StageRecord::from_meta(meta, &settings.pipeline)
+        })
         .await?;
     if let Some(limit) = args.waiting_longer_than {
         let before = jiff::SignedDuration::try_from(limit)
@@ -153,8 +151,13 @@ fn selector(args: &GetArgs) -> Result<String> {
 /// `get --watch`: the list as a table (or documents), then each play again when what `get`
 /// shows of it changes; a Workflow changes far more often (its status), and those changes are
 /// not printed. Runs until interrupted; a dropped connection is resumed with backoff.
-async fn watch(cluster: &Cluster, scope: Scope<'_>, view: RecordView) -> Result<()> {
-    let mut printer = WatchPrinter::new(view);
+async fn watch(
+    cluster: &Cluster,
+    scope: Scope<'_>,
+    view: RecordView,
+    pipeline: &Pipeline,
+) -> Result<()> {
+    let mut printer = WatchPrinter::new(view, pipeline.clone());
     let mut watch = cluster.watch(scope);
     while let Some(change) = watch.next(cluster).await {
         if let Some(text) = printer.print(change?, Timestamp::now())
@@ -170,6 +173,7 @@ async fn watch(cluster: &Cluster, scope: Scope<'_>, view: RecordView) -> Result<
 /// and keeps the table's columns from one batch to the next.
 struct WatchPrinter {
     view: RecordView,
+    pipeline: Pipeline,
     shown: HashMap<(String, String), ShownState>,
     /// The list being received, until it is complete.
     listing: Vec<StageRecord>,
@@ -180,9 +184,10 @@ struct WatchPrinter {
 }
 
 impl WatchPrinter {
-    fn new(view: RecordView) -> Self {
+    fn new(view: RecordView, pipeline: Pipeline) -> Self {
         WatchPrinter {
             view,
+            pipeline,
             shown: HashMap::new(),
             listing: Vec::new(),
             listed: false,
@@ -199,7 +204,8 @@ impl WatchPrinter {
                 return None;
             }
             Change::Item(meta) => {
-                self.listing.push(StageRecord::from_meta(&meta));
+                self.listing
+                    .push(StageRecord::from_meta(&meta, &self.pipeline));
                 return None;
             }
             Change::Listed if !self.listed => {
@@ -214,7 +220,7 @@ impl WatchPrinter {
                 .filter(|record| !self.is_shown(record))
                 .collect(),
             Change::Applied(meta) | Change::Deleted(meta) => {
-                let record = StageRecord::from_meta(&meta);
+                let record = StageRecord::from_meta(&meta, &self.pipeline);
                 if self.is_shown(&record) {
                     return None;
                 }
@@ -276,7 +282,7 @@ fn key(record: &StageRecord) -> (String, String) {
 /// What `get` shows of a play, but its ages: a change of this is worth a line.
 #[derive(Debug, PartialEq, Eq)]
 struct ShownState {
-    stage: Option<String>,
+    stage: Option<Stage>,
     phase: Option<String>,
     updated_at: Option<Timestamp>,
     history: usize,
@@ -315,11 +321,14 @@ mod tests {
     }
 
     fn printer(format: output::Format) -> WatchPrinter {
-        WatchPrinter::new(RecordView {
-            format,
-            namespace_column: false,
-            now: Timestamp::UNIX_EPOCH,
-        })
+        WatchPrinter::new(
+            RecordView {
+                format,
+                namespace_column: false,
+                now: Timestamp::UNIX_EPOCH,
+            },
+            Pipeline::default(),
+        )
     }
 
     #[test]

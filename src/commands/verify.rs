@@ -5,7 +5,7 @@ use clap::Args;
 use super::Subject;
 use crate::cluster::{Change, Cluster, Deadline, Scope, View};
 use crate::core::record::StageRecord;
-use crate::core::stage::Stage;
+use crate::core::stage::{Pipeline, Stage};
 use crate::error::{Error, Result};
 use crate::output::{self, Format};
 use crate::settings::{Settings, parse_duration};
@@ -45,10 +45,23 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<()> {
             cluster.budget(),
         )
         .await?;
-    let mut mismatch = check(&StageRecord::from_meta(&observed.meta), &subject, &stage);
+    let pipeline = &settings.pipeline;
+    let mut mismatch = check(
+        &StageRecord::from_meta(&observed.meta, pipeline),
+        &subject,
+        &stage,
+    );
     if let (Some(why), Some(wait)) = (&mismatch, args.wait) {
         let limit = wait.unwrap_or(cluster.timeout());
-        mismatch = wait_for(cluster, &namespace, &subject, &stage, limit, why.clone()).await?;
+        mismatch = wait_for(
+            cluster,
+            &namespace,
+            pipeline,
+            (&subject, &stage),
+            limit,
+            why.clone(),
+        )
+        .await?;
     }
     if let Some(why) = mismatch {
         return Err(Error::mismatch(why));
@@ -87,12 +100,12 @@ fn check(record: &StageRecord, subject: &Subject, stage: &Stage) -> Option<Strin
             record.task_id.as_deref().unwrap_or("<none>")
         ));
     }
-    match record.stage.as_deref() {
-        Some(current) if current == stage.name() => None,
+    match &record.stage {
+        Some(current) if current == stage => None,
         current => Some(format!(
             "workflow {} is at {}, not {stage}",
             subject.name,
-            current.unwrap_or("<no stage>")
+            current.as_ref().map_or("<no stage>", Stage::name)
         )),
     }
 }
@@ -102,8 +115,8 @@ fn check(record: &StageRecord, subject: &Subject, stage: &Stage) -> Option<Strin
 async fn wait_for(
     cluster: &Cluster,
     namespace: &str,
-    subject: &Subject,
-    stage: &Stage,
+    pipeline: &Pipeline,
+    (subject, stage): (&Subject, &Stage),
     limit: Duration,
     mut last: String,
 ) -> Result<Option<String>> {
@@ -125,7 +138,7 @@ async fn wait_for(
         };
         match change {
             Change::Item(meta) | Change::Applied(meta) => {
-                match check(&StageRecord::from_meta(&meta), subject, stage) {
+                match check(&StageRecord::from_meta(&meta, pipeline), subject, stage) {
                     None => return Ok(None),
                     Some(why) => last = why,
                 }

@@ -139,20 +139,18 @@ impl ChangeRequest {
                 entry: Some(landed.clone()),
             });
         }
-        let record = StageRecord::from_meta(observed);
+        let record = StageRecord::from_meta(observed, pipeline);
         if let Some(refusal) = self.identity_refusal(&record) {
             return Step::Refuse(refusal);
         }
-        let Some(current) = record.stage_in(pipeline) else {
+        let Some(current) = record.stage.clone() else {
             return self.initialise(pipeline, observed, &record, now);
         };
         let transition = match &self.goal {
             Goal::Set { target, moves } => pipeline.plan_set(&current, target, *moves),
-            Goal::Rollback { to } => pipeline.plan_rollback(
-                &current,
-                record.failed_at_in(pipeline).as_ref(),
-                to.as_ref(),
-            ),
+            Goal::Rollback { to } => {
+                pipeline.plan_rollback(&current, record.failed_at.as_ref(), to.as_ref())
+            }
         };
         match transition {
             Transition::Noop => {
@@ -412,6 +410,7 @@ pub fn history_trim(committed: &ObjectMeta) -> Option<Patch> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::at;
     use serde_json::json;
 
     fn request(actor: &str) -> ChangeRequest {
@@ -427,10 +426,6 @@ mod tests {
             reason: None,
             actor: actor.into(),
         }
-    }
-
-    fn at(seconds: i64) -> Timestamp {
-        Timestamp::from_second(seconds).unwrap()
     }
 
     /// The workflow after `step`'s patch, applied as the server would.

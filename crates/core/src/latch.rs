@@ -143,22 +143,15 @@ pub fn empty_latches(pipeline: &Pipeline) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{self, Meta};
     use crate::record::{ChangeKind, HistoryEntry};
 
     fn delivery(id: &str) -> Delivery {
-        Delivery {
-            delivery_id: Some(id.into()),
-            event: Some("pull_request".into()),
-            at: Timestamp::from_second(1_790_000_000).unwrap(),
-            by: "sensor".into(),
-        }
+        fixtures::delivery(id, "sensor")
     }
 
     fn meta(annotations: &[(String, String)]) -> ObjectMeta {
-        ObjectMeta {
-            annotations: Some(annotations.iter().cloned().collect()),
-            ..Default::default()
-        }
+        Meta::default().annotations(annotations).build()
     }
 
     #[test]

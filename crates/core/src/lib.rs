@@ -28,6 +28,9 @@ pub mod resume;
 /// The stage order and the decisions it implies.
 pub mod stage;
 
+#[cfg(test)]
+mod fixtures;
+
 pub use error::{Error, Result};
 use json_patch::Patch;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

@@ -36,7 +36,7 @@ pub fn waiting_plays(
     let mut waiting: Vec<WaitingPlay> = records
         .into_iter()
         .filter_map(|record| {
-            let stage = record.stage_in(pipeline)?;
+            let stage = record.stage.clone()?;
             if record.ended || !pipeline.is_waiting(&stage) {
                 return None;
             }

@@ -31,6 +31,12 @@ pub(crate) fn has_ended(meta: &ObjectMeta) -> bool {
         .is_some_and(|value| value == "true")
 }
 
+/// A workflow's stage label read against `pipeline`, without reading the rest of its record.
+pub(crate) fn current_stage(meta: &ObjectMeta, pipeline: &Pipeline) -> Option<Stage> {
+    let name = meta.labels.as_ref()?.get(labels::CURRENT_STAGE)?;
+    (!name.is_empty()).then(|| pipeline.stage(name))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChangeKind {
@@ -83,8 +89,9 @@ pub struct StageRecord {
     pub task_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// The stage label read against the pipeline; `None` when the workflow has none.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<Timestamp>,
     /// The Argo controller's phase (Running, Succeeded, ...), from its own label.
@@ -97,12 +104,13 @@ pub struct StageRecord {
     pub created_at: Option<Timestamp>,
     /// For a failed play, the stage it failed at.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub failed_at: Option<String>,
+    pub failed_at: Option<Stage>,
     pub history: Vec<HistoryEntry>,
 }
 
 impl StageRecord {
-    pub fn from_meta(meta: &ObjectMeta) -> Self {
+    /// Reads a workflow's labels and annotations; stages are read against `pipeline` once, here.
+    pub fn from_meta(meta: &ObjectMeta, pipeline: &Pipeline) -> Self {
         let empty = BTreeMap::new();
         let labels = meta.labels.as_ref().unwrap_or(&empty);
         let annotations = meta.annotations.as_ref().unwrap_or(&empty);
@@ -114,11 +122,13 @@ impl StageRecord {
                 label(labels::REPOSITORY).map(|v| Repository::decode_label(&v).unwrap_or(v))
             });
         let history: Vec<HistoryEntry> = history(meta).into_values().collect();
-        let stage = label(labels::CURRENT_STAGE);
+        let stage = current_stage(meta, pipeline);
         // A failed play's stage before: its annotation, or for a play that failed before stagectl
         // wrote one, its last move into `failed` (which the API server's policy, reading only the
         // annotation, does not know).
-        let failed_at = (stage.as_deref() == Some(FAILED))
+        let failed_at = stage
+            .as_ref()
+            .is_some_and(Stage::is_failed)
             .then(|| {
                 annotations
                     .get(FAILED_AT_ANNOTATION)
@@ -129,7 +139,8 @@ impl StageRecord {
                         Some(last.from.clone())
                     })
             })
-            .flatten();
+            .flatten()
+            .map(|name| pipeline.stage(&name));
         Self {
             name: meta.name.clone().unwrap_or_default(),
             namespace: meta.namespace.clone().unwrap_or_default(),
@@ -147,16 +158,11 @@ impl StageRecord {
         }
     }
 
-    /// The workflow's stage in `pipeline`'s terms; `None` when it has no stage label at all.
-    pub(crate) fn stage_in(&self, pipeline: &Pipeline) -> Option<Stage> {
-        self.stage.as_deref().map(|name| pipeline.stage(name))
-    }
-
     /// Since when the play waits: it is at a waiting stage and has not ended, and this is when
     /// it entered the stage (its last change into it; else the time of its stage label).
     pub fn waiting_since(&self, pipeline: &Pipeline) -> Option<Timestamp> {
-        let stage = self.stage_in(pipeline)?;
-        if self.ended || !pipeline.is_waiting(&stage) {
+        let stage = self.stage.as_ref()?;
+        if self.ended || !pipeline.is_waiting(stage) {
             return None;
         }
         self.history
@@ -166,10 +172,6 @@ impl StageRecord {
             .map(|entry| entry.at)
             .or(self.updated_at)
             .or(self.created_at)
-    }
-
-    pub(crate) fn failed_at_in(&self, pipeline: &Pipeline) -> Option<Stage> {
-        self.failed_at.as_deref().map(|name| pipeline.stage(name))
     }
 }
 
@@ -202,37 +204,15 @@ pub(crate) fn history_overflow(meta: &ObjectMeta) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn entry(nanos: i128, from: &str, to: &str) -> HistoryEntry {
-        HistoryEntry {
-            at: Timestamp::from_nanosecond(nanos).unwrap(),
-            from: from.into(),
-            to: to.into(),
-            kind: ChangeKind::Set,
-            by: "test".into(),
-            reason: None,
-            wait_satisfied_by: None,
-        }
-    }
+    use crate::fixtures::{Meta, entry};
 
     fn meta_with(entries: &[HistoryEntry], labels: &[(&str, &str)]) -> ObjectMeta {
-        ObjectMeta {
-            name: Some("play-1".into()),
-            namespace: Some("ns".into()),
-            labels: Some(
-                labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            annotations: Some(
-                entries
-                    .iter()
-                    .map(|e| (e.annotation_key(), serde_json::to_string(e).unwrap()))
-                    .chain([("unrelated".to_string(), "x".to_string())])
-                    .collect(),
-            ),
-            ..Default::default()
-        }
+        Meta::named("play-1")
+            .namespace("ns")
+            .labels(labels)
+            .history(entries)
+            .annotations(&[("unrelated".into(), "x".into())])
+            .build()
     }
 
     #[test]
@@ -251,8 +231,8 @@ mod tests {
                 ("workflows.argoproj.io/phase", "Failed"),
             ],
         );
-        let record = StageRecord::from_meta(&meta);
-        assert_eq!(record.stage.as_deref(), Some("failed"));
+        let record = StageRecord::from_meta(&meta, &Pipeline::default());
+        assert_eq!(record.stage.as_ref().map(Stage::name), Some("failed"));
         assert_eq!(record.task_id.as_deref(), Some("42"));
         assert_eq!(record.repository.as_deref(), Some("acme/widgets"));
         assert_eq!(record.phase.as_deref(), Some("Failed"));
@@ -262,10 +242,7 @@ mod tests {
         );
         assert_eq!(record.history, entries);
         assert_eq!(
-            record
-                .failed_at_in(&Pipeline::default())
-                .as_ref()
-                .map(Stage::name),
+            record.failed_at.as_ref().map(Stage::name),
             Some("waiting-pr-created")
         );
     }
@@ -302,7 +279,7 @@ mod tests {
             namespace: "argo".into(),
             task_id: Some("1".into()),
             repository: None,
-            stage: Some("waiting-ready-for-qa".into()),
+            stage: Some(pipeline.stage("waiting-ready-for-qa")),
             updated_at: Some(at(500)),
             phase: Some("Running".into()),
             ended: false,
@@ -323,7 +300,7 @@ mod tests {
         record.ended = true;
         assert_eq!(record.waiting_since(&pipeline), None);
         record.ended = false;
-        record.stage = Some("pending".into());
+        record.stage = Some(pipeline.stage("pending"));
         assert_eq!(record.waiting_since(&pipeline), None);
     }
 }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::labels::{self, Repository, TaskId};
 use crate::latch::{self, Delivery, LatchSlot, SeenAs};
 use crate::patch;
-use crate::record::{StageRecord, has_ended};
+use crate::record::{current_stage, has_ended};
 use crate::stage::{Pipeline, Stage};
 use crate::{Observed, Step};
 
@@ -124,10 +124,7 @@ impl EventRequest {
     ) -> Result<Chosen<'a, P>> {
         let can_take_events = |play: &P| {
             let meta = play.meta();
-            !has_ended(meta)
-                && !StageRecord::from_meta(meta)
-                    .stage_in(pipeline)
-                    .is_some_and(|s| s.is_failed())
+            !has_ended(meta) && !current_stage(meta, pipeline).is_some_and(|s| s.is_failed())
         };
         let chosen = |play: &'a P| {
             if can_take_events(play) {
@@ -243,7 +240,7 @@ impl EventRequest {
         pipeline: &Pipeline,
         meta: &ObjectMeta,
     ) -> std::result::Result<Stage, String> {
-        let Some(current) = StageRecord::from_meta(meta).stage_in(pipeline) else {
+        let Some(current) = current_stage(meta, pipeline) else {
             return Err(format!(
                 "it has no {} label; it is not a play workflow",
                 labels::CURRENT_STAGE
@@ -354,7 +351,7 @@ impl EventRequest {
                 format!("this delivery was handled before: {}", seen.describe()),
             ));
         }
-        let current = StageRecord::from_meta(meta).stage_in(pipeline);
+        let current = current_stage(meta, pipeline);
         let past_the_wait = current.as_ref().is_some_and(|current| {
             !current.is_failed()
                 && current.is_known()
@@ -383,9 +380,9 @@ impl EventRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{self, Meta};
     use crate::latch::{latch_key, resumed_key};
     use jiff::Timestamp;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;
 
     const S: &str = "waiting-ready-for-qa";
@@ -395,12 +392,7 @@ mod tests {
     }
 
     fn delivery(id: &str) -> Delivery {
-        Delivery {
-            delivery_id: Some(id.into()),
-            event: Some("pull_request".into()),
-            at: Timestamp::from_second(1_790_000_000).unwrap(),
-            by: "pod/stage-resume".into(),
-        }
+        fixtures::delivery(id, "pod/stage-resume")
     }
 
     fn event(id: &str) -> EventRequest {
@@ -414,12 +406,10 @@ mod tests {
     }
 
     fn at(stage: &str, annotations: &[(String, String)]) -> ObjectMeta {
-        ObjectMeta {
-            name: Some("play-42".into()),
-            labels: Some([("current-stage".to_string(), stage.to_string())].into()),
-            annotations: Some(annotations.iter().cloned().collect()),
-            ..Default::default()
-        }
+        Meta::named("play-42")
+            .stage(stage)
+            .annotations(annotations)
+            .build()
     }
 
     fn observed(meta: ObjectMeta, nodes: serde_json::Value) -> Observed {
@@ -539,15 +529,11 @@ mod tests {
     }
 
     fn play(name: &str, stage: &str, created: i64, extra: &[(&str, &str)]) -> ObjectMeta {
-        let mut labels: std::collections::BTreeMap<String, String> =
-            [("current-stage".to_string(), stage.to_string())].into();
-        labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(labels),
-            creation_timestamp: Some(Time(Timestamp::from_second(created).unwrap())),
-            ..Default::default()
-        }
+        Meta::named(name)
+            .stage(stage)
+            .created(created)
+            .labels(extra)
+            .build()
     }
 
     const RUNNING: (&str, &str) = ("workflows.argoproj.io/phase", "Running");

@@ -122,7 +122,7 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
         .list_labelled(
             Some(&namespace),
             &[(labels::WORKFLOW_TYPE, labels::PLAY.to_string())],
-            StageRecord::from_meta,
+            |meta| StageRecord::from_meta(meta, &settings.pipeline),
         )
         .await?;
     let waiting = reconcile::waiting_plays(&settings.pipeline, plays);
