@@ -1,16 +1,16 @@
 //! The options every subcommand shares, as kubectl names them, and what the process learns from
 //! its environment (who it is). Validated before anything is sent.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::cluster::{Cluster, ConnectOptions};
-use crate::core::labels;
 use crate::core::record::clean_reason;
 use crate::core::stage::{Pipeline, STAGES_ENV};
-use crate::error::Result;
+use crate::core::{labels, pipeline};
+use crate::error::{Error, Result};
 use crate::output::Format;
 
 /// Options every subcommand takes, as kubectl names them.
@@ -44,7 +44,12 @@ pub struct GlobalArgs {
     /// (--wait, --wait-for-node) have budgets of their own.
     #[arg(long, global = true, env = "STAGECTL_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// The stage order, comma-separated, for pipelines other than the default play.
+    /// The pipeline definition (YAML, as workflow-templates/pipeline.yaml) for pipelines other
+    /// than the built-in play.
+    #[arg(long, global = true, env = PIPELINE_ENV, value_name = "FILE", conflicts_with = "stages")]
+    pub pipeline: Option<PathBuf>,
+    /// Only a stage order, comma-separated, with no events: what `--pipeline` says, without
+    /// what reconcile and the Sensors need.
     #[arg(long, global = true, env = STAGES_ENV, value_name = "A,B,C")]
     pub stages: Option<String>,
     /// More log output (-v debug, -vv trace); logs go to stderr.
@@ -72,9 +77,10 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_args(global: &GlobalArgs) -> Result<Self> {
-        let pipeline = match &global.stages {
-            Some(list) => Pipeline::parse(list)?,
-            None => Pipeline::default(),
+        let pipeline = match (&global.pipeline, &global.stages) {
+            (Some(path), _) => read_pipeline(path)?,
+            (None, Some(list)) => Pipeline::parse(list)?,
+            (None, None) => Pipeline::default(),
         };
         if let Some(namespace) = &global.namespace {
             labels::validate_namespace(namespace)?;
@@ -99,6 +105,27 @@ impl Settings {
     pub async fn connect(&self) -> Result<Cluster> {
         Cluster::connect(&self.connect, &self.actor).await
     }
+}
+
+/// Environment variable that names a pipeline definition, as `--pipeline` does.
+pub const PIPELINE_ENV: &str = "STAGECTL_PIPELINE";
+
+/// A definition from a file, read no further than the largest a definition may be.
+pub fn read_pipeline(path: &Path) -> Result<Pipeline> {
+    use std::io::Read;
+    let shown = path.display();
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(pipeline::SIZE_MAX as u64 + 1)
+                .read_to_string(&mut text)
+        })
+        .map_err(|err| {
+            Error::usage(format!(
+                "cannot read pipeline {shown}: {err}; pass the path of a definition (YAML)"
+            ))
+        })?;
+    pipeline::parse(&text, &shown.to_string())
 }
 
 /// Who is making a change, for the history and Events: `STAGECTL_ACTOR` if set; in a pod its

@@ -11,6 +11,8 @@ pub mod change;
 pub mod delivery;
 /// The error type every layer reports, and the exit code each class of failure maps to.
 pub mod error;
+/// The GitHub events a wait can name, and the one rule that says an event releases a wait.
+pub mod event;
 /// What GitHub says about a task's pull request, and whether a wait's event has happened.
 pub mod github;
 /// Label and annotation keys, and validation and encoding of the values that go into them.
@@ -19,6 +21,8 @@ pub mod labels;
 pub mod latch;
 /// JSON Patch operations, and the one patch that changes a stage.
 pub mod patch;
+/// A pipeline definition: the stages and the event each wait is released by.
+pub mod pipeline;
 /// Reconcile: which plays wait, and what GitHub's answers mean for each.
 pub mod reconcile;
 /// A Workflow's stage record (stage, task, repository, history) read from its metadata.

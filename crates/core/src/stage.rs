@@ -4,7 +4,9 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
+use crate::event::{Awaited, EventFacts};
 use crate::labels::{is_label_value, shorten};
+use crate::pipeline;
 
 /// The name of the stage a play enters when it cannot go on; reachable from any unfinished stage.
 pub(crate) const FAILED: &str = "failed";
@@ -13,14 +15,6 @@ pub(crate) const FAILED: &str = "failed";
 pub const STAGES_ENV: &str = "STAGECTL_STAGES";
 
 pub(crate) const STAGE_NAME_MAX: usize = 50;
-
-const DEFAULT_STAGES: [&str; 5] = [
-    "pending",
-    "waiting-pr-created",
-    "waiting-ready-for-qa",
-    "waiting-pr-approved",
-    "completed",
-];
 
 /// Where a stage stands relative to the pipeline's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,17 +60,21 @@ impl serde::Serialize for Stage {
 }
 
 /// The ordered stages of a pipeline. The first is where a workflow starts, the last is its
-/// successful end; `failed` stands outside the order.
+/// successful end; `failed` stands outside the order. Every stage between them is a wait, and
+/// a pipeline read from a definition knows the event that releases each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pipeline {
+    name: String,
     stages: Vec<String>,
+    /// Per stage, the event that releases its wait; none for the first and the last, and none
+    /// for a pipeline given as a bare list of stages (`--stages`).
+    waits: Vec<Option<Awaited>>,
 }
 
+/// The shipped play (workflow-templates/pipeline.yaml).
 impl Default for Pipeline {
     fn default() -> Self {
-        Self {
-            stages: DEFAULT_STAGES.iter().map(|s| s.to_string()).collect(),
-        }
+        pipeline::default_pipeline()
     }
 }
 
@@ -144,7 +142,45 @@ impl Pipeline {
                 return Err(usage(format!("{stage:?} appears twice")));
             }
         }
-        Ok(Self { stages })
+        let waits = vec![None; stages.len()];
+        Ok(Self {
+            name: "stages".into(),
+            stages,
+            waits,
+        })
+    }
+
+    /// A pipeline from a definition the caller has checked ([`pipeline::parse`]).
+    pub(crate) fn from_parts(
+        name: String,
+        stages: Vec<String>,
+        waits: Vec<Option<Awaited>>,
+    ) -> Self {
+        Self {
+            name,
+            stages,
+            waits,
+        }
+    }
+
+    /// The definition's name (`stages` for a bare `--stages` list).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The event that releases a wait at `stage`, when the pipeline's definition names one.
+    pub fn awaited(&self, stage: &Stage) -> Option<&Awaited> {
+        match stage.place {
+            Place::Ordered(i) => self.waits.get(i)?.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The waiting stage whose wait the event releases, if any: [`Awaited::is_met_by`] decides,
+    /// and a definition never has two waits one event could release.
+    pub fn released_by(&self, facts: &EventFacts) -> Option<Stage> {
+        self.waiting_stages()
+            .find(|stage| self.awaited(stage).is_some_and(|a| a.is_met_by(facts)))
     }
 
     fn at(&self, index: usize) -> Stage {

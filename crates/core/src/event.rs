@@ -1,0 +1,459 @@
+//! The GitHub events a pipeline's waits can name, and the one rule that says whether an event
+//! releases a wait. The webhook path (a Sensor's facts, checked by `stagectl resume`) and
+//! reconcile (GitHub's state, read as the events it implies) both decide with [`Awaited::is_met_by`];
+//! the Sensors' filters are rendered from the same values ([`Awaited::sensor_filters`]).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// How a check suite or workflow run completed, as GitHub writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Conclusion {
+    Success,
+    Failure,
+    Neutral,
+    Cancelled,
+    TimedOut,
+    ActionRequired,
+    Stale,
+    Skipped,
+    StartupFailure,
+}
+
+impl Conclusion {
+    pub const ALL: [Conclusion; 9] = [
+        Self::Success,
+        Self::Failure,
+        Self::Neutral,
+        Self::Cancelled,
+        Self::TimedOut,
+        Self::ActionRequired,
+        Self::Stale,
+        Self::Skipped,
+        Self::StartupFailure,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Neutral => "neutral",
+            Self::Cancelled => "cancelled",
+            Self::TimedOut => "timed_out",
+            Self::ActionRequired => "action_required",
+            Self::Stale => "stale",
+            Self::Skipped => "skipped",
+            Self::StartupFailure => "startup_failure",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+impl fmt::Display for Conclusion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The event a waiting stage awaits: the vocabulary of pipeline definitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Awaited {
+    /// A pull request of the task was opened.
+    PullRequestOpened,
+    /// A label was added to the task's pull request.
+    LabelAdded { label: String },
+    /// A reviewer approved the task's pull request.
+    ReviewApproved,
+    /// The task's pull request was merged.
+    PullRequestMerged,
+    /// A check suite on the pull request's head completed with `conclusion` (from the GitHub
+    /// App `app`, by its slug, when given).
+    CheckSuiteCompleted {
+        conclusion: Conclusion,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        app: Option<String>,
+    },
+    /// A GitHub Actions workflow run on the pull request's head completed with `conclusion`
+    /// (of the workflow named `workflow`, when given).
+    WorkflowRunCompleted {
+        conclusion: Conclusion,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workflow: Option<String>,
+    },
+}
+
+/// What a webhook delivery says, as far as a wait cares: the Sensor passes these fields to
+/// `stagectl resume`, and reconcile builds them from what GitHub's REST API lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFacts {
+    /// The `X-GitHub-Event` header: pull_request, pull_request_review, check_suite, ...
+    pub event: String,
+    /// The payload's `action`: opened, labeled, submitted, closed, completed, ...
+    pub action: String,
+    /// `label.name` of a labeled event.
+    pub label: Option<String>,
+    /// `review.state` of a review (approved, changes_requested, commented), in any case.
+    pub review_state: Option<String>,
+    /// `pull_request.merged` of a closed event.
+    pub merged: Option<bool>,
+    /// `check_suite.conclusion` or `workflow_run.conclusion`.
+    pub conclusion: Option<String>,
+    /// `check_suite.app.slug`.
+    pub app: Option<String>,
+    /// `workflow_run.name`.
+    pub workflow: Option<String>,
+}
+
+impl EventFacts {
+    pub fn new(event: &str, action: &str) -> Self {
+        Self {
+            event: event.into(),
+            action: action.into(),
+            ..Self::default()
+        }
+    }
+}
+
+impl fmt::Display for EventFacts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.event, self.action)?;
+        let fields = [
+            ("label", self.label.as_deref()),
+            ("review state", self.review_state.as_deref()),
+            (
+                "merged",
+                self.merged.map(|m| if m { "true" } else { "false" }),
+            ),
+            ("conclusion", self.conclusion.as_deref()),
+            ("app", self.app.as_deref()),
+            ("workflow", self.workflow.as_deref()),
+        ];
+        for (name, value) in fields {
+            if let Some(value) = value {
+                write!(f, ", {name} {value:?}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A condition a Sensor puts on a delivery before it starts anything: a path into the event
+/// (the payload under `body.`, the headers under `headers.`) and an anchored pattern, or for a
+/// boolean field its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SensorFilter {
+    pub path: &'static str,
+    /// Argo Events' filter type: `string` (an RE2 pattern) or `bool`.
+    pub kind: &'static str,
+    pub pattern: String,
+}
+
+/// A payload field a Sensor hands to `stagectl resume`, as the flag it fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SensorFact {
+    pub flag: &'static str,
+    /// The path into the event: under `body.` the payload, under `headers.` the headers.
+    pub path: &'static str,
+}
+
+impl Awaited {
+    /// The `X-GitHub-Event` of the webhook.
+    pub fn github_event(&self) -> &'static str {
+        match self {
+            Self::PullRequestOpened | Self::LabelAdded { .. } | Self::PullRequestMerged => {
+                "pull_request"
+            }
+            Self::ReviewApproved => "pull_request_review",
+            Self::CheckSuiteCompleted { .. } => "check_suite",
+            Self::WorkflowRunCompleted { .. } => "workflow_run",
+        }
+    }
+
+    /// The payload's `action`.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::PullRequestOpened => "opened",
+            Self::LabelAdded { .. } => "labeled",
+            Self::ReviewApproved => "submitted",
+            Self::PullRequestMerged => "closed",
+            Self::CheckSuiteCompleted { .. } | Self::WorkflowRunCompleted { .. } => "completed",
+        }
+    }
+
+    /// Whether the event `facts` describe releases a wait for this one. The only place that
+    /// decides it.
+    pub fn is_met_by(&self, facts: &EventFacts) -> bool {
+        if facts.event != self.github_event() || facts.action != self.action() {
+            return false;
+        }
+        let is = |field: &Option<String>, wanted: &str| field.as_deref() == Some(wanted);
+        let narrowed_to = |field: &Option<String>, wanted: &Option<String>| {
+            wanted.as_ref().is_none_or(|wanted| is(field, wanted))
+        };
+        match self {
+            Self::PullRequestOpened => true,
+            Self::LabelAdded { label } => is(&facts.label, label),
+            Self::ReviewApproved => facts
+                .review_state
+                .as_deref()
+                .is_some_and(|state| state.eq_ignore_ascii_case("approved")),
+            Self::PullRequestMerged => facts.merged == Some(true),
+            Self::CheckSuiteCompleted { conclusion, app } => {
+                is(&facts.conclusion, conclusion.as_str()) && narrowed_to(&facts.app, app)
+            }
+            Self::WorkflowRunCompleted {
+                conclusion,
+                workflow,
+            } => {
+                is(&facts.conclusion, conclusion.as_str()) && narrowed_to(&facts.workflow, workflow)
+            }
+        }
+    }
+
+    /// Whether one event could release both waits: then which wait it is for would be a guess.
+    pub(crate) fn overlaps(&self, other: &Awaited) -> bool {
+        let either_open =
+            |a: &Option<String>, b: &Option<String>| a.is_none() || b.is_none() || a == b;
+        match (self, other) {
+            (
+                Self::CheckSuiteCompleted {
+                    conclusion: c1,
+                    app: a1,
+                },
+                Self::CheckSuiteCompleted {
+                    conclusion: c2,
+                    app: a2,
+                },
+            ) => c1 == c2 && either_open(a1, a2),
+            (
+                Self::WorkflowRunCompleted {
+                    conclusion: c1,
+                    workflow: w1,
+                },
+                Self::WorkflowRunCompleted {
+                    conclusion: c2,
+                    workflow: w2,
+                },
+            ) => c1 == c2 && either_open(w1, w2),
+            _ => self == other,
+        }
+    }
+
+    /// What a Sensor checks before it starts a stage-resume workflow: exactly what
+    /// [`Awaited::is_met_by`] checks, so that no pod starts for an event that releases nothing.
+    pub fn sensor_filters(&self) -> Vec<SensorFilter> {
+        let exact = |path, value: &str| SensorFilter {
+            path,
+            kind: "string",
+            pattern: format!("^{}$", regex_escape(value)),
+        };
+        let mut filters = vec![
+            exact("headers.X-Github-Event.0", self.github_event()),
+            exact("body.action", self.action()),
+        ];
+        match self {
+            Self::PullRequestOpened => {}
+            Self::LabelAdded { label } => filters.push(exact("body.label.name", label)),
+            Self::ReviewApproved => filters.push(SensorFilter {
+                path: "body.review.state",
+                kind: "string",
+                pattern: "^(?i:approved)$".into(),
+            }),
+            Self::PullRequestMerged => filters.push(SensorFilter {
+                path: "body.pull_request.merged",
+                kind: "bool",
+                pattern: "true".into(),
+            }),
+            Self::CheckSuiteCompleted { conclusion, app } => {
+                filters.push(exact("body.check_suite.conclusion", conclusion.as_str()));
+                filters.extend(
+                    app.iter()
+                        .map(|app| exact("body.check_suite.app.slug", app)),
+                );
+            }
+            Self::WorkflowRunCompleted {
+                conclusion,
+                workflow,
+            } => {
+                filters.push(exact("body.workflow_run.conclusion", conclusion.as_str()));
+                filters.extend(
+                    workflow
+                        .iter()
+                        .map(|name| exact("body.workflow_run.name", name)),
+                );
+            }
+        }
+        filters
+    }
+
+    /// The payload fields `stagectl resume` needs to check this event itself.
+    pub fn sensor_facts(&self) -> Vec<SensorFact> {
+        let fact = |flag, path| SensorFact { flag, path };
+        let mut facts = vec![fact("action", "body.action")];
+        match self {
+            Self::PullRequestOpened => {}
+            Self::LabelAdded { .. } => facts.push(fact("label", "body.label.name")),
+            Self::ReviewApproved => facts.push(fact("review-state", "body.review.state")),
+            Self::PullRequestMerged => facts.push(fact("merged", "body.pull_request.merged")),
+            Self::CheckSuiteCompleted { .. } => {
+                facts.push(fact("conclusion", "body.check_suite.conclusion"));
+                facts.push(fact("app", "body.check_suite.app.slug"));
+            }
+            Self::WorkflowRunCompleted { .. } => {
+                facts.push(fact("conclusion", "body.workflow_run.conclusion"));
+                facts.push(fact("workflow", "body.workflow_run.name"));
+            }
+        }
+        facts
+    }
+}
+
+impl fmt::Display for Awaited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PullRequestOpened => f.write_str("pull request opened"),
+            Self::LabelAdded { label } => write!(f, "label {label:?} added"),
+            Self::ReviewApproved => f.write_str("review approved"),
+            Self::PullRequestMerged => f.write_str("pull request merged"),
+            Self::CheckSuiteCompleted { conclusion, app } => {
+                write!(f, "check suite completed with {conclusion}")?;
+                app.iter().try_for_each(|app| write!(f, " (app {app})"))
+            }
+            Self::WorkflowRunCompleted {
+                conclusion,
+                workflow,
+            } => {
+                write!(f, "workflow run completed with {conclusion}")?;
+                workflow
+                    .iter()
+                    .try_for_each(|name| write!(f, " (workflow {name:?})"))
+            }
+        }
+    }
+}
+
+/// `text` as a literal in a Go (RE2) regular expression, as Argo Events' filters use.
+fn regex_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labelled(label: &str) -> EventFacts {
+        EventFacts {
+            label: Some(label.into()),
+            ..EventFacts::new("pull_request", "labeled")
+        }
+    }
+
+    #[test]
+    fn an_event_releases_a_wait_only_when_every_fact_matches() {
+        let qa = Awaited::LabelAdded {
+            label: "ready-for-qa".into(),
+        };
+        assert!(qa.is_met_by(&labelled("ready-for-qa")));
+        assert!(!qa.is_met_by(&labelled("ready-for-qa-later")));
+        assert!(!qa.is_met_by(&EventFacts {
+            action: "unlabeled".into(),
+            ..labelled("ready-for-qa")
+        }));
+        assert!(!qa.is_met_by(&EventFacts {
+            event: "issues".into(),
+            ..labelled("ready-for-qa")
+        }));
+
+        let review = |state: &str| EventFacts {
+            review_state: Some(state.into()),
+            ..EventFacts::new("pull_request_review", "submitted")
+        };
+        assert!(Awaited::ReviewApproved.is_met_by(&review("approved")));
+        assert!(Awaited::ReviewApproved.is_met_by(&review("APPROVED")));
+        assert!(!Awaited::ReviewApproved.is_met_by(&review("changes_requested")));
+
+        let closed = |merged| EventFacts {
+            merged,
+            ..EventFacts::new("pull_request", "closed")
+        };
+        assert!(Awaited::PullRequestMerged.is_met_by(&closed(Some(true))));
+        assert!(!Awaited::PullRequestMerged.is_met_by(&closed(Some(false))));
+        assert!(!Awaited::PullRequestMerged.is_met_by(&closed(None)));
+
+        let suite = |conclusion: &str, app: &str| EventFacts {
+            conclusion: Some(conclusion.into()),
+            app: Some(app.into()),
+            ..EventFacts::new("check_suite", "completed")
+        };
+        let ci = Awaited::CheckSuiteCompleted {
+            conclusion: Conclusion::Success,
+            app: None,
+        };
+        let actions = Awaited::CheckSuiteCompleted {
+            conclusion: Conclusion::Success,
+            app: Some("github-actions".into()),
+        };
+        assert!(ci.is_met_by(&suite("success", "circleci")));
+        assert!(!ci.is_met_by(&suite("failure", "circleci")));
+        assert!(actions.is_met_by(&suite("success", "github-actions")));
+        assert!(!actions.is_met_by(&suite("success", "circleci")));
+
+        let run = Awaited::WorkflowRunCompleted {
+            conclusion: Conclusion::Failure,
+            workflow: Some("CI".into()),
+        };
+        let ran = |name: &str| EventFacts {
+            conclusion: Some("failure".into()),
+            workflow: Some(name.into()),
+            ..EventFacts::new("workflow_run", "completed")
+        };
+        assert!(run.is_met_by(&ran("CI")));
+        assert!(!run.is_met_by(&ran("Release")));
+    }
+
+    #[test]
+    fn waits_overlap_when_one_event_could_release_both() {
+        let suite = |app: Option<&str>| Awaited::CheckSuiteCompleted {
+            conclusion: Conclusion::Success,
+            app: app.map(Into::into),
+        };
+        assert!(suite(None).overlaps(&suite(Some("a"))));
+        assert!(suite(Some("a")).overlaps(&suite(Some("a"))));
+        assert!(!suite(Some("a")).overlaps(&suite(Some("b"))));
+        assert!(!suite(None).overlaps(&Awaited::CheckSuiteCompleted {
+            conclusion: Conclusion::Failure,
+            app: None
+        }));
+        assert!(Awaited::ReviewApproved.overlaps(&Awaited::ReviewApproved));
+        assert!(!Awaited::ReviewApproved.overlaps(&Awaited::PullRequestMerged));
+    }
+
+    #[test]
+    fn sensor_filters_are_anchored_literals() {
+        let filters = Awaited::LabelAdded {
+            label: "qa (v1.2)+".into(),
+        }
+        .sensor_filters();
+        assert_eq!(
+            filters.last().unwrap().pattern,
+            r"^qa \(v1\.2\)\+$",
+            "{filters:?}"
+        );
+        for filter in filters.iter().filter(|f| f.kind == "string") {
+            assert!(filter.pattern.starts_with('^') && filter.pattern.ends_with('$'));
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! A pipeline definition: the document a team writes once (workflow-templates/pipeline.yaml is
+//! the shipped play). It names the stages in order and, for each stage a play waits in, the
+//! GitHub event that releases it; the stage machine, the Sensors and reconcile's matching all
+//! come from it.
+
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::event::Awaited;
+use crate::labels::{is_label_value, shorten};
+use crate::stage::{FAILED, Pipeline, STAGE_NAME_MAX};
+
+pub const API_VERSION: &str = "stagectl.dev/v1alpha1";
+pub const KIND: &str = "Pipeline";
+
+/// The shipped play, compiled in: what every command uses unless told otherwise.
+pub const DEFAULT_DEFINITION: &str = include_str!("../../../workflow-templates/pipeline.yaml");
+
+/// Longest pipeline name: it becomes part of the names of the objects rendered for it
+/// (`stagectl-stage-machine-<name>`, `<name>-<stage>` Sensors), which stay within 63.
+pub const NAME_MAX: usize = 30;
+
+/// Largest definition read: a pipeline is a page of YAML, and the YAML parser's own limits are
+/// not the place to find out that a file was the wrong one.
+pub const SIZE_MAX: usize = 256 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Definition {
+    api_version: String,
+    kind: String,
+    metadata: Metadata,
+    spec: Spec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Metadata {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spec {
+    stages: Vec<StageDefinition>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StageDefinition {
+    name: String,
+    #[serde(default)]
+    released_by: Option<Awaited>,
+}
+
+static DEFAULT: LazyLock<Pipeline> = LazyLock::new(|| {
+    // The shipped definition is part of the binary and a unit test parses it: it cannot fail
+    // at run time.
+    parse(DEFAULT_DEFINITION, "the built-in pipeline").expect("the built-in pipeline is valid")
+});
+
+/// The shipped play's pipeline.
+pub(crate) fn default_pipeline() -> Pipeline {
+    DEFAULT.clone()
+}
+
+/// Reads and checks a definition; `source` names it in errors (a file name). Every refusal is
+/// one line that names the field and what is legal there.
+pub fn parse(text: &str, source: &str) -> Result<Pipeline> {
+    let invalid = |why: String| Error::usage(format!("invalid pipeline {source}: {why}"));
+    if text.len() > SIZE_MAX {
+        return Err(invalid(format!(
+            "it is larger than {SIZE_MAX} bytes, the most a definition may be; is it the right file?"
+        )));
+    }
+    let definition: Definition = serde_yaml::from_str(text).map_err(|err| {
+        invalid(format!(
+            "{}; see workflow-templates/pipeline.yaml for the shape",
+            one_line(&err.to_string())
+        ))
+    })?;
+    definition.check().map_err(invalid)?;
+    let (stages, waits) = definition
+        .spec
+        .stages
+        .into_iter()
+        .map(|stage| (stage.name, stage.released_by))
+        .unzip();
+    Ok(Pipeline::from_parts(
+        definition.metadata.name,
+        stages,
+        waits,
+    ))
+}
+
+impl Definition {
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.api_version != API_VERSION {
+            return Err(format!(
+                "apiVersion: {:?} is not {API_VERSION:?}",
+                shorten(&self.api_version)
+            ));
+        }
+        if self.kind != KIND {
+            return Err(format!("kind: {:?} is not {KIND:?}", shorten(&self.kind)));
+        }
+        let name = &self.metadata.name;
+        if !is_dns_label(name) || name.len() > NAME_MAX {
+            return Err(format!(
+                "metadata.name: {:?} is not a name: use lower-case letters, digits and '-', \
+                 starting with a letter, at most {NAME_MAX} characters",
+                shorten(name)
+            ));
+        }
+        let stages = &self.spec.stages;
+        if stages.len() < 2 {
+            return Err(
+                "spec.stages: name at least two stages, the first where a play starts \
+                        and the last where it ends"
+                    .into(),
+            );
+        }
+        for (i, stage) in stages.iter().enumerate() {
+            stage.check(i, stages)?;
+        }
+        Ok(())
+    }
+}
+
+impl StageDefinition {
+    fn check(&self, i: usize, stages: &[StageDefinition]) -> std::result::Result<(), String> {
+        let field = |name: &str| format!("spec.stages[{i}].{name}");
+        let name = &self.name;
+        if name.is_empty() || !is_label_value(name) || name.len() > STAGE_NAME_MAX {
+            return Err(format!(
+                "{}: {:?} is not a label value: use letters, digits, '-', '_' and '.', \
+                 starting and ending with a letter or digit, at most {STAGE_NAME_MAX} characters",
+                field("name"),
+                shorten(name)
+            ));
+        }
+        if name == FAILED {
+            return Err(format!(
+                "{}: {FAILED:?} is implied (every unfinished stage may fail) and cannot be listed",
+                field("name")
+            ));
+        }
+        if let Some(first) = stages[..i].iter().position(|s| s.name == *name) {
+            return Err(format!(
+                "{}: {name:?} is spec.stages[{first}] already; each stage appears once",
+                field("name")
+            ));
+        }
+        let waits = i > 0 && i + 1 < stages.len();
+        match (&self.released_by, waits) {
+            (None, true) => Err(format!(
+                "{}: stage {name:?} is a wait (every stage between the first and the last is): \
+                 name the event that releases it, e.g. {{event: pull-request-opened}}",
+                field("releasedBy")
+            )),
+            (Some(_), false) => Err(format!(
+                "{}: stage {name:?} is the {} stage, which waits for nothing: remove releasedBy",
+                field("releasedBy"),
+                if i == 0 { "first" } else { "last" }
+            )),
+            (Some(awaited), true) => check_event(awaited, i, stages),
+            (None, false) => Ok(()),
+        }
+    }
+}
+
+fn check_event(
+    awaited: &Awaited,
+    i: usize,
+    stages: &[StageDefinition],
+) -> std::result::Result<(), String> {
+    let field = format!("spec.stages[{i}].releasedBy");
+    let named = |what: &str, value: &str| {
+        if value.is_empty() || value.len() > 100 || value.chars().any(char::is_control) {
+            Err(format!(
+                "{field}.{what}: {:?} is not a {what} name: 1 to 100 characters, no control characters",
+                shorten(value)
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match awaited {
+        Awaited::LabelAdded { label } => named("label", label)?,
+        Awaited::CheckSuiteCompleted { app: Some(app), .. } => named("app", app)?,
+        Awaited::WorkflowRunCompleted {
+            workflow: Some(workflow),
+            ..
+        } => named("workflow", workflow)?,
+        _ => {}
+    }
+    let earlier = stages[..i]
+        .iter()
+        .find(|s| s.released_by.as_ref().is_some_and(|e| e.overlaps(awaited)));
+    match earlier {
+        Some(other) => Err(format!(
+            "{field}: {awaited} already releases {:?}; one event releases one wait, so give \
+             each wait its own event",
+            other.name
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A DNS label as Kubernetes names objects: lower-case letters, digits and '-', starting with
+/// a letter and ending with a letter or digit.
+fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.first().is_some_and(u8::is_ascii_lowercase)
+        && bytes
+            .last()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Conclusion;
+
+    #[test]
+    fn the_shipped_definition_is_the_play() {
+        let pipeline = parse(DEFAULT_DEFINITION, "pipeline.yaml").unwrap();
+        assert_eq!(pipeline.name(), "play");
+        assert_eq!(
+            pipeline.to_string(),
+            "pending → waiting-pr-created → waiting-ready-for-qa → waiting-pr-approved → completed"
+        );
+        let waits: Vec<_> = pipeline
+            .waiting_stages()
+            .map(|stage| pipeline.awaited(&stage).cloned())
+            .collect();
+        assert_eq!(
+            waits,
+            [
+                Some(Awaited::PullRequestOpened),
+                Some(Awaited::LabelAdded {
+                    label: "ready-for-qa".into()
+                }),
+                Some(Awaited::ReviewApproved),
+            ]
+        );
+    }
+
+    const GOOD: &str = "apiVersion: stagectl.dev/v1alpha1
+kind: Pipeline
+metadata:
+  name: gated
+spec:
+  stages:
+    - name: pending
+    - name: waiting-ci
+      releasedBy: {event: check-suite-completed, conclusion: success, app: github-actions}
+    - name: waiting-merge
+      releasedBy: {event: pull-request-merged}
+    - name: done
+";
+
+    #[test]
+    fn a_definition_names_its_waits_events() {
+        let pipeline = parse(GOOD, "gated.yaml").unwrap();
+        assert_eq!(
+            pipeline.awaited(&pipeline.stage("waiting-ci")),
+            Some(&Awaited::CheckSuiteCompleted {
+                conclusion: Conclusion::Success,
+                app: Some("github-actions".into())
+            })
+        );
+        assert_eq!(pipeline.awaited(&pipeline.stage("done")), None);
+    }
+
+    /// Each field wrong in turn: refused, with one line naming the field and what is legal.
+    #[test]
+    fn each_field_wrong_in_turn_is_refused_by_name() {
+        let cases = [
+            (
+                "apiVersion: stagectl.dev/v1alpha1",
+                "apiVersion: v1",
+                "apiVersion",
+            ),
+            ("kind: Pipeline", "kind: Workflow", "kind:"),
+            ("name: gated", "name: Gated_1", "metadata.name"),
+            (
+                "name: waiting-ci",
+                "name: waiting ci",
+                "spec.stages[1].name",
+            ),
+            ("name: done", "name: failed", "spec.stages[3].name"),
+            ("name: done", "name: pending", "spec.stages[3].name"),
+            (
+                "event: pull-request-merged",
+                "event: merged",
+                "unknown variant",
+            ),
+            (
+                "event: pull-request-merged",
+                "event: check-suite-completed, conclusion: success",
+                "already releases \"waiting-ci\"",
+            ),
+            (
+                "conclusion: success, app",
+                "conclusion: green, app",
+                "unknown variant",
+            ),
+            ("app: github-actions", "app: \"\"", "releasedBy.app"),
+            (
+                "    - name: done\n",
+                "    - name: done\n      releasedBy: {event: review-approved}\n",
+                "spec.stages[3].releasedBy",
+            ),
+            (
+                "      releasedBy: {event: pull-request-merged}\n",
+                "",
+                "spec.stages[2].releasedBy",
+            ),
+            (
+                "    - name: pending\n",
+                "    - name: pending\n      color: blue\n",
+                "unknown field `color`",
+            ),
+        ];
+        for (good, bad, named) in cases {
+            assert!(GOOD.contains(good), "{good}");
+            let text = GOOD.replacen(good, bad, 1);
+            let err = parse(&text, "gated.yaml").unwrap_err();
+            let message = err.message();
+            assert!(message.contains(named), "{bad}: {message}");
+            assert!(!message.contains('\n'), "{message}");
+            assert!(
+                message.starts_with("invalid pipeline gated.yaml: "),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_is_no_definition_at_all_is_refused() {
+        for text in [
+            "",
+            "[1, 2",
+            "stages: [a, b]",
+            "\u{0}",
+            &"a: ".repeat(200_000),
+        ] {
+            let err = parse(text, "x.yaml").unwrap_err();
+            assert!(!err.message().contains('\n'), "{}", err.message());
+        }
+    }
+}
