@@ -7,9 +7,10 @@ use jiff::Timestamp;
 use tracing::{error, info};
 
 use crate::cluster::Cluster;
+use crate::core::event::EventFacts;
 use crate::core::labels::{self, Repository, TaskId};
 use crate::core::latch::Delivery;
-use crate::core::resume::EventRequest;
+use crate::core::resume::{EventRequest, check_facts};
 use crate::core::stage::Stage;
 use crate::error::{Error, Result};
 use crate::operations::deliver::{Resumed, deliver};
@@ -49,6 +50,8 @@ pub struct ResumeArgs {
     /// The GitHub event name (pull_request, pull_request_review, ...).
     #[arg(long)]
     pub event: Option<String>,
+    #[command(flatten)]
+    pub facts: FactArgs,
     /// How long to wait for the controller to create the suspend node of a stage the play is at.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     pub wait_for_node: Duration,
@@ -58,9 +61,71 @@ pub struct ResumeArgs {
     pub outcome_file: Option<PathBuf>,
 }
 
+/// What the webhook's payload says, as a Sensor passes it: with `--action`, resume checks that
+/// the event releases the stage's wait before it writes anything. Empty values count as absent,
+/// as a Sensor passes a field the payload lacks.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "The event's facts (from a Sensor)")]
+pub struct FactArgs {
+    /// The payload's action (opened, labeled, submitted, closed, completed); needs --event.
+    #[arg(long, requires = "event")]
+    pub action: Option<String>,
+    /// label.name of a labeled event.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// review.state of a review.
+    #[arg(long)]
+    pub review_state: Option<String>,
+    /// pull_request.merged of a closed event (true or false).
+    #[arg(long)]
+    pub merged: Option<String>,
+    /// The conclusion of a check suite or workflow run.
+    #[arg(long)]
+    pub conclusion: Option<String>,
+    /// check_suite.app.slug of a check suite.
+    #[arg(long)]
+    pub app: Option<String>,
+    /// workflow_run.name of a workflow run.
+    #[arg(long)]
+    pub workflow_name: Option<String>,
+}
+
+impl FactArgs {
+    fn facts(&self, event: Option<&str>) -> Result<Option<EventFacts>> {
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        let Some(action) = given(&self.action) else {
+            return Ok(None);
+        };
+        let merged = match given(&self.merged).as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(Error::usage(format!(
+                    "--merged {:?}: give true or false",
+                    labels::shorten(other)
+                )));
+            }
+        };
+        Ok(Some(EventFacts {
+            event: event.unwrap_or_default().to_string(),
+            action,
+            label: given(&self.label),
+            review_state: given(&self.review_state),
+            merged,
+            conclusion: given(&self.conclusion),
+            app: given(&self.app),
+            workflow: given(&self.workflow_name),
+        }))
+    }
+}
+
 pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let stage = waiting_stage(settings, &args.stage)?;
+    if let Some(facts) = args.facts.facts(args.event.as_deref())? {
+        check_facts(&settings.pipeline, &stage, &facts)?;
+    }
     let cluster = settings.connect().await?;
     let request = event_request(settings, args, stage, &cluster.namespace)?;
     let result = deliver(settings, &cluster, &request, args.wait_for_node).await;

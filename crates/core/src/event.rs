@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::labels::shorten;
+
 /// How a check suite or workflow run completed, as GitHub writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -136,7 +138,7 @@ impl fmt::Display for EventFacts {
         ];
         for (name, value) in fields {
             if let Some(value) = value {
-                write!(f, ", {name} {value:?}")?;
+                write!(f, ", {name} {:?}", shorten(value))?;
             }
         }
         Ok(())

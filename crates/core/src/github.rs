@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::{Awaited, EventFacts};
 use crate::stage::Stage;
 
 /// An open pull request, as far as a play cares. Serialized as reconcile's cache keeps it.
@@ -45,9 +46,6 @@ impl ReviewState {
     }
 }
 
-/// The label that says Cleo is done.
-pub const READY_FOR_QA: &str = "ready-for-qa";
-
 /// The task a pull request names: its one `task-<id>` label (two different ones name none:
 /// never guessed), else its head branch `task-<id>`, `task-<id>-…` or the same under
 /// `feature/`; `<id>` ASCII letters and digits. tests/vectors/task-id.json holds the cases
@@ -82,51 +80,41 @@ fn is_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// The GitHub event a waiting stage of the play pipeline awaits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Awaited {
-    /// A pull request of the task is open (Rex opened it).
-    PullRequestOpened,
-    /// It carries the `ready-for-qa` label (Cleo).
-    ReadyForQa,
-    /// A reviewer approved it (Tess).
-    Approved,
+/// The events GitHub's state shows to have happened on a pull request (with its reviews), as
+/// webhooks would have told them: reconcile asks [`Awaited::is_met_by`] of these, the same
+/// question `stagectl resume` asks of a Sensor's facts.
+pub fn events_shown(pull: &PullRequest, reviews: &[Review]) -> Vec<EventFacts> {
+    let mut events = vec![EventFacts::new("pull_request", "opened")];
+    events.extend(pull.labels.iter().map(|label| EventFacts {
+        label: Some(label.clone()),
+        ..EventFacts::new("pull_request", "labeled")
+    }));
+    if approved(reviews) {
+        events.push(EventFacts {
+            review_state: Some("approved".into()),
+            ..EventFacts::new("pull_request_review", "submitted")
+        });
+    }
+    events
 }
 
-impl Awaited {
-    /// What `stage` waits for; None for a stage of a pipeline of one's own (`--stages`), which
-    /// reconcile cannot know.
-    pub fn of(stage: &Stage) -> Option<Self> {
-        match stage.name() {
-            "waiting-pr-created" => Some(Self::PullRequestOpened),
-            "waiting-ready-for-qa" => Some(Self::ReadyForQa),
-            "waiting-pr-approved" => Some(Self::Approved),
-            _ => None,
-        }
+/// What reconcile reads of GitHub to tell whether `awaited` has happened, when it can: the
+/// open pull requests, and for an approval their reviews.
+pub fn readable(awaited: &Awaited) -> Option<Reads> {
+    match awaited {
+        Awaited::PullRequestOpened | Awaited::LabelAdded { .. } => Some(Reads::PullRequests),
+        Awaited::ReviewApproved => Some(Reads::Reviews),
+        Awaited::PullRequestMerged
+        | Awaited::CheckSuiteCompleted { .. }
+        | Awaited::WorkflowRunCompleted { .. } => None,
     }
+}
 
-    /// The GitHub event the webhook of it would have been.
-    pub(crate) fn github_event(self) -> &'static str {
-        match self {
-            Self::PullRequestOpened | Self::ReadyForQa => "pull_request",
-            Self::Approved => "pull_request_review",
-        }
-    }
-
-    /// Whether reviews are needed to tell.
-    pub(crate) fn needs_reviews(self) -> bool {
-        self == Self::Approved
-    }
-
-    /// Whether it has happened on this pull request (reviews: its reviews, when needed).
-    pub fn happened(self, pull: &PullRequest, reviews: &[Review]) -> bool {
-        match self {
-            Self::PullRequestOpened => true,
-            Self::ReadyForQa => pull.labels.iter().any(|label| label == READY_FOR_QA),
-            Self::Approved => approved(reviews),
-        }
-    }
+/// What reconcile reads for a wait, beyond the repository's open pull requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    PullRequests,
+    Reviews,
 }
 
 /// Approved: some reviewer's latest review that takes a position (a COMMENTED or PENDING one
@@ -246,20 +234,26 @@ mod tests {
     }
 
     #[test]
-    fn each_waiting_stage_awaits_its_event() {
+    fn each_waiting_stage_of_the_play_is_released_by_what_github_shows() {
         let pipeline = Pipeline::default();
-        let stage = |name| pipeline.stage(name);
+        let awaited = |name| pipeline.awaited(&pipeline.stage(name)).unwrap().clone();
+        let happened = |name, pull: &PullRequest, reviews: &[Review]| {
+            events_shown(pull, reviews)
+                .iter()
+                .any(|event| awaited(name).is_met_by(event))
+        };
         let opened = pull(&["task-4"], "main");
-        let labelled = pull(&["task-4", READY_FOR_QA], "main");
-        assert_eq!(
-            Awaited::of(&stage("waiting-pr-created")),
-            Some(Awaited::PullRequestOpened)
-        );
-        assert!(Awaited::PullRequestOpened.happened(&opened, &[]));
-        assert!(!Awaited::ReadyForQa.happened(&opened, &[]));
-        assert!(Awaited::ReadyForQa.happened(&labelled, &[]));
-        assert!(!Awaited::Approved.happened(&labelled, &[]));
-        assert_eq!(Awaited::of(&stage("completed")), None);
+        let labelled = pull(&["task-4", "ready-for-qa"], "main");
+        let approval = [Review {
+            reviewer: 1,
+            state: ReviewState::Approved,
+        }];
+        assert!(happened("waiting-pr-created", &opened, &[]));
+        assert!(!happened("waiting-ready-for-qa", &opened, &[]));
+        assert!(happened("waiting-ready-for-qa", &labelled, &[]));
+        assert!(!happened("waiting-pr-approved", &labelled, &[]));
+        assert!(happened("waiting-pr-approved", &labelled, &approval));
+        assert_eq!(pipeline.awaited(&pipeline.stage("completed")), None);
     }
 
     #[test]

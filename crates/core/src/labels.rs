@@ -213,7 +213,7 @@ impl Repository {
 }
 
 /// Only the beginning of a long hostile value goes into an error message.
-pub(crate) fn shorten(value: &str) -> String {
+pub fn shorten(value: &str) -> String {
     const MAX: usize = 80;
     if value.chars().count() <= MAX {
         value.to_string()

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use crate::error::{Error, Kind};
-use crate::github::{self, Awaited, PullRequest, Review};
+use crate::event::Awaited;
+use crate::github::{self, PullRequest, Reads, Review};
 use crate::labels::{Repository, TaskId};
 use crate::latch::Delivery;
 use crate::record::StageRecord;
@@ -19,6 +20,8 @@ use crate::stage::{Pipeline, Stage};
 pub struct WaitingPlay {
     pub workflow: String,
     pub stage: Stage,
+    /// The event that releases its wait, as the pipeline defines it.
+    pub awaited: Option<Awaited>,
     /// None when its label holds no task id (none, or not a valid one).
     pub task_id: Option<TaskId>,
     /// As the play's label or annotation names it, parsed when it parses.
@@ -44,6 +47,7 @@ pub fn waiting_plays(
             Some(WaitingPlay {
                 since: record.waiting_since(pipeline),
                 workflow: record.name,
+                awaited: pipeline.awaited(&stage).cloned(),
                 stage,
                 task_id: record
                     .task_id
@@ -60,10 +64,11 @@ pub fn waiting_plays(
 
 impl WaitingPlay {
     /// What the play awaits on GitHub and where, when reconcile can know it.
-    pub fn awaits(&self) -> Result<(Awaited, &Repository, &TaskId), CannotTell> {
-        let awaited = Awaited::of(&self.stage).ok_or(CannotTell::StageWithoutEvent)?;
+    pub fn awaits(&self) -> Result<(&Awaited, Reads, &Repository, &TaskId), CannotTell> {
+        let awaited = self.awaited.as_ref().ok_or(CannotTell::StageWithoutEvent)?;
+        let reads = github::readable(awaited).ok_or(CannotTell::EventNotRead)?;
         match (&self.repository, &self.task_id) {
-            (Some(repository), Some(task)) => Ok((awaited, repository, task)),
+            (Some(repository), Some(task)) => Ok((awaited, reads, repository, task)),
             _ => Err(CannotTell::Unlabelled),
         }
     }
@@ -117,10 +122,10 @@ impl GitHubFacts {
     /// The pull request whose reviews the play needs and are still to be read: it awaits an
     /// approval, and one open pull request names its task.
     pub fn lacks_reviews(&self, play: &WaitingPlay) -> Option<u64> {
-        let (awaited, repository, task) = play.awaits().ok()?;
+        let (_, reads, repository, task) = play.awaits().ok()?;
         let pulls = self.pulls.get(&key(repository))?;
         let pull = github::pull_of_task(pulls, task.as_str()).ok()??;
-        (awaited.needs_reviews() && !self.reviews.contains_key(&(key(repository), pull.number)))
+        (reads == Reads::Reviews && !self.reviews.contains_key(&(key(repository), pull.number)))
             .then_some(pull.number)
     }
 
@@ -156,8 +161,11 @@ pub struct Deliver {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CannotTell {
-    /// A stage of a pipeline of one's own (`--stages`): reconcile knows no event for it.
+    /// A stage of a pipeline given as a bare list (`--stages`): no event is known for it.
     StageWithoutEvent,
+    /// An event reconcile does not read from GitHub (yet): a merge, a check suite, a workflow
+    /// run.
+    EventNotRead,
     /// The play has no task-id or repository label.
     Unlabelled,
 }
@@ -165,10 +173,11 @@ pub enum CannotTell {
 /// Decides from what GitHub said; a play whose facts were not read is one GitHub has nothing
 /// for (the command reads them all first).
 pub fn decide(play: &WaitingPlay, facts: &GitHubFacts) -> Decision {
-    let (awaited, repository, task) = match play.awaits() {
+    let (awaited, _, repository, task) = match play.awaits() {
         Ok(awaits) => awaits,
         Err(why) => return Decision::CannotTell(why),
     };
+    let awaited = awaited.clone();
     let pulls = facts
         .pulls
         .get(&key(repository))
@@ -187,7 +196,10 @@ pub fn decide(play: &WaitingPlay, facts: &GitHubFacts) -> Decision {
         .reviews
         .get(&(key(repository), pull.number))
         .map_or(&[][..], Vec::as_slice);
-    if !awaited.happened(pull, reviews) {
+    let happened = github::events_shown(pull, reviews)
+        .iter()
+        .any(|event| awaited.is_met_by(event));
+    if !happened {
         return Decision::NotYet {
             awaited,
             pull: Some(pull.number),
@@ -240,13 +252,22 @@ mod tests {
 
     fn play(name: &str, stage: &str, task: &str, repository: &str) -> WaitingPlay {
         let repository_name = repository.to_string();
+        let pipeline = Pipeline::default();
+        let stage = pipeline.stage(stage);
         WaitingPlay {
             workflow: name.into(),
-            stage: Pipeline::default().stage(stage),
+            awaited: pipeline.awaited(&stage).cloned(),
+            stage,
             task_id: TaskId::parse(task).ok(),
             repository: Repository::parse(&repository_name).ok(),
             repository_name,
             since: None,
+        }
+    }
+
+    fn ready_for_qa() -> Awaited {
+        Awaited::LabelAdded {
+            label: "ready-for-qa".into(),
         }
     }
 
@@ -272,8 +293,8 @@ mod tests {
             &widgets,
             vec![
                 pull(1, "task-1", &[]),
-                pull(2, "feature/task-2-rename", &[github::READY_FOR_QA]),
-                pull(3, "task-3", &[github::READY_FOR_QA]),
+                pull(2, "feature/task-2-rename", &["ready-for-qa"]),
+                pull(3, "task-3", &["ready-for-qa"]),
                 pull(4, "task-4", &[]),
                 pull(5, "task-5", &[]),
                 pull(6, "task-5-again", &[]),
@@ -309,16 +330,16 @@ mod tests {
         // GitHub's names are case-insensitive.
         assert_eq!(
             decide("b", "waiting-ready-for-qa", "2", "Acme/Widgets"),
-            delivered(Awaited::ReadyForQa, 2, "waiting-ready-for-qa")
+            delivered(ready_for_qa(), 2, "waiting-ready-for-qa")
         );
         assert_eq!(
             decide("c", "waiting-pr-approved", "3", "acme/widgets"),
-            delivered(Awaited::Approved, 3, "waiting-pr-approved")
+            delivered(Awaited::ReviewApproved, 3, "waiting-pr-approved")
         );
         assert_eq!(
             decide("d", "waiting-pr-approved", "4", "acme/widgets"),
             Decision::NotYet {
-                awaited: Awaited::Approved,
+                awaited: Awaited::ReviewApproved,
                 pull: Some(4)
             },
             "a dismissed approval no longer counts"
@@ -326,7 +347,7 @@ mod tests {
         assert_eq!(
             decide("e", "waiting-ready-for-qa", "1", "acme/widgets"),
             Decision::NotYet {
-                awaited: Awaited::ReadyForQa,
+                awaited: ready_for_qa(),
                 pull: Some(1)
             }
         );
@@ -364,6 +385,7 @@ mod tests {
         let pipeline = Pipeline::parse("pending,waiting-build,done").unwrap();
         let mut waiting = play("a", "waiting-pr-created", "1", "acme/widgets");
         waiting.stage = pipeline.stage("waiting-build");
+        waiting.awaited = pipeline.awaited(&waiting.stage).cloned();
         assert_eq!(
             decide(&waiting, &facts()),
             Decision::CannotTell(CannotTell::StageWithoutEvent)

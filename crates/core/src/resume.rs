@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::argo::{self, SuspendNode};
 use crate::error::{Error, Result};
+use crate::event::EventFacts;
 use crate::labels::{self, Repository, TaskId};
 use crate::latch::{self, Delivery, LatchSlot, SeenAs};
 use crate::patch;
@@ -22,6 +23,22 @@ pub struct EventRequest {
     pub task_id: TaskId,
     pub repository: Option<Repository>,
     pub delivery: Delivery,
+}
+
+/// Checks what a Sensor says of the event against the wait it names, with the rule reconcile
+/// uses too ([`crate::event::Awaited::is_met_by`]). A Sensor rendered from the same definition
+/// never sends one that fails; one that does was rendered from another definition, and nothing
+/// is written for it. A stage of a bare `--stages` list names no event: nothing to check.
+pub fn check_facts(pipeline: &Pipeline, stage: &Stage, facts: &EventFacts) -> Result<()> {
+    match pipeline.awaited(stage) {
+        Some(awaited) if !awaited.is_met_by(facts) => Err(Error::usage(format!(
+            "the event ({facts}) does not release {stage}, which waits for {awaited} in \
+             pipeline {}: the Sensor and the definition disagree; render the Sensors from the \
+             definition again (stagectl pipeline render)",
+            pipeline.name()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

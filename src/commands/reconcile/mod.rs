@@ -210,7 +210,7 @@ async fn act(
 async fn read_github(github: &GitHub, waiting: &[WaitingPlay]) -> Result<GitHubFacts> {
     let mut facts = GitHubFacts::default();
     for play in waiting {
-        let Ok((_, repository, _)) = play.awaits() else {
+        let Ok((_, _, repository, _)) = play.awaits() else {
             continue;
         };
         if facts.lacks_pulls(repository) {

@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use serde::{Serialize, Serializer};
 
-use crate::core::github::{Awaited, READY_FOR_QA};
+use crate::core::event::Awaited;
 use crate::core::reconcile::{CannotTell, Decision, WaitingPlay};
 use crate::core::resume::Outcome;
 use crate::error::{Error, Result};
@@ -75,16 +75,29 @@ pub(super) struct Report {
     pub(super) github: crate::github::Cost,
 }
 
+/// What GitHub shows of a pull request for the event a play awaits, in a few words.
+fn shown(awaited: &Awaited, happened: bool) -> String {
+    let not = if happened { "" } else { "not " };
+    match awaited {
+        Awaited::PullRequestOpened => format!("{not}open"),
+        Awaited::LabelAdded { label } => format!("{not}labelled {label}"),
+        Awaited::ReviewApproved => format!("{not}approved"),
+        Awaited::PullRequestMerged => format!("{not}merged"),
+        Awaited::CheckSuiteCompleted { conclusion, .. } => {
+            format!("check suite {not}completed {conclusion}")
+        }
+        Awaited::WorkflowRunCompleted { conclusion, .. } => {
+            format!("workflow run {not}completed {conclusion}")
+        }
+    }
+}
+
 /// The report of a play before any delivery: what GitHub says, in words.
 pub(super) fn report(play: &WaitingPlay, decision: &Decision) -> PlayReport {
     let (pull_request, github, detail, delivery_id) = match decision {
         Decision::Deliver(delivery) => {
             let number = delivery.pull;
-            let github = match delivery.awaited {
-                Awaited::PullRequestOpened => format!("#{number} open"),
-                Awaited::ReadyForQa => format!("#{number} labelled {READY_FOR_QA}"),
-                Awaited::Approved => format!("#{number} approved"),
-            };
+            let github = format!("#{number} {}", shown(&delivery.awaited, true));
             (
                 Some(number),
                 github,
@@ -99,10 +112,7 @@ pub(super) fn report(play: &WaitingPlay, decision: &Decision) -> PlayReport {
             awaited,
             pull: Some(number),
         } => {
-            let github = match awaited {
-                Awaited::ReadyForQa => format!("#{number} not labelled {READY_FOR_QA}"),
-                _ => format!("#{number} not approved"),
-            };
+            let github = format!("#{number} {}", shown(awaited, false));
             (Some(*number), github, String::new(), None)
         }
         Decision::Ambiguous(numbers) => (
@@ -123,8 +133,21 @@ pub(super) fn report(play: &WaitingPlay, decision: &Decision) -> PlayReport {
             None,
             String::new(),
             format!(
-                "{} is not a stage of the play pipeline; reconcile does not know its event",
+                "{} is a stage of a bare --stages list, which names no event; \
+                 give reconcile the pipeline's definition (--pipeline)",
                 play.stage
+            ),
+            None,
+        ),
+        Decision::CannotTell(CannotTell::EventNotRead) => (
+            None,
+            String::new(),
+            format!(
+                "{} waits for {}, which reconcile does not read from GitHub",
+                play.stage,
+                play.awaited
+                    .as_ref()
+                    .map_or(String::new(), ToString::to_string)
             ),
             None,
         ),
