@@ -12,7 +12,7 @@ E2E_CONTROLPLANE := $(CONTROLPLANE)/.state-e2e
 # controller's metrics) each start an installation of their own: <this>/<test>.
 E2E_ALONE_CONTROLPLANES := $(CONTROLPLANE)/.state-e2e-alone
 
-.PHONY: soak help build static print-static-binary bench dockerfile-lint test e2e e2e-build demo-stop lint unit sensors render-sensors github-test argo-lint demo controlplane-start controlplane-stop clean
+.PHONY: soak help build static print-static-binary bench dockerfile-lint test e2e e2e-build demo-stop lint unit sensors render github-test argo-lint demo controlplane-start controlplane-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -51,8 +51,8 @@ unit: ## Unit tests only; no control plane needed
 sensors: ## The Argo Events manifests, run through Argo Events' own validation, transforms, filters and parameters
 	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
 
-render-sensors: ## Copy the task-id rule (workflow-templates/task-id.jq) into every Sensor
-	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go run ./cmd/render-sensors ../../workflow-templates
+render: ## Write the Sensors of workflow-templates/pipeline.yaml into workflow-templates/ (`stagectl pipeline render`)
+	cargo run --quiet --locked -- --pipeline workflow-templates/pipeline.yaml pipeline render -d workflow-templates
 
 github-test: tests/github/node_modules/.package-lock.json ## The GitHub stand-in, checked against GitHub's OpenAPI description (@octokit/openapi)
 	node --test tests/github/

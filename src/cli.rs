@@ -53,6 +53,9 @@ enum Command {
     /// Return a workflow to its previous stage, or to a named earlier one.
     #[command(after_help = commands::rollback::AFTER_HELP)]
     Rollback(commands::rollback::RollbackArgs),
+    /// The manifests a pipeline definition implies: render its Sensors, check a directory.
+    #[command(after_help = commands::pipeline::AFTER_HELP)]
+    Pipeline(commands::pipeline::PipelineArgs),
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to complete for.
@@ -116,6 +119,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Rollback(args) => commands::rollback::run(&settings, args).await,
         Command::Resume(args) => commands::resume::run(&settings, args).await,
         Command::Reconcile(args) => commands::reconcile::run(&settings, args).await,
+        Command::Pipeline(args) => commands::pipeline::run(&settings, args),
         // Printed above, with no settings and no connection: nothing left to do.
         Command::Completions { .. } => Ok(()),
     }

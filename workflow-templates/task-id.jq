@@ -1,6 +1,6 @@
 # The task a GitHub pull request event is for, added to the event as `taskId` ("" when the pull
 # request names no task, or names more than one). The one definition of the rule: every Sensor
-# carries a copy as its dependency's transform (`make render-sensors` writes them; a test checks them).
+# carries a copy as its dependency's transform (`stagectl pipeline render` writes them; `make test` checks them).
 #   - a label `task-<id>` names the task; two different task labels name none (never guessed);
 #   - else the head branch: `task-<id>`, `task-<id>-<anything>`, or the same under `feature/`;
 #   - <id> is ASCII letters and digits; every pattern is anchored.

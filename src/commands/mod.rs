@@ -2,6 +2,7 @@
 //! core and the executor, and reports.
 
 pub mod get;
+pub mod pipeline;
 pub mod reconcile;
 pub mod resume;
 pub mod rollback;

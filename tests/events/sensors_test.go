@@ -123,7 +123,7 @@ func TestEverySensorCarriesTheOneTaskIDRule(t *testing.T) {
 			t.Fatalf("%s: %v", file, err)
 		}
 		if rendered != string(sensor) {
-			t.Errorf("%s does not carry workflow-templates/task-id.jq as it is: run make render-sensors", file)
+			t.Errorf("%s does not carry workflow-templates/task-id.jq as it is: run make render", file)
 		}
 	}
 	for stage, sensor := range loadSensors(t) {
@@ -216,6 +216,16 @@ func TestSensorsFireExactlyForTheirEvents(t *testing.T) {
 	}
 }
 
+// factsOf is what each Sensor passes of its event for `stagectl resume` to check, after the
+// five parameters every Sensor passes.
+var factsOf = map[string][]any{
+	"waiting-pr-created":   {fact("action", "opened")},
+	"waiting-ready-for-qa": {fact("action", "labeled"), fact("label", "ready-for-qa")},
+	"waiting-pr-approved":  {fact("action", "submitted"), fact("review-state", "approved")},
+}
+
+func fact(name, value string) map[string]any { return map[string]any{"name": name, "value": value} }
+
 // expectedWorkflow is the stage-resume Workflow a matching event must yield, field by field.
 func expectedWorkflow(stage, taskID, repository, delivery, githubEvent string) map[string]any {
 	parameter := func(name, value string) map[string]any { return map[string]any{"name": name, "value": value} }
@@ -231,13 +241,13 @@ func expectedWorkflow(stage, taskID, repository, delivery, githubEvent string) m
 		},
 		"spec": map[string]any{
 			"workflowTemplateRef": map[string]any{"name": "stage-resume"},
-			"arguments": map[string]any{"parameters": []any{
+			"arguments": map[string]any{"parameters": append([]any{
 				parameter("stage", stage),
 				parameter("task-id", taskID),
 				parameter("repository", repository),
 				parameter("delivery-id", delivery),
 				parameter("event", githubEvent),
-			}},
+			}, factsOf[stage]...)},
 		},
 	}
 }

@@ -42,7 +42,43 @@ fn modules() -> BTreeMap<String, String> {
     for (module, text) in core {
         out.insert(module, text.replace("crate::", "crate::core::"));
     }
-    out
+    without_tests(out)
+}
+
+/// The modules as the release build compiles them: a module declared under `#[cfg(test)]` (a
+/// mock, shared fixtures) is left out, and so is each file's `#[cfg(test)] mod tests { … }`.
+/// What tests import is no layer's dependency.
+fn without_tests(modules: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut test_only = BTreeSet::new();
+    for (module, text) in &modules {
+        let mut lines = text.lines().map(str::trim);
+        while let Some(line) = lines.next() {
+            if line != "#[cfg(test)]" {
+                continue;
+            }
+            let declared = lines.next().unwrap_or_default();
+            let declared = declared.strip_prefix("pub(crate) ").unwrap_or(declared);
+            if let Some(name) = declared
+                .strip_prefix("mod ")
+                .and_then(|d| d.strip_suffix(';'))
+            {
+                let child = if module.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{module}::{name}")
+                };
+                test_only.insert(child);
+            }
+        }
+    }
+    modules
+        .into_iter()
+        .filter(|(module, _)| !test_only.contains(module))
+        .map(|(module, text)| {
+            let end = text.find("#[cfg(test)]\nmod tests {").unwrap_or(text.len());
+            (module, text[..end].to_string())
+        })
+        .collect()
 }
 
 /// The paths a use tree at the start of `text` names: `a::{b, c::d}` gives `a::b`, `a::c::d`.

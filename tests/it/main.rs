@@ -12,6 +12,7 @@ mod faults;
 mod hostile_inputs;
 mod image;
 mod manifests;
+mod pipelines;
 mod policy;
 mod reconcile;
 mod resume;
@@ -47,7 +48,15 @@ mod cli {
         command.args(["completions", "bash"]);
         let script = Run::of(command).await;
         script.assert_code(0);
-        for subcommand in ["set", "verify", "get", "rollback", "resume", "reconcile"] {
+        for subcommand in [
+            "set",
+            "verify",
+            "get",
+            "rollback",
+            "resume",
+            "reconcile",
+            "pipeline",
+        ] {
             assert!(script.stdout.contains(subcommand), "{subcommand} missing");
         }
     }

@@ -52,11 +52,12 @@ fn documents(dir: &str) -> Vec<(String, DynamicObject)> {
         for document in serde_yaml::Deserializer::from_str(&text) {
             let object: DynamicObject = serde::Deserialize::deserialize(document)
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            // kustomize's own files are its input, not objects of the cluster.
+            // kustomize's own files are its input, and the pipeline definition stagectl's: not
+            // objects of the cluster.
             if object
                 .types
                 .as_ref()
-                .is_none_or(|t| t.kind == "Kustomization")
+                .is_none_or(|t| t.kind == "Kustomization" || t.kind == "Pipeline")
             {
                 continue;
             }

@@ -63,7 +63,7 @@ impl Kind {
             kind: Kind::Mismatch,
             code: 7,
             name: "mismatch",
-            meaning: "mismatch (verify): the workflow is not at the stage asked for",
+            meaning: "mismatch: the workflow is not at the stage asked for (verify), or manifests disagree\n     with the pipeline definition (pipeline check)",
         },
     ];
 

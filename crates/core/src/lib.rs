@@ -3,6 +3,8 @@
 //! decision is unit-tested without a server. A crate of its own so that the compiler holds it
 //! to that: its Cargo.toml has no kube, no tokio and no HTTP stack.
 
+/// Whether a directory of manifests agrees with a pipeline definition.
+pub mod agreement;
 /// Argo node status: the suspend node of a stage, and resuming it as `argo resume` does.
 pub mod argo;
 /// Set and rollback: from a workflow's metadata to one compare-and-swap.
@@ -27,6 +29,8 @@ pub mod pipeline;
 pub mod reconcile;
 /// A Workflow's stage record (stage, task, repository, history) read from its metadata.
 pub mod record;
+/// The manifests a pipeline implies (its Sensors), rendered as text.
+pub mod render;
 /// Resume: which play an event is for, and what it does to that play.
 pub mod resume;
 /// The stage order and the decisions it implies.

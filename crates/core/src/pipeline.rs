@@ -61,9 +61,11 @@ static DEFAULT: LazyLock<Pipeline> = LazyLock::new(|| {
     parse(DEFAULT_DEFINITION, "the built-in pipeline").expect("the built-in pipeline is valid")
 });
 
-/// The shipped play's pipeline.
-pub(crate) fn default_pipeline() -> Pipeline {
-    DEFAULT.clone()
+/// The shipped play (workflow-templates/pipeline.yaml).
+impl Default for Pipeline {
+    fn default() -> Self {
+        DEFAULT.clone()
+    }
 }
 
 /// Reads and checks a definition; `source` names it in errors (a file name). Every refusal is

@@ -6,7 +6,6 @@ use std::fmt;
 use crate::error::{Error, Result};
 use crate::event::{Awaited, EventFacts};
 use crate::labels::{is_label_value, shorten};
-use crate::pipeline;
 
 /// The name of the stage a play enters when it cannot go on; reachable from any unfinished stage.
 pub(crate) const FAILED: &str = "failed";
@@ -69,13 +68,6 @@ pub struct Pipeline {
     /// Per stage, the event that releases its wait; none for the first and the last, and none
     /// for a pipeline given as a bare list of stages (`--stages`).
     waits: Vec<Option<Awaited>>,
-}
-
-/// The shipped play (workflow-templates/pipeline.yaml).
-impl Default for Pipeline {
-    fn default() -> Self {
-        pipeline::default_pipeline()
-    }
 }
 
 impl fmt::Display for Pipeline {
@@ -150,7 +142,7 @@ impl Pipeline {
         })
     }
 
-    /// A pipeline from a definition the caller has checked ([`pipeline::parse`]).
+    /// A pipeline from a definition its parser has checked (the pipeline module).
     pub(crate) fn from_parts(
         name: String,
         stages: Vec<String>,

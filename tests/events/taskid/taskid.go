@@ -1,6 +1,6 @@
 // Package taskid keeps the one definition of the task-id rule (workflow-templates/task-id.jq)
 // and the copies of it every Sensor carries as its dependency's jq transform: Argo Events has no
-// way for Sensors to share one, so `make render-sensors` writes the copies and a test checks them.
+// way for Sensors to share one, so `stagectl pipeline render` writes the copies and a test checks them.
 package taskid
 
 import (

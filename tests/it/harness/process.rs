@@ -25,6 +25,7 @@ pub fn stagectl_command() -> tokio::process::Command {
         "STAGECTL_NAMESPACE",
         "STAGECTL_WORKFLOW",
         "STAGECTL_STAGES",
+        "STAGECTL_PIPELINE",
         "STAGECTL_TIMEOUT",
         "STAGECTL_LOG",
         "GITHUB_TOKEN",

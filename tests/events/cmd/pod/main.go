@@ -239,7 +239,9 @@ func buildRoot(root string, overlays map[string]string) error {
 		dirs = append(dirs, dir)
 	}
 	// Parents before children.
-	sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i], "/") < strings.Count(dirs[j], "/") || dirs[i] == "/" })
+	sort.Slice(dirs, func(i, j int) bool {
+		return strings.Count(dirs[i], "/") < strings.Count(dirs[j], "/") || dirs[i] == "/"
+	})
 	for _, dir := range dirs {
 		inRoot := filepath.Join(root, dir)
 		if err := os.MkdirAll(inRoot, 0o755); err != nil {
@@ -357,4 +359,3 @@ func forwardSignals(process *os.Process) {
 		}
 	}()
 }
-

@@ -1,0 +1,345 @@
+//! Whether a directory of manifests agrees with a pipeline definition: the play's template
+//! waits exactly once at each waiting stage and sets only the definition's stages, and the
+//! Sensors are exactly those the definition renders. `stagectl pipeline check` reads the files;
+//! this decides, on documents already parsed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::render::Manifest;
+use crate::stage::{FAILED, Pipeline};
+
+/// One manifest file, read: its name in the directory, its text, and its YAML documents.
+pub struct ManifestFile {
+    pub file: String,
+    pub text: String,
+    pub documents: Vec<Value>,
+}
+
+/// What disagrees, one line each, in the order found; empty when everything agrees.
+pub fn check(pipeline: &Pipeline, files: &[ManifestFile]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let plays: Vec<(&ManifestFile, &Value)> = files
+        .iter()
+        .flat_map(|file| file.documents.iter().map(move |doc| (file, doc)))
+        .filter(|(_, doc)| is_play_template(doc))
+        .collect();
+    if plays.is_empty() {
+        problems.push(
+            "no workflow template waits at a stage: a play's template has a suspend template \
+             with a `stage` input"
+                .to_string(),
+        );
+    }
+    for (file, doc) in plays {
+        problems.extend(
+            check_template(pipeline, doc)
+                .into_iter()
+                .map(|problem| format!("{}: {problem}", file.file)),
+        );
+    }
+    problems.extend(check_sensors(
+        &crate::render::manifests(pipeline),
+        files,
+        pipeline,
+    ));
+    problems
+}
+
+fn templates(doc: &Value) -> &[Value] {
+    let spec = &doc["spec"];
+    let spec = if spec["workflowSpec"].is_object() {
+        &spec["workflowSpec"]
+    } else {
+        spec
+    };
+    spec["templates"].as_array().map_or(&[], Vec::as_slice)
+}
+
+fn name_of(doc: &Value) -> &str {
+    doc["metadata"]["name"].as_str().unwrap_or("<unnamed>")
+}
+
+fn stage_input(template: &Value) -> bool {
+    template["inputs"]["parameters"]
+        .as_array()
+        .is_some_and(|ps| ps.iter().any(|p| p["name"] == "stage"))
+}
+
+/// A suspend template with a `stage` input: how `stagectl resume` finds a wait.
+fn is_wait(template: &Value) -> bool {
+    template.get("suspend").is_some() && stage_input(template)
+}
+
+fn is_play_template(doc: &Value) -> bool {
+    templates(doc).iter().any(is_wait)
+}
+
+/// What a template's container does to the stage: `stagectl set STAGE` with a literal stage,
+/// or with its `stage` input.
+enum Sets {
+    Literal(String),
+    Input,
+}
+
+fn sets(template: &Value) -> Option<Sets> {
+    let args = template["container"]["args"].as_array()?;
+    if args.first()? != "set" {
+        return None;
+    }
+    let stage = args.get(1)?.as_str()?;
+    Some(if stage == "{{inputs.parameters.stage}}" {
+        Sets::Input
+    } else {
+        Sets::Literal(stage.to_string())
+    })
+}
+
+/// Each call of a template by a DAG task or a step, with the `stage` argument it passes.
+fn calls(template: &Value) -> Vec<(&str, Option<&str>)> {
+    let tasks = template["dag"]["tasks"].as_array().into_iter().flatten();
+    let steps = template["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|group| group.as_array().into_iter().flatten());
+    tasks
+        .chain(steps)
+        .filter_map(|call| {
+            let called = call["template"].as_str()?;
+            let stage = call["arguments"]["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == "stage")
+                .and_then(|p| p["value"].as_str());
+            Some((called, stage))
+        })
+        .collect()
+}
+
+fn check_template(pipeline: &Pipeline, doc: &Value) -> Vec<String> {
+    let templates = templates(doc);
+    let by_name: BTreeMap<&str, &Value> = templates
+        .iter()
+        .filter_map(|t| Some((t["name"].as_str()?, t)))
+        .collect();
+    let mut waits: BTreeMap<String, usize> = BTreeMap::new();
+    let mut set: BTreeSet<String> = BTreeSet::new();
+    let mut problems = Vec::new();
+    let play = name_of(doc);
+    for template in templates {
+        if let Some(Sets::Literal(stage)) = sets(template) {
+            set.insert(stage);
+        }
+        for (called, stage) in calls(template) {
+            let Some(callee) = by_name.get(called) else {
+                continue;
+            };
+            let waiting = is_wait(callee);
+            let setting = matches!(sets(callee), Some(Sets::Input));
+            if !waiting && !setting {
+                continue;
+            }
+            let Some(stage) = stage.filter(|s| !s.contains("{{")) else {
+                problems.push(format!(
+                    "template {play}: a call of {called} passes no literal stage; \
+                     name the stage itself so that it can be checked"
+                ));
+                continue;
+            };
+            if waiting {
+                *waits.entry(stage.to_string()).or_default() += 1;
+            } else {
+                set.insert(stage.to_string());
+            }
+        }
+    }
+    for stage in pipeline.waiting_stages() {
+        match waits.get(stage.name()).copied().unwrap_or(0) {
+            1 => {}
+            0 => problems.push(format!(
+                "template {play} has no suspend node at waiting stage {stage}: its event \
+                 would release nothing"
+            )),
+            n => problems.push(format!(
+                "template {play} waits at {stage} {n} times; a resume releases one node, so \
+                 wait once"
+            )),
+        }
+    }
+    for stage in waits.keys() {
+        if !pipeline.is_waiting(&pipeline.stage(stage)) {
+            problems.push(format!(
+                "template {play} waits at {stage:?}, which is no waiting stage of pipeline {}: \
+                 no event would release it",
+                pipeline.name()
+            ));
+        }
+    }
+    for stage in &set {
+        if stage != FAILED && !pipeline.stage(stage).is_known() {
+            problems.push(format!(
+                "template {play} sets {stage:?}, which is no stage of pipeline {} ({pipeline})",
+                pipeline.name()
+            ));
+        }
+    }
+    let stages = [pipeline.first()]
+        .into_iter()
+        .chain(pipeline.waiting_stages())
+        .chain([pipeline.last()]);
+    for stage in stages {
+        if !set.contains(stage.name()) {
+            problems.push(format!(
+                "template {play} never sets {stage}: a play could not enter it"
+            ));
+        }
+    }
+    problems
+}
+
+fn check_sensors(
+    rendered: &[Manifest],
+    files: &[ManifestFile],
+    pipeline: &Pipeline,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for manifest in rendered {
+        match files.iter().find(|f| f.file == manifest.file) {
+            None => problems.push(format!(
+                "{} is missing: the Sensor of a wait of pipeline {}",
+                manifest.file,
+                pipeline.name()
+            )),
+            Some(file) if file.text != manifest.text => problems.push(format!(
+                "{} is not what pipeline {} renders",
+                manifest.file,
+                pipeline.name()
+            )),
+            Some(_) => {}
+        }
+    }
+    for file in files {
+        let rendered = rendered.iter().any(|m| m.file == file.file);
+        let sensors = file.documents.iter().filter(|doc| doc["kind"] == "Sensor");
+        for sensor in sensors.filter(|_| !rendered) {
+            problems.push(format!(
+                "{}: Sensor {} is for no wait of pipeline {}: remove it",
+                file.file,
+                name_of(sensor),
+                pipeline.name()
+            ));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn play(calls: Value) -> Value {
+        json!({
+            "kind": "WorkflowTemplate",
+            "metadata": {"name": "play"},
+            "spec": {"templates": [
+                {"name": "main", "dag": {"tasks": calls}},
+                {"name": "set-stage", "inputs": {"parameters": [{"name": "stage"}]},
+                 "container": {"args": ["set", "{{inputs.parameters.stage}}"]}},
+                {"name": "wait", "inputs": {"parameters": [{"name": "stage"}]}, "suspend": {}},
+                {"name": "mark-failed", "container": {"args": ["set", "failed"]}},
+            ]},
+        })
+    }
+
+    fn call(template: &str, stage: &str) -> Value {
+        json!({"name": format!("{template}-{stage}"), "template": template,
+               "arguments": {"parameters": [{"name": "stage", "value": stage}]}})
+    }
+
+    fn the_play() -> Vec<Value> {
+        let pipeline = Pipeline::default();
+        let mut calls = vec![call("set-stage", "pending")];
+        for stage in pipeline.waiting_stages() {
+            calls.push(call("set-stage", stage.name()));
+            calls.push(call("wait", stage.name()));
+        }
+        calls.push(call("set-stage", "completed"));
+        calls
+    }
+
+    fn problems(calls: Vec<Value>) -> Vec<String> {
+        check_template(&Pipeline::default(), &play(Value::Array(calls)))
+    }
+
+    #[test]
+    fn a_template_that_waits_once_at_each_wait_agrees() {
+        assert_eq!(problems(the_play()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_disagreement_is_named() {
+        let mut twice = the_play();
+        twice.push(call("wait", "waiting-pr-approved"));
+        assert!(problems(twice)[0].contains("waiting-pr-approved 2 times"));
+
+        let missing: Vec<Value> = the_play()
+            .into_iter()
+            .filter(|c| c["name"] != "wait-waiting-ready-for-qa")
+            .collect();
+        assert!(
+            problems(missing)[0].contains("no suspend node at waiting stage waiting-ready-for-qa")
+        );
+
+        let mut foreign = the_play();
+        foreign.push(call("wait", "waiting-ci"));
+        foreign.push(call("set-stage", "waiting-ci"));
+        let found = problems(foreign);
+        assert!(
+            found.iter().any(|p| p.contains("waits at \"waiting-ci\"")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|p| p.contains("sets \"waiting-ci\"")),
+            "{found:?}"
+        );
+
+        let unset: Vec<Value> = the_play()
+            .into_iter()
+            .filter(|c| c["name"] != "set-stage-completed")
+            .collect();
+        assert!(problems(unset)[0].contains("never sets completed"));
+
+        let mut templated = the_play();
+        templated.push(call("wait", "{{workflow.parameters.stage}}"));
+        assert!(problems(templated)[0].contains("no literal stage"));
+    }
+
+    #[test]
+    fn sensors_must_be_exactly_the_rendered_ones() {
+        let pipeline = Pipeline::default();
+        let rendered = crate::render::manifests(&pipeline);
+        let file = |manifest: &Manifest| ManifestFile {
+            file: manifest.file.clone(),
+            text: manifest.text.clone(),
+            documents: vec![json!({"kind": "Sensor", "metadata": {"name": "x"}})],
+        };
+        let mut files: Vec<ManifestFile> = rendered.iter().map(file).collect();
+        assert!(check_sensors(&rendered, &files, &pipeline).is_empty());
+        files[0].text.push_str("# edited\n");
+        files.push(ManifestFile {
+            file: "sensor-waiting-ci.yaml".into(),
+            text: String::new(),
+            documents: vec![json!({"kind": "Sensor", "metadata": {"name": "play-ci"}})],
+        });
+        files.remove(1);
+        let found = check_sensors(&rendered, &files, &pipeline);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].contains("sensor-waiting-pr-created.yaml is not what"));
+        assert!(found[1].contains("sensor-waiting-ready-for-qa.yaml is missing"));
+        assert!(found[2].contains("Sensor play-ci is for no wait"));
+    }
+}

@@ -1,0 +1,294 @@
+//! The manifests a pipeline definition implies, as text: one Sensor per wait. Written by
+//! `stagectl pipeline render`; `make test` checks that workflow-templates/ holds exactly what
+//! this renders for the shipped definition, so that neither can change without the other.
+
+use std::fmt::Write as _;
+
+use crate::event::Awaited;
+use crate::stage::{Pipeline, Stage};
+
+/// The task-id rule (workflow-templates/task-id.jq): every Sensor carries it as its
+/// dependency's transform, and tests/vectors/task-id.json holds the cases it and the Rust rule
+/// must both give.
+pub const TASK_ID_RULE: &str = include_str!("../../../workflow-templates/task-id.jq");
+
+/// A rendered manifest and the file it goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub file: String,
+    pub text: String,
+}
+
+/// The stage-resume template's parameters, in the order a Sensor's Workflow passes them; the
+/// facts of the event follow these.
+const RESUME_PARAMETERS: [&str; 5] = ["stage", "task-id", "repository", "delivery-id", "event"];
+
+/// Every manifest the definition implies, in the order of its waits.
+pub fn manifests(pipeline: &Pipeline) -> Vec<Manifest> {
+    pipeline
+        .waiting_stages()
+        .filter_map(|stage| {
+            let awaited = pipeline.awaited(&stage)?;
+            Some(Manifest {
+                file: format!("sensor-{}.yaml", stage.name()),
+                text: sensor(pipeline, &stage, awaited),
+            })
+        })
+        .collect()
+}
+
+/// The Sensor of one wait: it starts a stage-resume workflow for each delivery that releases
+/// it, and for nothing else.
+fn sensor(pipeline: &Pipeline, stage: &Stage, awaited: &Awaited) -> String {
+    let name = sensor_name(pipeline, stage);
+    let dependency = dependency_name(awaited);
+    let mut out = String::new();
+    let w = &mut out;
+    // Writing to a String cannot fail.
+    let _ = write!(
+        w,
+        "\
+# {what}.
+# It starts a stage-resume workflow that runs `stagectl resume --stage {stage}` for the task,
+# which resumes the play's wait, or latches the event if the play has not reached it yet.
+# Rendered from pipeline {pipeline} by `stagectl pipeline render`: change the definition, not this.
+#
+# The task id is workflow-templates/task-id.jq's (copied below as the dependency's transform):
+# a `task-<id>` label, else the head branch `task-<id>[-…]` or `feature/task-<id>[-…]`; a pull
+# request with two task labels names none. Events without a task id never trigger; nor do
+# deliveries without GitHub's SHA-256 signature. Every pattern is anchored.
+apiVersion: argoproj.io/v1alpha1
+kind: Sensor
+metadata:
+  name: {name}
+spec:
+  template:
+    serviceAccountName: play-sensor
+  dependencies:
+    - name: {dependency}
+      eventSourceName: github
+      eventName: play
+      # workflow-templates/task-id.jq, copied by `stagectl pipeline render`.
+      transform:
+        jq: |-
+",
+        what = description(awaited),
+        stage = stage.name(),
+        pipeline = pipeline.name(),
+    );
+    for line in TASK_ID_RULE.trim_end().lines() {
+        let _ = writeln!(w, "          {line}");
+    }
+    let _ = write!(
+        w,
+        "      filters:
+        data:
+          # The EventSource checks X-Hub-Signature-256 when present, else the legacy SHA-1
+          # X-Hub-Signature: only a delivery with the SHA-256 one goes on.
+          - path: headers.X-Hub-Signature-256.0
+            type: string
+            value: [\"^sha256=[0-9a-f]{{64}}$\"]
+"
+    );
+    for filter in awaited.sensor_filters() {
+        let _ = write!(
+            w,
+            "          - path: {}\n            type: {}\n            value: [{}]\n",
+            filter.path,
+            filter.kind,
+            quoted(&filter.pattern)
+        );
+    }
+    let _ = write!(
+        w,
+        "          - path: taskId
+            type: string
+            value: [\"^[0-9A-Za-z]+$\"]
+  triggers:
+    - template:
+        name: stage-resume
+        k8s:
+          operation: create
+          source:
+            resource:
+              apiVersion: argoproj.io/v1alpha1
+              kind: Workflow
+              metadata:
+                # Replaced by one derived from the delivery id: a redelivered webhook is
+                # refused as AlreadyExists.
+                name: stage-resume-delivery
+                labels:
+                  app.kubernetes.io/part-of: stagectl
+                  stagectl.dev/stage-resume: {label}
+              spec:
+                workflowTemplateRef:
+                  name: stage-resume
+                arguments:
+                  parameters:
+                    - name: stage
+                      value: {stage}
+",
+        label = quoted(stage.name()),
+        stage = plain(stage.name()),
+    );
+    let facts = awaited.sensor_facts();
+    let parameters = RESUME_PARAMETERS[1..]
+        .iter()
+        .copied()
+        .chain(facts.iter().map(|fact| fact.flag));
+    for parameter in parameters {
+        let _ = write!(
+            w,
+            "                    - name: {parameter}\n                      value: \"\"\n"
+        );
+    }
+    let _ = writeln!(w, "          parameters:");
+    let sources = [
+        "dataTemplate: 'stage-resume-{{ index .Input.body \"X-GitHub-Delivery\" | lower }}'"
+            .to_string(),
+        "dataKey: taskId".to_string(),
+        "dataKey: body.repository.full_name".to_string(),
+        "dataTemplate: '{{ index .Input.body \"X-GitHub-Delivery\" }}'".to_string(),
+        "dataTemplate: '{{ index .Input.body \"X-GitHub-Event\" }}'".to_string(),
+    ]
+    .into_iter()
+    .chain(facts.iter().map(|fact| {
+        // A field the payload lacks is passed as empty, which resume reads as absent.
+        format!("dataKey: {}\n                value: \"\"", fact.path)
+    }));
+    for (index, source) in sources.enumerate() {
+        let dest = match index {
+            0 => "metadata.name".to_string(),
+            i => format!("spec.arguments.parameters.{i}.value"),
+        };
+        let _ = write!(
+            w,
+            "            - src:\n                dependencyName: {dependency}\n                {source}\n              dest: {dest}\n"
+        );
+    }
+    let _ = write!(
+        w,
+        "      retryStrategy:
+        steps: 3
+        duration: 2s
+"
+    );
+    out
+}
+
+/// `<pipeline>-<stage>`, without the stage's `waiting-` prefix: play-ready-for-qa.
+pub fn sensor_name(pipeline: &Pipeline, stage: &Stage) -> String {
+    let stage = stage.name();
+    let short = stage.strip_prefix("waiting-").unwrap_or(stage);
+    format!(
+        "{}-{}",
+        pipeline.name(),
+        short.to_ascii_lowercase().replace(['_', '.'], "-")
+    )
+}
+
+fn dependency_name(awaited: &Awaited) -> String {
+    match awaited {
+        Awaited::PullRequestOpened => "pr-opened".into(),
+        Awaited::LabelAdded { label } if is_plain(label) => format!("{label}-labeled"),
+        Awaited::LabelAdded { .. } => "label-added".into(),
+        Awaited::ReviewApproved => "review-approved".into(),
+        Awaited::PullRequestMerged => "pr-merged".into(),
+        Awaited::CheckSuiteCompleted { conclusion, .. } => {
+            format!("check-suite-{}", conclusion.as_str().replace('_', "-"))
+        }
+        Awaited::WorkflowRunCompleted { conclusion, .. } => {
+            format!("workflow-run-{}", conclusion.as_str().replace('_', "-"))
+        }
+    }
+}
+
+/// What the Sensor waits for, as its first comment line says it.
+fn description(awaited: &Awaited) -> String {
+    match awaited {
+        Awaited::PullRequestOpened => "A pull request of a task was opened".into(),
+        Awaited::LabelAdded { label } => {
+            format!("The {label} label was added to a task's pull request")
+        }
+        Awaited::ReviewApproved => "A review approving a task's pull request was submitted".into(),
+        Awaited::PullRequestMerged => "A task's pull request was merged".into(),
+        other => format!("On a task's pull request: {other}"),
+    }
+}
+
+/// Lower-case letters, digits and '-', as YAML reads back unchanged and unquoted.
+fn is_plain(text: &str) -> bool {
+    !text.is_empty()
+        && text.as_bytes()[0].is_ascii_lowercase()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !matches!(
+            text,
+            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
+        )
+}
+
+/// `text` as YAML reads it back as the same string: bare when that is safe, else quoted.
+fn plain(text: &str) -> String {
+    if is_plain(text) {
+        text.to_string()
+    } else {
+        quoted(text)
+    }
+}
+
+/// A double-quoted YAML scalar: JSON's string syntax is YAML's.
+fn quoted(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sensors_of_any_definition_are_yaml_whatever_the_names() {
+        let text = "apiVersion: stagectl.dev/v1alpha1
+kind: Pipeline
+metadata: {name: odd}
+spec:
+  stages:
+    - name: start
+    - name: \"true\"
+      releasedBy: {event: label-added, label: \"QA: \\\"go\\\" (v1.2)\"}
+    - name: Waiting_CI.2
+      releasedBy: {event: workflow-run-completed, conclusion: timed_out, workflow: \"CI #1\"}
+    - name: end
+";
+        let pipeline = crate::pipeline::parse(text, "odd.yaml").unwrap();
+        let manifests = manifests(&pipeline);
+        assert_eq!(manifests.len(), 2);
+        for manifest in &manifests {
+            let sensor: serde_yaml::Value = serde_yaml::from_str(&manifest.text).unwrap();
+            let resource = &sensor["spec"]["triggers"][0]["template"]["k8s"]["source"]["resource"];
+            let parameters = resource["spec"]["arguments"]["parameters"]
+                .as_sequence()
+                .unwrap();
+            assert!(parameters[0]["value"].is_string(), "{}", manifest.text);
+            let stage = parameters[0]["value"].as_str().unwrap();
+            assert_eq!(manifest.file, format!("sensor-{stage}.yaml"));
+            let filters = sensor["spec"]["dependencies"][0]["filters"]["data"]
+                .as_sequence()
+                .unwrap();
+            let patterns: Vec<&str> = filters
+                .iter()
+                .flat_map(|f| f["value"].as_sequence().unwrap())
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert!(
+                patterns.contains(&r#"^QA: "go" \(v1\.2\)$"#) || patterns.contains(&"^CI #1$"),
+                "{patterns:?}"
+            );
+        }
+        assert_eq!(
+            sensor_name(&pipeline, &pipeline.stage("Waiting_CI.2")),
+            "odd-waiting-ci-2"
+        );
+    }
+}
