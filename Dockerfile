@@ -10,8 +10,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY crates ./crates
-# The built-in pipeline definition is compiled in.
-COPY workflow-templates/pipeline.yaml ./workflow-templates/pipeline.yaml
+# The built-in pipeline definition and the task-id rule its Sensors carry are compiled in.
+COPY workflow-templates/pipeline.yaml workflow-templates/task-id.jq ./workflow-templates/
 # A static glibc binary: the image has no libc to link against. The explicit target keeps the
 # static flag away from build scripts and proc macros.
 ENV RUSTFLAGS="-C target-feature=+crt-static"

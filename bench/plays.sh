@@ -65,7 +65,7 @@ workflow_requests_in() {
 bind_stage_machine_policy() {
   local namespace=$1 probe
   "$KUBECTL" -n "$namespace" apply -f workflow-templates/rbac.yaml >/dev/null
-  sed -e "s/stagectl-stage-machine\.argo/stagectl-stage-machine.$namespace/" \
+  sed -e "s/stagectl-stage-machine-play\.argo/stagectl-stage-machine-play.$namespace/" \
     -e "s|kubernetes.io/metadata.name: argo|kubernetes.io/metadata.name: $namespace|" \
     workflow-templates/stage-machine-policy.yaml | "$KUBECTL" -n "$namespace" apply -f - >/dev/null
   probe=$("$KUBECTL" create -f examples/play-workflow.yaml --dry-run=client -o json \

@@ -321,14 +321,14 @@ mod tests {
                 403,
                 "Forbidden",
                 "workflows.argoproj.io \"play\" is forbidden: ValidatingAdmissionPolicy \
-                 'stagectl-stage-machine' with binding 'b' denied request: pending → completed \
+                 'stagectl-stage-machine-play' with binding 'b' denied request: pending → completed \
                  is not a move of the stage machine",
             ),
             Answer::status(
                 422,
                 "Invalid",
                 "The workflows \"play\" is invalid: : ValidatingAdmissionPolicy \
-                 'stagectl-stage-machine' with binding 'b' denied request: failed to configure \
+                 'stagectl-stage-machine-play' with binding 'b' denied request: failed to configure \
                  binding: no params found for policy binding with `Deny` parameterNotFoundAction",
             ),
         ];

@@ -387,14 +387,14 @@ mod tests {
     #[test]
     fn a_policy_denial_is_told_from_rbac_and_from_a_failed_test() {
         let denied = "workflows.argoproj.io \"play-1\" is forbidden: ValidatingAdmissionPolicy \
-            'stagectl-stage-machine' with binding 'stagectl-stage-machine.argo' denied request: \
+            'stagectl-stage-machine-play' with binding 'stagectl-stage-machine-play.argo' denied request: \
             current-stage pending → completed is not a move of the stage machine";
         assert_eq!(
             admission_refusal(&api_error(403, denied)),
             Some("current-stage pending → completed is not a move of the stage machine")
         );
         let unevaluable = "The workflows \"play-1\" is invalid: : ValidatingAdmissionPolicy \
-            'stagectl-stage-machine' with binding 'b' denied request: failed to configure binding: \
+            'stagectl-stage-machine-play' with binding 'b' denied request: failed to configure binding: \
             no params found for policy binding with `Deny` parameterNotFoundAction";
         assert!(admission_refusal(&api_error(422, unevaluable)).is_some());
         let rbac = "workflows.argoproj.io \"play-1\" is forbidden: User \"x\" cannot patch \

@@ -192,7 +192,7 @@ async fn kubectl_apply_k_installs_the_pipeline_with_namespace_and_image_overridd
         .expect("the policy's binding");
     assert_eq!(
         binding["metadata"]["name"].as_str(),
-        Some(format!("stagectl-stage-machine.{}", ns.name).as_str())
+        Some(format!("stagectl-stage-machine-play.{}", ns.name).as_str())
     );
     assert_eq!(
         binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"]

@@ -235,27 +235,25 @@ async fn task_id_repository_and_type_cannot_change_once_set_even_by_stagectl() {
 
 /// Argo's controller writes status and its own labels on every step of every play: none of it
 /// touches what the policy guards, so matchConditions admit it without evaluating the policy.
-/// Shown with parameters the policy cannot evaluate (no stage order): every request evaluated is
-/// refused, and the controller's writes still go through.
+/// Shown with a stage order the policy cannot evaluate: every request evaluated is refused, and
+/// the controller's writes still go through.
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn the_controllers_writes_are_admitted_without_evaluating_the_policy() {
-    use k8s_openapi::api::core::v1::ConfigMap;
-    let (ns, _policy) = bound_namespace("policy-controller", None).await;
+    let (ns, policy) = bound_namespace("policy-controller", None).await;
     let play = ns.create_play().await;
-    Api::<ConfigMap>::namespaced(ns.client.clone(), &ns.name)
-        .patch(
-            "stagectl-stage-machine",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"stages": null}})),
-        )
-        .await
-        .unwrap();
-    // The server reads parameters through an informer: once it has the broken ones, a play
+    let mut broken = policy.read(&ns, "ValidatingAdmissionPolicy").await;
+    broken.metadata.managed_fields = None;
+    broken.metadata.resource_version = None;
+    // A key no play has: the expression fails when evaluated, never before.
+    broken.data["spec"]["variables"][0]["expression"] =
+        json!("[string(object.metadata.labels['stagectl.dev/no-such-label'])]");
+    StageMachinePolicy::apply(&ns, &broken).await;
+    // The server reads policies through an informer: once it has the broken one, a play
     // created at its first stage, admitted before, is refused.
     let probe = load_manifest("examples/play-workflow.yaml");
     // An expression that cannot be evaluated is refused with 422.
-    StageMachinePolicy::until_refused(&ns, &probe, 422, "the broken parameters are in use").await;
+    StageMachinePolicy::until_refused(&ns, &probe, 422, "the broken policy is in use").await;
 
     ns.controller_reaches_wait(&play, "waiting-pr-created", WaitNode::Suspend)
         .await;
@@ -410,4 +408,68 @@ async fn stagectls_steps_work_under_the_policy_and_a_refusal_exits_3_with_its_me
         ns.stagectl(&["get", &play, "-o", "json"]).await.json()["stage"],
         "waiting-ready-for-qa"
     );
+}
+
+/// What a GitOps tool does when it prunes and re-creates the binding: the binding is gone for a
+/// while, then back. The policy has no parameters, so nothing is lost meanwhile (a ConfigMap
+/// parameter was lost for good: kubernetes#130887); once the binding is back, stagectl's writes
+/// are admitted and the moves it may not make are refused, as before.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn a_binding_deleted_and_created_again_enforces_as_before_and_denies_no_legal_write() {
+    let (ns, policy) = bound_namespace("policy-gitops", None).await;
+    let stage_step = service_account_kubeconfig(&ns, "stagectl-stage").await;
+    let play = ns.create_play().await;
+    let mut binding = policy.read(&ns, "ValidatingAdmissionPolicyBinding").await;
+    binding.metadata.managed_fields = None;
+    binding.metadata.resource_version = None;
+    binding.metadata.uid = None;
+    let bindings = Api::<DynamicObject>::all_with(
+        ns.client.clone(),
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk(
+                "admissionregistration.k8s.io",
+                "v1",
+                "ValidatingAdmissionPolicyBinding",
+            ),
+            "validatingadmissionpolicybindings",
+        ),
+    );
+    let name = binding.metadata.name.clone().unwrap();
+    let probe = {
+        let mut probe = load_manifest("examples/play-workflow.yaml");
+        probe.metadata.generate_name = Some("policy-probe-".into());
+        probe
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("current-stage".into(), "completed".into());
+        probe
+    };
+    for (round, stage) in ["waiting-pr-created", "waiting-ready-for-qa"]
+        .iter()
+        .enumerate()
+    {
+        bindings.delete(&name, &Default::default()).await.unwrap();
+        // Unbound for longer than the server's refresh of policy parameters (one second).
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        StageMachinePolicy::apply(&ns, &binding).await;
+        StageMachinePolicy::until_refused(&ns, &probe, 403, "the binding is back in force").await;
+        ns.stagectl_as(&stage_step, &["set", stage, "--workflow", &play])
+            .await
+            .assert_code(0);
+        let forced = ns
+            .stagectl_as(
+                &stage_step,
+                &["set", "completed", "--force", "--workflow", &play],
+            )
+            .await;
+        forced.assert_code(3);
+        assert!(
+            forced.stderr.contains("stage-machine policy refused"),
+            "round {round}: {}",
+            forced.stderr
+        );
+    }
 }

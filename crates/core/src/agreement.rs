@@ -39,7 +39,7 @@ pub fn check(pipeline: &Pipeline, files: &[ManifestFile]) -> Vec<String> {
                 .map(|problem| format!("{}: {problem}", file.file)),
         );
     }
-    problems.extend(check_sensors(
+    problems.extend(check_rendered(
         &crate::render::manifests(pipeline),
         files,
         pipeline,
@@ -200,7 +200,14 @@ fn check_template(pipeline: &Pipeline, doc: &Value) -> Vec<String> {
     problems
 }
 
-fn check_sensors(
+/// Kinds only `render` writes: one elsewhere was written by hand, or for another pipeline.
+const RENDERED_KINDS: [&str; 3] = [
+    "Sensor",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+];
+
+fn check_rendered(
     rendered: &[Manifest],
     files: &[ManifestFile],
     pipeline: &Pipeline,
@@ -209,7 +216,7 @@ fn check_sensors(
     for manifest in rendered {
         match files.iter().find(|f| f.file == manifest.file) {
             None => problems.push(format!(
-                "{} is missing: the Sensor of a wait of pipeline {}",
+                "{} is missing: pipeline {} renders it",
                 manifest.file,
                 pipeline.name()
             )),
@@ -223,12 +230,17 @@ fn check_sensors(
     }
     for file in files {
         let rendered = rendered.iter().any(|m| m.file == file.file);
-        let sensors = file.documents.iter().filter(|doc| doc["kind"] == "Sensor");
-        for sensor in sensors.filter(|_| !rendered) {
+        let foreign = file.documents.iter().filter(|doc| {
+            RENDERED_KINDS
+                .iter()
+                .any(|kind| doc["kind"].as_str() == Some(kind))
+        });
+        for object in foreign.filter(|_| !rendered) {
             problems.push(format!(
-                "{}: Sensor {} is for no wait of pipeline {}: remove it",
+                "{}: {} {} is not one pipeline {} renders: remove it",
                 file.file,
-                name_of(sensor),
+                object["kind"].as_str().unwrap_or_default(),
+                name_of(object),
                 pipeline.name()
             ));
         }
@@ -319,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn sensors_must_be_exactly_the_rendered_ones() {
+    fn rendered_manifests_must_be_exactly_the_rendered_ones() {
         let pipeline = Pipeline::default();
         let rendered = crate::render::manifests(&pipeline);
         let file = |manifest: &Manifest| ManifestFile {
@@ -328,18 +340,18 @@ mod tests {
             documents: vec![json!({"kind": "Sensor", "metadata": {"name": "x"}})],
         };
         let mut files: Vec<ManifestFile> = rendered.iter().map(file).collect();
-        assert!(check_sensors(&rendered, &files, &pipeline).is_empty());
+        assert!(check_rendered(&rendered, &files, &pipeline).is_empty());
         files[0].text.push_str("# edited\n");
         files.push(ManifestFile {
             file: "sensor-waiting-ci.yaml".into(),
             text: String::new(),
             documents: vec![json!({"kind": "Sensor", "metadata": {"name": "play-ci"}})],
         });
-        files.remove(1);
-        let found = check_sensors(&rendered, &files, &pipeline);
+        files.remove(2);
+        let found = check_rendered(&rendered, &files, &pipeline);
         assert_eq!(found.len(), 3, "{found:?}");
-        assert!(found[0].contains("sensor-waiting-pr-created.yaml is not what"));
+        assert!(found[0].contains("stage-machine-policy.yaml is not what"));
         assert!(found[1].contains("sensor-waiting-ready-for-qa.yaml is missing"));
-        assert!(found[2].contains("Sensor play-ci is for no wait"));
+        assert!(found[2].contains("Sensor play-ci is not one pipeline play renders"));
     }
 }

@@ -23,18 +23,39 @@ pub struct Manifest {
 /// facts of the event follow these.
 const RESUME_PARAMETERS: [&str; 5] = ["stage", "task-id", "repository", "delivery-id", "event"];
 
-/// Every manifest the definition implies, in the order of its waits.
+/// The stage-machine policy, with the places a pipeline fills in marked `@NAME@`, `@STAGES@`.
+const POLICY_TEMPLATE: &str = include_str!("../templates/stage-machine-policy.yaml");
+
+/// The file the stage-machine policy and its binding are written to.
+pub const POLICY_FILE: &str = "stage-machine-policy.yaml";
+
+/// Every manifest the definition implies: the stage-machine policy, then the Sensors in the
+/// order of the waits.
 pub fn manifests(pipeline: &Pipeline) -> Vec<Manifest> {
-    pipeline
-        .waiting_stages()
-        .filter_map(|stage| {
-            let awaited = pipeline.awaited(&stage)?;
-            Some(Manifest {
-                file: format!("sensor-{}.yaml", stage.name()),
-                text: sensor(pipeline, &stage, awaited),
-            })
+    let sensors = pipeline.waiting_stages().filter_map(|stage| {
+        let awaited = pipeline.awaited(&stage)?;
+        Some(Manifest {
+            file: format!("sensor-{}.yaml", stage.name()),
+            text: sensor(pipeline, &stage, awaited),
         })
-        .collect()
+    });
+    std::iter::once(policy(pipeline)).chain(sensors).collect()
+}
+
+/// The ValidatingAdmissionPolicy that holds every writer to the pipeline's stage machine, and
+/// its binding. The stage order is a CEL list literal: stage names are label values, which
+/// need no escaping inside single quotes.
+pub fn policy(pipeline: &Pipeline) -> Manifest {
+    let stages: Vec<String> = pipeline
+        .stages()
+        .map(|stage| format!("'{stage}'"))
+        .collect();
+    Manifest {
+        file: POLICY_FILE.to_string(),
+        text: POLICY_TEMPLATE
+            .replace("@NAME@", pipeline.name())
+            .replace("@STAGES@", &format!("[{}]", stages.join(", "))),
+    }
 }
 
 /// The Sensor of one wait: it starts a stage-resume workflow for each delivery that releases
@@ -263,8 +284,19 @@ spec:
 ";
         let pipeline = crate::pipeline::parse(text, "odd.yaml").unwrap();
         let manifests = manifests(&pipeline);
-        assert_eq!(manifests.len(), 2);
-        for manifest in &manifests {
+        assert_eq!(manifests.len(), 3);
+        let policy: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&manifests[0].text)
+            .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+            .collect();
+        assert_eq!(
+            policy[0]["spec"]["variables"][0]["expression"],
+            "['start', 'true', 'Waiting_CI.2', 'end']"
+        );
+        assert_eq!(
+            policy[1]["spec"]["policyName"],
+            "stagectl-stage-machine-odd"
+        );
+        for manifest in &manifests[1..] {
             let sensor: serde_yaml::Value = serde_yaml::from_str(&manifest.text).unwrap();
             let resource = &sensor["spec"]["triggers"][0]["template"]["k8s"]["source"]["resource"];
             let parameters = resource["spec"]["arguments"]["parameters"]

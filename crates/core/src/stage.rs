@@ -155,6 +155,11 @@ impl Pipeline {
         }
     }
 
+    /// Every stage in order, by name (`failed` stands outside the order).
+    pub fn stages(&self) -> impl Iterator<Item = &str> {
+        self.stages.iter().map(String::as_str)
+    }
+
     /// The definition's name (`stages` for a bare `--stages` list).
     pub fn name(&self) -> &str {
         &self.name

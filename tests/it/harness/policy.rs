@@ -8,13 +8,14 @@ use serde_json::json;
 
 use super::*;
 
-/// The stage-machine policy of workflow-templates/ bound to one test's namespace, as
-/// `kubectl apply -k` binds it to the namespace it installs into: the policy (cluster-wide,
-/// shared by every test, applied server-side), its ConfigMap of parameters in the namespace, and a
-/// binding of the namespace's own. Tests that set plays up directly, in namespaces of their own,
-/// stay out of its reach. The binding goes with the value.
+/// The stage-machine policy bound to one test's namespace, as `kubectl apply -k` binds it to the
+/// namespace it installs into: rendered for the pipeline as `stagectl pipeline render` renders
+/// workflow-templates/stage-machine-policy.yaml, under a name of the namespace's own (the policy
+/// is cluster-wide; tests run side by side, some with stage orders of their own). Tests that set
+/// plays up directly, in namespaces of their own, stay out of its reach. Policy and binding go
+/// with the value.
 pub struct StageMachinePolicy {
-    binding: String,
+    policy: String,
     kubeconfig: PathBuf,
 }
 
@@ -28,88 +29,48 @@ impl StageMachinePolicy {
     }
 
     pub async fn bind_with_stages(ns: &TestNamespace, stages: Option<&str>) -> Self {
-        let text =
-            std::fs::read_to_string(repo_path("workflow-templates/stage-machine-policy.yaml"))
-                .unwrap();
-        let mut binding_name = String::new();
-        let mut last_stage = String::new();
-        for document in serde_yaml::Deserializer::from_str(&text) {
+        let pipeline = match stages {
+            Some(list) => stagectl_core::stage::Pipeline::parse(list).unwrap(),
+            None => stagectl_core::stage::Pipeline::default(),
+        };
+        let policy_name = format!("stagectl-stage-machine-{}", ns.name);
+        let rendered = stagectl_core::render::policy(&pipeline);
+        for document in serde_yaml::Deserializer::from_str(&rendered.text) {
             let mut object: DynamicObject = serde::Deserialize::deserialize(document).unwrap();
             let kind = object.types.as_ref().unwrap().kind.clone();
-            let (api, name): (Api<DynamicObject>, String) = match kind.as_str() {
-                "ValidatingAdmissionPolicy" => (
-                    Api::all_with(ns.client.clone(), &admission_resource(&kind)),
-                    object.metadata.name.clone().unwrap(),
-                ),
-                "ValidatingAdmissionPolicyBinding" => {
-                    binding_name = format!("stagectl-stage-machine.{}", ns.name);
-                    object.metadata.name = Some(binding_name.clone());
-                    object.data["spec"]["matchResources"]["namespaceSelector"]["matchLabels"] =
-                        serde_json::json!({"kubernetes.io/metadata.name": ns.name});
-                    (
-                        Api::all_with(ns.client.clone(), &admission_resource(&kind)),
-                        binding_name.clone(),
-                    )
-                }
-                "ConfigMap" => {
-                    if let Some(stages) = stages {
-                        object.data["data"]["stages"] = serde_json::json!(stages);
-                    }
-                    // What the probe of `in_force` needs: the order's last stage.
-                    let order = object.data["data"]["stages"].as_str().unwrap();
-                    last_stage = order.rsplit(',').next().unwrap().trim().to_string();
-                    (
-                        Api::namespaced_with(
-                            ns.client.clone(),
-                            &ns.name,
-                            &ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
-                        ),
-                        object.metadata.name.clone().unwrap(),
-                    )
-                }
-                other => panic!("unexpected {other} in stage-machine-policy.yaml"),
-            };
-            let params = kube::api::PatchParams::apply("stagectl-tests").force();
-            api.patch(&name, &params, &kube::api::Patch::Apply(&object))
-                .await
-                .unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
+            object.metadata.name = Some(policy_name.clone());
+            if kind == "ValidatingAdmissionPolicyBinding" {
+                object.data["spec"]["policyName"] = json!(policy_name);
+                object.data["spec"]["matchResources"]["namespaceSelector"]["matchLabels"] =
+                    json!({"kubernetes.io/metadata.name": ns.name});
+            }
+            Self::apply(ns, &object).await;
         }
         let policy = Self {
-            binding: binding_name,
+            policy: policy_name,
             kubeconfig: ns.kubeconfig.clone(),
         };
-        Self::anchor(ns).await;
-        policy.in_force(ns, &last_stage).await;
+        policy.in_force(ns, pipeline.last().name()).await;
         policy
     }
 
-    /// A binding that names the policy, and with it ConfigMap parameters, for as long as the
-    /// server runs, and applies nowhere. The kube-apiserver (kubernetes#130887, 1.36 included)
-    /// stops its informer of a parameter kind for good once no binding names that kind for a
-    /// second, and then finds no ConfigMap created after: every test deletes its binding, and
-    /// without this one the next test's plays would all be refused.
-    async fn anchor(ns: &TestNamespace) {
-        let kind = "ValidatingAdmissionPolicyBinding";
-        let anchor: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": kind,
-            "metadata": {"name": "stagectl-stage-machine.tests-anchor"},
-            "spec": {
-                "policyName": "stagectl-stage-machine",
-                "validationActions": ["Deny"],
-                "paramRef": {"name": "stagectl-stage-machine", "parameterNotFoundAction": "Deny"},
-                "matchResources": {"namespaceSelector": {"matchLabels": {"stagectl.dev/no-namespace": "anchor"}}},
-            },
-        }))
-        .unwrap();
-        Api::<DynamicObject>::all_with(ns.client.clone(), &admission_resource(kind))
-            .patch(
-                "stagectl-stage-machine.tests-anchor",
-                &kube::api::PatchParams::apply("stagectl-tests").force(),
-                &kube::api::Patch::Apply(&anchor),
-            )
+    /// Applies a policy or a binding (server-side, as kubectl apply does).
+    pub async fn apply(ns: &TestNamespace, object: &DynamicObject) {
+        let kind = object.types.as_ref().unwrap().kind.clone();
+        let name = object.metadata.name.clone().unwrap();
+        let params = kube::api::PatchParams::apply("stagectl-tests").force();
+        Api::<DynamicObject>::all_with(ns.client.clone(), &admission_resource(&kind))
+            .patch(&name, &params, &kube::api::Patch::Apply(object))
             .await
-            .unwrap_or_else(|e| panic!("apply the anchor binding: {e}"));
+            .unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
+    }
+
+    /// The policy and the binding as the server holds them (both carry the policy's name).
+    pub async fn read(&self, ns: &TestNamespace, kind: &str) -> DynamicObject {
+        Api::<DynamicObject>::all_with(ns.client.clone(), &admission_resource(kind))
+            .get(&self.policy)
+            .await
+            .unwrap()
     }
 
     /// The API server loads policies and bindings from its informers, a moment after they are
@@ -173,14 +134,15 @@ fn admission_resource(kind: &str) -> ApiResource {
 
 impl Drop for StageMachinePolicy {
     fn drop(&mut self) {
-        let bindings = |client| {
-            Api::<DynamicObject>::all_with(
-                client,
-                &admission_resource("ValidatingAdmissionPolicyBinding"),
-            )
-        };
-        if let Err(err) = delete_from_a_thread(&self.kubeconfig, &self.binding, bindings) {
-            eprintln!("binding {} not deleted: {err}", self.binding);
+        for kind in [
+            "ValidatingAdmissionPolicyBinding",
+            "ValidatingAdmissionPolicy",
+        ] {
+            let objects =
+                |client| Api::<DynamicObject>::all_with(client, &admission_resource(kind));
+            if let Err(err) = delete_from_a_thread(&self.kubeconfig, &self.policy, objects) {
+                eprintln!("{kind} {} not deleted: {err}", self.policy);
+            }
         }
     }
 }
