@@ -243,8 +243,6 @@ async fn the_controllers_writes_are_admitted_without_evaluating_the_policy() {
     let (ns, policy) = bound_namespace("policy-controller", None).await;
     let play = ns.create_play().await;
     let mut broken = policy.read(&ns, "ValidatingAdmissionPolicy").await;
-    broken.metadata.managed_fields = None;
-    broken.metadata.resource_version = None;
     // A key no play has: the expression fails when evaluated, never before.
     broken.data["spec"]["variables"][0]["expression"] =
         json!("[string(object.metadata.labels['stagectl.dev/no-such-label'])]");
@@ -420,42 +418,13 @@ async fn a_binding_deleted_and_created_again_enforces_as_before_and_denies_no_le
     let (ns, policy) = bound_namespace("policy-gitops", None).await;
     let stage_step = service_account_kubeconfig(&ns, "stagectl-stage").await;
     let play = ns.create_play().await;
-    let mut binding = policy.read(&ns, "ValidatingAdmissionPolicyBinding").await;
-    binding.metadata.managed_fields = None;
-    binding.metadata.resource_version = None;
-    binding.metadata.uid = None;
-    let bindings = Api::<DynamicObject>::all_with(
-        ns.client.clone(),
-        &kube::api::ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk(
-                "admissionregistration.k8s.io",
-                "v1",
-                "ValidatingAdmissionPolicyBinding",
-            ),
-            "validatingadmissionpolicybindings",
-        ),
-    );
-    let name = binding.metadata.name.clone().unwrap();
-    let probe = {
-        let mut probe = load_manifest("examples/play-workflow.yaml");
-        probe.metadata.generate_name = Some("policy-probe-".into());
-        probe
-            .metadata
-            .labels
-            .as_mut()
-            .unwrap()
-            .insert("current-stage".into(), "completed".into());
-        probe
-    };
-    for (round, stage) in ["waiting-pr-created", "waiting-ready-for-qa"]
-        .iter()
-        .enumerate()
-    {
-        bindings.delete(&name, &Default::default()).await.unwrap();
+    let binding = policy.read(&ns, "ValidatingAdmissionPolicyBinding").await;
+    for stage in ["waiting-pr-created", "waiting-ready-for-qa"] {
+        policy.unbind(&ns).await;
         // Unbound for longer than the server's refresh of policy parameters (one second).
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         StageMachinePolicy::apply(&ns, &binding).await;
-        StageMachinePolicy::until_refused(&ns, &probe, 403, "the binding is back in force").await;
+        policy.in_force(&ns, "completed").await;
         ns.stagectl_as(&stage_step, &["set", stage, "--workflow", &play])
             .await
             .assert_code(0);
@@ -468,7 +437,7 @@ async fn a_binding_deleted_and_created_again_enforces_as_before_and_denies_no_le
         forced.assert_code(3);
         assert!(
             forced.stderr.contains("stage-machine policy refused"),
-            "round {round}: {}",
+            "back at {stage}: {}",
             forced.stderr
         );
     }

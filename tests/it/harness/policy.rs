@@ -65,17 +65,32 @@ impl StageMachinePolicy {
             .unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
     }
 
-    /// The policy and the binding as the server holds them (both carry the policy's name).
+    /// The policy or the binding as the server holds them (both carry the policy's name), ready
+    /// to be applied again.
     pub async fn read(&self, ns: &TestNamespace, kind: &str) -> DynamicObject {
+        let mut object =
+            Api::<DynamicObject>::all_with(ns.client.clone(), &admission_resource(kind))
+                .get(&self.policy)
+                .await
+                .unwrap();
+        object.metadata.managed_fields = None;
+        object.metadata.resource_version = None;
+        object.metadata.uid = None;
+        object
+    }
+
+    /// Deletes the binding, as a GitOps tool pruning it does.
+    pub async fn unbind(&self, ns: &TestNamespace) {
+        let kind = "ValidatingAdmissionPolicyBinding";
         Api::<DynamicObject>::all_with(ns.client.clone(), &admission_resource(kind))
-            .get(&self.policy)
+            .delete(&self.policy, &Default::default())
             .await
-            .unwrap()
+            .unwrap();
     }
 
     /// The API server loads policies and bindings from its informers, a moment after they are
     /// written: until then, a play created at its last stage (a server-side dry run) is admitted.
-    async fn in_force(&self, ns: &TestNamespace, last_stage: &str) {
+    pub async fn in_force(&self, ns: &TestNamespace, last_stage: &str) {
         let mut probe = load_manifest("examples/play-workflow.yaml");
         probe.metadata.generate_name = Some("policy-probe-".into());
         let last = last_stage.to_string();
