@@ -82,9 +82,6 @@ pub struct FactArgs {
     /// The conclusion of a check suite or workflow run.
     #[arg(long)]
     pub conclusion: Option<String>,
-    /// check_suite.app.slug of a check suite.
-    #[arg(long)]
-    pub app: Option<String>,
     /// workflow_run.name of a workflow run.
     #[arg(long)]
     pub workflow_name: Option<String>,
@@ -114,7 +111,6 @@ impl FactArgs {
             review_state: given(&self.review_state),
             merged,
             conclusion: given(&self.conclusion),
-            app: given(&self.app),
             workflow: given(&self.workflow_name),
         }))
     }

@@ -33,7 +33,7 @@ use cache::CachedPage;
 use limits::{Attempt, Limited, failed_answer};
 use transport::Transport;
 
-use crate::core::github::{PullRequest, Review, ReviewState};
+use crate::core::github::{Completed, PullRequest, Review, ReviewState};
 use crate::core::labels::Repository;
 use crate::error::{Error, Result};
 
@@ -79,12 +79,63 @@ struct PullFields {
     head: HeadFields,
     #[serde(default)]
     labels: Vec<LabelFields>,
+    #[serde(default)]
+    merged_at: Option<String>,
+    #[serde(default)]
+    updated_at: Option<jiff::Timestamp>,
+}
+
+impl PullFields {
+    fn into_fact(self) -> PullRequest {
+        PullRequest {
+            number: self.number,
+            head_ref: self.head.branch,
+            labels: self.labels.into_iter().map(|label| label.name).collect(),
+            head_sha: self.head.sha,
+            merged: self.merged_at.is_some(),
+            updated_at: self.updated_at,
+        }
+    }
 }
 
 #[derive(Deserialize)]
 struct HeadFields {
     #[serde(rename = "ref")]
     branch: String,
+    #[serde(default)]
+    sha: String,
+}
+
+/// A page of check suites or of workflow runs: GitHub wraps these lists in an object.
+#[derive(Deserialize)]
+struct SuitesPage {
+    check_suites: Vec<RunFields>,
+}
+
+#[derive(Deserialize)]
+struct RunsPage {
+    workflow_runs: Vec<RunFields>,
+}
+
+/// A check suite or a workflow run; only a completed one has a conclusion.
+#[derive(Deserialize)]
+struct RunFields {
+    #[serde(default)]
+    name: Option<String>,
+    status: Option<String>,
+    conclusion: Option<String>,
+}
+
+fn completed(runs: Vec<RunFields>) -> Vec<Completed> {
+    runs.into_iter()
+        .filter(|run| run.status.as_deref() == Some("completed"))
+        .filter_map(|run| {
+            Some(Completed {
+                name: run.name.unwrap_or_default(),
+                conclusion: run.conclusion?,
+            })
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -163,16 +214,60 @@ impl GitHub {
                 "/repos/{}/pulls?state=open&per_page=100",
                 repository.full_name()
             ),
-            |pulls: Vec<PullFields>| {
-                pulls
-                    .into_iter()
-                    .map(|pull| PullRequest {
-                        number: pull.number,
-                        head_ref: pull.head.branch,
-                        labels: pull.labels.into_iter().map(|label| label.name).collect(),
-                    })
-                    .collect()
+            |pulls: Vec<PullFields>| pulls.into_iter().map(PullFields::into_fact).collect(),
+        )
+        .await
+    }
+
+    /// The repository's closed pull requests, the most recently updated first, page after page
+    /// until one reaches back before `since` (a merge gate's play began then: nothing older is
+    /// its task's merge); without `since`, the first page.
+    pub async fn closed_pulls(
+        &self,
+        repository: &Repository,
+        since: Option<jiff::Timestamp>,
+    ) -> Result<Vec<PullRequest>> {
+        self.pages(
+            format!(
+                "/repos/{}/pulls?state=closed&sort=updated&direction=desc&per_page=100",
+                repository.full_name()
+            ),
+            |pulls: Vec<PullFields>| pulls.into_iter().map(PullFields::into_fact).collect(),
+            |page: &[PullRequest]| {
+                since.is_none_or(|since| {
+                    page.last()
+                        .and_then(|pull| pull.updated_at)
+                        .is_none_or(|at| at < since)
+                })
             },
+        )
+        .await
+    }
+
+    /// The check suites that completed on a commit, every page.
+    pub async fn check_suites(&self, repository: &Repository, sha: &str) -> Result<Vec<Completed>> {
+        self.all_pages(
+            format!(
+                "/repos/{}/commits/{sha}/check-suites?per_page=100",
+                repository.full_name()
+            ),
+            |page: SuitesPage| completed(page.check_suites),
+        )
+        .await
+    }
+
+    /// The GitHub Actions workflow runs that completed on a commit, every page.
+    pub async fn workflow_runs(
+        &self,
+        repository: &Repository,
+        sha: &str,
+    ) -> Result<Vec<Completed>> {
+        self.all_pages(
+            format!(
+                "/repos/{}/actions/runs?head_sha={sha}&per_page=100",
+                repository.full_name()
+            ),
+            |page: RunsPage| completed(page.workflow_runs),
         )
         .await
     }
@@ -204,7 +299,21 @@ impl GitHub {
     async fn all_pages<Raw, Fact>(
         &self,
         first: String,
-        facts_of: impl Fn(Vec<Raw>) -> Vec<Fact>,
+        facts_of: impl Fn(Raw) -> Vec<Fact>,
+    ) -> Result<Vec<Fact>>
+    where
+        Raw: DeserializeOwned,
+        Fact: Serialize + DeserializeOwned,
+    {
+        self.pages(first, facts_of, |_| false).await
+    }
+
+    /// The pages from `first` until one that `last` says is enough, or the last page.
+    async fn pages<Raw, Fact>(
+        &self,
+        first: String,
+        facts_of: impl Fn(Raw) -> Vec<Fact>,
+        last: impl Fn(&[Fact]) -> bool,
     ) -> Result<Vec<Fact>>
     where
         Raw: DeserializeOwned,
@@ -230,7 +339,7 @@ impl GitHub {
                     ))
                 })?,
                 Answer::Page { etag, next, body } => {
-                    let raw: Vec<Raw> = serde_json::from_str(&body).map_err(|e| {
+                    let raw: Raw = serde_json::from_str(&body).map_err(|e| {
                         Error::failed(format!(
                             "GitHub's answer to GET {url} is not the list its API describes: {e}"
                         ))
@@ -247,8 +356,8 @@ impl GitHub {
             let items: Vec<Fact> = serde_json::from_value(page.items.clone()).map_err(|e| {
                 Error::failed(format!("the cached answer of GET {url} is unreadable: {e}"))
             })?;
+            next = page.next.clone().filter(|_| !last(&items));
             all.extend(items);
-            next = page.next.clone();
             if !page.etag.is_empty() {
                 self.used
                     .lock()

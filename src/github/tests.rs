@@ -380,3 +380,128 @@ fn the_next_page_is_read_from_githubs_link_header() {
     let last = r#"<https://api.github.com/x?page=1>; rel="prev", <https://api.github.com/x?page=1>; rel="first""#;
     assert_eq!(next_page(last), None);
 }
+
+/// A merge gate reads closed pull requests newest first, and stops at the page that reaches
+/// back before the play began: the rest cannot be its task's merge.
+#[tokio::test(start_paused = true)]
+async fn closed_pull_requests_are_read_back_to_the_plays_beginning_and_no_further() {
+    let closed = |number: u64, merged: bool, updated: &str| {
+        json!({"number": number, "head": {"ref": format!("task-{number}"), "sha": format!("sha{number}")},
+               "labels": [], "merged_at": merged.then_some(updated), "updated_at": updated})
+    };
+    let (client, script) = github(
+        vec![
+            page(
+                200,
+                "\"1\"",
+                Some("/repositories/1/pulls?state=closed&page=2"),
+                &[
+                    closed(9, true, "2026-12-07T10:00:00Z"),
+                    closed(8, false, "2026-12-07T09:00:00Z"),
+                ],
+            ),
+            page(
+                200,
+                "\"2\"",
+                Some("/repositories/1/pulls?state=closed&page=3"),
+                &[closed(7, true, "2026-12-06T10:00:00Z")],
+            ),
+            page(
+                200,
+                "\"3\"",
+                None,
+                &[closed(6, true, "2026-12-01T00:00:00Z")],
+            ),
+        ],
+        Cache::default(),
+        Duration::ZERO,
+    );
+    let since = "2026-12-07T08:00:00Z".parse().unwrap();
+    let pulls = client
+        .closed_pulls(&repository(), Some(since))
+        .await
+        .unwrap();
+    let read: Vec<(u64, bool, String)> = pulls
+        .iter()
+        .map(|p| (p.number, p.merged, p.head_sha.clone()))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (9, true, "sha9".to_string()),
+            (8, false, "sha8".to_string()),
+            (7, true, "sha7".to_string())
+        ]
+    );
+    let seen = script.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        2,
+        "the second page reaches back before the play: {seen:?}"
+    );
+    assert_eq!(
+        seen[0].0,
+        format!(
+            "{API}/repos/acme/widgets/pulls?state=closed&sort=updated&direction=desc&per_page=100"
+        )
+    );
+}
+
+/// GitHub wraps check suites and workflow runs in an object; only completed ones count.
+#[tokio::test(start_paused = true)]
+async fn check_suites_and_workflow_runs_on_a_head_are_read_as_completed_or_not_at_all() {
+    let suites = json!({"total_count": 3, "check_suites": [
+        {"status": "completed", "conclusion": "failure"},
+        {"status": "in_progress", "conclusion": null},
+        {"status": "completed", "conclusion": "success"},
+    ]});
+    let runs = json!({"total_count": 1, "workflow_runs": [
+        {"name": "CI", "status": "completed", "conclusion": "success"},
+        {"name": "Lint", "status": "queued", "conclusion": null},
+    ]});
+    let (client, script) = github(
+        vec![
+            answer(200, &[("etag", "\"s\"")], &suites.to_string()),
+            answer(200, &[("etag", "\"r\"")], &runs.to_string()),
+            answer(200, &[], "[]"),
+        ],
+        Cache::default(),
+        Duration::ZERO,
+    );
+    let conclusions: Vec<String> = client
+        .check_suites(&repository(), "abc")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|suite| suite.conclusion)
+        .collect();
+    assert_eq!(conclusions, ["failure", "success"]);
+    let runs = client.workflow_runs(&repository(), "abc").await.unwrap();
+    assert_eq!(
+        runs.iter()
+            .map(|run| (run.name.as_str(), run.conclusion.as_str()))
+            .collect::<Vec<_>>(),
+        [("CI", "success")]
+    );
+    let seen: Vec<String> = script
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.0.clone())
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            format!("{API}/repos/acme/widgets/commits/abc/check-suites?per_page=100"),
+            format!("{API}/repos/acme/widgets/actions/runs?head_sha=abc&per_page=100"),
+        ]
+    );
+    // A list where GitHub sends an object is no answer of its API.
+    let err = client.check_suites(&repository(), "def").await.unwrap_err();
+    assert!(
+        err.message().contains("not the list its API describes"),
+        "{}",
+        err.message()
+    );
+}

@@ -10,14 +10,18 @@
 // Served as GitHub does: authentication (a token, or a GitHub App's JWT exchanged for an
 // installation token), the primary rate limit and its x-ratelimit-* headers (a 304 does not
 // count), ETag and If-None-Match, pagination with per_page, page and the Link header.
-//   GET  /repos/{owner}/{repo}/pulls?state=open
+//   GET  /repos/{owner}/{repo}/pulls?state=open|closed|all[&sort=updated&direction=desc]
 //   GET  /repos/{owner}/{repo}/pulls/{number}/reviews
+//   GET  /repos/{owner}/{repo}/commits/{sha}/check-suites
+//   GET  /repos/{owner}/{repo}/actions/runs?head_sha={sha}
 //   POST /app/installations/{id}/access_tokens
 // The tests drive it through /_standin/:
 //   PUT  /_standin/state     the whole state, JSON: {tokens: [..], app: {id, publicKey,
 //                            installationId}, rateLimit: {limit, remaining, reset},
 //                            repos: {"owner/repo": [{number, branch, labels: [..],
-//                            reviews: [{reviewer, login, state}]}]}}
+//                            reviews: [{reviewer, login, state}], state: open|closed,
+//                            merged, updatedAt (ms), headSha, checkSuites: [{conclusion}],
+//                            workflowRuns: [{name, conclusion}]}]}}
 //   GET  /_standin/requests  every API request so far: {method, path, status, at} (at: when it
 //                            came, ms since the epoch); status 0 for a connection the stand-in
 //                            dropped or left unanswered
@@ -25,7 +29,9 @@
 //                            the state as GitHub would: pr-opened opens a pull request (the next
 //                            number of the repository, head branch task-ID-implementation,
 //                            label task-ID), ready-for-qa labels the task's open pull request,
-//                            approved adds an approving review (reviewer 1); each one logged
+//                            approved adds an approving review (reviewer 1), checks-passed and
+//                            checks-failed complete a check suite and a workflow run ("CI") on
+//                            its head with success or failure, merged merges it; each one logged
 //   GET  /_standin/changes   that log: [{at, repository, task, kind, number}], ms since the epoch
 //   POST /_standin/deliveries / GET: the webhook deliveries agents made and their answers, as
 //                            GitHub's delivery log keeps them (each entry as posted, with `at`
@@ -47,6 +53,8 @@ const api = JSON.parse(
 const example = (name) => structuredClone(api.components.examples[name].value);
 const PULL = example("pull-request-simple-items")[0];
 const REVIEW = example("pull-request-review-items")[0];
+const CHECK_SUITE = example("check-suite-paginated").check_suites[0];
+const WORKFLOW_RUN = example("workflow-run-paginated").workflow_runs[0];
 const INSTALLATION_TOKEN = example("installation-token");
 const LABEL = PULL.labels[0];
 
@@ -68,11 +76,11 @@ function pullsOf(repository, create = false) {
 function applyChange({ repository, task, kind }) {
   const pulls = pullsOf(repository, true);
   const label = `task-${task}`;
-  const open = pulls.find((pull) => (pull.labels ?? []).includes(label));
+  const open = pulls.find((pull) => isOpen(pull) && (pull.labels ?? []).includes(label));
   if (kind === "pr-opened") {
     if (open) return open.number;
     const number = pulls.reduce((max, pull) => Math.max(max, pull.number), 0) + 1;
-    pulls.push({ number, branch: `task-${task}-implementation`, labels: [label], reviews: [] });
+    pulls.push({ number, branch: `task-${task}-implementation`, labels: [label], reviews: [], updatedAt: Date.now() });
     return number;
   }
   if (!open) return { error: `no open pull request of task ${task} in ${repository}` };
@@ -80,11 +88,27 @@ function applyChange({ repository, task, kind }) {
     if (!open.labels.includes("ready-for-qa")) open.labels.push("ready-for-qa");
   } else if (kind === "approved") {
     (open.reviews ??= []).push({ reviewer: 1, login: "tess", state: "APPROVED" });
+  } else if (kind === "checks-passed" || kind === "checks-failed") {
+    const conclusion = kind === "checks-passed" ? "success" : "failure";
+    (open.checkSuites ??= []).push({ conclusion });
+    (open.workflowRuns ??= []).push({ name: "CI", conclusion });
+  } else if (kind === "merged") {
+    Object.assign(open, { state: "closed", merged: true });
   } else {
     return { error: `unknown change ${kind}` };
   }
+  open.updatedAt = Date.now();
   return open.number;
 }
+
+const isOpen = (pull) => (pull.state ?? "open") === "open";
+
+// The commit at a pull request's head: given, or one of its own for each pull request.
+const headSha = (repo, pull) =>
+  pull.headSha ?? createHash("sha1").update(`${repo.toLowerCase()}#${pull.number}`).digest("hex");
+
+// GitHub's timestamps: seconds, no fraction.
+const timestamp = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
 
 function pullRequest(base, repo, pull) {
   const [owner] = repo.split("/");
@@ -96,14 +120,17 @@ function pullRequest(base, repo, pull) {
     node_id: `PR_stagectl${pull.number}`,
     html_url: `https://github.com/${repo}/pull/${pull.number}`,
     number: pull.number,
-    state: "open",
+    state: isOpen(pull) ? "open" : "closed",
     title: pull.title ?? `Pull request ${pull.number}`,
+    updated_at: timestamp(pull.updatedAt ?? Date.UTC(2026, 0, 1)),
+    closed_at: isOpen(pull) ? null : timestamp(pull.updatedAt ?? Date.UTC(2026, 0, 1)),
+    merged_at: pull.merged ? timestamp(pull.updatedAt ?? Date.UTC(2026, 0, 1)) : null,
     labels: (pull.labels ?? []).map((name, i) => ({ ...LABEL, id: 2000 + i, name, default: false })),
     // Nobody asked to review: GitHub's example lists a team in a shape its own schema refuses.
     requested_reviewers: [],
     requested_teams: [],
   });
-  object.head = { ...object.head, ref: pull.branch, label: `${owner}:${pull.branch}` };
+  object.head = { ...object.head, ref: pull.branch, label: `${owner}:${pull.branch}`, sha: headSha(repo, pull) };
   object.head.repo = { ...object.head.repo, full_name: repo, name: repo.split("/")[1] };
   object.base = { ...object.base, ref: "main" };
   object.base.repo = { ...object.base.repo, full_name: repo, name: repo.split("/")[1] };
@@ -123,6 +150,29 @@ function review(repo, pull, item, index) {
   object.user = { ...object.user, id: item.reviewer, login: item.login ?? `reviewer${item.reviewer}` };
   return object;
 }
+
+// A check suite or workflow run (from GitHub's example of either) that completed on a pull
+// request's head; `fields` are what only one of them has.
+function completedOnHead(example, prefix, repo, pull, item, index, fields) {
+  const id = pull.number * 1000 + index;
+  return Object.assign(structuredClone(example), {
+    id,
+    node_id: `${prefix}_stagectl${pull.number}_${index}`,
+    head_branch: pull.branch,
+    head_sha: headSha(repo, pull),
+    status: "completed",
+    conclusion: item.conclusion,
+    ...fields(id),
+  });
+}
+
+const checkSuite = (repo, pull, item, index) =>
+  completedOnHead(CHECK_SUITE, "CS", repo, pull, item, index, (id) => ({
+    url: `https://api.github.com/repos/${repo}/check-suites/${id}`,
+  }));
+
+const workflowRun = (repo, pull, item, index) =>
+  completedOnHead(WORKFLOW_RUN, "WFR", repo, pull, item, index, () => ({ name: item.name }));
 
 function send(response, status, headers, body) {
   const text = body === undefined ? "" : JSON.stringify(body);
@@ -243,10 +293,31 @@ function handleApi(request, response, url) {
   let link = "";
   const pulls = url.pathname.match(/^\/repos\/([^/]+\/[^/]+)\/pulls$/);
   const reviews = url.pathname.match(/^\/repos\/([^/]+\/[^/]+)\/pulls\/(\d+)\/reviews$/);
+  const suites = url.pathname.match(/^\/repos\/([^/]+\/[^/]+)\/commits\/([0-9a-f]+)\/check-suites$/);
+  const runs = url.pathname.match(/^\/repos\/([^/]+\/[^/]+)\/actions\/runs$/);
+  const onHead = (repo, sha) => (pullsOf(repo) ?? []).filter((pull) => headSha(repo, pull) === sha);
   if (pulls && pullsOf(pulls[1])) {
-    const open = url.searchParams.get("state") ?? "open";
-    const all = open === "open" || open === "all" ? pullsOf(pulls[1]) : [];
+    const wanted = url.searchParams.get("state") ?? "open";
+    let all = pullsOf(pulls[1]).filter((pull) => wanted === "all" || (wanted === "open") === isOpen(pull));
+    if (url.searchParams.get("sort") === "updated") {
+      const newest = url.searchParams.get("direction") !== "asc";
+      all = [...all].sort((a, b) => ((b.updatedAt ?? 0) - (a.updatedAt ?? 0)) * (newest ? 1 : -1));
+    }
     ({ items: body, link } = page(request, url, all.map((pull) => pullRequest(base, pulls[1], pull))));
+  } else if (suites && pullsOf(suites[1])) {
+    const items = onHead(suites[1], suites[2]).flatMap((pull) =>
+      (pull.checkSuites ?? []).map((item, i) => checkSuite(suites[1], pull, item, i)),
+    );
+    let page_;
+    ({ items: page_, link } = page(request, url, items));
+    body = { total_count: items.length, check_suites: page_ };
+  } else if (runs && pullsOf(runs[1])) {
+    const items = onHead(runs[1], url.searchParams.get("head_sha") ?? "").flatMap((pull) =>
+      (pull.workflowRuns ?? []).map((item, i) => workflowRun(runs[1], pull, item, i)),
+    );
+    let page_;
+    ({ items: page_, link } = page(request, url, items));
+    body = { total_count: items.length, workflow_runs: page_ };
   } else if (reviews && pullsOf(reviews[1])) {
     const pull = pullsOf(reviews[1]).find((p) => p.number === Number(reviews[2]));
     if (!pull) return error(response, 404, "Not Found");

@@ -179,6 +179,35 @@ test("an agent's changes are applied as GitHub would and logged, with their deli
   assert.deepEqual(delivered.map((entry) => [entry.id, entry.answer]), [["d1", "200 success"]]);
 });
 
+test("a gate's facts: check suites and workflow runs on the head, merged pull requests newest first", async () => {
+  const changed = (kind) =>
+    fetch(`${base}/_standin/changes`, { method: "POST", body: JSON.stringify({ repository: "acme/gates", task: "31", kind }) });
+  assert.equal((await changed("pr-opened")).status, 201);
+  assert.equal((await changed("checks-failed")).status, 201);
+  assert.equal((await changed("checks-passed")).status, 201);
+  const [pull] = await (await get("/repos/acme/gates/pulls?state=open")).json();
+  assert.match(pull.head.sha, /^[0-9a-f]{40}$/);
+
+  const suites = await (await get(`/repos/acme/gates/commits/${pull.head.sha}/check-suites?per_page=100`)).json();
+  assertFollowsSchema("/repos/{owner}/{repo}/commits/{ref}/check-suites", "get", 200, suites);
+  assert.deepEqual(suites.check_suites.map((suite) => [suite.status, suite.conclusion, suite.head_sha]), [
+    ["completed", "failure", pull.head.sha],
+    ["completed", "success", pull.head.sha],
+  ]);
+  const runs = await (await get(`/repos/acme/gates/actions/runs?head_sha=${pull.head.sha}&per_page=100`)).json();
+  assertFollowsSchema("/repos/{owner}/{repo}/actions/runs", "get", 200, runs);
+  assert.deepEqual(runs.workflow_runs.map((run) => [run.name, run.conclusion]), [["CI", "failure"], ["CI", "success"]]);
+  const elsewhere = await (await get(`/repos/acme/gates/actions/runs?head_sha=${"0".repeat(40)}`)).json();
+  assert.equal(elsewhere.total_count, 0);
+
+  assert.equal((await changed("merged")).status, 201);
+  assert.deepEqual(await (await get("/repos/acme/gates/pulls?state=open")).json(), []);
+  const closed = await (await get("/repos/acme/gates/pulls?state=closed&sort=updated&direction=desc")).json();
+  assertFollowsSchema("/repos/{owner}/{repo}/pulls", "get", 200, closed);
+  assert.deepEqual(closed.map((p) => [p.number, p.state, p.merged_at !== null]), [[pull.number, "closed", true]]);
+  assert.equal((await changed("checks-passed")).status, 409, "no open pull request is left to check");
+});
+
 test("queued faults: a 502, a dropped connection, a secondary rate limit with and without Retry-After", async () => {
   await fetch(`${base}/_standin/state`, { method: "PUT", body: JSON.stringify({ rateLimit: { limit: 5000, remaining: 5000, reset: 1893456000 } }) });
   await fetch(`${base}/_standin/faults`, { method: "PUT", body: JSON.stringify({ next: ["502", "reset", "secondary:3", "secondary"] }) });

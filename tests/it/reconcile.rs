@@ -724,3 +724,98 @@ mod under_argo {
         .await;
     }
 }
+
+/// A play of `task` of examples/pipelines/gated.yaml waiting at `stage`, its wait node running.
+async fn gated_play(ns: &TestNamespace, task: &str, stage: &str) -> String {
+    let gated = crate::harness::repo_path("examples/pipelines/gated.yaml");
+    let workflow = ns.create_play_of(task, "acme/widgets").await;
+    for step in [
+        "waiting-pr-created",
+        "waiting-ci",
+        "waiting-ready-for-qa",
+        "waiting-pr-approved",
+        "waiting-merged",
+    ] {
+        ns.stagectl(&[
+            "--pipeline",
+            gated.to_str().unwrap(),
+            "set",
+            step,
+            "--workflow",
+            &workflow,
+            "-q",
+        ])
+        .await
+        .assert_code(0);
+        if step == stage {
+            break;
+        }
+    }
+    ns.controller_reaches_wait(&workflow, stage, WaitNode::Suspend)
+        .await;
+    workflow
+}
+
+/// The gates of a pipeline of one's own (examples/pipelines/gated.yaml), recovered from what
+/// GitHub lists: a check suite that passed on the head of the task's pull request (one that
+/// failed is no pass), and a merge since the play began (a pull request closed unmerged is none).
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn a_gated_pipelines_ci_and_merge_gates_are_recovered_from_what_github_lists() {
+    let ns = TestNamespace::new("reconcile-gates").await;
+    let github = GitHubStandIn::start().await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 60_000;
+    github
+        .set(standard_state(json!([
+            {"number": 11, "branch": "task-11-x", "labels": [],
+             "checkSuites": [{"conclusion": "failure"}, {"conclusion": "success"}]},
+            {"number": 12, "branch": "task-12-x", "labels": [], "checkSuites": [{"conclusion": "failure"}]},
+            {"number": 13, "branch": "task-13-x", "labels": [], "state": "closed", "merged": true, "updatedAt": now_ms},
+            {"number": 14, "branch": "task-14-x", "labels": [], "state": "closed", "merged": false, "updatedAt": now_ms},
+        ])))
+        .await;
+    let passed = gated_play(&ns, "11", "waiting-ci").await;
+    let failed = gated_play(&ns, "12", "waiting-ci").await;
+    let merged = gated_play(&ns, "13", "waiting-merged").await;
+    let closed = gated_play(&ns, "14", "waiting-merged").await;
+    apply_rbac(&ns, false).await;
+    let account = service_account_kubeconfig(&ns, "stagectl-reconcile").await;
+    let gated = crate::harness::repo_path("examples/pipelines/gated.yaml");
+    let run = reconcile_as_cron(
+        &ns,
+        &account,
+        &github,
+        &["--pipeline", gated.to_str().unwrap(), "-o", "json"],
+    )
+    .await;
+    run.assert_code(0);
+    let report = run.json();
+    for (workflow, github_says, action) in [
+        (
+            &passed,
+            "#11 check suite success on its head",
+            "delivered-resumed",
+        ),
+        (&failed, "#12 no check suite success on its head", "none"),
+        (&merged, "#13 merged", "delivered-resumed"),
+        (
+            &closed,
+            "no open pull request, none merged since the play began",
+            "none",
+        ),
+    ] {
+        let play = report["plays"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|play| play["workflow"] == workflow.as_str())
+            .unwrap_or_else(|| panic!("{workflow} not in {report:#}"));
+        assert_eq!(play["github"], github_says, "{play:#}");
+        assert_eq!(play["action"], action, "{play:#}");
+    }
+    assert_eq!(report["recovered"], 2, "{report:#}");
+}

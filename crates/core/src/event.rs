@@ -74,13 +74,8 @@ pub enum Awaited {
     ReviewApproved,
     /// The task's pull request was merged.
     PullRequestMerged,
-    /// A check suite on the pull request's head completed with `conclusion` (from the GitHub
-    /// App `app`, by its slug, when given).
-    CheckSuiteCompleted {
-        conclusion: Conclusion,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        app: Option<String>,
-    },
+    /// A check suite (any CI's) on the pull request's head completed with `conclusion`.
+    CheckSuiteCompleted { conclusion: Conclusion },
     /// A GitHub Actions workflow run on the pull request's head completed with `conclusion`
     /// (of the workflow named `workflow`, when given).
     WorkflowRunCompleted {
@@ -106,8 +101,6 @@ pub struct EventFacts {
     pub merged: Option<bool>,
     /// `check_suite.conclusion` or `workflow_run.conclusion`.
     pub conclusion: Option<String>,
-    /// `check_suite.app.slug`.
-    pub app: Option<String>,
     /// `workflow_run.name`.
     pub workflow: Option<String>,
 }
@@ -133,7 +126,6 @@ impl fmt::Display for EventFacts {
                 self.merged.map(|m| if m { "true" } else { "false" }),
             ),
             ("conclusion", self.conclusion.as_deref()),
-            ("app", self.app.as_deref()),
             ("workflow", self.workflow.as_deref()),
         ];
         for (name, value) in fields {
@@ -206,9 +198,7 @@ impl Awaited {
                 .as_deref()
                 .is_some_and(|state| state.eq_ignore_ascii_case("approved")),
             Self::PullRequestMerged => facts.merged == Some(true),
-            Self::CheckSuiteCompleted { conclusion, app } => {
-                is(&facts.conclusion, conclusion.as_str()) && narrowed_to(&facts.app, app)
-            }
+            Self::CheckSuiteCompleted { conclusion } => is(&facts.conclusion, conclusion.as_str()),
             Self::WorkflowRunCompleted {
                 conclusion,
                 workflow,
@@ -223,16 +213,6 @@ impl Awaited {
         let either_open =
             |a: &Option<String>, b: &Option<String>| a.is_none() || b.is_none() || a == b;
         match (self, other) {
-            (
-                Self::CheckSuiteCompleted {
-                    conclusion: c1,
-                    app: a1,
-                },
-                Self::CheckSuiteCompleted {
-                    conclusion: c2,
-                    app: a2,
-                },
-            ) => c1 == c2 && either_open(a1, a2),
             (
                 Self::WorkflowRunCompleted {
                     conclusion: c1,
@@ -272,12 +252,8 @@ impl Awaited {
                 kind: "bool",
                 pattern: "true".into(),
             }),
-            Self::CheckSuiteCompleted { conclusion, app } => {
+            Self::CheckSuiteCompleted { conclusion } => {
                 filters.push(exact("body.check_suite.conclusion", conclusion.as_str()));
-                filters.extend(
-                    app.iter()
-                        .map(|app| exact("body.check_suite.app.slug", app)),
-                );
             }
             Self::WorkflowRunCompleted {
                 conclusion,
@@ -305,7 +281,6 @@ impl Awaited {
             Self::PullRequestMerged => facts.push(fact("merged", "body.pull_request.merged")),
             Self::CheckSuiteCompleted { .. } => {
                 facts.push(fact("conclusion", "body.check_suite.conclusion"));
-                facts.push(fact("app", "body.check_suite.app.slug"));
             }
             Self::WorkflowRunCompleted { .. } => {
                 facts.push(fact("conclusion", "body.workflow_run.conclusion"));
@@ -323,9 +298,8 @@ impl fmt::Display for Awaited {
             Self::LabelAdded { label } => write!(f, "label {label:?} added"),
             Self::ReviewApproved => f.write_str("review approved"),
             Self::PullRequestMerged => f.write_str("pull request merged"),
-            Self::CheckSuiteCompleted { conclusion, app } => {
-                write!(f, "check suite completed with {conclusion}")?;
-                app.iter().try_for_each(|app| write!(f, " (app {app})"))
+            Self::CheckSuiteCompleted { conclusion } => {
+                write!(f, "check suite completed with {conclusion}")
             }
             Self::WorkflowRunCompleted {
                 conclusion,
@@ -395,23 +369,15 @@ mod tests {
         assert!(!Awaited::PullRequestMerged.is_met_by(&closed(Some(false))));
         assert!(!Awaited::PullRequestMerged.is_met_by(&closed(None)));
 
-        let suite = |conclusion: &str, app: &str| EventFacts {
+        let suite = |conclusion: &str| EventFacts {
             conclusion: Some(conclusion.into()),
-            app: Some(app.into()),
             ..EventFacts::new("check_suite", "completed")
         };
         let ci = Awaited::CheckSuiteCompleted {
             conclusion: Conclusion::Success,
-            app: None,
         };
-        let actions = Awaited::CheckSuiteCompleted {
-            conclusion: Conclusion::Success,
-            app: Some("github-actions".into()),
-        };
-        assert!(ci.is_met_by(&suite("success", "circleci")));
-        assert!(!ci.is_met_by(&suite("failure", "circleci")));
-        assert!(actions.is_met_by(&suite("success", "github-actions")));
-        assert!(!actions.is_met_by(&suite("success", "circleci")));
+        assert!(ci.is_met_by(&suite("success")));
+        assert!(!ci.is_met_by(&suite("failure")));
 
         let run = Awaited::WorkflowRunCompleted {
             conclusion: Conclusion::Failure,
@@ -428,16 +394,16 @@ mod tests {
 
     #[test]
     fn waits_overlap_when_one_event_could_release_both() {
-        let suite = |app: Option<&str>| Awaited::CheckSuiteCompleted {
+        let run = |workflow: Option<&str>| Awaited::WorkflowRunCompleted {
             conclusion: Conclusion::Success,
-            app: app.map(Into::into),
+            workflow: workflow.map(Into::into),
         };
-        assert!(suite(None).overlaps(&suite(Some("a"))));
-        assert!(suite(Some("a")).overlaps(&suite(Some("a"))));
-        assert!(!suite(Some("a")).overlaps(&suite(Some("b"))));
-        assert!(!suite(None).overlaps(&Awaited::CheckSuiteCompleted {
+        assert!(run(None).overlaps(&run(Some("a"))));
+        assert!(run(Some("a")).overlaps(&run(Some("a"))));
+        assert!(!run(Some("a")).overlaps(&run(Some("b"))));
+        assert!(!run(None).overlaps(&Awaited::WorkflowRunCompleted {
             conclusion: Conclusion::Failure,
-            app: None
+            workflow: None
         }));
         assert!(Awaited::ReviewApproved.overlaps(&Awaited::ReviewApproved));
         assert!(!Awaited::ReviewApproved.overlaps(&Awaited::PullRequestMerged));

@@ -2,18 +2,37 @@
 //! task-id rule the Sensors use (workflow-templates/task-id.jq), the event each waiting stage
 //! awaits, and whether it has happened. `reconcile` reads the facts; these decide.
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Awaited, EventFacts};
 use crate::stage::Stage;
 
-/// An open pull request, as far as a play cares. Serialized as reconcile's cache keeps it.
+/// A pull request, as far as a play cares. Serialized as reconcile's cache keeps it (the
+/// fields added later default, so that a cache written before still reads).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRequest {
     pub number: u64,
     #[serde(rename = "branch")]
     pub head_ref: String,
     pub labels: Vec<String>,
+    /// The commit at its head: where its check suites and workflow runs are.
+    #[serde(default)]
+    pub head_sha: String,
+    /// Merged (a closed pull request, read for a merge gate).
+    #[serde(default)]
+    pub merged: bool,
+    /// When GitHub last changed it: how far back closed pull requests are read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Timestamp>,
+}
+
+/// A check suite or workflow run that completed on a pull request's head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completed {
+    /// The workflow's name (empty for a check suite).
+    pub name: String,
+    pub conclusion: String,
 }
 
 /// One review of a pull request, in the order the REST API lists them (oldest first).
@@ -80,41 +99,79 @@ fn is_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// The events GitHub's state shows to have happened on a pull request (with its reviews), as
-/// webhooks would have told them: reconcile asks [`Awaited::is_met_by`] of these, the same
-/// question `stagectl resume` asks of a Sensor's facts.
-pub fn events_shown(pull: &PullRequest, reviews: &[Review]) -> Vec<EventFacts> {
-    let mut events = vec![EventFacts::new("pull_request", "opened")];
-    events.extend(pull.labels.iter().map(|label| EventFacts {
-        label: Some(label.clone()),
-        ..EventFacts::new("pull_request", "labeled")
-    }));
-    if approved(reviews) {
-        events.push(EventFacts {
-            review_state: Some("approved".into()),
-            ..EventFacts::new("pull_request_review", "submitted")
-        });
-    }
-    events
+/// What GitHub lists of one pull request: itself, and what a wait needs beside (its reviews,
+/// the check suites and workflow runs that completed on its head); empty when not read.
+#[derive(Debug, Clone, Copy)]
+pub struct PullFacts<'a> {
+    pub pull: &'a PullRequest,
+    pub reviews: &'a [Review],
+    pub check_suites: &'a [Completed],
+    pub workflow_runs: &'a [Completed],
 }
 
-/// What reconcile reads of GitHub to tell whether `awaited` has happened, when it can: the
-/// open pull requests, and for an approval their reviews.
-pub fn readable(awaited: &Awaited) -> Option<Reads> {
-    match awaited {
-        Awaited::PullRequestOpened | Awaited::LabelAdded { .. } => Some(Reads::PullRequests),
-        Awaited::ReviewApproved => Some(Reads::Reviews),
-        Awaited::PullRequestMerged
-        | Awaited::CheckSuiteCompleted { .. }
-        | Awaited::WorkflowRunCompleted { .. } => None,
+impl PullFacts<'_> {
+    /// The events this state shows to have happened, as webhooks would have told them:
+    /// reconcile asks [`Awaited::is_met_by`] of these, the same question `stagectl resume`
+    /// asks of a Sensor's facts.
+    pub fn events(&self) -> Vec<EventFacts> {
+        let mut events = vec![EventFacts::new("pull_request", "opened")];
+        events.extend(self.pull.labels.iter().map(|label| EventFacts {
+            label: Some(label.clone()),
+            ..EventFacts::new("pull_request", "labeled")
+        }));
+        if approved(self.reviews) {
+            events.push(EventFacts {
+                review_state: Some("approved".into()),
+                ..EventFacts::new("pull_request_review", "submitted")
+            });
+        }
+        if self.pull.merged {
+            events.push(EventFacts {
+                merged: Some(true),
+                ..EventFacts::new("pull_request", "closed")
+            });
+        }
+        events.extend(self.check_suites.iter().map(|suite| EventFacts {
+            conclusion: Some(suite.conclusion.clone()),
+            ..EventFacts::new("check_suite", "completed")
+        }));
+        events.extend(self.workflow_runs.iter().map(|run| EventFacts {
+            conclusion: Some(run.conclusion.clone()),
+            workflow: Some(run.name.clone()),
+            ..EventFacts::new("workflow_run", "completed")
+        }));
+        events
+    }
+
+    /// Whether `awaited` has happened on this pull request.
+    pub fn shows(&self, awaited: &Awaited) -> bool {
+        self.events().iter().any(|event| awaited.is_met_by(event))
     }
 }
 
-/// What reconcile reads for a wait, beyond the repository's open pull requests.
+/// What reconcile reads of GitHub, beyond the repository's open pull requests, to tell whether
+/// a wait's event has happened on the task's pull request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reads {
-    PullRequests,
+    /// Nothing more: the open pull request itself says it (opened, a label).
+    Nothing,
     Reviews,
+    /// The repository's closed pull requests, newest first, back to the play's creation.
+    MergedPulls,
+    CheckSuites,
+    WorkflowRuns,
+}
+
+impl Reads {
+    pub fn of(awaited: &Awaited) -> Self {
+        match awaited {
+            Awaited::PullRequestOpened | Awaited::LabelAdded { .. } => Self::Nothing,
+            Awaited::ReviewApproved => Self::Reviews,
+            Awaited::PullRequestMerged => Self::MergedPulls,
+            Awaited::CheckSuiteCompleted { .. } => Self::CheckSuites,
+            Awaited::WorkflowRunCompleted { .. } => Self::WorkflowRuns,
+        }
+    }
 }
 
 /// Approved: some reviewer's latest review that takes a position (a COMMENTED or PENDING one
@@ -170,6 +227,9 @@ mod tests {
             number: 1,
             head_ref: branch.into(),
             labels: labels.iter().map(|l| l.to_string()).collect(),
+            head_sha: "abc".into(),
+            merged: false,
+            updated_at: None,
         }
     }
 
@@ -190,9 +250,9 @@ mod tests {
         assert!(file.vectors.len() > 10);
         for vector in file.vectors {
             let pull = PullRequest {
-                number: 1,
                 head_ref: vector.branch.clone(),
                 labels: vector.labels.clone(),
+                ..pull(&[], "")
             };
             assert_eq!(
                 task_of(&pull).unwrap_or_default(),
@@ -238,9 +298,13 @@ mod tests {
         let pipeline = Pipeline::default();
         let awaited = |name| pipeline.awaited(&pipeline.stage(name)).unwrap().clone();
         let happened = |name, pull: &PullRequest, reviews: &[Review]| {
-            events_shown(pull, reviews)
-                .iter()
-                .any(|event| awaited(name).is_met_by(event))
+            PullFacts {
+                pull,
+                reviews,
+                check_suites: &[],
+                workflow_runs: &[],
+            }
+            .shows(&awaited(name))
         };
         let opened = pull(&["task-4"], "main");
         let labelled = pull(&["task-4", "ready-for-qa"], "main");
@@ -254,6 +318,43 @@ mod tests {
         assert!(!happened("waiting-pr-approved", &labelled, &[]));
         assert!(happened("waiting-pr-approved", &labelled, &approval));
         assert_eq!(pipeline.awaited(&pipeline.stage("completed")), None);
+    }
+
+    #[test]
+    fn gates_are_released_by_what_completed_on_the_head_and_by_the_merge() {
+        use crate::event::Conclusion;
+        let open = pull(&["task-4"], "main");
+        let merged = PullRequest {
+            merged: true,
+            ..open.clone()
+        };
+        let completed = |name: &str, conclusion: &str| Completed {
+            name: name.into(),
+            conclusion: conclusion.into(),
+        };
+        let facts = |pull, suites, runs| PullFacts {
+            pull,
+            reviews: &[],
+            check_suites: suites,
+            workflow_runs: runs,
+        };
+        let ci = Awaited::CheckSuiteCompleted {
+            conclusion: Conclusion::Success,
+        };
+        let run = Awaited::WorkflowRunCompleted {
+            conclusion: Conclusion::Success,
+            workflow: Some("CI".into()),
+        };
+        let failed = [completed("", "failure")];
+        let passed = [completed("", "failure"), completed("", "success")];
+        assert!(!facts(&open, &failed, &[]).shows(&ci));
+        assert!(facts(&open, &passed, &[]).shows(&ci));
+        let runs = [completed("Lint", "success"), completed("CI", "failure")];
+        assert!(!facts(&open, &[], &runs).shows(&run));
+        let ci_passed = [completed("CI", "success")];
+        assert!(facts(&open, &[], &ci_passed).shows(&run));
+        assert!(!facts(&open, &[], &[]).shows(&Awaited::PullRequestMerged));
+        assert!(facts(&merged, &[], &[]).shows(&Awaited::PullRequestMerged));
     }
 
     #[test]

@@ -191,7 +191,6 @@ fn check_event(
     };
     match awaited {
         Awaited::LabelAdded { label } => named("label", label)?,
-        Awaited::CheckSuiteCompleted { app: Some(app), .. } => named("app", app)?,
         Awaited::WorkflowRunCompleted {
             workflow: Some(workflow),
             ..
@@ -265,7 +264,7 @@ spec:
   stages:
     - name: pending
     - name: waiting-ci
-      releasedBy: {event: check-suite-completed, conclusion: success, app: github-actions}
+      releasedBy: {event: workflow-run-completed, conclusion: success, workflow: CI}
     - name: waiting-merge
       releasedBy: {event: pull-request-merged}
     - name: done
@@ -276,9 +275,9 @@ spec:
         let pipeline = parse(GOOD, "gated.yaml").unwrap();
         assert_eq!(
             pipeline.awaited(&pipeline.stage("waiting-ci")),
-            Some(&Awaited::CheckSuiteCompleted {
+            Some(&Awaited::WorkflowRunCompleted {
                 conclusion: Conclusion::Success,
-                app: Some("github-actions".into())
+                workflow: Some("CI".into())
             })
         );
         assert_eq!(pipeline.awaited(&pipeline.stage("done")), None);
@@ -309,15 +308,15 @@ spec:
             ),
             (
                 "event: pull-request-merged",
-                "event: check-suite-completed, conclusion: success",
+                "event: workflow-run-completed, conclusion: success",
                 "already releases \"waiting-ci\"",
             ),
             (
-                "conclusion: success, app",
-                "conclusion: green, app",
+                "conclusion: success, workflow",
+                "conclusion: green, workflow",
                 "unknown variant",
             ),
-            ("app: github-actions", "app: \"\"", "releasedBy.app"),
+            ("workflow: CI", "workflow: \"\"", "releasedBy.workflow"),
             (
                 "    - name: done\n",
                 "    - name: done\n      releasedBy: {event: review-approved}\n",

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use crate::error::{Error, Kind};
 use crate::event::Awaited;
-use crate::github::{self, PullRequest, Reads, Review};
+use crate::github::{self, Completed, PullFacts, PullRequest, Reads, Review};
 use crate::labels::{Repository, TaskId};
 use crate::latch::Delivery;
 use crate::record::StageRecord;
@@ -29,6 +29,8 @@ pub struct WaitingPlay {
     pub repository: Option<Repository>,
     /// Since when it waits: the change that entered the stage.
     pub since: Option<Timestamp>,
+    /// When the play was created: nothing GitHub changed before is its task's doing.
+    pub created: Option<Timestamp>,
 }
 
 /// The plays among `records` that wait, in name order.
@@ -46,6 +48,7 @@ pub fn waiting_plays(
             let repository_name = record.repository.clone().unwrap_or_default();
             Some(WaitingPlay {
                 since: record.waiting_since(pipeline),
+                created: record.created_at,
                 workflow: record.name,
                 awaited: pipeline.awaited(&stage).cloned(),
                 stage,
@@ -66,7 +69,7 @@ impl WaitingPlay {
     /// What the play awaits on GitHub and where, when reconcile can know it.
     pub fn awaits(&self) -> Result<(&Awaited, Reads, &Repository, &TaskId), CannotTell> {
         let awaited = self.awaited.as_ref().ok_or(CannotTell::StageWithoutEvent)?;
-        let reads = github::readable(awaited).ok_or(CannotTell::EventNotRead)?;
+        let reads = Reads::of(awaited);
         match (&self.repository, &self.task_id) {
             (Some(repository), Some(task)) => Ok((awaited, reads, repository, task)),
             _ => Err(CannotTell::Unlabelled),
@@ -97,11 +100,31 @@ impl WaitingPlay {
 }
 
 /// What GitHub said, read before anything is written: the open pull requests of each
-/// repository, and the reviews of the pull requests whose approval a play awaits.
+/// repository, and for the plays whose waits need them the reviews, the merged pull requests,
+/// and the check suites and workflow runs on a head.
 #[derive(Debug, Default)]
 pub struct GitHubFacts {
     pulls: BTreeMap<String, Vec<PullRequest>>,
+    /// Merged pull requests, with the time they were read back to.
+    merged: BTreeMap<String, (Option<Timestamp>, Vec<PullRequest>)>,
     reviews: BTreeMap<(String, u64), Vec<Review>>,
+    check_suites: BTreeMap<(String, String), Vec<Completed>>,
+    workflow_runs: BTreeMap<(String, String), Vec<Completed>>,
+}
+
+/// One request of GitHub that a play's decision needs, as data: the command makes it and
+/// hands the answer back (the `add_*` of its kind), then asks for the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    OpenPulls(Repository),
+    Reviews(Repository, u64),
+    /// Closed pull requests, newest first, back to `since` (all when unknown).
+    MergedPulls {
+        repository: Repository,
+        since: Option<Timestamp>,
+    },
+    CheckSuites(Repository, String),
+    WorkflowRuns(Repository, String),
 }
 
 /// GitHub's names are case-insensitive: one key per repository however a play spells it.
@@ -110,27 +133,115 @@ fn key(repository: &Repository) -> String {
 }
 
 impl GitHubFacts {
-    /// Whether the repository's pull requests are still to be read.
-    pub fn lacks_pulls(&self, repository: &Repository) -> bool {
-        !self.pulls.contains_key(&key(repository))
+    /// What is still to be read to decide for `play`; None once it can be decided (or never
+    /// can). Each answer added makes the next question a different one.
+    pub fn next_read(&self, play: &WaitingPlay) -> Option<Read> {
+        let (_, reads, repository, task) = play.awaits().ok()?;
+        let repo = key(repository);
+        let Some(open) = self.pulls.get(&repo) else {
+            return Some(Read::OpenPulls(repository.clone()));
+        };
+        let pull = match github::pull_of_task(open, task.as_str()).ok()? {
+            Some(pull) => pull,
+            None if reads == Reads::MergedPulls => {
+                let read_back_to = self.merged.get(&repo).map(|(since, _)| *since);
+                let covered = read_back_to.is_some_and(|since| match (since, play.created) {
+                    (None, _) => true,
+                    (Some(since), Some(created)) => since <= created,
+                    (Some(_), None) => false,
+                });
+                return (!covered).then(|| Read::MergedPulls {
+                    repository: repository.clone(),
+                    since: play.created,
+                });
+            }
+            None => return None,
+        };
+        let at_head = (repo.clone(), pull.head_sha.clone());
+        let missing = match reads {
+            Reads::Nothing | Reads::MergedPulls => false,
+            Reads::Reviews => !self.reviews.contains_key(&(repo, pull.number)),
+            Reads::CheckSuites => !self.check_suites.contains_key(&at_head),
+            Reads::WorkflowRuns => !self.workflow_runs.contains_key(&at_head),
+        };
+        missing.then(|| match reads {
+            Reads::Reviews => Read::Reviews(repository.clone(), pull.number),
+            Reads::CheckSuites => Read::CheckSuites(repository.clone(), pull.head_sha.clone()),
+            _ => Read::WorkflowRuns(repository.clone(), pull.head_sha.clone()),
+        })
     }
 
     pub fn add_pulls(&mut self, repository: &Repository, pulls: Vec<PullRequest>) {
         self.pulls.insert(key(repository), pulls);
     }
 
-    /// The pull request whose reviews the play needs and are still to be read: it awaits an
-    /// approval, and one open pull request names its task.
-    pub fn lacks_reviews(&self, play: &WaitingPlay) -> Option<u64> {
-        let (_, reads, repository, task) = play.awaits().ok()?;
-        let pulls = self.pulls.get(&key(repository))?;
-        let pull = github::pull_of_task(pulls, task.as_str()).ok()??;
-        (reads == Reads::Reviews && !self.reviews.contains_key(&(key(repository), pull.number)))
-            .then_some(pull.number)
+    /// The closed pull requests read back to `since`: the merged ones updated since are kept.
+    pub fn add_merged(
+        &mut self,
+        repository: &Repository,
+        since: Option<Timestamp>,
+        closed: Vec<PullRequest>,
+    ) {
+        let merged = closed
+            .into_iter()
+            .filter(|pull| pull.merged)
+            .filter(|pull| since.is_none_or(|since| pull.updated_at.is_none_or(|at| at >= since)))
+            .collect();
+        self.merged.insert(key(repository), (since, merged));
     }
 
     pub fn add_reviews(&mut self, repository: &Repository, pull: u64, reviews: Vec<Review>) {
         self.reviews.insert((key(repository), pull), reviews);
+    }
+
+    pub fn add_check_suites(&mut self, repository: &Repository, sha: &str, suites: Vec<Completed>) {
+        self.check_suites
+            .insert((key(repository), sha.to_string()), suites);
+    }
+
+    pub fn add_workflow_runs(&mut self, repository: &Repository, sha: &str, runs: Vec<Completed>) {
+        self.workflow_runs
+            .insert((key(repository), sha.to_string()), runs);
+    }
+
+    /// The task's pull request: its open one, else for a merge gate the one merged since the
+    /// play began.
+    fn pull_of(
+        &self,
+        repository: &Repository,
+        task: &TaskId,
+        reads: Reads,
+    ) -> Result<Option<&PullRequest>, Vec<u64>> {
+        let repo = key(repository);
+        let open = self.pulls.get(&repo).map_or(&[][..], Vec::as_slice);
+        match github::pull_of_task(open, task.as_str())? {
+            Some(pull) => Ok(Some(pull)),
+            None if reads == Reads::MergedPulls => {
+                let merged = self.merged.get(&repo).map_or(&[][..], |(_, pulls)| pulls);
+                github::pull_of_task(merged, task.as_str())
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn facts_of<'a>(&'a self, repository: &Repository, pull: &'a PullRequest) -> PullFacts<'a> {
+        let repo = key(repository);
+        let at_head = (repo.clone(), pull.head_sha.clone());
+        PullFacts {
+            pull,
+            reviews: self
+                .reviews
+                .get(&(repo, pull.number))
+                .map_or(&[][..], Vec::as_slice),
+            check_suites: self
+                .check_suites
+                .get(&at_head)
+                .map_or(&[][..], Vec::as_slice),
+            workflow_runs: self
+                .workflow_runs
+                .get(&at_head)
+                .map_or(&[][..], Vec::as_slice),
+        }
     }
 }
 
@@ -163,9 +274,6 @@ pub struct Deliver {
 pub enum CannotTell {
     /// A stage of a pipeline given as a bare list (`--stages`): no event is known for it.
     StageWithoutEvent,
-    /// An event reconcile does not read from GitHub (yet): a merge, a check suite, a workflow
-    /// run.
-    EventNotRead,
     /// The play has no task-id or repository label.
     Unlabelled,
 }
@@ -173,16 +281,12 @@ pub enum CannotTell {
 /// Decides from what GitHub said; a play whose facts were not read is one GitHub has nothing
 /// for (the command reads them all first).
 pub fn decide(play: &WaitingPlay, facts: &GitHubFacts) -> Decision {
-    let (awaited, _, repository, task) = match play.awaits() {
+    let (awaited, reads, repository, task) = match play.awaits() {
         Ok(awaits) => awaits,
         Err(why) => return Decision::CannotTell(why),
     };
     let awaited = awaited.clone();
-    let pulls = facts
-        .pulls
-        .get(&key(repository))
-        .map_or(&[][..], Vec::as_slice);
-    let pull = match github::pull_of_task(pulls, task.as_str()) {
+    let pull = match facts.pull_of(repository, task, reads) {
         Ok(Some(pull)) => pull,
         Ok(None) => {
             return Decision::NotYet {
@@ -192,14 +296,7 @@ pub fn decide(play: &WaitingPlay, facts: &GitHubFacts) -> Decision {
         }
         Err(numbers) => return Decision::Ambiguous(numbers),
     };
-    let reviews = facts
-        .reviews
-        .get(&(key(repository), pull.number))
-        .map_or(&[][..], Vec::as_slice);
-    let happened = github::events_shown(pull, reviews)
-        .iter()
-        .any(|event| awaited.is_met_by(event));
-    if !happened {
+    if !facts.facts_of(repository, pull).shows(&awaited) {
         return Decision::NotYet {
             awaited,
             pull: Some(pull.number),
@@ -262,6 +359,7 @@ mod tests {
             repository: Repository::parse(&repository_name).ok(),
             repository_name,
             since: None,
+            created: None,
         }
     }
 
@@ -276,6 +374,9 @@ mod tests {
             number,
             head_ref: branch.into(),
             labels: labels.iter().map(|l| l.to_string()).collect(),
+            head_sha: format!("sha{number}"),
+            merged: false,
+            updated_at: None,
         }
     }
 
@@ -396,25 +497,129 @@ mod tests {
     fn reviews_are_read_only_for_the_one_pull_request_of_a_play_awaiting_approval() {
         let mut facts = facts();
         let widgets = Repository::parse("acme/widgets").unwrap();
+        let approval = play("a", "waiting-pr-approved", "1", "acme/widgets");
         assert_eq!(
-            facts.lacks_reviews(&play("a", "waiting-pr-approved", "1", "acme/widgets")),
-            Some(1)
+            facts.next_read(&approval),
+            Some(Read::Reviews(widgets.clone(), 1))
         );
         facts.add_reviews(&widgets, 1, vec![]);
-        assert_eq!(
-            facts.lacks_reviews(&play("a", "waiting-pr-approved", "1", "acme/widgets")),
-            None,
-            "read once"
-        );
+        assert_eq!(facts.next_read(&approval), None, "read once");
         for waiting in [
             play("b", "waiting-ready-for-qa", "2", "acme/widgets"),
             play("c", "waiting-pr-approved", "5", "acme/widgets"),
             play("d", "waiting-pr-approved", "9", "acme/widgets"),
         ] {
-            assert_eq!(facts.lacks_reviews(&waiting), None, "{waiting:?}");
+            assert_eq!(facts.next_read(&waiting), None, "{waiting:?}");
         }
-        assert!(facts.lacks_pulls(&Repository::parse("acme/gadgets").unwrap()));
-        assert!(!facts.lacks_pulls(&Repository::parse("ACME/widgets").unwrap()));
+        let gadgets = play("e", "waiting-pr-created", "1", "ACME/gadgets");
+        assert_eq!(
+            facts.next_read(&gadgets),
+            Some(Read::OpenPulls(Repository::parse("ACME/gadgets").unwrap()))
+        );
+        let widgets_again = play("f", "waiting-pr-created", "1", "ACME/widgets");
+        assert_eq!(facts.next_read(&widgets_again), None, "names ignore case");
+    }
+
+    /// A gated pipeline's waits: the check suites or workflow runs on the pull request's head,
+    /// read once per head; the merged pull requests, read back to the play's creation, once.
+    #[test]
+    fn gates_read_what_completed_on_the_head_and_merges_since_the_play_began() {
+        let gated = crate::pipeline::parse(
+            "apiVersion: stagectl.dev/v1alpha1
+kind: Pipeline
+metadata: {name: gated}
+spec:
+  stages:
+    - name: pending
+    - name: waiting-ci
+      releasedBy: {event: check-suite-completed, conclusion: success}
+    - name: waiting-run
+      releasedBy: {event: workflow-run-completed, conclusion: success, workflow: CI}
+    - name: waiting-merge
+      releasedBy: {event: pull-request-merged}
+    - name: done
+",
+            "gated.yaml",
+        )
+        .unwrap();
+        let at = |stage: &str, task: &str, created: i64| {
+            let mut waiting = play("g", "waiting-pr-created", task, "acme/widgets");
+            waiting.stage = gated.stage(stage);
+            waiting.awaited = gated.awaited(&waiting.stage).cloned();
+            waiting.created = Some(Timestamp::from_second(created).unwrap());
+            waiting
+        };
+        let widgets = Repository::parse("acme/widgets").unwrap();
+        let mut facts = facts();
+        let completed = |name: &str, conclusion: &str| Completed {
+            name: name.into(),
+            conclusion: conclusion.into(),
+        };
+
+        let ci = at("waiting-ci", "1", 100);
+        assert_eq!(
+            facts.next_read(&ci),
+            Some(Read::CheckSuites(widgets.clone(), "sha1".into()))
+        );
+        facts.add_check_suites(&widgets, "sha1", vec![completed("", "failure")]);
+        assert_eq!(facts.next_read(&ci), None);
+        assert!(matches!(
+            decide(&ci, &facts),
+            Decision::NotYet { pull: Some(1), .. }
+        ));
+        facts.add_check_suites(&widgets, "sha1", vec![completed("", "success")]);
+        assert!(matches!(
+            decide(&ci, &facts),
+            Decision::Deliver(Deliver { pull: 1, .. })
+        ));
+
+        let run = at("waiting-run", "2", 100);
+        assert_eq!(
+            facts.next_read(&run),
+            Some(Read::WorkflowRuns(widgets.clone(), "sha2".into()))
+        );
+        facts.add_workflow_runs(&widgets, "sha2", vec![completed("Lint", "success")]);
+        assert!(matches!(decide(&run, &facts), Decision::NotYet { .. }));
+        facts.add_workflow_runs(&widgets, "sha2", vec![completed("CI", "success")]);
+        assert!(matches!(decide(&run, &facts), Decision::Deliver(_)));
+
+        // Task 1 still has its open pull request: not merged, and nothing more to read.
+        assert_eq!(facts.next_read(&at("waiting-merge", "1", 100)), None);
+        let merge = at("waiting-merge", "7", 100);
+        let since = Some(Timestamp::from_second(100).unwrap());
+        assert_eq!(
+            facts.next_read(&merge),
+            Some(Read::MergedPulls {
+                repository: widgets.clone(),
+                since
+            })
+        );
+        let closed = |number, merged, updated: i64| PullRequest {
+            merged,
+            updated_at: Some(Timestamp::from_second(updated).unwrap()),
+            ..pull(number, "task-7-again", &[])
+        };
+        // Before the play began, and closed without a merge: neither is its task's merge.
+        facts.add_merged(
+            &widgets,
+            since,
+            vec![closed(70, true, 50), closed(71, false, 150)],
+        );
+        assert_eq!(facts.next_read(&merge), None);
+        assert_eq!(
+            decide(&merge, &facts),
+            Decision::NotYet {
+                awaited: Awaited::PullRequestMerged,
+                pull: None
+            }
+        );
+        facts.add_merged(&widgets, since, vec![closed(72, true, 150)]);
+        assert!(matches!(
+            decide(&merge, &facts),
+            Decision::Deliver(Deliver { pull: 72, .. })
+        ));
+        // A play begun earlier needs the list read further back.
+        assert!(facts.next_read(&at("waiting-merge", "8", 10)).is_some());
     }
 
     #[test]

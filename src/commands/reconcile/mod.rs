@@ -18,7 +18,7 @@ use report::{Action, PlayReport, Report, render, report, write_outputs};
 
 use crate::cluster::Cluster;
 use crate::core::labels;
-use crate::core::reconcile::{self, Decision, GitHubFacts, WaitingPlay};
+use crate::core::reconcile::{self, Decision, GitHubFacts, Read, WaitingPlay};
 use crate::core::record::StageRecord;
 use crate::error::{Error, Result};
 use crate::github::{Credentials, GitHub, Options, Sources};
@@ -206,18 +206,35 @@ async fn act(
     (reports, failures)
 }
 
-/// Asks GitHub once per repository, and once per pull request whose reviews a play needs.
+/// Asks GitHub what the plays' decisions need, each thing once: the open pull requests of each
+/// repository, and per play what its wait needs beside (reviews, merged pull requests, check
+/// suites or workflow runs on a head). The core says what to read next.
 async fn read_github(github: &GitHub, waiting: &[WaitingPlay]) -> Result<GitHubFacts> {
     let mut facts = GitHubFacts::default();
     for play in waiting {
-        let Ok((_, _, repository, _)) = play.awaits() else {
-            continue;
-        };
-        if facts.lacks_pulls(repository) {
-            facts.add_pulls(repository, github.open_pulls(repository).await?);
-        }
-        if let Some(pull) = facts.lacks_reviews(play) {
-            facts.add_reviews(repository, pull, github.reviews(repository, pull).await?);
+        while let Some(read) = facts.next_read(play) {
+            match read {
+                Read::OpenPulls(repository) => {
+                    let pulls = github.open_pulls(&repository).await?;
+                    facts.add_pulls(&repository, pulls);
+                }
+                Read::Reviews(repository, pull) => {
+                    let reviews = github.reviews(&repository, pull).await?;
+                    facts.add_reviews(&repository, pull, reviews);
+                }
+                Read::MergedPulls { repository, since } => {
+                    let closed = github.closed_pulls(&repository, since).await?;
+                    facts.add_merged(&repository, since, closed);
+                }
+                Read::CheckSuites(repository, sha) => {
+                    let suites = github.check_suites(&repository, &sha).await?;
+                    facts.add_check_suites(&repository, &sha, suites);
+                }
+                Read::WorkflowRuns(repository, sha) => {
+                    let runs = github.workflow_runs(&repository, &sha).await?;
+                    facts.add_workflow_runs(&repository, &sha, runs);
+                }
+            }
         }
     }
     Ok(facts)

@@ -83,11 +83,20 @@ fn shown(awaited: &Awaited, happened: bool) -> String {
         Awaited::LabelAdded { label } => format!("{not}labelled {label}"),
         Awaited::ReviewApproved => format!("{not}approved"),
         Awaited::PullRequestMerged => format!("{not}merged"),
-        Awaited::CheckSuiteCompleted { conclusion, .. } => {
-            format!("check suite {not}completed {conclusion}")
+        Awaited::CheckSuiteCompleted { conclusion } => {
+            let no = if happened { "" } else { "no " };
+            format!("{no}check suite {conclusion} on its head")
         }
-        Awaited::WorkflowRunCompleted { conclusion, .. } => {
-            format!("workflow run {not}completed {conclusion}")
+        Awaited::WorkflowRunCompleted {
+            conclusion,
+            workflow,
+        } => {
+            let no = if happened { "" } else { "no " };
+            let name = workflow
+                .as_deref()
+                .map(|n| format!("{n} "))
+                .unwrap_or_default();
+            format!("{no}workflow run {name}{conclusion} on its head")
         }
     }
 }
@@ -105,6 +114,15 @@ pub(super) fn report(play: &WaitingPlay, decision: &Decision) -> PlayReport {
                 Some(delivery.delivery_id.clone()),
             )
         }
+        Decision::NotYet {
+            awaited: Awaited::PullRequestMerged,
+            pull: None,
+        } => (
+            None,
+            "no open pull request, none merged since the play began".into(),
+            String::new(),
+            None,
+        ),
         Decision::NotYet { pull: None, .. } => {
             (None, "no open pull request".into(), String::new(), None)
         }
@@ -136,18 +154,6 @@ pub(super) fn report(play: &WaitingPlay, decision: &Decision) -> PlayReport {
                 "{} is a stage of a bare --stages list, which names no event; \
                  give reconcile the pipeline's definition (--pipeline)",
                 play.stage
-            ),
-            None,
-        ),
-        Decision::CannotTell(CannotTell::EventNotRead) => (
-            None,
-            String::new(),
-            format!(
-                "{} waits for {}, which reconcile does not read from GitHub",
-                play.stage,
-                play.awaited
-                    .as_ref()
-                    .map_or(String::new(), ToString::to_string)
             ),
             None,
         ),
