@@ -255,22 +255,9 @@ func expectedWorkflow(stage, taskID, repository, delivery, githubEvent string) m
 // The task-id rule on the shared vectors, through the Sensor's own transform: stagectl
 // reconcile is checked against the same file.
 func TestTheTaskIDRuleGivesTheSharedVectors(t *testing.T) {
-	var file struct {
-		Vectors []struct {
-			Labels []string `json:"labels"`
-			Branch string   `json:"branch"`
-			Task   string   `json:"task"`
-		} `json:"vectors"`
-	}
-	data, err := os.ReadFile("../vectors/task-id.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &file); err != nil {
-		t.Fatal(err)
-	}
+	vectors := taskIDVectors(t)
 	sensor := loadSensors(t)["waiting-pr-created"]
-	for i, vector := range file.Vectors {
+	for i, vector := range vectors {
 		body := payload(t, "pull_request/opened", webhook.SetLabels(vector.Labels...), webhook.SetBranch(vector.Branch))
 		event := deliver(t, "pull_request", fmt.Sprintf("vector-%d", i), body)
 		got, err := webhook.TaskID(sensor, event)
@@ -281,4 +268,60 @@ func TestTheTaskIDRuleGivesTheSharedVectors(t *testing.T) {
 			t.Errorf("labels %q, branch %q: task %q, want %q", vector.Labels, vector.Branch, got, vector.Task)
 		}
 	}
+}
+
+// A check suite's or workflow run's task is its head branch's, by the same rule (such payloads
+// carry no labels); the play's Sensors, which wait for pull request events, never fire for them.
+func TestChecksOnAHeadBranchNameItsTaskAndStartNoWaitOfThePlay(t *testing.T) {
+	vectors := taskIDVectors(t)
+	sensors := loadSensors(t)
+	checked := 0
+	for i, vector := range vectors {
+		if len(vector.Labels) > 0 {
+			continue
+		}
+		for _, kind := range []string{"check_suite", "workflow_run"} {
+			body := payload(t, kind+"/completed", webhook.SetHeadBranch(kind, vector.Branch))
+			event := deliver(t, kind, fmt.Sprintf("%s-vector-%d", kind, i), body)
+			got, err := webhook.TaskID(sensors["waiting-pr-created"], event)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != vector.Task {
+				t.Errorf("%s on branch %q: task %q, want %q", kind, vector.Branch, got, vector.Task)
+			}
+			for stage, sensor := range sensors {
+				if created := fire(t, sensor, event); len(created) != 0 {
+					t.Errorf("the sensor of %s fired for a %s: %v", stage, kind, created)
+				}
+			}
+			checked++
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d cases", checked)
+	}
+}
+
+// taskIDVector is a case of tests/vectors/task-id.json, which stagectl's own rule is checked
+// against too.
+type taskIDVector struct {
+	Labels []string `json:"labels"`
+	Branch string   `json:"branch"`
+	Task   string   `json:"task"`
+}
+
+func taskIDVectors(t *testing.T) []taskIDVector {
+	t.Helper()
+	var file struct {
+		Vectors []taskIDVector `json:"vectors"`
+	}
+	data, err := os.ReadFile("../vectors/task-id.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &file); err != nil {
+		t.Fatal(err)
+	}
+	return file.Vectors
 }

@@ -29,6 +29,9 @@ const POLICY_TEMPLATE: &str = include_str!("../templates/stage-machine-policy.ya
 /// The file the stage-machine policy and its binding are written to.
 pub const POLICY_FILE: &str = "stage-machine-policy.yaml";
 
+/// The GitHub EventSource, with the events of the pipeline's waits in place of `@EVENTS@`.
+const EVENT_SOURCE_TEMPLATE: &str = include_str!("../templates/github-eventsource.yaml");
+
 /// Every manifest the definition implies: the stage-machine policy, then the Sensors in the
 /// order of the waits.
 pub fn manifests(pipeline: &Pipeline) -> Vec<Manifest> {
@@ -39,7 +42,32 @@ pub fn manifests(pipeline: &Pipeline) -> Vec<Manifest> {
             text: sensor(pipeline, &stage, awaited),
         })
     });
-    std::iter::once(policy(pipeline)).chain(sensors).collect()
+    [policy(pipeline), event_source(pipeline)]
+        .into_iter()
+        .chain(sensors)
+        .collect()
+}
+
+/// The EventSource that receives GitHub's webhooks: only the kinds of events the pipeline's
+/// waits name, so that GitHub's other deliveries go no further than it.
+pub fn event_source(pipeline: &Pipeline) -> Manifest {
+    let mut events: Vec<&str> = pipeline
+        .waiting_stages()
+        .filter_map(|stage| pipeline.awaited(&stage).map(Awaited::github_event))
+        .collect();
+    events.sort_unstable();
+    events.dedup();
+    let list: String = events
+        .iter()
+        .map(|event| format!("        - {event}\n"))
+        .collect();
+    Manifest {
+        file: "github-eventsource.yaml".to_string(),
+        text: EVENT_SOURCE_TEMPLATE
+            .replace("@NAME@", pipeline.name())
+            .replace("@EVENT_LIST@", &events.join(", "))
+            .replace("@EVENTS@\n", &list),
+    }
 }
 
 /// The ValidatingAdmissionPolicy that holds every writer to the pipeline's stage machine, and
@@ -284,7 +312,7 @@ spec:
 ";
         let pipeline = crate::pipeline::parse(text, "odd.yaml").unwrap();
         let manifests = manifests(&pipeline);
-        assert_eq!(manifests.len(), 3);
+        assert_eq!(manifests.len(), 4);
         let policy: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&manifests[0].text)
             .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
             .collect();
@@ -296,7 +324,12 @@ spec:
             policy[1]["spec"]["policyName"],
             "stagectl-stage-machine-odd"
         );
-        for manifest in &manifests[1..] {
+        let source: serde_yaml::Value = serde_yaml::from_str(&manifests[1].text).unwrap();
+        assert_eq!(
+            source["spec"]["github"]["play"]["events"],
+            serde_yaml::from_str::<serde_yaml::Value>("[pull_request, workflow_run]").unwrap()
+        );
+        for manifest in &manifests[2..] {
             let sensor: serde_yaml::Value = serde_yaml::from_str(&manifest.text).unwrap();
             let resource = &sensor["spec"]["triggers"][0]["template"]["k8s"]["source"]["resource"];
             let parameters = resource["spec"]["arguments"]["parameters"]

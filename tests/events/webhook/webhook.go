@@ -92,6 +92,14 @@ func SetBranch(ref string) Change {
 	}
 }
 
+// SetHeadBranch sets the head branch of a check suite or workflow run payload: `kind` is the
+// payload's object (check_suite, workflow_run).
+func SetHeadBranch(kind, ref string) Change {
+	return func(body map[string]any) {
+		body[kind].(map[string]any)["head_branch"] = ref
+	}
+}
+
 func SetLabelEvent(name string) Change {
 	return func(body map[string]any) {
 		body["label"] = map[string]any{"id": 2, "name": name, "color": "0e8a16", "default": false}
