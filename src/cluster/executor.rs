@@ -93,6 +93,7 @@ impl Cluster {
             match current {
                 Step::Done(then) => return Ok(Swapped::Unchanged(then)),
                 Step::Refuse(why) => return Err(Error::refused(why)),
+                Step::Fail(kind, why) => return Err(Error::new(kind, why)),
                 Step::Wait(what) => {
                     may_wait(&op, wait_deadline, &what)?;
                     debug!(what = %what, "waiting");

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use super::Subject;
 use crate::cluster::{Change, Cluster, Scope, View, selector as equalities};
 use crate::core::labels::{self, Repository, TaskId};
+use crate::core::pipeline::Pipelines;
 use crate::core::record::StageRecord;
 use crate::core::stage::{Pipeline, Stage};
 use crate::error::Result;
@@ -89,13 +90,15 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
                 cluster.budget(),
             )
             .await?;
-        output::emit(&view.one(&StageRecord::from_meta(&observed.meta, &settings.pipeline)));
+        let pipeline = Pipelines::new(&settings.pipeline).of_or_fallback(&observed.meta);
+        output::emit(&view.one(&StageRecord::from_meta(&observed.meta, pipeline)));
         return Ok(());
     }
     let namespace = (!args.all_namespaces).then_some(cluster.namespace.as_str());
+    let mut pipelines = Pipelines::new(&settings.pipeline);
     let mut records: Vec<StageRecord> = cluster
         .list_pages(namespace, &selector, args.chunk_size, |meta| {
-            StageRecord::from_meta(meta, &settings.pipeline)
+            StageRecord::from_meta(meta, pipelines.of_or_fallback(meta))
         })
         .await?;
     if let Some(limit) = args.waiting_longer_than {
@@ -103,11 +106,7 @@ pub async fn run(settings: &Settings, args: &GetArgs) -> Result<()> {
             .ok()
             .and_then(|limit| now.checked_sub(limit).ok())
             .unwrap_or(Timestamp::MIN);
-        records.retain(|record| {
-            record
-                .waiting_since(&settings.pipeline)
-                .is_some_and(|since| since < before)
-        });
+        records.retain(|record| record.waiting_since().is_some_and(|since| since < before));
     }
     if records.is_empty() && view.is_table() {
         if let Some(limit) = args.waiting_longer_than {
@@ -173,7 +172,7 @@ async fn watch(
 /// and keeps the table's columns from one batch to the next.
 struct WatchPrinter {
     view: RecordView,
-    pipeline: Pipeline,
+    pipelines: Pipelines,
     shown: HashMap<(String, String), ShownState>,
     /// The list being received, until it is complete.
     listing: Vec<StageRecord>,
@@ -187,7 +186,7 @@ impl WatchPrinter {
     fn new(view: RecordView, pipeline: Pipeline) -> Self {
         WatchPrinter {
             view,
-            pipeline,
+            pipelines: Pipelines::new(&pipeline),
             shown: HashMap::new(),
             listing: Vec::new(),
             listed: false,
@@ -204,8 +203,10 @@ impl WatchPrinter {
                 return None;
             }
             Change::Item(meta) => {
-                self.listing
-                    .push(StageRecord::from_meta(&meta, &self.pipeline));
+                self.listing.push(StageRecord::from_meta(
+                    &meta,
+                    self.pipelines.of_or_fallback(&meta),
+                ));
                 return None;
             }
             Change::Listed if !self.listed => {
@@ -220,7 +221,7 @@ impl WatchPrinter {
                 .filter(|record| !self.is_shown(record))
                 .collect(),
             Change::Applied(meta) | Change::Deleted(meta) => {
-                let record = StageRecord::from_meta(&meta, &self.pipeline);
+                let record = StageRecord::from_meta(&meta, self.pipelines.of_or_fallback(&meta));
                 if self.is_shown(&record) {
                     return None;
                 }

@@ -10,7 +10,7 @@ use crate::cluster::Cluster;
 use crate::core::event::EventFacts;
 use crate::core::labels::{self, Repository, TaskId};
 use crate::core::latch::Delivery;
-use crate::core::resume::{EventRequest, check_facts};
+use crate::core::resume::EventRequest;
 use crate::core::stage::Stage;
 use crate::error::{Error, Result};
 use crate::operations::deliver::{Resumed, deliver};
@@ -119,11 +119,9 @@ impl FactArgs {
 pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let stage = waiting_stage(settings, &args.stage)?;
-    if let Some(facts) = args.facts.facts(args.event.as_deref())? {
-        check_facts(&settings.pipeline, &stage, &facts)?;
-    }
+    let facts = args.facts.facts(args.event.as_deref())?;
     let cluster = settings.connect().await?;
-    let request = event_request(settings, args, stage, &cluster.namespace)?;
+    let request = event_request(settings, args, (stage, facts), &cluster.namespace)?;
     let result = deliver(settings, &cluster, &request, args.wait_for_node).await;
     log_result(&cluster, &request, &result, started.elapsed());
     let done = result?;
@@ -140,10 +138,12 @@ pub async fn run(settings: &Settings, args: &ResumeArgs) -> Result<()> {
     Ok(())
 }
 
+/// The stage named: a wait of the pipeline given, or a stage it does not know, which the play's
+/// own pipeline decides once the play is read.
 fn waiting_stage(settings: &Settings, name: &str) -> Result<Stage> {
     let pipeline = &settings.pipeline;
-    let stage = pipeline.parse_stage(name)?;
-    if pipeline.is_waiting(&stage) {
+    let stage = pipeline.named_stage(name)?;
+    if pipeline.is_waiting(&stage) || !stage.is_known() {
         return Ok(stage);
     }
     Err(Error::usage(format!(
@@ -160,7 +160,7 @@ fn waiting_stage(settings: &Settings, name: &str) -> Result<Stage> {
 fn event_request(
     settings: &Settings,
     args: &ResumeArgs,
-    stage: Stage,
+    (stage, facts): (Stage, Option<EventFacts>),
     namespace: &str,
 ) -> Result<EventRequest> {
     let token = |what: &str, value: Option<&str>| -> Result<Option<String>> {
@@ -184,6 +184,7 @@ fn event_request(
             at: Timestamp::now(),
             by: settings.actor.clone(),
         },
+        facts,
     })
 }
 

@@ -34,7 +34,7 @@ pub async fn run(settings: &Settings, args: &RollbackArgs) -> Result<()> {
     let to = args
         .to
         .as_deref()
-        .map(|stage| settings.pipeline.parse_stage(stage))
+        .map(|stage| settings.pipeline.named_stage(stage))
         .transpose()?;
     let subject = Subject::validate(&args.workflow, None, None)?;
     let cluster = settings.connect().await?;
@@ -46,6 +46,7 @@ pub async fn run(settings: &Settings, args: &RollbackArgs) -> Result<()> {
         goal: Goal::Rollback { to },
         reason: args.reason.as_deref().map(clean_reason),
         actor: settings.actor.clone(),
+        carry: None,
     };
     let result = apply_change(settings, &cluster, &request).await;
     let change = report_change(&cluster, started, &request, result)?;

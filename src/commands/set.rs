@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::{Subject, apply_change, print_change, report_change};
 use crate::core::change::{ChangeRequest, Goal};
+use crate::core::pipeline;
 use crate::core::record::clean_reason;
 use crate::core::stage::Moves;
 use crate::error::Result;
@@ -52,7 +53,7 @@ pub struct SetArgs {
 
 pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
     let started = Instant::now();
-    let target = settings.pipeline.parse_stage(&args.stage)?;
+    let target = settings.pipeline.named_stage(&args.stage)?;
     let subject = Subject::validate(
         &args.workflow,
         args.task_id.as_deref(),
@@ -70,6 +71,10 @@ pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
         },
         reason: args.reason.as_deref().map(clean_reason),
         actor: settings.actor.clone(),
+        // The play's first step records the definition it runs under on the play.
+        carry: (target == settings.pipeline.first())
+            .then(|| pipeline::to_json(&settings.pipeline))
+            .flatten(),
     };
     let result = apply_change(settings, &cluster, &request).await;
     let change = report_change(&cluster, started, &request, result)?;

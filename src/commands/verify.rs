@@ -4,6 +4,7 @@ use clap::Args;
 
 use super::Subject;
 use crate::cluster::{Change, Cluster, Deadline, Scope, View};
+use crate::core::pipeline::Pipelines;
 use crate::core::record::StageRecord;
 use crate::core::stage::{Pipeline, Stage};
 use crate::error::{Error, Result};
@@ -34,7 +35,7 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<()> {
-    let stage = settings.pipeline.parse_stage(&args.stage)?;
+    let stage = settings.pipeline.named_stage(&args.stage)?;
     let subject = Subject::validate(&args.workflow, args.task_id.as_deref(), None)?;
     let cluster = &settings.connect().await?;
     let namespace = cluster.namespace.clone();
@@ -47,7 +48,10 @@ pub async fn run(settings: &Settings, args: &VerifyArgs) -> Result<()> {
         .await?;
     let pipeline = &settings.pipeline;
     let mut mismatch = check(
-        &StageRecord::from_meta(&observed.meta, pipeline),
+        &StageRecord::from_meta(
+            &observed.meta,
+            Pipelines::new(pipeline).of_or_fallback(&observed.meta),
+        ),
         &subject,
         &stage,
     );
@@ -101,7 +105,7 @@ fn check(record: &StageRecord, subject: &Subject, stage: &Stage) -> Option<Strin
         ));
     }
     match &record.stage {
-        Some(current) if current == stage => None,
+        Some(current) if current.name() == stage.name() => None,
         current => Some(format!(
             "workflow {} is at {}, not {stage}",
             subject.name,
@@ -138,7 +142,9 @@ async fn wait_for(
         };
         match change {
             Change::Item(meta) | Change::Applied(meta) => {
-                match check(&StageRecord::from_meta(&meta, pipeline), subject, stage) {
+                let record =
+                    StageRecord::from_meta(&meta, Pipelines::new(pipeline).of_or_fallback(&meta));
+                match check(&record, subject, stage) {
                     None => return Ok(None),
                     Some(why) => last = why,
                 }

@@ -17,10 +17,13 @@ use json_patch::Patch;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
+use std::sync::Arc;
+
 use crate::Step;
 use crate::labels::{self, Repository, TaskId, WorkflowName};
 use crate::latch::{self, LatchSlot};
 use crate::patch::{self, StageChange};
+use crate::pipeline;
 use crate::record::{self, ChangeKind, HistoryEntry, StageRecord};
 use crate::stage::{Moves, Pipeline, Stage, Transition};
 
@@ -49,6 +52,9 @@ pub struct ChangeRequest {
     pub reason: Option<String>,
     /// Who makes the change, for the history.
     pub actor: String,
+    /// The definition to record on a play at its first stage that carries none (the play's first
+    /// step): from then on, the play is decided by it, whatever definition stagectl is given.
+    pub carry: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -139,41 +145,143 @@ impl ChangeRequest {
                 entry: Some(landed.clone()),
             });
         }
-        let record = StageRecord::from_meta(observed, pipeline);
+        // The play's own pipeline decides, and the stages asked for are read against it.
+        let own = match pipeline::of_play(observed, pipeline) {
+            Ok(own) => own,
+            Err(err) => return Step::Fail(err.kind, err.message().to_string()),
+        };
+        let pipeline: &Pipeline = &own;
+        let goal = match self.goal_in(pipeline, observed) {
+            Ok(goal) => goal,
+            Err(err) => return Step::Fail(err.kind, err.message().to_string()),
+        };
+        let record = StageRecord::from_meta(observed, Arc::new(pipeline.clone()));
         if let Some(refusal) = self.identity_refusal(&record) {
             return Step::Refuse(refusal);
         }
         let Some(current) = record.stage.clone() else {
             return self.initialise(pipeline, observed, &record, now);
         };
-        let transition = match &self.goal {
+        let transition = match &goal {
             Goal::Set { target, moves } => pipeline.plan_set(&current, target, *moves),
             Goal::Rollback { to } => {
                 pipeline.plan_rollback(&current, record.failed_at.as_ref(), to.as_ref())
             }
         };
         match transition {
+            Transition::Noop if current == pipeline.first() && self.carries_to(observed) => {
+                self.record_pipeline(pipeline, observed, &current)
+            }
             Transition::Noop => {
                 let skip_wait = pipeline
                     .is_waiting(&current)
                     .then(|| latch::satisfied_early(observed, &current).is_some());
-                Step::Done(Planned {
-                    outcome: ChangeOutcome {
-                        workflow: self.workflow.to_string(),
-                        namespace: self.namespace.clone(),
-                        from: None,
-                        to: current.name().to_string(),
-                        outcome: ChangeResult::Noop,
-                        forced: false,
-                        skip_wait,
-                    },
-                    entry: None,
-                })
+                Step::Done(self.unchanged(&current, skip_wait))
             }
             Transition::Refuse(why) => Step::Refuse(format!("workflow {}: {why}", self.workflow)),
             Transition::Apply { from, to, .. } => {
                 self.write(pipeline, &from, &to, Some(observed), now)
             }
+        }
+    }
+
+    /// The goal with its stages read against the play's own pipeline: a stage named on the
+    /// command line that the play's pipeline does not know is bad input, as it is when the
+    /// caller's does not know it.
+    fn goal_in(&self, pipeline: &Pipeline, observed: &ObjectMeta) -> crate::Result<Goal> {
+        let carried = observed
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(pipeline::ANNOTATION));
+        let read = |stage: &Stage| {
+            pipeline.parse_stage(stage.name()).map_err(|err| {
+                if carried {
+                    crate::Error::usage(format!(
+                        "{} (of pipeline {}, which workflow {} carries)",
+                        err.message(),
+                        pipeline.name(),
+                        self.workflow
+                    ))
+                } else {
+                    err
+                }
+            })
+        };
+        Ok(match &self.goal {
+            Goal::Set { target, moves } => Goal::Set {
+                target: read(target)?,
+                moves: *moves,
+            },
+            Goal::Rollback { to } => Goal::Rollback {
+                to: to.as_ref().map(read).transpose()?,
+            },
+        })
+    }
+
+    /// Whether this change records its definition on the workflow: it has one to record, and
+    /// the workflow carries none.
+    fn carries_to(&self, observed: &ObjectMeta) -> bool {
+        self.carry.is_some()
+            && observed
+                .annotations
+                .as_ref()
+                .is_none_or(|a| !a.contains_key(pipeline::ANNOTATION))
+    }
+
+    /// The annotations that record the definition on a play: the definition, the stage order the
+    /// API server's policy reads, and the empty latches of its waits that are missing.
+    fn carried_annotations(
+        &self,
+        pipeline: &Pipeline,
+        observed: &ObjectMeta,
+    ) -> Vec<(String, String)> {
+        let Some(definition) = &self.carry else {
+            return Vec::new();
+        };
+        let mut annotations = vec![
+            (pipeline::ANNOTATION.to_string(), definition.clone()),
+            (
+                pipeline::STAGES_ANNOTATION.to_string(),
+                pipeline.stages().collect::<Vec<_>>().join(","),
+            ),
+        ];
+        annotations.extend(latch::empty_latches(pipeline));
+        let present = observed.annotations.as_ref();
+        annotations.retain(|(key, _)| present.is_none_or(|seen| !seen.contains_key(key)));
+        annotations
+    }
+
+    /// A play at its first stage that carries no definition: the first step records the one it
+    /// was given, under a test of the whole object as read.
+    fn record_pipeline(
+        &self,
+        pipeline: &Pipeline,
+        observed: &ObjectMeta,
+        current: &Stage,
+    ) -> Step<Planned> {
+        Step::Write {
+            patch: patch::add_annotations_at(
+                observed,
+                current.name(),
+                &self.carried_annotations(pipeline, observed),
+            ),
+            then: self.unchanged(current, None),
+        }
+    }
+
+    /// The outcome of a change that leaves the stage where it is.
+    fn unchanged(&self, current: &Stage, skip_wait: Option<bool>) -> Planned {
+        Planned {
+            outcome: ChangeOutcome {
+                workflow: self.workflow.to_string(),
+                namespace: self.namespace.clone(),
+                from: None,
+                to: current.name().to_string(),
+                outcome: ChangeResult::Noop,
+                forced: false,
+                skip_wait,
+            },
+            entry: None,
         }
     }
 
@@ -425,6 +533,7 @@ mod tests {
             },
             reason: None,
             actor: actor.into(),
+            carry: None,
         }
     }
 
@@ -616,5 +725,82 @@ mod tests {
             panic!("a rollback from failed")
         };
         assert_eq!(then.outcome.to, "pending");
+    }
+
+    /// Applies a write to the workflow `meta`, as the server would.
+    fn apply(meta: &ObjectMeta, step: &Step<Planned>) -> ObjectMeta {
+        let Step::Write { patch, .. } = step else {
+            panic!("not a write: {step:?}")
+        };
+        let mut workflow = json!({ "metadata": meta });
+        json_patch::patch(&mut workflow, patch).unwrap();
+        serde_json::from_value(workflow["metadata"].clone()).unwrap()
+    }
+
+    #[test]
+    fn the_first_step_records_its_definition_once_and_the_play_is_decided_by_it_after() {
+        let default = Pipeline::default();
+        let gated = crate::fixtures::gated();
+        let set = |pipeline: &Pipeline, stage: &str, carry| ChangeRequest {
+            goal: Goal::Set {
+                target: pipeline.named_stage(stage).unwrap(),
+                moves: Moves::Legal,
+            },
+            carry,
+            ..request("pod/step")
+        };
+        let start = set(&gated, "pending", crate::pipeline::to_json(&gated));
+        let fresh: ObjectMeta = serde_json::from_value(json!({
+            "name": "play-42",
+            "labels": {"current-stage": "pending"},
+            "annotations": {"stagectl.dev/latch-waiting-pr-created": ""},
+        }))
+        .unwrap();
+        let step = start.plan(&gated, &fresh, at(100), &[]);
+        let Step::Write { patch, .. } = &step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(
+            serde_json::to_value(&patch.0[0]).unwrap(),
+            json!({"op": "test", "path": "/metadata/labels/current-stage", "value": "pending"}),
+            "only the stage is tested: the controller's writes do not refuse it"
+        );
+        let carrying = apply(&fresh, &step);
+        let annotations = carrying.annotations.clone().unwrap();
+        assert_eq!(
+            annotations[crate::pipeline::STAGES_ANNOTATION],
+            "pending,waiting-pr-created,waiting-ci,waiting-run,waiting-ready-for-qa,waiting-merge,completed"
+        );
+        assert_eq!(annotations["stagectl.dev/latch-waiting-ci"], "");
+        assert!(matches!(
+            start.plan(&gated, &carrying, at(101), &[]),
+            Step::Done(_)
+        ));
+
+        // Later steps and operators given the built-in definition: the play's own decides.
+        let next =
+            set(&default, "waiting-pr-created", None).plan(&default, &carrying, at(102), &[]);
+        let at_pr = apply(&carrying, &next);
+        let skipping_ci =
+            set(&default, "waiting-ready-for-qa", None).plan(&default, &at_pr, at(103), &[]);
+        assert!(
+            matches!(&skipping_ci, Step::Refuse(why) if why.contains("needs it at \"waiting-run\"")),
+            "{skipping_ci:?}"
+        );
+        let ci = set(&default, "waiting-ci", None).plan(&default, &at_pr, at(104), &[]);
+        assert!(matches!(ci, Step::Write { .. }), "{ci:?}");
+        let unknown =
+            set(&default, "waiting-pr-approved", None).plan(&default, &at_pr, at(105), &[]);
+        assert!(
+            matches!(&unknown, Step::Fail(crate::error::Kind::Usage, why)
+                if why.contains("unknown stage") && why.contains("pipeline gated")),
+            "{unknown:?}"
+        );
+        // An operator's `set pending` with another definition does not replace the play's.
+        let other = set(&default, "pending", crate::pipeline::to_json(&default));
+        assert!(matches!(
+            other.plan(&default, &carrying, at(106), &[]),
+            Step::Done(_)
+        ));
     }
 }

@@ -9,6 +9,34 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use crate::delivery::Delivery;
 use crate::labels;
 use crate::record::{ChangeKind, HistoryEntry};
+use crate::stage::Pipeline;
+
+/// A pipeline with gates, for the decisions the shipped play never meets: a CI gate (check
+/// suites), a workflow-run gate and a merge gate.
+pub(crate) fn gated() -> Pipeline {
+    crate::pipeline::parse(
+        "apiVersion: stagectl.dev/v1alpha1
+kind: Pipeline
+metadata: {name: gated}
+spec:
+  stages:
+    - name: pending
+    - name: waiting-pr-created
+      releasedBy: {event: pull-request-opened}
+    - name: waiting-ci
+      releasedBy: {event: check-suite-completed, conclusion: success}
+    - name: waiting-run
+      releasedBy: {event: workflow-run-completed, conclusion: success, workflow: CI}
+    - name: waiting-ready-for-qa
+      releasedBy: {event: label-added, label: ready-for-qa}
+    - name: waiting-merge
+      releasedBy: {event: pull-request-merged}
+    - name: completed
+",
+        "gated.yaml",
+    )
+    .unwrap()
+}
 
 pub(crate) fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(seconds).unwrap()

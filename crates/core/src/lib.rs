@@ -62,6 +62,9 @@ pub enum Step<T> {
     Done(T),
     /// The workflow's state forbids it; the text says why and what to do.
     Refuse(String),
+    /// It cannot be decided, for the reason and with the exit code the error carries (a stage
+    /// the play's pipeline does not know; a definition the play carries that does not read).
+    Fail(error::Kind, String),
     /// Not yet: read again in a moment. The text says what is awaited, for when the wait runs out.
     Wait(String),
 }

@@ -127,6 +127,29 @@ pub(crate) fn initialise(
     Patch(ops)
 }
 
+/// Annotations `add`ed to a workflow still at `stage` (the play's definition, recorded by its
+/// first step). Their values are the same whoever writes them, and the API server's policy
+/// refuses any other once they are set, so only the stage is tested, not the whole object:
+/// the controller's status writes at a play's start do not make this patch fail. A workflow
+/// with no annotations at all gets the map under a test of the whole object, as in
+/// [`initialise`].
+pub(crate) fn add_annotations_at(
+    observed: &ObjectMeta,
+    stage: &str,
+    annotations: &[(String, String)],
+) -> Patch {
+    if observed.annotations.is_none() {
+        return initialise(observed, &[], annotations);
+    }
+    let mut ops = vec![test(&["metadata", "labels", labels::CURRENT_STAGE], stage)];
+    ops.extend(
+        annotations
+            .iter()
+            .map(|(key, value)| add(&["metadata", "annotations", key], value.as_str())),
+    );
+    Patch(ops)
+}
+
 /// Removes annotations that were seen on the workflow; used to trim the history. Each `test`
 /// keeps a concurrent trim from turning into an error for the other side.
 pub(crate) fn remove_annotations(seen: &[(String, String)]) -> Patch {

@@ -3,14 +3,26 @@
 //! GitHub event that releases it; the stage machine, the Sensors and reconcile's matching all
 //! come from it.
 
-use std::sync::LazyLock;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
-use serde::Deserialize;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::event::Awaited;
 use crate::labels::{is_label_value, shorten};
 use crate::stage::{FAILED, Pipeline, STAGE_NAME_MAX};
+
+/// The definition a play was started with, as JSON, written by its first step: every decision
+/// about the play reads it from there, so a definition changed later never moves a play of the
+/// earlier one.
+pub const ANNOTATION: &str = "stagectl.dev/pipeline";
+
+/// The same play's stage order, comma-separated: what the API server's policy (CEL, which has
+/// no JSON parser) reads of it.
+pub const STAGES_ANNOTATION: &str = "stagectl.dev/stages";
 
 pub const API_VERSION: &str = "stagectl.dev/v1alpha1";
 pub const KIND: &str = "Pipeline";
@@ -26,7 +38,7 @@ pub const NAME_MAX: usize = 30;
 /// not the place to find out that a file was the wrong one.
 pub const SIZE_MAX: usize = 256 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Definition {
     api_version: String,
@@ -35,23 +47,23 @@ struct Definition {
     spec: Spec,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct Metadata {
     name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct Spec {
     stages: Vec<StageDefinition>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct StageDefinition {
     name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     released_by: Option<Awaited>,
 }
 
@@ -83,18 +95,118 @@ pub fn parse(text: &str, source: &str) -> Result<Pipeline> {
             one_line(&err.to_string())
         ))
     })?;
-    definition.check().map_err(invalid)?;
-    let (stages, waits) = definition
-        .spec
-        .stages
-        .into_iter()
-        .map(|stage| (stage.name, stage.released_by))
-        .unzip();
-    Ok(Pipeline::from_parts(
-        definition.metadata.name,
-        stages,
-        waits,
-    ))
+    definition.into_pipeline().map_err(invalid)
+}
+
+/// The definition as one line of JSON, as a play carries it ([`ANNOTATION`]); None for a bare
+/// stage order (`--stages`), which names no events and so is no definition.
+pub fn to_json(pipeline: &Pipeline) -> Option<String> {
+    // A wait without an event (a bare stage order) makes the whole definition none.
+    let waits: Option<Vec<Option<Awaited>>> = pipeline
+        .stages()
+        .map(|name| {
+            let stage = pipeline.stage(name);
+            match pipeline.awaited(&stage) {
+                Some(awaited) => Some(Some(awaited.clone())),
+                None if pipeline.is_waiting(&stage) => None,
+                None => Some(None),
+            }
+        })
+        .collect();
+    let definition = Definition {
+        api_version: API_VERSION.into(),
+        kind: KIND.into(),
+        metadata: Metadata {
+            name: pipeline.name().into(),
+        },
+        spec: Spec {
+            stages: pipeline
+                .stages()
+                .zip(waits?)
+                .map(|(name, released_by)| StageDefinition {
+                    name: name.into(),
+                    released_by,
+                })
+                .collect(),
+        },
+    };
+    // Our own derived types, of strings and enums only: serializing cannot fail.
+    Some(serde_json::to_string(&definition).expect("a definition serializes"))
+}
+
+/// The pipeline a play carries ([`ANNOTATION`]), or `fallback` for a play that carries none
+/// (started before plays carried one, or by hand). One that does not read is refused: a play's
+/// stages are never guessed.
+pub fn of_play<'a>(meta: &ObjectMeta, fallback: &'a Pipeline) -> Result<Cow<'a, Pipeline>> {
+    let Some(text) = meta.annotations.as_ref().and_then(|a| a.get(ANNOTATION)) else {
+        return Ok(Cow::Borrowed(fallback));
+    };
+    carried(text, meta).map(Cow::Owned)
+}
+
+fn carried(text: &str, meta: &ObjectMeta) -> Result<Pipeline> {
+    let unreadable = |why: String| {
+        Error::refused(format!(
+            "workflow {} carries a {ANNOTATION} annotation that is no pipeline definition ({why}); \
+             the annotation is written once, by the play's first step: an operator of the \
+             break-glass group can restore it",
+            meta.name.as_deref().unwrap_or("<unnamed>")
+        ))
+    };
+    if text.len() > SIZE_MAX {
+        return Err(unreadable("too large".into()));
+    }
+    let definition: Definition =
+        serde_json::from_str(text).map_err(|err| unreadable(one_line(&err.to_string())))?;
+    definition.into_pipeline().map_err(unreadable)
+}
+
+/// The pipelines of many plays, each definition read once: plays of one pipeline carry the same
+/// text, and a list of thousands reads a handful.
+pub struct Pipelines {
+    fallback: Arc<Pipeline>,
+    carried: HashMap<String, Arc<Pipeline>>,
+}
+
+impl Pipelines {
+    pub fn new(fallback: &Pipeline) -> Self {
+        Self {
+            fallback: Arc::new(fallback.clone()),
+            carried: HashMap::new(),
+        }
+    }
+
+    /// The play's pipeline; one it carries that does not read is refused.
+    pub fn of(&mut self, meta: &ObjectMeta) -> Result<Arc<Pipeline>> {
+        let Some(text) = meta.annotations.as_ref().and_then(|a| a.get(ANNOTATION)) else {
+            return Ok(self.fallback.clone());
+        };
+        if let Some(known) = self.carried.get(text) {
+            return Ok(known.clone());
+        }
+        let pipeline = Arc::new(carried(text, meta)?);
+        self.carried.insert(text.clone(), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// The play's pipeline, or for one whose carried definition does not read, the fallback:
+    /// for showing plays, where one unreadable play must not hide the others.
+    pub fn of_or_fallback(&mut self, meta: &ObjectMeta) -> Arc<Pipeline> {
+        self.of(meta).unwrap_or_else(|_| self.fallback.clone())
+    }
+}
+
+impl Definition {
+    fn into_pipeline(self) -> std::result::Result<Pipeline, String> {
+        self.check()?;
+        let (stages, waits) = self
+            .spec
+            .stages
+            .into_iter()
+            .map(|stage| (stage.name, stage.released_by))
+            .unzip();
+        Ok(Pipeline::from_parts(self.metadata.name, stages, waits))
+    }
 }
 
 impl Definition {
@@ -345,6 +457,35 @@ spec:
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn a_play_carries_its_definition_and_is_read_by_it() {
+        let gated = parse(GOOD, "gated.yaml").unwrap();
+        let json = to_json(&gated).unwrap();
+        assert!(!json.contains('\n'));
+        let meta = |text: &str| ObjectMeta {
+            name: Some("play-1".into()),
+            annotations: Some([(ANNOTATION.to_string(), text.to_string())].into()),
+            ..ObjectMeta::default()
+        };
+        let default = Pipeline::default();
+        assert_eq!(*of_play(&meta(&json), &default).unwrap(), gated);
+        assert_eq!(
+            *of_play(&ObjectMeta::default(), &default).unwrap(),
+            default,
+            "a play that carries none is the fallback's"
+        );
+        let err = of_play(&meta("{\"kind\": 1}"), &default).unwrap_err();
+        assert_eq!(err.kind, crate::error::Kind::Refused);
+        assert!(err.message().contains("play-1"), "{}", err.message());
+        assert_eq!(to_json(&Pipeline::parse("a,b,c").unwrap()), None);
+
+        let mut pipelines = Pipelines::new(&default);
+        let first = pipelines.of(&meta(&json)).unwrap();
+        let again = pipelines.of(&meta(&json)).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "read once");
+        assert_eq!(*pipelines.of_or_fallback(&meta("nonsense")), default);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::labels::{Repository, TaskId};
 use crate::latch::Delivery;
 use crate::record::StageRecord;
 use crate::resume::EventRequest;
-use crate::stage::{Pipeline, Stage};
+use crate::stage::Stage;
 
 /// A play at a waiting stage that has not ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,21 +33,19 @@ pub struct WaitingPlay {
     pub created: Option<Timestamp>,
 }
 
-/// The plays among `records` that wait, in name order.
-pub fn waiting_plays(
-    pipeline: &Pipeline,
-    records: impl IntoIterator<Item = StageRecord>,
-) -> Vec<WaitingPlay> {
+/// The plays among `records` that wait, in name order, each at a wait of its own pipeline.
+pub fn waiting_plays(records: impl IntoIterator<Item = StageRecord>) -> Vec<WaitingPlay> {
     let mut waiting: Vec<WaitingPlay> = records
         .into_iter()
         .filter_map(|record| {
             let stage = record.stage.clone()?;
+            let pipeline = record.pipeline.clone();
             if record.ended || !pipeline.is_waiting(&stage) {
                 return None;
             }
             let repository_name = record.repository.clone().unwrap_or_default();
             Some(WaitingPlay {
-                since: record.waiting_since(pipeline),
+                since: record.waiting_since(),
                 created: record.created_at,
                 workflow: record.name,
                 awaited: pipeline.awaited(&stage).cloned(),
@@ -95,6 +93,8 @@ impl WaitingPlay {
                 at,
                 by: by.to_string(),
             },
+            // The play's own pipeline named the stage: nothing to match.
+            facts: None,
         }
     }
 }
@@ -346,6 +346,7 @@ pub fn run_failure(failures: Vec<Error>) -> Option<Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stage::Pipeline;
 
     fn play(name: &str, stage: &str, task: &str, repository: &str) -> WaitingPlay {
         let repository_name = repository.to_string();
@@ -524,24 +525,7 @@ mod tests {
     /// read once per head; the merged pull requests, read back to the play's creation, once.
     #[test]
     fn gates_read_what_completed_on_the_head_and_merges_since_the_play_began() {
-        let gated = crate::pipeline::parse(
-            "apiVersion: stagectl.dev/v1alpha1
-kind: Pipeline
-metadata: {name: gated}
-spec:
-  stages:
-    - name: pending
-    - name: waiting-ci
-      releasedBy: {event: check-suite-completed, conclusion: success}
-    - name: waiting-run
-      releasedBy: {event: workflow-run-completed, conclusion: success, workflow: CI}
-    - name: waiting-merge
-      releasedBy: {event: pull-request-merged}
-    - name: done
-",
-            "gated.yaml",
-        )
-        .unwrap();
+        let gated = crate::fixtures::gated();
         let at = |stage: &str, task: &str, created: i64| {
             let mut waiting = play("g", "waiting-pr-created", task, "acme/widgets");
             waiting.stage = gated.stage(stage);

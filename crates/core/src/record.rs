@@ -2,6 +2,7 @@
 //! stage, task, repository and the history of changes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -106,11 +107,15 @@ pub struct StageRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_at: Option<Stage>,
     pub history: Vec<HistoryEntry>,
+    /// The pipeline its stages were read against: the one the play carries, else the caller's.
+    #[serde(skip)]
+    pub pipeline: Arc<Pipeline>,
 }
 
 impl StageRecord {
-    /// Reads a workflow's labels and annotations; stages are read against `pipeline` once, here.
-    pub fn from_meta(meta: &ObjectMeta, pipeline: &Pipeline) -> Self {
+    /// Reads a workflow's labels and annotations; stages are read against `pipeline` (the play's
+    /// own, [`crate::pipeline::Pipelines`]) once, here.
+    pub fn from_meta(meta: &ObjectMeta, pipeline: Arc<Pipeline>) -> Self {
         let empty = BTreeMap::new();
         let labels = meta.labels.as_ref().unwrap_or(&empty);
         let annotations = meta.annotations.as_ref().unwrap_or(&empty);
@@ -122,7 +127,7 @@ impl StageRecord {
                 label(labels::REPOSITORY).map(|v| Repository::decode_label(&v).unwrap_or(v))
             });
         let history: Vec<HistoryEntry> = history(meta).into_values().collect();
-        let stage = current_stage(meta, pipeline);
+        let stage = current_stage(meta, &pipeline);
         // A failed play's stage before: its annotation, or for a play that failed before stagectl
         // wrote one, its last move into `failed` (which the API server's policy, reading only the
         // annotation, does not know).
@@ -155,14 +160,15 @@ impl StageRecord {
             created_at: meta.creation_timestamp.as_ref().map(|t| t.0),
             failed_at,
             history,
+            pipeline,
         }
     }
 
     /// Since when the play waits: it is at a waiting stage and has not ended, and this is when
     /// it entered the stage (its last change into it; else the time of its stage label).
-    pub fn waiting_since(&self, pipeline: &Pipeline) -> Option<Timestamp> {
+    pub fn waiting_since(&self) -> Option<Timestamp> {
         let stage = self.stage.as_ref()?;
-        if self.ended || !pipeline.is_waiting(stage) {
+        if self.ended || !self.pipeline.is_waiting(stage) {
             return None;
         }
         self.history
@@ -231,7 +237,7 @@ mod tests {
                 ("workflows.argoproj.io/phase", "Failed"),
             ],
         );
-        let record = StageRecord::from_meta(&meta, &Pipeline::default());
+        let record = StageRecord::from_meta(&meta, Arc::new(Pipeline::default()));
         assert_eq!(record.stage.as_ref().map(Stage::name), Some("failed"));
         assert_eq!(record.task_id.as_deref(), Some("42"));
         assert_eq!(record.repository.as_deref(), Some("acme/widgets"));
@@ -285,6 +291,7 @@ mod tests {
             ended: false,
             created_at: Some(at(10)),
             failed_at: None,
+            pipeline: Arc::new(pipeline.clone()),
             history: vec![
                 entry(100_000_000_000, "pending", "waiting-pr-created"),
                 entry(
@@ -294,13 +301,13 @@ mod tests {
                 ),
             ],
         };
-        assert_eq!(record.waiting_since(&pipeline), Some(at(200)));
+        assert_eq!(record.waiting_since(), Some(at(200)));
         record.history.clear();
-        assert_eq!(record.waiting_since(&pipeline), Some(at(500)));
+        assert_eq!(record.waiting_since(), Some(at(500)));
         record.ended = true;
-        assert_eq!(record.waiting_since(&pipeline), None);
+        assert_eq!(record.waiting_since(), None);
         record.ended = false;
         record.stage = Some(pipeline.stage("pending"));
-        assert_eq!(record.waiting_since(&pipeline), None);
+        assert_eq!(record.waiting_since(), None);
     }
 }

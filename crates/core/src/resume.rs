@@ -5,11 +5,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use crate::argo::{self, SuspendNode};
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
 use crate::event::EventFacts;
 use crate::labels::{self, Repository, TaskId};
 use crate::latch::{self, Delivery, LatchSlot, SeenAs};
 use crate::patch;
+use crate::pipeline;
 use crate::record::{current_stage, has_ended};
 use crate::stage::{Pipeline, Stage};
 use crate::{Observed, Step};
@@ -23,22 +26,16 @@ pub struct EventRequest {
     pub task_id: TaskId,
     pub repository: Option<Repository>,
     pub delivery: Delivery,
+    /// What the webhook's payload says, when a Sensor passed it: checked against the play's own
+    /// pipeline with the rule reconcile uses too ([`crate::event::Awaited::is_met_by`]).
+    pub facts: Option<EventFacts>,
 }
 
-/// Checks what a Sensor says of the event against the wait it names, with the rule reconcile
-/// uses too ([`crate::event::Awaited::is_met_by`]). A Sensor rendered from the same definition
-/// never sends one that fails; one that does was rendered from another definition, and nothing
-/// is written for it. A stage of a bare `--stages` list names no event: nothing to check.
-pub fn check_facts(pipeline: &Pipeline, stage: &Stage, facts: &EventFacts) -> Result<()> {
-    match pipeline.awaited(stage) {
-        Some(awaited) if !awaited.is_met_by(facts) => Err(Error::usage(format!(
-            "the event ({facts}) does not release {stage}, which waits for {awaited} in \
-             pipeline {}: the Sensor and the definition disagree; render the Sensors from the \
-             definition again (stagectl pipeline render)",
-            pipeline.name()
-        ))),
-        _ => Ok(()),
-    }
+/// The wait of a play an event is for, in the play's own pipeline.
+enum OwnWait<'p> {
+    At(Cow<'p, Pipeline>, Stage),
+    /// None of its waits: the answer says why.
+    Nowhere(Step<Resolution>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -201,13 +198,69 @@ impl EventRequest {
         }
     }
 
-    /// What the event does to the play as read (metadata and node status).
+    /// The play's own pipeline ([`pipeline::of_play`]) and the wait of it this event is for:
+    /// the stage the Sensor named, when it is a wait of the play's pipeline that the event's
+    /// facts release; else the wait the facts release (a Sensor rendered from another
+    /// definition than the play carries). An event that releases no wait of the play changes
+    /// nothing; a stage named by hand that the play's pipeline does not wait at is refused.
+    fn own_wait<'p>(&self, pipeline: &'p Pipeline, meta: &ObjectMeta) -> OwnWait<'p> {
+        let own = match pipeline::of_play(meta, pipeline) {
+            Ok(own) => own,
+            Err(err) => return OwnWait::Nowhere(Step::Fail(err.kind, err.message().to_string())),
+        };
+        let named = own.stage(self.stage.name());
+        let releases = |stage: &Stage| match (&self.facts, own.awaited(stage)) {
+            (Some(facts), Some(awaited)) => awaited.is_met_by(facts),
+            _ => true,
+        };
+        if own.is_waiting(&named) && releases(&named) {
+            return OwnWait::At(own, named);
+        }
+        let Some(facts) = &self.facts else {
+            return OwnWait::Nowhere(refuse(
+                meta,
+                format!(
+                    "its pipeline {} ({own}) has no wait {}",
+                    own.name(),
+                    self.stage
+                ),
+            ));
+        };
+        match own.released_by(facts) {
+            Some(stage) => OwnWait::At(own, stage),
+            None => OwnWait::Nowhere(Step::Done(resolved(
+                Outcome::Noop,
+                format!(
+                    "the event ({facts}) releases no wait of pipeline {}, which the play carries",
+                    own.name()
+                ),
+            ))),
+        }
+    }
+
+    /// This event, at `stage` of the play's own pipeline.
+    fn at(&self, stage: Stage) -> Self {
+        Self {
+            stage,
+            ..self.clone()
+        }
+    }
+
+    /// What the event does to the play as read (metadata and node status), decided by the
+    /// play's own pipeline.
     pub fn plan(&self, pipeline: &Pipeline, observed: &Observed) -> Step<Resolution> {
-        let stage = &self.stage;
-        let meta = &observed.meta;
-        if let Some(answer) = self.redelivered(meta) {
+        if let Some(answer) = self.redelivered(&observed.meta) {
             return Step::Done(answer);
         }
+        match self.own_wait(pipeline, &observed.meta) {
+            OwnWait::At(own, stage) => self.at(stage).plan_at(&own, observed),
+            OwnWait::Nowhere(answer) => answer,
+        }
+    }
+
+    fn plan_at(&self, pipeline: &Pipeline, observed: &Observed) -> Step<Resolution> {
+        let stage = &self.stage;
+        let meta = &observed.meta;
         let current = match self.stage_taking_events(pipeline, meta) {
             Ok(current) => current,
             Err(why) => return refuse(meta, why),
@@ -357,6 +410,19 @@ impl EventRequest {
     /// for a running play past the stage; any other event can no longer take effect. Ok is the
     /// no-op, Err the refusal.
     pub fn answer_ended(&self, pipeline: &Pipeline, meta: &ObjectMeta) -> Result<Resolution> {
+        match self.own_wait(pipeline, meta) {
+            OwnWait::At(own, stage) => self.at(stage).answer_ended_at(&own, meta),
+            OwnWait::Nowhere(Step::Done(answer)) => Ok(answer),
+            OwnWait::Nowhere(Step::Fail(kind, why)) => Err(Error::new(kind, why)),
+            OwnWait::Nowhere(_) => Err(Error::refused(format!(
+                "workflow {}: its pipeline has no wait {}",
+                name_of(meta),
+                self.stage
+            ))),
+        }
+    }
+
+    fn answer_ended_at(&self, pipeline: &Pipeline, meta: &ObjectMeta) -> Result<Resolution> {
         let stage = &self.stage;
         let name = name_of(meta);
         if let Some(seen) = self
@@ -419,6 +485,7 @@ mod tests {
             task_id: TaskId::parse("42").unwrap(),
             repository: Some(Repository::parse("acme/widgets").unwrap()),
             delivery: delivery(id),
+            facts: None,
         }
     }
 
@@ -636,5 +703,57 @@ mod tests {
         assert!(ended("pending").is_err());
         assert!(ended(S).is_err());
         assert!(ended("no-such-stage").is_err());
+    }
+
+    /// A play carrying a definition of its own (here one with gates) is decided by it,
+    /// whatever definition the Sensor was rendered from: the stage named when it is one of the
+    /// play's waits that the facts release, else the wait the facts release, else nothing.
+    #[test]
+    fn a_play_that_carries_its_definition_takes_events_by_it() {
+        let gated = crate::fixtures::gated();
+        let carried = [(
+            crate::pipeline::ANNOTATION.to_string(),
+            crate::pipeline::to_json(&gated).unwrap(),
+        )];
+        let node = |stage: &str| {
+            json!({"n": {"type": "Suspend", "phase": "Running",
+                         "inputs": {"parameters": [{"name": "stage", "value": stage}]}}})
+        };
+        let suite = |conclusion: &str| EventFacts {
+            conclusion: Some(conclusion.into()),
+            ..EventFacts::new("check_suite", "completed")
+        };
+        // A Sensor of another definition named a stage the play has not; the facts say which.
+        let event = EventRequest {
+            stage: p().stage("waiting-checks"),
+            facts: Some(suite("success")),
+            ..event("d")
+        };
+        let play = observed(at("waiting-ci", &carried), node("waiting-ci"));
+        assert!(matches!(event.plan(&p(), &play), Step::Write { .. }));
+        let failed = EventRequest {
+            facts: Some(suite("failure")),
+            ..event.clone()
+        };
+        assert!(noop(failed.plan(&p(), &play)).contains("releases no wait of pipeline gated"));
+        // By hand, without facts, a stage the play's pipeline does not wait at is refused.
+        let by_hand = EventRequest {
+            facts: None,
+            ..event.clone()
+        };
+        assert!(
+            matches!(by_hand.plan(&p(), &play), Step::Refuse(why) if why.contains("has no wait waiting-checks"))
+        );
+        // Before its wait, the event is latched for the stage of the play's own pipeline.
+        let early = observed(at("pending", &carried), json!({}));
+        let Step::Write { patch, .. } = event.plan(&p(), &early) else {
+            panic!("not latched")
+        };
+        assert!(
+            serde_json::to_string(&patch)
+                .unwrap()
+                .contains("latch-waiting-ci"),
+            "{patch:?}"
+        );
     }
 }

@@ -41,7 +41,7 @@ impl Stage {
     }
 
     /// Whether this is a stage of the pipeline it was read with, or `failed`.
-    pub(crate) fn is_known(&self) -> bool {
+    pub fn is_known(&self) -> bool {
         self.place != Place::Foreign
     }
 }
@@ -211,6 +211,21 @@ impl Pipeline {
                 shorten(name),
                 self.stages.join(", ")
             )))
+        }
+    }
+
+    /// A stage named on the command line for a play: one of this pipeline's, or `failed`, or a
+    /// label value this pipeline does not know, which the play's own pipeline (the definition
+    /// it carries) may: that is decided once the play is read, and refused there if it does
+    /// not. Anything else is refused now.
+    pub fn named_stage(&self, name: &str) -> Result<Stage> {
+        let stage = self.stage(name);
+        if stage.is_known()
+            || (is_label_value(name) && !name.is_empty() && name.len() <= STAGE_NAME_MAX)
+        {
+            Ok(stage)
+        } else {
+            self.parse_stage(name)
         }
     }
 

@@ -18,6 +18,7 @@ use report::{Action, PlayReport, Report, render, report, write_outputs};
 
 use crate::cluster::Cluster;
 use crate::core::labels;
+use crate::core::pipeline::Pipelines;
 use crate::core::reconcile::{self, Decision, GitHubFacts, Read, WaitingPlay};
 use crate::core::record::StageRecord;
 use crate::error::{Error, Result};
@@ -118,14 +119,16 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
         stored.cache.clone(),
     )?;
 
+    // Each play is decided by the definition it carries (the given one for a play without).
+    let mut pipelines = Pipelines::new(&settings.pipeline);
     let plays = cluster
         .list_labelled(
             Some(&namespace),
             &[(labels::WORKFLOW_TYPE, labels::PLAY.to_string())],
-            |meta| StageRecord::from_meta(meta, &settings.pipeline),
+            |meta| StageRecord::from_meta(meta, pipelines.of_or_fallback(meta)),
         )
         .await?;
-    let waiting = reconcile::waiting_plays(&settings.pipeline, plays);
+    let waiting = reconcile::waiting_plays(plays);
     // Everything GitHub says is read before anything is written.
     let facts = read_github(&github, &waiting).await?;
     let (reports, failures) = act(settings, args, &cluster, &waiting, &facts).await;

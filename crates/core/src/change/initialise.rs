@@ -37,7 +37,7 @@ impl ChangeRequest {
                 "create it from the play template, or make it one with `stagectl set {first} --task-id ID --repository OWNER/REPO`"
             ));
         };
-        if *target != first || !record.history.is_empty() {
+        if target.name() != first.name() || !record.history.is_empty() {
             return not_a_play("its stage label was removed; `stagectl get` shows its history");
         }
         let mut set_labels = vec![
@@ -54,6 +54,7 @@ impl ChangeRequest {
             repository.full_name().to_string(),
         )];
         set_annotations.extend(latch::empty_latches(pipeline));
+        set_annotations.extend(self.carried_annotations(pipeline, observed));
         let present = observed.annotations.as_ref();
         set_annotations.retain(|(key, _)| present.is_none_or(|seen| !seen.contains_key(key)));
         Step::Write {
