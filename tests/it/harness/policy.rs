@@ -33,8 +33,17 @@ impl StageMachinePolicy {
             Some(list) => stagectl_core::stage::Pipeline::parse(list).unwrap(),
             None => stagectl_core::stage::Pipeline::default(),
         };
+        Self::bind_pipeline(ns, &pipeline).await
+    }
+
+    /// Binds the policy rendered for `pipeline`; binding another pipeline's to the same
+    /// namespace later replaces it, as applying a changed definition's manifests does.
+    pub async fn bind_pipeline(
+        ns: &TestNamespace,
+        pipeline: &stagectl_core::stage::Pipeline,
+    ) -> Self {
         let policy_name = format!("stagectl-stage-machine-{}", ns.name);
-        let rendered = stagectl_core::render::policy(&pipeline);
+        let rendered = stagectl_core::render::policy(pipeline);
         for document in serde_yaml::Deserializer::from_str(&rendered.text) {
             let mut object: DynamicObject = serde::Deserialize::deserialize(document).unwrap();
             let kind = object.types.as_ref().unwrap().kind.clone();
