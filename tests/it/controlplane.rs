@@ -269,7 +269,14 @@ async fn a_restarted_server_keeps_its_port_or_does_not_start() {
     );
 
     control_plane.stop().await;
-    let taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|err| {
+        let holders = std::process::Command::new("ss")
+            .args(["-tanp", &format!("sport = :{port}")])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default();
+        panic!("port {port} after the stop: {err}; sockets on it:\n{holders}")
+    });
     assert!(
         !control_plane.start_succeeds().await,
         "started while its port was taken"
