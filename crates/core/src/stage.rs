@@ -18,7 +18,9 @@ pub(crate) const STAGE_NAME_MAX: usize = 50;
 /// Where a stage stands relative to the pipeline's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Place {
-    Ordered(usize),
+    /// Its index in the order (u32: a stage is carried by every record `get` keeps, and a
+    /// smaller one keeps 10,000 records smaller).
+    Ordered(u32),
     Failed,
     /// A label value that is no stage of this pipeline (another pipeline's, or hand-written).
     Foreign,
@@ -27,9 +29,13 @@ enum Place {
 /// A stage of a pipeline, or a foreign value found on a workflow. Made only by a [`Pipeline`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Stage {
-    name: String,
+    name: Box<str>,
     place: Place,
 }
+
+// A record `get` keeps holds two of these; a `String` label value is no larger (24 bytes), and
+// `get` of 10,000 plays is measured against that (docs/PERFORMANCE.md).
+const _: () = assert!(std::mem::size_of::<Option<Stage>>() == 24);
 
 impl Stage {
     pub fn name(&self) -> &str {
@@ -168,7 +174,7 @@ impl Pipeline {
     /// The event that releases a wait at `stage`, when the pipeline's definition names one.
     pub fn awaited(&self, stage: &Stage) -> Option<&Awaited> {
         match stage.place {
-            Place::Ordered(i) => self.waits.get(i)?.as_ref(),
+            Place::Ordered(i) => self.waits.get(i as usize)?.as_ref(),
             _ => None,
         }
     }
@@ -182,8 +188,8 @@ impl Pipeline {
 
     fn at(&self, index: usize) -> Stage {
         Stage {
-            name: self.stages[index].clone(),
-            place: Place::Ordered(index),
+            name: self.stages[index].as_str().into(),
+            place: Place::Ordered(u32::try_from(index).unwrap_or(u32::MAX)),
         }
     }
 
@@ -194,7 +200,7 @@ impl Pipeline {
             Some(index) => self.at(index),
             None if name == FAILED => self.failed(),
             None => Stage {
-                name: name.to_string(),
+                name: name.into(),
                 place: Place::Foreign,
             },
         }
@@ -231,7 +237,7 @@ impl Pipeline {
 
     pub fn failed(&self) -> Stage {
         Stage {
-            name: FAILED.to_string(),
+            name: FAILED.into(),
             place: Place::Failed,
         }
     }
@@ -250,7 +256,7 @@ impl Pipeline {
     }
 
     pub fn is_waiting(&self, stage: &Stage) -> bool {
-        matches!(stage.place, Place::Ordered(i) if i > 0 && i + 1 < self.stages.len())
+        matches!(stage.place, Place::Ordered(i) if i > 0 && (i as usize) + 1 < self.stages.len())
     }
 
     pub(crate) fn is_finished(&self, stage: &Stage) -> bool {
@@ -260,7 +266,7 @@ impl Pipeline {
     /// The stage a normal step forward into `target` starts from.
     pub(crate) fn predecessor(&self, target: &Stage) -> Option<Stage> {
         match target.place {
-            Place::Ordered(i) if i > 0 => Some(self.at(i - 1)),
+            Place::Ordered(i) if i > 0 => Some(self.at(i as usize - 1)),
             _ => None,
         }
     }
@@ -277,7 +283,8 @@ impl Pipeline {
     /// tests/vectors/stage-moves.json holds it as data for both.
     pub(crate) fn legal_targets(&self, current: &Stage, failed_at: Option<&Stage>) -> Vec<Stage> {
         match current.place {
-            Place::Ordered(i) if i + 1 < self.stages.len() => {
+            Place::Ordered(i) if (i as usize) + 1 < self.stages.len() => {
+                let i = i as usize;
                 let mut targets = vec![self.at(i + 1), self.failed()];
                 if i > 0 {
                     targets.push(self.at(i - 1));
@@ -286,7 +293,7 @@ impl Pipeline {
             }
             Place::Failed => failed_at
                 .filter(
-                    |stage| matches!(stage.place, Place::Ordered(i) if i + 1 < self.stages.len()),
+                    |stage| matches!(stage.place, Place::Ordered(i) if (i as usize) + 1 < self.stages.len()),
                 )
                 .into_iter()
                 .cloned()
