@@ -7,9 +7,10 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::cluster::{Cluster, ConnectOptions};
+use crate::core::labels;
+use crate::core::pipeline::{self, PIPELINE_ENV};
 use crate::core::record::clean_reason;
 use crate::core::stage::{Pipeline, STAGES_ENV};
-use crate::core::{labels, pipeline};
 use crate::error::{Error, Result};
 use crate::output::Format;
 
@@ -45,7 +46,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "STAGECTL_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// The pipeline definition (YAML, as workflow-templates/pipeline.yaml) for pipelines other
-    /// than the built-in play.
+    /// than the built-in play: a file, or the definition itself as one line of JSON (what
+    /// `stagectl pipeline definition` prints; a play template passes it to its first step).
     #[arg(long, global = true, env = PIPELINE_ENV, value_name = "FILE", conflicts_with = "stages")]
     pub pipeline: Option<PathBuf>,
     /// Only a stage order, comma-separated, with no events: what `--pipeline` says, without
@@ -107,12 +109,13 @@ impl Settings {
     }
 }
 
-/// Environment variable that names a pipeline definition, as `--pipeline` does.
-pub const PIPELINE_ENV: &str = "STAGECTL_PIPELINE";
-
-/// A definition from a file, read no further than the largest a definition may be.
+/// A definition from a file, read no further than the largest a definition may be; or given
+/// inline, as JSON (a path never starts with `{`).
 pub fn read_pipeline(path: &Path) -> Result<Pipeline> {
     use std::io::Read;
+    if let Some(inline) = path.to_str().filter(|p| p.trim_start().starts_with('{')) {
+        return pipeline::parse(inline, "given inline (--pipeline)");
+    }
     let shown = path.display();
     let mut text = String::new();
     std::fs::File::open(path)

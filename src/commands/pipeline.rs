@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use crate::core::agreement::{self, ManifestFile};
+use crate::core::pipeline;
 use crate::core::render;
 use crate::error::{Error, Result};
 use crate::output;
@@ -35,6 +36,9 @@ enum PipelineCommand {
         #[arg(long, short = 'd', value_name = "DIR")]
         output_dir: Option<PathBuf>,
     },
+    /// Print the definition as the one line of JSON a play carries, and a play template of a
+    /// pipeline of your own passes to its stage step (`--pipeline='…'`).
+    Definition,
     /// Check a directory of manifests against the definition: the play's template waits
     /// exactly once at each waiting stage and sets only its stages, and the Sensors are exactly
     /// what `render` writes. Exit 7 when anything disagrees, with one line for each.
@@ -70,6 +74,16 @@ pub fn run(settings: &Settings, args: &PipelineArgs) -> Result<()> {
                 written.push_str(&format!("{} written\n", path.display()));
             }
             output::emit(&written);
+            Ok(())
+        }
+        PipelineCommand::Definition => {
+            let json = pipeline::to_json(pipeline).ok_or_else(|| {
+                Error::usage(
+                    "a bare stage order (--stages) is no definition: it names no events; \
+                     give one with --pipeline FILE",
+                )
+            })?;
+            output::emit(&(json + "\n"));
             Ok(())
         }
         PipelineCommand::Check { dir } => {

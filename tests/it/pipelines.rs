@@ -92,6 +92,35 @@ async fn a_directory_that_disagrees_is_named_line_by_line() {
     assert!(run.stderr.contains("in 2 places"), "{}", run.stderr);
 }
 
+/// What `pipeline definition` prints is the definition itself: given back inline (as a play
+/// template passes it to its first step) it renders exactly what the file renders; inline JSON
+/// that is no definition is refused in one line.
+#[tokio::test]
+async fn the_printed_definition_given_inline_is_the_file() {
+    let file = repo_path("examples/pipelines/gated.yaml");
+    let file = file.to_str().unwrap();
+    let printed = stagectl(&["--pipeline", file, "pipeline", "definition"]).await;
+    printed.assert_code(0);
+    let line = printed.stdout.trim_end();
+    assert_eq!(printed.stdout.lines().count(), 1, "{}", printed.stdout);
+    let from_file = stagectl(&["--pipeline", file, "pipeline", "render"]).await;
+    let inline = stagectl(&["--pipeline", line, "pipeline", "render"]).await;
+    from_file.assert_code(0);
+    inline.assert_code(0);
+    assert_eq!(inline.stdout, from_file.stdout);
+    assert!(inline.stdout.contains("waiting-ci"));
+
+    let broken = stagectl(&["--pipeline", &line[..line.len() / 2], "pipeline", "render"]).await;
+    broken.assert_code(2);
+    assert_eq!(broken.error_lines().len(), 1, "{}", broken.stderr);
+    assert!(broken.stderr.contains("given inline"), "{}", broken.stderr);
+    assert!(broken.stdout.is_empty(), "{}", broken.stdout);
+
+    let bare = stagectl(&["--stages", "a,b,c", "pipeline", "definition"]).await;
+    bare.assert_code(2);
+    assert!(bare.stderr.contains("--pipeline FILE"), "{}", bare.stderr);
+}
+
 /// Each field of a definition wrong in turn: exit 2, one line that names the field, and nothing
 /// rendered.
 #[tokio::test]

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use crate::pipeline;
 use crate::render::Manifest;
 use crate::stage::{FAILED, Pipeline};
 
@@ -96,6 +97,74 @@ fn sets(template: &Value) -> Option<Sets> {
     })
 }
 
+/// The definition a stage step is given: none (stagectl's built-in play), inline (its JSON), or
+/// a file (which a check cannot read).
+enum Given {
+    BuiltIn,
+    Inline(String),
+    File(String),
+}
+
+fn given(template: &Value) -> Given {
+    let args: Vec<&str> = template["container"]["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let flag = args.iter().enumerate().find_map(|(i, arg)| {
+        arg.strip_prefix("--pipeline=").or_else(|| {
+            (*arg == "--pipeline")
+                .then(|| args.get(i + 1).copied())
+                .flatten()
+        })
+    });
+    let env = template["container"]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|var| var["name"] == pipeline::PIPELINE_ENV)
+        .and_then(|var| var["value"].as_str());
+    match flag.or(env) {
+        None => Given::BuiltIn,
+        Some(value) if value.trim_start().starts_with('{') => Given::Inline(value.to_string()),
+        Some(value) => Given::File(value.to_string()),
+    }
+}
+
+/// Whether the play's first step records this pipeline: the definition its stage step is given
+/// is the one checked against (the play carries what that step was given).
+fn records(pipeline: &Pipeline, template: &Value, play: &str) -> Option<String> {
+    let name = template["name"].as_str().unwrap_or("<unnamed>");
+    let wanted = pipeline::to_json(pipeline)?;
+    let built_in = pipeline::to_json(&Pipeline::default());
+    let hint = "pass it inline: --pipeline='<the line `stagectl pipeline definition` prints>'";
+    match given(template) {
+        Given::BuiltIn if built_in.as_deref() == Some(wanted.as_str()) => None,
+        Given::BuiltIn => Some(format!(
+            "template {play}: step {name} runs under stagectl's built-in play, so its plays \
+             would carry that, not pipeline {}; {hint}",
+            pipeline.name()
+        )),
+        Given::File(path) => Some(format!(
+            "template {play}: step {name} is given the definition in file {path}, which a check \
+             cannot read; {hint}"
+        )),
+        Given::Inline(text) => {
+            let same = pipeline::parse(&text, "inline")
+                .ok()
+                .and_then(|given| pipeline::to_json(&given))
+                == Some(wanted);
+            (!same).then(|| {
+                format!(
+                    "template {play}: step {name} is given another definition than pipeline {}; {hint}",
+                    pipeline.name()
+                )
+            })
+        }
+    }
+}
+
 /// Each call of a template by a DAG task or a step, with the `stage` argument it passes.
 fn calls(template: &Value) -> Vec<(&str, Option<&str>)> {
     let tasks = template["dag"]["tasks"].as_array().into_iter().flatten();
@@ -152,6 +221,9 @@ fn check_template(pipeline: &Pipeline, doc: &Value) -> Vec<String> {
             if waiting {
                 *waits.entry(stage.to_string()).or_default() += 1;
             } else {
+                if stage == pipeline.first().name() {
+                    problems.extend(records(pipeline, callee, play));
+                }
                 set.insert(stage.to_string());
             }
         }
@@ -329,6 +401,42 @@ mod tests {
         let mut templated = the_play();
         templated.push(call("wait", "{{workflow.parameters.stage}}"));
         assert!(problems(templated)[0].contains("no literal stage"));
+    }
+
+    #[test]
+    fn the_first_step_must_be_given_the_definition_checked_against() {
+        let step = |args: Value| json!({"name": "set-stage", "container": {"args": args}});
+        let built_in = Pipeline::default();
+        let gated = crate::fixtures::gated();
+        let inline = pipeline::to_json(&gated).unwrap();
+
+        assert_eq!(
+            records(&built_in, &step(json!(["set", "pending"])), "play"),
+            None
+        );
+        let found = records(&gated, &step(json!(["set", "pending"])), "play").unwrap();
+        assert!(found.contains("built-in play"), "{found}");
+
+        let flag = format!("--pipeline={inline}");
+        assert_eq!(
+            records(&gated, &step(json!(["set", flag, "pending"])), "play"),
+            None
+        );
+        let separate = json!(["--pipeline", inline, "set", "pending"]);
+        assert_eq!(records(&gated, &step(separate), "play"), None);
+        let env = json!({"name": "set-stage", "container": {"args": ["set", "pending"],
+            "env": [{"name": pipeline::PIPELINE_ENV, "value": inline}]}});
+        assert_eq!(records(&gated, &env, "play"), None);
+
+        let other = format!("--pipeline={}", pipeline::to_json(&built_in).unwrap());
+        let found = records(&gated, &step(json!(["set", other])), "play").unwrap();
+        assert!(found.contains("another definition"), "{found}");
+        let found = records(
+            &gated,
+            &step(json!(["set", "--pipeline=/etc/gated.yaml"])),
+            "play",
+        );
+        assert!(found.unwrap().contains("file /etc/gated.yaml"));
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub const ANNOTATION: &str = "stagectl.dev/pipeline";
 /// no JSON parser) reads of it.
 pub const STAGES_ANNOTATION: &str = "stagectl.dev/stages";
 
+/// Environment variable that names a pipeline definition (a file, or inline JSON), as
+/// `--pipeline` does.
+pub const PIPELINE_ENV: &str = "STAGECTL_PIPELINE";
+
 pub const API_VERSION: &str = "stagectl.dev/v1alpha1";
 pub const KIND: &str = "Pipeline";
 
