@@ -103,10 +103,10 @@ func lint(ctx context.Context, m manifests, template *wfv1.WorkflowTemplate) err
 
 func TestWorkflowTemplatesAndExamplesPassArgoValidation(t *testing.T) {
 	ctx := logging.InitLoggerInContext()
-	m := load(t, "../../workflow-templates", "../../examples")
-	for _, name := range []string{"play", "stage-resume"} {
+	m := load(t, "../../workflow-templates", "../../examples", "../../examples/pipelines/gated")
+	for _, name := range []string{"play", "stage-resume", "play-gated"} {
 		if _, ok := m.templates[name]; !ok {
-			t.Fatalf("no WorkflowTemplate %q in workflow-templates/", name)
+			t.Fatalf("no WorkflowTemplate %q in workflow-templates/ or examples/", name)
 		}
 	}
 	for name, template := range m.templates {

@@ -56,6 +56,33 @@ async fn the_shipped_manifests_are_what_the_shipped_definition_renders() {
     }
 }
 
+/// The example pipeline's directory is what its definition renders, and its play template agrees
+/// with it (its first step given the definition inline); checked against the play's definition
+/// instead, every difference is named.
+#[tokio::test]
+async fn the_gated_example_is_what_its_definition_renders() {
+    let dir = repo_path("examples/pipelines/gated");
+    let definition = dir.join("pipeline.yaml");
+    let (dir, definition) = (dir.to_str().unwrap(), definition.to_str().unwrap());
+    let run = stagectl(&["--pipeline", definition, "pipeline", "check", dir]).await;
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("agrees with pipeline gated"),
+        "{}",
+        run.stdout
+    );
+
+    let run = stagectl(&["pipeline", "check", dir]).await;
+    run.assert_code(7);
+    for says in [
+        "is given another definition than pipeline play",
+        "waits at \"waiting-ci\", which is no waiting stage of pipeline play",
+        "sensor-waiting-merged.yaml",
+    ] {
+        assert!(run.stdout.contains(says), "{says}: {}", run.stdout);
+    }
+}
+
 #[tokio::test]
 async fn a_directory_that_disagrees_is_named_line_by_line() {
     let dir = scratch("disagrees");
@@ -97,7 +124,7 @@ async fn a_directory_that_disagrees_is_named_line_by_line() {
 /// that is no definition is refused in one line.
 #[tokio::test]
 async fn the_printed_definition_given_inline_is_the_file() {
-    let file = repo_path("examples/pipelines/gated.yaml");
+    let file = repo_path("examples/pipelines/gated/pipeline.yaml");
     let file = file.to_str().unwrap();
     let printed = stagectl(&["--pipeline", file, "pipeline", "definition"]).await;
     printed.assert_code(0);

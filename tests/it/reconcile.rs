@@ -725,9 +725,9 @@ mod under_argo {
     }
 }
 
-/// A play of `task` of examples/pipelines/gated.yaml waiting at `stage`, its wait node running.
+/// A play of `task` of examples/pipelines/gated/pipeline.yaml waiting at `stage`, its wait node running.
 async fn gated_play(ns: &TestNamespace, task: &str, stage: &str) -> String {
-    let gated = crate::harness::repo_path("examples/pipelines/gated.yaml");
+    let gated = crate::harness::repo_path("examples/pipelines/gated/pipeline.yaml");
     let workflow = ns.create_play_of(task, "acme/widgets").await;
     for step in [
         "waiting-pr-created",
@@ -756,7 +756,7 @@ async fn gated_play(ns: &TestNamespace, task: &str, stage: &str) -> String {
     workflow
 }
 
-/// The gates of a pipeline of one's own (examples/pipelines/gated.yaml), recovered from what
+/// The gates of a pipeline of one's own (examples/pipelines/gated/pipeline.yaml), recovered from what
 /// GitHub lists: a check suite that passed on the head of the task's pull request (one that
 /// failed is no pass), and a merge since the play began (a pull request closed unmerged is none).
 #[tokio::test]
@@ -784,7 +784,7 @@ async fn a_gated_pipelines_ci_and_merge_gates_are_recovered_from_what_github_lis
     let closed = gated_play(&ns, "14", "waiting-merged").await;
     apply_rbac(&ns, false).await;
     let account = service_account_kubeconfig(&ns, "stagectl-reconcile").await;
-    let gated = crate::harness::repo_path("examples/pipelines/gated.yaml");
+    let gated = crate::harness::repo_path("examples/pipelines/gated/pipeline.yaml");
     let run = reconcile_as_cron(
         &ns,
         &account,
