@@ -129,6 +129,9 @@ pub enum Timing {
     OnTime,
     /// The agent sends nothing; the test sends the webhook itself once the play waits.
     SentByTest,
+    /// The change is made on GitHub (the stand-in, [`Play::on_github`]) and its webhook never
+    /// arrives: reconcile finds it.
+    Lost,
     None,
 }
 
@@ -153,6 +156,12 @@ impl Agent {
             ..Self::early()
         }
     }
+    pub const fn lost() -> Self {
+        Self {
+            event: Timing::Lost,
+            ..Self::early()
+        }
+    }
     pub const fn times(self, deliveries: u32) -> Self {
         Self { deliveries, ..self }
     }
@@ -167,6 +176,7 @@ impl Agent {
         let event = match self.event {
             Timing::Early => "early",
             Timing::OnTime => "on-time",
+            Timing::Lost => "dropped",
             Timing::SentByTest | Timing::None => "none",
         };
         format!(
@@ -183,6 +193,12 @@ pub struct Play {
     pub task: String,
     pub repository: String,
     pub agents: [Agent; 3],
+    /// For a play of the gated pipeline (examples/pipelines/gated): CI on the pull request's
+    /// head, whose event Rex's step sends (his push starts it), and the merge, whose event
+    /// Tess's step sends (her approval enables an auto-merge).
+    pub gates: Option<[Agent; 2]>,
+    /// The GitHub stand-in every agent makes its change on (their `--github`).
+    pub github: Option<String>,
 }
 
 impl Play {
@@ -191,7 +207,77 @@ impl Play {
             task: task.into(),
             repository: repository.into(),
             agents,
+            gates: None,
+            github: None,
         }
+    }
+
+    /// A play of the gated pipeline.
+    pub fn gated(task: &str, repository: &str, agents: [Agent; 3], gates: [Agent; 2]) -> Self {
+        Self {
+            gates: Some(gates),
+            ..Self::new(task, repository, agents)
+        }
+    }
+
+    pub fn on_github(self, github: &GitHubStandIn) -> Self {
+        Self {
+            github: Some(github.url.clone()),
+            ..self
+        }
+    }
+
+    /// The WorkflowTemplate the play is submitted from.
+    fn template(&self) -> &'static str {
+        match self.gates {
+            None => "play",
+            Some(_) => "play-gated",
+        }
+    }
+
+    /// Each waiting stage in order, the template's wait node of it, and who sends its event.
+    pub fn waits(&self) -> Vec<(&'static str, &'static str, Agent)> {
+        let [rex, cleo, tess] = self.agents;
+        match self.gates {
+            None => WAITS
+                .into_iter()
+                .zip(self.agents)
+                .map(|((stage, node), agent)| (stage, node, agent))
+                .collect(),
+            Some([ci, merge]) => vec![
+                ("waiting-pr-created", "wait-pr-created", rex),
+                ("waiting-ci", "wait-ci", ci),
+                ("waiting-ready-for-qa", "wait-ready-for-qa", cleo),
+                ("waiting-pr-approved", "wait-pr-approved", tess),
+                ("waiting-merged", "wait-merged", merge),
+            ],
+        }
+    }
+
+    /// The stages its history must show, in order.
+    pub fn path(&self) -> Vec<&'static str> {
+        let waits = self.waits().into_iter().map(|(stage, ..)| stage);
+        waits.chain(["completed"]).collect()
+    }
+
+    /// The command lines of Rex's, Cleo's and Tess's steps.
+    fn commands(&self) -> [String; 3] {
+        let [rex, cleo, tess] = self.agents;
+        let mut commands = [
+            rex.command("rex"),
+            cleo.command("cleo"),
+            tess.command("tess"),
+        ];
+        if let Some([ci, merge]) = self.gates {
+            commands[0] += &format!(" && {}", ci.command("ci"));
+            commands[2] += &format!(" && {}", merge.command("merge"));
+        }
+        if let Some(github) = &self.github {
+            for command in &mut commands {
+                *command = command.replace(" --task ", &format!(" --github {github} --task "));
+            }
+        }
+        commands
     }
 }
 
@@ -203,6 +289,8 @@ pub struct Plays {
     pub argo: Arc<Argo>,
     /// None for a test that sends no webhook ([`Plays::without_events`]).
     events: Option<Events>,
+    /// The pipeline's manifests: workflow-templates/, or examples/pipelines/gated/.
+    pipeline_dir: PathBuf,
     /// Plays run as in production: the API server enforces the stage machine on them.
     _policy: StageMachinePolicy,
     /// Last, so that it stops the installation after the namespace and the policy are gone.
@@ -301,9 +389,25 @@ impl Plays {
         Self::install(test, Instance::Alone(test.into()), true).await
     }
 
+    /// For a test of the gated pipeline's plays ([`Play::gated`]), beside others: its play
+    /// template, policy, EventSource and Sensors (examples/pipelines/gated) instead of the
+    /// play's, with the same RBAC and stage-resume template.
+    pub async fn gated(test: &str) -> Self {
+        Self::install_pipeline(test, Instance::Shared, true, "examples/pipelines/gated").await
+    }
+
+    async fn install(test: &str, instance: Instance, with_events: bool) -> Self {
+        Self::install_pipeline(test, instance, with_events, "workflow-templates").await
+    }
+
     /// How long each step took is printed (shown with a failure, or with --nocapture): where a
     /// slow suite's time goes.
-    async fn install(test: &str, instance: Instance, with_events: bool) -> Self {
+    async fn install_pipeline(
+        test: &str,
+        instance: Instance,
+        with_events: bool,
+        pipeline_dir: &str,
+    ) -> Self {
         let asked = tokio::time::Instant::now();
         let own = matches!(instance, Instance::Alone(_));
         let argo = argo(instance).await;
@@ -312,14 +416,18 @@ impl Plays {
         let ns = TestNamespace::create_on(&argo.kubeconfig, test).await;
         ns.apply_manifests(&[
             "workflow-templates/rbac.yaml",
-            "workflow-templates/play-workflow-template.yaml",
+            &format!("{pipeline_dir}/play-workflow-template.yaml"),
             "workflow-templates/stage-resume-template.yaml",
         ])
         .await;
-        let policy = StageMachinePolicy::bind(&ns).await;
+        let definition = std::fs::read_to_string(repo_path(pipeline_dir).join("pipeline.yaml"))
+            .expect("the pipeline's definition");
+        let pipeline = stagectl_core::pipeline::parse(&definition, pipeline_dir).unwrap();
+        let policy = StageMachinePolicy::bind_pipeline(&ns, &pipeline).await;
+        let pipeline_dir = repo_path(pipeline_dir);
         let installed = tokio::time::Instant::now();
         let events = match with_events {
-            true => Some(start_events(&argo, &ns.name).await),
+            true => Some(start_events(&argo, &ns.name, &pipeline_dir).await),
             false => None,
         };
         eprintln!(
@@ -333,6 +441,7 @@ impl Plays {
             ns,
             argo,
             events,
+            pipeline_dir,
             _policy: policy,
             _own_installation: own_installation,
         }
@@ -356,18 +465,14 @@ impl Plays {
     }
 
     fn workflow_of(play: &Play) -> DynamicObject {
-        let [rex, cleo, tess] = play.agents;
-        let commands = [
-            rex.command("rex"),
-            cleo.command("cleo"),
-            tess.command("tess"),
-        ];
-        play_workflow(
+        let mut workflow = play_workflow(
             json!({"generateName": format!("play-{}-", play.task)}),
             &play.task,
             &play.repository,
-            &commands,
-        )
+            &play.commands(),
+        );
+        workflow.data["spec"]["workflowTemplateRef"]["name"] = json!(play.template());
+        workflow
     }
 
     /// The reconcile CronWorkflow of workflow-templates/, with the stand-in's address, a
@@ -515,7 +620,7 @@ impl Plays {
     /// Starts what of the namespace's Argo Events is not running (after [`Events::kill`]), as
     /// its Deployment would; the EventSource serves at the same address.
     pub async fn restart_events(&self) {
-        let events = start_events(&self.argo, &self.ns.name).await;
+        let events = start_events(&self.argo, &self.ns.name, &self.pipeline_dir).await;
         assert_eq!(events.webhook_url, self.events().webhook_url);
     }
 
@@ -640,10 +745,12 @@ fn printed(stdout: &str, script: &str, key: &str) -> String {
         .to_string()
 }
 
-/// Runs tests/events/start for the namespace: the EventSource, EventBus and Sensors.
-async fn start_events(argo: &Argo, namespace: &str) -> Events {
+/// Runs tests/events/start for the namespace: the EventSource, EventBus and Sensors of the
+/// pipeline whose manifests are in `pipeline_dir`.
+async fn start_events(argo: &Argo, namespace: &str, pipeline_dir: &std::path::Path) -> Events {
     let output = tokio::process::Command::new(repo_path("tests/events/start"))
         .env("KUBECONFIG", &argo.kubeconfig)
+        .env("EVENTS_MANIFESTS", pipeline_dir)
         .arg(namespace)
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -726,8 +833,8 @@ pub async fn assert_completed_as_timed(plays: &Plays, play: &Play, workflow: &st
     assert_eq!(record["stage"], "completed");
     let history = record["history"].as_array().unwrap();
     let stages: Vec<&str> = history.iter().map(|h| h["to"].as_str().unwrap()).collect();
-    assert_eq!(stages, PATH, "{workflow}: {record:#}");
-    for ((stage, wait), agent) in WAITS.into_iter().zip(play.agents) {
+    assert_eq!(stages, play.path(), "{workflow}: {record:#}");
+    for (stage, wait, agent) in play.waits() {
         let entered = history.iter().find(|h| h["to"] == stage).unwrap();
         let nodes = nodes_named(&object, wait);
         assert_eq!(nodes.len(), 1, "{workflow} {wait}: {}", describe(&object));
@@ -739,7 +846,7 @@ pub async fn assert_completed_as_timed(plays: &Plays, play: &Play, workflow: &st
                     "{workflow}: {entered}"
                 );
             }
-            Timing::OnTime | Timing::SentByTest => {
+            Timing::OnTime | Timing::SentByTest | Timing::Lost => {
                 assert_eq!(
                     (&nodes[0]["type"], &nodes[0]["phase"]),
                     (&json!("Suspend"), &json!("Succeeded")),
@@ -1242,6 +1349,9 @@ async fn a_pod_of_an_image_the_runner_does_not_know_fails_with_a_message_that_sa
 async fn plays_at_once_keep_to_their_own_events_and_a_second_play_of_a_task_waits_its_turn() {
     plays_at_once("e2e-plays-at-once", 4).await;
 }
+
+/// The gated pipeline (examples/pipelines/gated): five waits, a CI gate and a merge gate.
+mod gated;
 
 /// The large version, for `make e2e`.
 mod full {

@@ -100,6 +100,19 @@ func SetHeadBranch(kind, ref string) Change {
 	}
 }
 
+// SetConclusion sets how a check suite or workflow run payload's run ended (`kind` as for
+// SetHeadBranch).
+func SetConclusion(kind, conclusion string) Change {
+	return func(body map[string]any) {
+		body[kind].(map[string]any)["conclusion"] = conclusion
+	}
+}
+
+// SetMerged sets whether a closed pull request payload's pull request was merged.
+func SetMerged(merged bool) Change {
+	return func(body map[string]any) { body["pull_request"].(map[string]any)["merged"] = merged }
+}
+
 func SetLabelEvent(name string) Change {
 	return func(body map[string]any) {
 		body["label"] = map[string]any{"id": 2, "name": name, "color": "0e8a16", "default": false}

@@ -24,10 +24,6 @@ impl StageMachinePolicy {
 
     /// Binds the policy to `ns` with the default stage order; returns once the API server
     /// enforces it there.
-    pub async fn bind(ns: &TestNamespace) -> Self {
-        Self::bind_with_stages(ns, None).await
-    }
-
     pub async fn bind_with_stages(ns: &TestNamespace, stages: Option<&str>) -> Self {
         let pipeline = match stages {
             Some(list) => stagectl_core::stage::Pipeline::parse(list).unwrap(),

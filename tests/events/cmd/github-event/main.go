@@ -4,7 +4,7 @@
 // receiver answered, and exits as the sender does (0 on a 2xx). Test infrastructure, not part of
 // stagectl.
 //
-//	github-event -event pr-opened|ready-for-qa|approved -task 42 -repository acme/widgets -delivery ID \
+//	github-event -event pr-opened|ready-for-qa|approved|checks-passed|checks-failed|merged -task 42 -repository acme/widgets -delivery ID \
 //	  -payloads tests/events/testdata/github -url URL -secret-file FILE [-signature sha256|sha1-only|wrong|none]
 package main
 
@@ -36,10 +36,20 @@ var kinds = map[string]struct {
 	"approved": {"pull_request_review/submitted", "pull_request_review", func(task string) []webhook.Change {
 		return []webhook.Change{webhook.SetLabels("task-" + task), webhook.SetReviewState("approved")}
 	}},
+	// CI on the pull request's head: a check suite names its branch, not the pull request's labels.
+	"checks-passed": {"check_suite/completed", "check_suite", func(task string) []webhook.Change {
+		return []webhook.Change{webhook.SetHeadBranch("check_suite", "task-"+task+"-implementation"), webhook.SetConclusion("check_suite", "success")}
+	}},
+	"checks-failed": {"check_suite/completed", "check_suite", func(task string) []webhook.Change {
+		return []webhook.Change{webhook.SetHeadBranch("check_suite", "task-"+task+"-implementation"), webhook.SetConclusion("check_suite", "failure")}
+	}},
+	"merged": {"pull_request/closed", "pull_request", func(task string) []webhook.Change {
+		return []webhook.Change{webhook.SetLabels("task-" + task), webhook.SetBranch("task-" + task + "-implementation"), webhook.SetMerged(true)}
+	}},
 }
 
 func main() {
-	kind := flag.String("event", "", "pr-opened, ready-for-qa or approved")
+	kind := flag.String("event", "", "pr-opened, ready-for-qa, approved, checks-passed, checks-failed or merged")
 	task := flag.String("task", "", "the task id the pull request names")
 	repository := flag.String("repository", "", "OWNER/REPO the webhook comes from")
 	delivery := flag.String("delivery", "", "the X-GitHub-Delivery id")
@@ -50,7 +60,7 @@ func main() {
 	flag.Parse()
 	what, known := kinds[*kind]
 	if !known || *task == "" || *repository == "" || *delivery == "" || *payloads == "" || *url == "" || *secretFile == "" {
-		fmt.Fprintln(os.Stderr, "error: give -event pr-opened|ready-for-qa|approved, -task, -repository, -delivery, -payloads, -url and -secret-file")
+		fmt.Fprintln(os.Stderr, "error: give -event pr-opened|ready-for-qa|approved|checks-passed|checks-failed|merged, -task, -repository, -delivery, -payloads, -url and -secret-file")
 		os.Exit(2)
 	}
 	body, err := webhook.Payload(*payloads, what.payload, append(what.changes(*task), webhook.SetRepository(*repository))...)
