@@ -183,6 +183,7 @@ fn event_request(
             event: token("event", args.event.as_deref())?,
             at: Timestamp::now(),
             by: settings.actor.clone(),
+            verdict: Default::default(),
         },
         facts,
     })

@@ -9,7 +9,7 @@ use crate::core::change::{ChangeRequest, Goal};
 use crate::core::pipeline;
 use crate::core::record::clean_reason;
 use crate::core::stage::Moves;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::settings::Settings;
 
 pub const AFTER_HELP: &str = "\
@@ -88,5 +88,13 @@ pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
         })?;
     }
     print_change(settings, &change);
+    // Entering a gate whose failing event came early fails the play instead (its history
+    // names the event): the stage asked for was not reached, and the step must fail.
+    if change.to != target.name() {
+        return Err(Error::refused(format!(
+            "workflow {}: it went to {} instead of {target}: an early event fails that wait;              `stagectl get {}` shows it",
+            change.workflow, change.to, change.workflow
+        )));
+    }
     Ok(())
 }

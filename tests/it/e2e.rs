@@ -119,6 +119,8 @@ pub struct Agent {
     /// Deliveries after the first are new webhooks (new delivery ids), not GitHub redeliveries.
     pub new_deliveries: bool,
     pub exit: i32,
+    /// For CI (`ci`): the check suite failed.
+    pub failing: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -142,6 +144,7 @@ impl Agent {
             deliveries: 1,
             new_deliveries: false,
             exit: 0,
+            failing: false,
         }
     }
     pub const fn on_time() -> Self {
@@ -162,6 +165,13 @@ impl Agent {
             ..Self::early()
         }
     }
+    /// CI's check suite fails (its event is `checks-failed`).
+    pub const fn failing(self) -> Self {
+        Self {
+            failing: true,
+            ..self
+        }
+    }
     pub const fn times(self, deliveries: u32) -> Self {
         Self { deliveries, ..self }
     }
@@ -179,8 +189,13 @@ impl Agent {
             Timing::Lost => "dropped",
             Timing::SentByTest | Timing::None => "none",
         };
+        let conclusion = if self.failing {
+            " --conclusion failure"
+        } else {
+            ""
+        };
         format!(
-            r#"{role} --task "$TASK_ID" --repository "$REPOSITORY" --event {event} --deliveries {} --redeliver {} --exit {}"#,
+            r#"{role} --task "$TASK_ID" --repository "$REPOSITORY" --event {event} --deliveries {} --redeliver {} --exit {}{conclusion}"#,
             self.deliveries,
             if self.new_deliveries { "new" } else { "same" },
             self.exit

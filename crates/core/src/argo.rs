@@ -137,6 +137,39 @@ impl ActiveNode {
         message: &str,
         now: Timestamp,
     ) -> Result<Patch, String> {
+        let message = match &self.message {
+            Some(previous) => format!("{previous}; {message}"),
+            None => message.to_string(),
+        };
+        let mut ops = self.end(stage, "Succeeded", message, now)?;
+        ops.extend(self.supplied_outputs_set_to_defaults()?);
+        Ok(Patch(ops))
+    }
+
+    /// The patch that fails this node as `argo node set --phase Failed --message` does: phase
+    /// Failed, finishedAt `now`, the message replaced; the controller then fails the workflow.
+    /// The same `test` operations as [`Self::resume_patch`].
+    pub(crate) fn fail_patch(
+        &self,
+        stage: &Stage,
+        message: &str,
+        now: Timestamp,
+    ) -> Result<Patch, String> {
+        Ok(Patch(self.end(
+            stage,
+            "Failed",
+            message.to_string(),
+            now,
+        )?))
+    }
+
+    fn end(
+        &self,
+        stage: &Stage,
+        phase: &str,
+        message: String,
+        now: Timestamp,
+    ) -> Result<Vec<PatchOperation>, String> {
         let node_id = self.id.as_str();
         let node = |field| ["status", "nodes", node_id, field];
         // metav1.Time: RFC 3339 in whole seconds.
@@ -144,20 +177,14 @@ impl ActiveNode {
             .round(jiff::Unit::Second)
             .map_err(|e| e.to_string())?
             .to_string();
-        let message = match &self.message {
-            Some(previous) => format!("{previous}; {message}"),
-            None => message.to_string(),
-        };
-        let mut ops = vec![
+        Ok(vec![
             patch::test(&["metadata", "labels", labels::CURRENT_STAGE], stage.name()),
             patch::test(&node("type"), "Suspend"),
             patch::test(&node("phase"), "Running"),
-            patch::replace(&node("phase"), "Succeeded"),
+            patch::replace(&node("phase"), phase),
             patch::add(&node("finishedAt"), finished_at),
             patch::add(&node("message"), message),
-        ];
-        ops.extend(self.supplied_outputs_set_to_defaults()?);
-        Ok(Patch(ops))
+        ])
     }
 
     /// `argo resume` fills each output parameter the node waits to be supplied with its default.

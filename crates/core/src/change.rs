@@ -20,8 +20,9 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use crate::Step;
+use crate::event::Verdict;
 use crate::labels::{self, Repository, TaskId, WorkflowName};
-use crate::latch::{self, LatchSlot};
+use crate::latch::{self, Delivery, LatchSlot};
 use crate::patch::{self, StageChange};
 use crate::pipeline;
 use crate::record::{self, ChangeKind, HistoryEntry, StageRecord};
@@ -328,10 +329,16 @@ impl ChangeRequest {
         observed: Option<&ObjectMeta>,
         now: Timestamp,
     ) -> Step<Planned> {
-        let mut entry = self.entry(from, to, now);
         // Entering a waiting stage: its latch, as read (`None` inside when unread).
         let entered_latch = (self.kind() != ChangeKind::Rollback && pipeline.is_waiting(to))
             .then(|| observed.map(|meta| latch::latch_slot(meta, to)));
+        if let Some(Some(LatchSlot::Latched(delivery, text))) = &entered_latch
+            && delivery.verdict == Verdict::Fails
+            && let Some(observed) = observed
+        {
+            return self.fail_at_gate(pipeline, from, to, (delivery, text), observed, now);
+        }
+        let mut entry = self.entry(from, to, now);
         if let Some(Some(LatchSlot::Latched(delivery, _))) = &entered_latch {
             entry.wait_satisfied_by = Some(delivery.clone());
         }
@@ -354,6 +361,16 @@ impl ChangeRequest {
                 change.resource_version = observed.resource_version.clone();
             }
         }
+        self.written(pipeline, &change, entry)
+    }
+
+    /// The write of `change`, which records `entry`.
+    fn written(
+        &self,
+        pipeline: &Pipeline,
+        change: &StageChange,
+        entry: HistoryEntry,
+    ) -> Step<Planned> {
         Step::Write {
             patch: change.to_patch(),
             then: Planned {
@@ -361,6 +378,46 @@ impl ChangeRequest {
                 entry: Some(entry),
             },
         }
+    }
+
+    /// Entering `gate`, whose latch holds an early event that fails the play there (a failed
+    /// check): the play goes to `failed` instead, in the same compare-and-swap, the latch
+    /// consumed and the delivery in the history entry. The command then answers that the play
+    /// failed, since the stage asked for was not reached.
+    fn fail_at_gate(
+        &self,
+        pipeline: &Pipeline,
+        from: &Stage,
+        gate: &Stage,
+        (delivery, latched): (&Delivery, &String),
+        observed: &ObjectMeta,
+        now: Timestamp,
+    ) -> Step<Planned> {
+        let failed = pipeline.failed();
+        let mut entry = self.entry(from, &failed, now);
+        entry.reason = Some(record::clean_reason(&format!(
+            "{} failed the wait of {gate} before the play reached it{}",
+            delivery.describe(),
+            self.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        )));
+        entry.wait_satisfied_by = Some(delivery.clone());
+        let mut change = StageChange::new(from.name(), failed.name(), &entry);
+        change.set_annotations.push((
+            record::FAILED_AT_ANNOTATION.to_string(),
+            from.name().to_string(),
+        ));
+        let key = latch::latch_key(gate.name());
+        change
+            .expect_annotations
+            .push((key.clone(), latched.clone()));
+        change.set_annotations.push((key, String::new()));
+        if self.write_identity(&mut change, observed.labels.as_ref()) {
+            change.resource_version = observed.resource_version.clone();
+        }
+        self.written(pipeline, &change, entry)
     }
 
     /// The task and repository asked for: tested where the workflow has them (or is unread),
@@ -725,6 +782,60 @@ mod tests {
             panic!("a rollback from failed")
         };
         assert_eq!(then.outcome.to, "pending");
+    }
+
+    /// Entering a gate whose latch holds an early event that fails it (a failed check): the
+    /// play goes to `failed` instead, the latch consumed and the delivery in the history; the
+    /// same request read again knows its change landed.
+    #[test]
+    fn entering_a_gate_whose_latched_event_fails_it_fails_the_play() {
+        let gated = crate::fixtures::gated();
+        let mut failing = crate::fixtures::delivery("d-red", "pod/stage-resume");
+        failing.verdict = Verdict::Fails;
+        let meta: ObjectMeta = serde_json::from_value(json!({
+            "name": "play-42",
+            "labels": {"current-stage": "waiting-pr-created"},
+            "annotations": {
+                pipeline::ANNOTATION: pipeline::to_json(&gated).unwrap(),
+                "stagectl.dev/latch-waiting-ci": failing.to_annotation(),
+            },
+        }))
+        .unwrap();
+        let mut set = request("pod/update-to-waiting-ci");
+        set.goal = Goal::Set {
+            target: gated.stage("waiting-ci"),
+            moves: Moves::Legal,
+        };
+        let step = set.plan(&gated, &meta, at(100), &[]);
+        let Step::Write { then, .. } = &step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(then.outcome.to, "failed");
+        assert_eq!(then.outcome.skip_wait, None);
+        let after = apply(&meta, &step);
+        let annotations = after.annotations.clone().unwrap();
+        assert_eq!(annotations["stagectl.dev/latch-waiting-ci"], "");
+        assert_eq!(
+            annotations[record::FAILED_AT_ANNOTATION],
+            "waiting-pr-created"
+        );
+        let entry = then.entry.clone().unwrap();
+        assert_eq!(entry.wait_satisfied_by, Some(failing));
+        assert!(
+            entry
+                .reason
+                .unwrap()
+                .contains("failed the wait of waiting-ci")
+        );
+        assert_eq!(after.labels.as_ref().unwrap()["current-stage"], "failed");
+        let again = set.plan(&gated, &after, at(101), &attempted(&step));
+        assert!(matches!(again, Step::Done(Planned { ref outcome, .. }) if outcome.to == "failed"));
+        // Unread, the step forward tests the empty latch: it cannot skip the failing event.
+        let Some(Step::Write { patch, .. }) = set.plan_unread(&gated, at(102)) else {
+            panic!("a step forward is planned unread")
+        };
+        let mut workflow = json!({ "metadata": meta });
+        assert!(json_patch::patch(&mut workflow, &patch).is_err());
     }
 
     /// Applies a write to the workflow `meta`, as the server would.

@@ -3,6 +3,8 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::event::Verdict;
+
 /// One webhook delivery: what happened, and GitHub's id for it (kept across redeliveries).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -13,14 +15,22 @@ pub struct Delivery {
     pub event: Option<String>,
     pub at: Timestamp,
     pub by: String,
+    /// Whether the event releases its wait or fails the play there; recorded only when it fails.
+    #[serde(default, skip_serializing_if = "Verdict::is_releases")]
+    pub verdict: Verdict,
 }
 
 impl Delivery {
     pub fn describe(&self) -> String {
         format!(
-            "{} (delivery {})",
+            "{} (delivery {}){}",
             self.event.as_deref().unwrap_or("event"),
-            self.delivery_id.as_deref().unwrap_or("without id")
+            self.delivery_id.as_deref().unwrap_or("without id"),
+            if self.verdict.is_releases() {
+                ""
+            } else {
+                ", which fails its wait"
+            }
         )
     }
 

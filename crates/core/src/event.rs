@@ -85,6 +85,22 @@ pub enum Awaited {
     },
 }
 
+/// What an event does to the wait it is for: releases it (its `releasedBy`), or fails the play
+/// there (its `failedBy`: a failed check at a CI gate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    #[default]
+    Releases,
+    Fails,
+}
+
+impl Verdict {
+    pub fn is_releases(&self) -> bool {
+        *self == Self::Releases
+    }
+}
+
 /// What a webhook delivery says, as far as a wait cares: the Sensor passes these fields to
 /// `stagectl resume`, and reconcile builds them from what GitHub's REST API lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use crate::record::{ChangeKind, HistoryEntry};
 use crate::stage::Pipeline;
 
 /// A pipeline with gates, for the decisions the shipped play never meets: a CI gate (check
-/// suites), a workflow-run gate and a merge gate.
+/// suites; a failed one fails the play), a workflow-run gate and a merge gate.
 pub(crate) fn gated() -> Pipeline {
     crate::pipeline::parse(
         "apiVersion: stagectl.dev/v1alpha1
@@ -25,6 +25,7 @@ spec:
       releasedBy: {event: pull-request-opened}
     - name: waiting-ci
       releasedBy: {event: check-suite-completed, conclusion: success}
+      failedBy: {event: check-suite-completed, conclusion: failure}
     - name: waiting-run
       releasedBy: {event: workflow-run-completed, conclusion: success, workflow: CI}
     - name: waiting-ready-for-qa
@@ -49,6 +50,7 @@ pub(crate) fn delivery(id: &str, by: &str) -> Delivery {
         event: Some("pull_request".into()),
         at: at(1_790_000_000),
         by: by.into(),
+        verdict: Default::default(),
     }
 }
 

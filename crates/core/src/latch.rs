@@ -53,6 +53,7 @@ pub(crate) fn latch_slot(meta: &ObjectMeta, stage: &Stage) -> LatchSlot {
                     event: None,
                     at: Timestamp::UNIX_EPOCH,
                     by: "unknown".into(),
+                    verdict: Default::default(),
                 },
                 value.clone(),
             ),
@@ -82,6 +83,9 @@ impl Seen {
         match self.how {
             SeenAs::Latched => format!("it is latched for {}", self.stage),
             SeenAs::Resumed => format!("it resumed the wait of {}", self.stage),
+            SeenAs::SatisfiedEarly if !self.delivery.verdict.is_releases() => {
+                format!("it failed the play before its wait ({})", self.stage)
+            }
             SeenAs::SatisfiedEarly => format!("it satisfied the wait of {} early", self.stage),
         }
     }

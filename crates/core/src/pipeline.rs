@@ -69,6 +69,9 @@ struct StageDefinition {
     name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     released_by: Option<Awaited>,
+    /// An event that ends the play `failed` at this wait instead (a failed check at a gate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed_by: Option<Awaited>,
 }
 
 static DEFAULT: LazyLock<Pipeline> = LazyLock::new(|| {
@@ -130,6 +133,7 @@ pub fn to_json(pipeline: &Pipeline) -> Option<String> {
                 .map(|(name, released_by)| StageDefinition {
                     name: name.into(),
                     released_by,
+                    failed_by: pipeline.failing(&pipeline.stage(name)).cloned(),
                 })
                 .collect(),
         },
@@ -203,13 +207,20 @@ impl Pipelines {
 impl Definition {
     fn into_pipeline(self) -> std::result::Result<Pipeline, String> {
         self.check()?;
-        let (stages, waits) = self
-            .spec
-            .stages
-            .into_iter()
-            .map(|stage| (stage.name, stage.released_by))
-            .unzip();
-        Ok(Pipeline::from_parts(self.metadata.name, stages, waits))
+        let mut stages = Vec::new();
+        let mut waits = Vec::new();
+        let mut failures = Vec::new();
+        for stage in self.spec.stages {
+            stages.push(stage.name);
+            waits.push(stage.released_by);
+            failures.push(stage.failed_by);
+        }
+        Ok(Pipeline::from_parts(
+            self.metadata.name,
+            stages,
+            waits,
+            failures,
+        ))
     }
 }
 
@@ -278,23 +289,41 @@ impl StageDefinition {
                  name the event that releases it, e.g. {{event: pull-request-opened}}",
                 field("releasedBy")
             )),
-            (Some(_), false) => Err(format!(
-                "{}: stage {name:?} is the {} stage, which waits for nothing: remove releasedBy",
-                field("releasedBy"),
-                if i == 0 { "first" } else { "last" }
-            )),
-            (Some(awaited), true) => check_event(awaited, i, stages),
+            (Some(_), false) => Err(self.waits_for_nothing("releasedBy", i)),
+            (Some(awaited), true) => check_event(awaited, "releasedBy", i, stages),
             (None, false) => Ok(()),
+        }?;
+        match (&self.failed_by, waits) {
+            (Some(_), false) => Err(self.waits_for_nothing("failedBy", i)),
+            (Some(failing), true) => check_event(failing, "failedBy", i, stages),
+            (None, _) => Ok(()),
         }
+    }
+
+    /// The refusal of an event (`what`) named at the first or the last stage.
+    fn waits_for_nothing(&self, what: &str, i: usize) -> String {
+        format!(
+            "spec.stages[{i}].{what}: stage {:?} is the {} stage, which waits for nothing: remove {what}",
+            self.name,
+            if i == 0 { "first" } else { "last" }
+        )
+    }
+
+    /// The events this stage names: what releases its wait, then what fails it.
+    fn events(&self) -> impl Iterator<Item = &Awaited> {
+        self.released_by.iter().chain(&self.failed_by)
     }
 }
 
+/// An event a stage names (`what`: releasedBy or failedBy): its names well formed, and no event
+/// that one named before it could also be, since then what an event does would be a guess.
 fn check_event(
     awaited: &Awaited,
+    what: &str,
     i: usize,
     stages: &[StageDefinition],
 ) -> std::result::Result<(), String> {
-    let field = format!("spec.stages[{i}].releasedBy");
+    let field = format!("spec.stages[{i}].{what}");
     let named = |what: &str, value: &str| {
         if value.is_empty() || value.len() > 100 || value.chars().any(char::is_control) {
             Err(format!(
@@ -313,17 +342,33 @@ fn check_event(
         } => named("workflow", workflow)?,
         _ => {}
     }
+    // Before this one: the events of earlier stages, and this stage's releasedBy when this is
+    // its failedBy.
+    let own_release = (what == "failedBy")
+        .then_some(stages[i].released_by.as_ref())
+        .flatten();
     let earlier = stages[..i]
         .iter()
-        .find(|s| s.released_by.as_ref().is_some_and(|e| e.overlaps(awaited)));
+        .flat_map(|s| s.events().map(move |e| (s, e)))
+        .chain(own_release.map(|e| (&stages[i], e)))
+        .find(|(_, e)| e.overlaps(awaited));
     match earlier {
-        Some(other) => Err(format!(
-            "{field}: {awaited} already releases {:?}; one event releases one wait, so give \
-             each wait its own event",
+        Some((other, event)) => Err(format!(
+            "{field}: {awaited} already {} {:?}; one event decides one wait, one way: give \
+             each its own event",
+            if stages_releases(other, event) {
+                "releases"
+            } else {
+                "fails"
+            },
             other.name
         )),
         None => Ok(()),
     }
+}
+
+fn stages_releases(stage: &StageDefinition, event: &Awaited) -> bool {
+    stage.released_by.as_ref() == Some(event)
 }
 
 /// A DNS label as Kubernetes names objects: lower-case letters, digits and '-', starting with
@@ -346,7 +391,7 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Conclusion;
+    use crate::event::{Conclusion, EventFacts, Verdict};
 
     #[test]
     fn the_shipped_definition_is_the_play() {
@@ -448,6 +493,21 @@ spec:
                 "    - name: pending\n      color: blue\n",
                 "unknown field `color`",
             ),
+            (
+                "    - name: pending\n",
+                "    - name: pending\n      failedBy: {event: pull-request-merged}\n",
+                "spec.stages[0].failedBy",
+            ),
+            (
+                "releasedBy: {event: pull-request-merged}\n",
+                "releasedBy: {event: pull-request-merged}\n      failedBy: {event: pull-request-merged}\n",
+                "spec.stages[2].failedBy: pull request merged already releases \"waiting-merge\"",
+            ),
+            (
+                "releasedBy: {event: pull-request-merged}\n",
+                "releasedBy: {event: pull-request-merged}\n      failedBy: {event: workflow-run-completed, conclusion: success}\n",
+                "already releases \"waiting-ci\"",
+            ),
         ];
         for (good, bad, named) in cases {
             assert!(GOOD.contains(good), "{good}");
@@ -461,6 +521,33 @@ spec:
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn a_failed_by_event_is_read_and_carried() {
+        let text = GOOD.replace(
+            "      releasedBy: {event: workflow-run-completed, conclusion: success, workflow: CI}\n",
+            "      releasedBy: {event: workflow-run-completed, conclusion: success, workflow: CI}\n      failedBy: {event: workflow-run-completed, conclusion: failure, workflow: CI}\n",
+        );
+        let pipeline = parse(&text, "gated.yaml").unwrap();
+        let ci = pipeline.stage("waiting-ci");
+        let run = |conclusion: &str| EventFacts {
+            conclusion: Some(conclusion.into()),
+            workflow: Some("CI".into()),
+            ..EventFacts::new("workflow_run", "completed")
+        };
+        assert_eq!(
+            pipeline.verdict(&ci, &run("success")),
+            Some(Verdict::Releases)
+        );
+        assert_eq!(pipeline.verdict(&ci, &run("failure")), Some(Verdict::Fails));
+        assert_eq!(pipeline.verdict(&ci, &run("cancelled")), None);
+        assert_eq!(
+            pipeline.decided_by(&run("failure")),
+            Some((ci, Verdict::Fails))
+        );
+        let carried = parse(&to_json(&pipeline).unwrap(), "carried").unwrap();
+        assert_eq!(carried, pipeline);
     }
 
     #[test]

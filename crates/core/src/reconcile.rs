@@ -92,6 +92,7 @@ impl WaitingPlay {
                 event: Some(deliver.awaited.github_event().to_string()),
                 at,
                 by: by.to_string(),
+                verdict: Default::default(),
             },
             // The play's own pipeline named the stage: nothing to match.
             facts: None,

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::event::Awaited;
+use crate::event::{Awaited, Verdict};
 use crate::stage::{Pipeline, Stage};
 
 /// The task-id rule (workflow-templates/task-id.jq): every Sensor carries it as its
@@ -33,14 +33,23 @@ pub const POLICY_FILE: &str = "stage-machine-policy.yaml";
 const EVENT_SOURCE_TEMPLATE: &str = include_str!("../templates/github-eventsource.yaml");
 
 /// Every manifest the definition implies: the stage-machine policy, then the Sensors in the
-/// order of the waits.
+/// order of the waits (a wait's `failedBy` Sensor after its `releasedBy` one).
 pub fn manifests(pipeline: &Pipeline) -> Vec<Manifest> {
-    let sensors = pipeline.waiting_stages().filter_map(|stage| {
-        let awaited = pipeline.awaited(&stage)?;
-        Some(Manifest {
-            file: format!("sensor-{}.yaml", stage.name()),
-            text: sensor(pipeline, &stage, awaited),
-        })
+    let sensors = pipeline.waiting_stages().flat_map(|stage| {
+        let released = pipeline
+            .awaited(&stage)
+            .map(|awaited| (awaited, Verdict::Releases, ""));
+        let failed = pipeline
+            .failing(&stage)
+            .map(|awaited| (awaited, Verdict::Fails, "-failed"));
+        released
+            .into_iter()
+            .chain(failed)
+            .map(|(awaited, verdict, suffix)| Manifest {
+                file: format!("sensor-{}{suffix}.yaml", stage.name()),
+                text: sensor(pipeline, &stage, awaited, verdict),
+            })
+            .collect::<Vec<_>>()
     });
     [policy(pipeline), event_source(pipeline)]
         .into_iter()
@@ -53,7 +62,10 @@ pub fn manifests(pipeline: &Pipeline) -> Vec<Manifest> {
 pub fn event_source(pipeline: &Pipeline) -> Manifest {
     let mut events: Vec<&str> = pipeline
         .waiting_stages()
-        .filter_map(|stage| pipeline.awaited(&stage).map(Awaited::github_event))
+        .flat_map(|stage| {
+            let events = [pipeline.awaited(&stage), pipeline.failing(&stage)];
+            events.into_iter().flatten().map(Awaited::github_event)
+        })
         .collect();
     events.sort_unstable();
     events.dedup();
@@ -86,10 +98,16 @@ pub fn policy(pipeline: &Pipeline) -> Manifest {
     }
 }
 
-/// The Sensor of one wait: it starts a stage-resume workflow for each delivery that releases
-/// it, and for nothing else.
-fn sensor(pipeline: &Pipeline, stage: &Stage, awaited: &Awaited) -> String {
-    let name = sensor_name(pipeline, stage);
+/// The Sensor of one wait and one verdict: it starts a stage-resume workflow for each delivery
+/// that releases the wait (or fails the play there), and for nothing else.
+fn sensor(pipeline: &Pipeline, stage: &Stage, awaited: &Awaited, verdict: Verdict) -> String {
+    let (name, does) = match verdict {
+        Verdict::Releases => (sensor_name(pipeline, stage), "resumes the play's wait"),
+        Verdict::Fails => (
+            format!("{}-failed", sensor_name(pipeline, stage)),
+            "fails the play at its wait",
+        ),
+    };
     let dependency = dependency_name(awaited);
     let mut out = String::new();
     let w = &mut out;
@@ -99,7 +117,7 @@ fn sensor(pipeline: &Pipeline, stage: &Stage, awaited: &Awaited) -> String {
         "\
 # {what}.
 # It starts a stage-resume workflow that runs `stagectl resume --stage {stage}` for the task,
-# which resumes the play's wait, or latches the event if the play has not reached it yet.
+# which {does}, or latches the event if the play has not reached it yet.
 # Rendered from pipeline {pipeline} by `stagectl pipeline render`: change the definition, not this.
 #
 # The task id is workflow-templates/task-id.jq's (copied below as the dependency's transform):

@@ -8,12 +8,14 @@ use crate::argo::{self, SuspendNode};
 use std::borrow::Cow;
 
 use crate::error::{Error, Result};
-use crate::event::EventFacts;
+use crate::event::{EventFacts, Verdict};
 use crate::labels::{self, Repository, TaskId};
 use crate::latch::{self, Delivery, LatchSlot, SeenAs};
-use crate::patch;
+use crate::patch::{self, StageChange};
 use crate::pipeline;
-use crate::record::{current_stage, has_ended};
+use crate::record::{
+    ChangeKind, FAILED_AT_ANNOTATION, HistoryEntry, clean_reason, current_stage, has_ended,
+};
 use crate::stage::{Pipeline, Stage};
 use crate::{Observed, Step};
 
@@ -31,9 +33,9 @@ pub struct EventRequest {
     pub facts: Option<EventFacts>,
 }
 
-/// The wait of a play an event is for, in the play's own pipeline.
+/// The wait of a play an event is for, in the play's own pipeline, and what the event does to it.
 enum OwnWait<'p> {
-    At(Cow<'p, Pipeline>, Stage),
+    At(Cow<'p, Pipeline>, Stage, Verdict),
     /// None of its waits: the answer says why.
     Nowhere(Step<Resolution>),
 }
@@ -43,6 +45,8 @@ enum OwnWait<'p> {
 pub enum Outcome {
     Latched,
     Resumed,
+    /// The event failed the play at its wait (the wait's `failedBy`).
+    Failed,
     Noop,
 }
 
@@ -51,6 +55,7 @@ impl Outcome {
         match self {
             Outcome::Latched => "latched",
             Outcome::Resumed => "resumed",
+            Outcome::Failed => "failed",
             Outcome::Noop => "noop",
         }
     }
@@ -209,12 +214,15 @@ impl EventRequest {
             Err(err) => return OwnWait::Nowhere(Step::Fail(err.kind, err.message().to_string())),
         };
         let named = own.stage(self.stage.name());
-        let releases = |stage: &Stage| match (&self.facts, own.awaited(stage)) {
-            (Some(facts), Some(awaited)) => awaited.is_met_by(facts),
-            _ => true,
+        // Without facts (by hand), an event for a wait releases it.
+        let verdict = match &self.facts {
+            Some(facts) => own.verdict(&named, facts),
+            None => Some(Verdict::Releases),
         };
-        if own.is_waiting(&named) && releases(&named) {
-            return OwnWait::At(own, named);
+        if own.is_waiting(&named)
+            && let Some(verdict) = verdict
+        {
+            return OwnWait::At(own, named, verdict);
         }
         let Some(facts) = &self.facts else {
             return OwnWait::Nowhere(refuse(
@@ -226,22 +234,25 @@ impl EventRequest {
                 ),
             ));
         };
-        match own.released_by(facts) {
-            Some(stage) => OwnWait::At(own, stage),
+        match own.decided_by(facts) {
+            Some((stage, verdict)) => OwnWait::At(own, stage, verdict),
             None => OwnWait::Nowhere(Step::Done(resolved(
                 Outcome::Noop,
                 format!(
-                    "the event ({facts}) releases no wait of pipeline {}, which the play carries",
+                    "the event ({facts}) decides no wait of pipeline {}, which the play carries",
                     own.name()
                 ),
             ))),
         }
     }
 
-    /// This event, at `stage` of the play's own pipeline.
-    fn at(&self, stage: Stage) -> Self {
+    /// This event, at `stage` of the play's own pipeline, doing `verdict` to its wait.
+    fn at(&self, stage: Stage, verdict: Verdict) -> Self {
+        let mut delivery = self.delivery.clone();
+        delivery.verdict = verdict;
         Self {
             stage,
+            delivery,
             ..self.clone()
         }
     }
@@ -253,7 +264,7 @@ impl EventRequest {
             return Step::Done(answer);
         }
         match self.own_wait(pipeline, &observed.meta) {
-            OwnWait::At(own, stage) => self.at(stage).plan_at(&own, observed),
+            OwnWait::At(own, stage, verdict) => self.at(stage, verdict).plan_at(&own, observed),
             OwnWait::Nowhere(answer) => answer,
         }
     }
@@ -283,7 +294,10 @@ impl EventRequest {
                 ),
             ));
         }
-        self.resume_wait(observed)
+        match self.delivery.verdict {
+            Verdict::Releases => self.resume_wait(observed),
+            Verdict::Fails => self.fail_wait(pipeline, observed),
+        }
     }
 
     /// The answer to a delivery the play has already seen. Our own record, to the nanosecond,
@@ -291,11 +305,18 @@ impl EventRequest {
     /// timeout, a dropped connection): it answers as that attempt would have.
     fn redelivered(&self, meta: &ObjectMeta) -> Option<Resolution> {
         let seen = latch::delivery_seen(meta, self.delivery_id()?)?;
-        if seen.delivery == self.delivery {
-            match seen.how {
-                SeenAs::Latched => return Some(self.latched()),
-                SeenAs::Resumed => return Some(self.resumed()),
-                SeenAs::SatisfiedEarly => {}
+        // The verdict is decided after this check: compare the rest.
+        let this = Delivery {
+            verdict: seen.delivery.verdict,
+            ..self.delivery.clone()
+        };
+        if seen.delivery == this {
+            let this = self.at(self.stage.clone(), seen.delivery.verdict);
+            match (seen.how, seen.delivery.verdict) {
+                (SeenAs::Latched, _) => return Some(this.latched()),
+                (SeenAs::Resumed, Verdict::Releases) => return Some(this.resumed()),
+                (SeenAs::Resumed, Verdict::Fails) => return Some(this.failed()),
+                (SeenAs::SatisfiedEarly, _) => {}
             }
         }
         Some(resolved(
@@ -389,11 +410,73 @@ impl EventRequest {
         }
     }
 
+    /// The play is at the event's stage and the event fails it there: the wait node failed as
+    /// `argo node set --phase Failed` does, and the play moved to `failed` in the same
+    /// compare-and-swap, its history naming the delivery. The controller then fails the
+    /// workflow, whose exit handler finds it failed already.
+    fn fail_wait(&self, pipeline: &Pipeline, observed: &Observed) -> Step<Resolution> {
+        let stage = &self.stage;
+        let meta = &observed.meta;
+        let status = observed.status.clone().unwrap_or_default();
+        let node = match argo::suspend_node(&status, stage) {
+            Ok(SuspendNode::Active(node)) => node,
+            // Anything but an active node: as for a resume (over, absent, unreadable).
+            _ => return self.resume_wait(observed),
+        };
+        let text = format!("Failed by stagectl: {}", self.delivery.describe());
+        let failed = pipeline.failed();
+        let entry = HistoryEntry {
+            at: self.delivery.at,
+            from: stage.name().to_string(),
+            to: failed.name().to_string(),
+            kind: ChangeKind::Set,
+            by: self.delivery.by.clone(),
+            reason: Some(clean_reason(&format!(
+                "{} failed the wait of {stage}",
+                self.delivery.describe()
+            ))),
+            wait_satisfied_by: Some(self.delivery.clone()),
+        };
+        let mut change = StageChange::new(stage.name(), failed.name(), &entry);
+        change.set_annotations.extend([
+            (FAILED_AT_ANNOTATION.to_string(), stage.name().to_string()),
+            (
+                latch::resumed_key(stage.name()),
+                self.delivery.to_annotation(),
+            ),
+        ]);
+        match node.fail_patch(stage, &text, self.delivery.at) {
+            Ok(mut patch) => {
+                // The node's ops first: they test the stage the change then replaces.
+                patch.0.extend(change.to_patch().0);
+                Step::Write {
+                    patch,
+                    then: self.failed(),
+                }
+            }
+            Err(why) => refuse(meta, why),
+        }
+    }
+
     fn latched(&self) -> Resolution {
+        let what = match self.delivery.verdict {
+            Verdict::Releases => "honour the event",
+            Verdict::Fails => "fail the play there instead (the event fails that wait)",
+        };
         resolved(
             Outcome::Latched,
             format!(
-                "the play is before {}; the `set` that enters it will honour the event",
+                "the play is before {}; the `set` that enters it will {what}",
+                self.stage
+            ),
+        )
+    }
+
+    fn failed(&self) -> Resolution {
+        resolved(
+            Outcome::Failed,
+            format!(
+                "the play failed at {}: the event fails that wait",
                 self.stage
             ),
         )
@@ -411,7 +494,7 @@ impl EventRequest {
     /// no-op, Err the refusal.
     pub fn answer_ended(&self, pipeline: &Pipeline, meta: &ObjectMeta) -> Result<Resolution> {
         match self.own_wait(pipeline, meta) {
-            OwnWait::At(own, stage) => self.at(stage).answer_ended_at(&own, meta),
+            OwnWait::At(own, stage, verdict) => self.at(stage, verdict).answer_ended_at(&own, meta),
             OwnWait::Nowhere(Step::Done(answer)) => Ok(answer),
             OwnWait::Nowhere(Step::Fail(kind, why)) => Err(Error::new(kind, why)),
             OwnWait::Nowhere(_) => Err(Error::refused(format!(
@@ -705,6 +788,99 @@ mod tests {
         assert!(ended("no-such-stage").is_err());
     }
 
+    /// A failed check at a gate whose definition names it (`failedBy`): at the wait, one patch
+    /// moves the play to `failed` (recording where, and the delivery) and fails the wait node as
+    /// `argo node set --phase Failed` does; a second try of it changes nothing. Before the wait,
+    /// the event is latched as one that fails it.
+    #[test]
+    fn an_event_that_fails_a_wait_fails_the_play_there_or_is_latched_as_failing() {
+        let gated = fixtures::gated();
+        let carried = (
+            crate::pipeline::ANNOTATION.to_string(),
+            crate::pipeline::to_json(&gated).unwrap(),
+        );
+        let failure = EventRequest {
+            stage: gated.stage("waiting-ci"),
+            facts: Some(EventFacts {
+                conclusion: Some("failure".into()),
+                ..EventFacts::new("check_suite", "completed")
+            }),
+            ..event("d-red")
+        };
+        let ci = json!({"n": {"type": "Suspend", "phase": "Running",
+                              "inputs": {"parameters": [{"name": "stage", "value": "waiting-ci"}]}}});
+        let meta = at("waiting-ci", std::slice::from_ref(&carried));
+        let Step::Write { patch, then } = failure.plan(&p(), &observed(meta.clone(), ci.clone()))
+        else {
+            panic!("expected the play to fail")
+        };
+        assert_eq!(then.outcome, Outcome::Failed);
+        let mut workflow = json!({"metadata": serde_json::to_value(&meta).unwrap(),
+                                  "status": {"nodes": ci}});
+        json_patch::patch(&mut workflow, &patch).unwrap();
+        let labels = &workflow["metadata"]["labels"];
+        let annotations = &workflow["metadata"]["annotations"];
+        assert_eq!(labels["current-stage"], "failed");
+        assert_eq!(annotations["stagectl.dev/failed-at"], "waiting-ci");
+        let recorded: Delivery =
+            serde_json::from_str(annotations[resumed_key("waiting-ci")].as_str().unwrap()).unwrap();
+        assert_eq!(recorded.verdict, Verdict::Fails);
+        let node = &workflow["status"]["nodes"]["n"];
+        assert_eq!(node["phase"], "Failed");
+        assert!(
+            node["message"].as_str().unwrap().contains("d-red"),
+            "{node}"
+        );
+        let history = crate::record::history(
+            &serde_json::from_value::<ObjectMeta>(workflow["metadata"].clone()).unwrap(),
+        );
+        let entry = history.values().next_back().unwrap();
+        assert_eq!(
+            (entry.from.as_str(), entry.to.as_str()),
+            ("waiting-ci", "failed")
+        );
+        assert!(
+            entry
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("failed the wait of waiting-ci")
+        );
+        // The same patch again fails its tests; read again, the delivery is known.
+        assert!(json_patch::patch(&mut workflow.clone(), &patch).is_err());
+        let after = serde_json::from_value::<ObjectMeta>(workflow["metadata"].clone()).unwrap();
+        assert!(matches!(
+            failure.plan(&p(), &observed(after, workflow["status"]["nodes"].clone())),
+            Step::Done(Resolution {
+                outcome: Outcome::Failed,
+                ..
+            })
+        ));
+
+        // Early: latched, as failing.
+        let empty = [carried, (latch_key("waiting-ci"), String::new())];
+        let step = failure.plan(&p(), &observed(at("waiting-pr-created", &empty), json!({})));
+        let Step::Write { patch, then } = step else {
+            panic!("expected a latch, got {step:?}")
+        };
+        assert_eq!(then.outcome, Outcome::Latched);
+        assert!(
+            then.detail.contains("fail the play there"),
+            "{}",
+            then.detail
+        );
+        let mut workflow = json!({"metadata": {"labels": {"current-stage": "waiting-pr-created"},
+                                               "annotations": {latch_key("waiting-ci"): ""}}});
+        json_patch::patch(&mut workflow, &patch).unwrap();
+        let latched = workflow["metadata"]["annotations"][latch_key("waiting-ci")]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Delivery>(latched).unwrap().verdict,
+            Verdict::Fails
+        );
+    }
+
     /// A play carrying a definition of its own (here one with gates) is decided by it,
     /// whatever definition the Sensor was rendered from: the stage named when it is one of the
     /// play's waits that the facts release, else the wait the facts release, else nothing.
@@ -731,11 +907,11 @@ mod tests {
         };
         let play = observed(at("waiting-ci", &carried), node("waiting-ci"));
         assert!(matches!(event.plan(&p(), &play), Step::Write { .. }));
-        let failed = EventRequest {
-            facts: Some(suite("failure")),
+        let cancelled = EventRequest {
+            facts: Some(suite("cancelled")),
             ..event.clone()
         };
-        assert!(noop(failed.plan(&p(), &play)).contains("releases no wait of pipeline gated"));
+        assert!(noop(cancelled.plan(&p(), &play)).contains("decides no wait of pipeline gated"));
         // By hand, without facts, a stage the play's pipeline does not wait at is refused.
         let by_hand = EventRequest {
             facts: None,

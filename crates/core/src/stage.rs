@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::event::{Awaited, EventFacts};
+use crate::event::{Awaited, EventFacts, Verdict};
 use crate::labels::{is_label_value, shorten};
 
 /// The name of the stage a play enters when it cannot go on; reachable from any unfinished stage.
@@ -74,6 +74,8 @@ pub struct Pipeline {
     /// Per stage, the event that releases its wait; none for the first and the last, and none
     /// for a pipeline given as a bare list of stages (`--stages`).
     waits: Vec<Option<Awaited>>,
+    /// Per stage, the event that fails the play at its wait, where the definition names one.
+    failures: Vec<Option<Awaited>>,
 }
 
 impl fmt::Display for Pipeline {
@@ -143,6 +145,7 @@ impl Pipeline {
         let waits = vec![None; stages.len()];
         Ok(Self {
             name: "stages".into(),
+            failures: waits.clone(),
             stages,
             waits,
         })
@@ -153,11 +156,13 @@ impl Pipeline {
         name: String,
         stages: Vec<String>,
         waits: Vec<Option<Awaited>>,
+        failures: Vec<Option<Awaited>>,
     ) -> Self {
         Self {
             name,
             stages,
             waits,
+            failures,
         }
     }
 
@@ -179,11 +184,33 @@ impl Pipeline {
         }
     }
 
-    /// The waiting stage whose wait the event releases, if any: [`Awaited::is_met_by`] decides,
-    /// and a definition never has two waits one event could release.
-    pub fn released_by(&self, facts: &EventFacts) -> Option<Stage> {
-        self.waiting_stages()
-            .find(|stage| self.awaited(stage).is_some_and(|a| a.is_met_by(facts)))
+    /// The event that fails the play at its wait at `stage`, when the definition names one.
+    pub fn failing(&self, stage: &Stage) -> Option<&Awaited> {
+        match stage.place {
+            Place::Ordered(i) => self.failures.get(i as usize)?.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// What the event does to the wait at `stage`, if anything: [`Awaited::is_met_by`] decides,
+    /// and a definition never names one event twice.
+    pub fn verdict(&self, stage: &Stage, facts: &EventFacts) -> Option<Verdict> {
+        let met = |awaited: Option<&Awaited>| awaited.is_some_and(|a| a.is_met_by(facts));
+        if met(self.awaited(stage)) {
+            Some(Verdict::Releases)
+        } else if met(self.failing(stage)) {
+            Some(Verdict::Fails)
+        } else {
+            None
+        }
+    }
+
+    /// The waiting stage whose wait the event decides, and how, if any.
+    pub fn decided_by(&self, facts: &EventFacts) -> Option<(Stage, Verdict)> {
+        self.waiting_stages().find_map(|stage| {
+            let verdict = self.verdict(&stage, facts)?;
+            Some((stage, verdict))
+        })
     }
 
     fn at(&self, index: usize) -> Stage {

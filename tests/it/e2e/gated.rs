@@ -102,3 +102,84 @@ async fn a_gated_plays_lost_gate_webhooks_are_recovered_by_reconcile() {
     }
     assert_eq!(delivered.len(), 5, "{delivered:?}");
 }
+
+/// CI fails at the gate (`failedBy`): on time, the Sensor of the failure starts a stage-resume
+/// that fails the wait node and moves the play to `failed` in one compare-and-swap; early (the
+/// check suite completed while Rex's step still ran), the event is latched as failing and the
+/// step entering the gate moves the play to `failed` instead and fails. Either way the workflow
+/// fails there, nothing after the gate runs, and the history names the delivery.
+#[tokio::test]
+#[ignore = "needs the control plane and Argo's controller: make test"]
+async fn a_failed_check_ends_the_play_failed_at_the_ci_gate() {
+    let plays = Plays::gated("e2e-gated-red").await;
+    let early = Agent::early();
+    let on_time = Play::gated(
+        "74",
+        "acme/widgets",
+        [early, early, early],
+        [Agent::on_time().failing(), early],
+    );
+    let before = Play::gated(
+        "75",
+        "acme/widgets",
+        [early, early, early],
+        [early.failing(), early],
+    );
+    let workflows = [plays.submit(&on_time).await, plays.submit(&before).await];
+    for (workflow, failed_from, gate_node) in [
+        (&workflows[0], "waiting-ci", "wait-ci"),
+        (&workflows[1], "waiting-pr-created", "update-to-waiting-ci"),
+    ] {
+        let object = plays.finished(workflow).await;
+        assert_eq!(
+            object["status"]["phase"],
+            "Failed",
+            "{workflow}: {}",
+            super::describe(&object)
+        );
+        assert_carries_gated(&object);
+        let failed_node = super::nodes_named(&object, gate_node);
+        assert_eq!(
+            failed_node.len(),
+            1,
+            "{workflow}: {}",
+            super::describe(&object)
+        );
+        assert_eq!(failed_node[0]["phase"], "Failed", "{workflow}");
+        assert!(
+            super::nodes_named(&object, "cleo")
+                .iter()
+                .all(|node| node["type"] == "Skipped"),
+            "{workflow}: nothing after the gate runs: {}",
+            super::describe(&object)
+        );
+        let record = plays.record(workflow).await;
+        assert_eq!(record["stage"], "failed", "{record:#}");
+        let history = record["history"].as_array().unwrap();
+        let failing = history
+            .iter()
+            .find(|entry| entry["to"] == "failed")
+            .unwrap_or_else(|| panic!("{workflow}: no change to failed: {record:#}"));
+        assert_eq!(failing["from"], failed_from, "{record:#}");
+        assert_eq!(failing["waitSatisfiedBy"]["verdict"], "fails", "{record:#}");
+        assert_eq!(
+            failing["waitSatisfiedBy"]["event"], "check_suite",
+            "{record:#}"
+        );
+        assert!(
+            failing["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("failed the wait of waiting-ci")),
+            "{record:#}"
+        );
+        // One change to failed: the exit handler found the play failed already.
+        assert_eq!(
+            history
+                .iter()
+                .filter(|entry| entry["to"] == "failed")
+                .count(),
+            1,
+            "{record:#}"
+        );
+    }
+}
