@@ -757,8 +757,10 @@ async fn gated_play(ns: &TestNamespace, task: &str, stage: &str) -> String {
 }
 
 /// The gates of a pipeline of one's own (examples/pipelines/gated/pipeline.yaml), recovered from what
-/// GitHub lists: a check suite that passed on the head of the task's pull request (one that
-/// failed is no pass), and a merge since the play began (a pull request closed unmerged is none).
+/// GitHub lists: a check suite that passed on the head of the task's pull request releases the CI
+/// gate (one that failed beside it does not fail it), one that only failed fails the play there
+/// (the gate's failedBy), and a merge since the play began releases the merge gate (a pull
+/// request closed unmerged is none).
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn a_gated_pipelines_ci_and_merge_gates_are_recovered_from_what_github_lists() {
@@ -800,7 +802,11 @@ async fn a_gated_pipelines_ci_and_merge_gates_are_recovered_from_what_github_lis
             "#11 check suite success on its head",
             "delivered-resumed",
         ),
-        (&failed, "#12 no check suite success on its head", "none"),
+        (
+            &failed,
+            "#12 check suite failure on its head",
+            "delivered-failed",
+        ),
         (&merged, "#13 merged", "delivered-resumed"),
         (
             &closed,
@@ -817,5 +823,7 @@ async fn a_gated_pipelines_ci_and_merge_gates_are_recovered_from_what_github_lis
         assert_eq!(play["github"], github_says, "{play:#}");
         assert_eq!(play["action"], action, "{play:#}");
     }
-    assert_eq!(report["recovered"], 2, "{report:#}");
+    assert_eq!(report["recovered"], 3, "{report:#}");
+    let record = ns.stagectl(&["get", &failed, "-o", "json"]).await.json();
+    assert_eq!(record["stage"], "failed", "{record:#}");
 }

@@ -224,6 +224,29 @@ impl Awaited {
         }
     }
 
+    /// The facts of a delivery of exactly this event: what reconcile hands resume for an event
+    /// GitHub's state shows, so that resume decides by the same rule as for a webhook.
+    pub fn facts(&self) -> EventFacts {
+        let mut facts = EventFacts::new(self.github_event(), self.action());
+        match self {
+            Self::PullRequestOpened => {}
+            Self::LabelAdded { label } => facts.label = Some(label.clone()),
+            Self::ReviewApproved => facts.review_state = Some("approved".into()),
+            Self::PullRequestMerged => facts.merged = Some(true),
+            Self::CheckSuiteCompleted { conclusion } => {
+                facts.conclusion = Some(conclusion.as_str().into());
+            }
+            Self::WorkflowRunCompleted {
+                conclusion,
+                workflow,
+            } => {
+                facts.conclusion = Some(conclusion.as_str().into());
+                facts.workflow.clone_from(workflow);
+            }
+        }
+        facts
+    }
+
     /// Whether one event could release both waits: then which wait it is for would be a guess.
     pub(crate) fn overlaps(&self, other: &Awaited) -> bool {
         let either_open =
@@ -406,6 +429,38 @@ mod tests {
         };
         assert!(run.is_met_by(&ran("CI")));
         assert!(!run.is_met_by(&ran("Release")));
+    }
+
+    /// What reconcile delivers for an event GitHub shows is met by it, and by nothing else.
+    #[test]
+    fn each_event_meets_its_own_facts_only() {
+        let events = [
+            Awaited::PullRequestOpened,
+            Awaited::LabelAdded {
+                label: "ready-for-qa".into(),
+            },
+            Awaited::ReviewApproved,
+            Awaited::PullRequestMerged,
+            Awaited::CheckSuiteCompleted {
+                conclusion: Conclusion::Success,
+            },
+            Awaited::CheckSuiteCompleted {
+                conclusion: Conclusion::Failure,
+            },
+            Awaited::WorkflowRunCompleted {
+                conclusion: Conclusion::Success,
+                workflow: None,
+            },
+            Awaited::WorkflowRunCompleted {
+                conclusion: Conclusion::Failure,
+                workflow: Some("CI".into()),
+            },
+        ];
+        for (i, event) in events.iter().enumerate() {
+            for (j, other) in events.iter().enumerate() {
+                assert_eq!(other.is_met_by(&event.facts()), i == j, "{event} / {other}");
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use crate::error::{Error, Kind};
-use crate::event::Awaited;
+use crate::event::{Awaited, Verdict};
 use crate::github::{self, Completed, PullFacts, PullRequest, Reads, Review};
 use crate::labels::{Repository, TaskId};
 use crate::latch::Delivery;
@@ -22,6 +22,8 @@ pub struct WaitingPlay {
     pub stage: Stage,
     /// The event that releases its wait, as the pipeline defines it.
     pub awaited: Option<Awaited>,
+    /// The event that fails the play there, where the pipeline names one.
+    pub failing: Option<Awaited>,
     /// None when its label holds no task id (none, or not a valid one).
     pub task_id: Option<TaskId>,
     /// As the play's label or annotation names it, parsed when it parses.
@@ -49,6 +51,7 @@ pub fn waiting_plays(records: impl IntoIterator<Item = StageRecord>) -> Vec<Wait
                 created: record.created_at,
                 workflow: record.name,
                 awaited: pipeline.awaited(&stage).cloned(),
+                failing: pipeline.failing(&stage).cloned(),
                 stage,
                 task_id: record
                     .task_id
@@ -92,10 +95,10 @@ impl WaitingPlay {
                 event: Some(deliver.awaited.github_event().to_string()),
                 at,
                 by: by.to_string(),
-                verdict: Default::default(),
+                verdict: deliver.verdict,
             },
-            // The play's own pipeline named the stage: nothing to match.
-            facts: None,
+            // The event's own facts: resume decides what it does by the rule a webhook's meet.
+            facts: Some(deliver.awaited.facts()),
         }
     }
 }
@@ -263,7 +266,9 @@ pub enum Decision {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deliver {
+    /// The event GitHub shows: the one that releases the wait, or the one that fails it.
     pub awaited: Awaited,
+    pub verdict: Verdict,
     /// The task whose pull request showed the event.
     pub task: TaskId,
     pub pull: u64,
@@ -297,14 +302,26 @@ pub fn decide(play: &WaitingPlay, facts: &GitHubFacts) -> Decision {
         }
         Err(numbers) => return Decision::Ambiguous(numbers),
     };
-    if !facts.facts_of(repository, pull).shows(&awaited) {
-        return Decision::NotYet {
-            awaited,
-            pull: Some(pull.number),
-        };
-    }
+    // What releases the wait first; else what fails it, when GitHub's answers already read
+    // show it (a failed check suite at a CI gate: the same read as a passed one).
+    let shown = facts.facts_of(repository, pull);
+    let failing = play
+        .failing
+        .as_ref()
+        .filter(|failing| Reads::of(failing) == reads && shown.shows(failing));
+    let (awaited, verdict) = match failing {
+        _ if shown.shows(&awaited) => (awaited, Verdict::Releases),
+        Some(failing) => (failing.clone(), Verdict::Fails),
+        None => {
+            return Decision::NotYet {
+                awaited,
+                pull: Some(pull.number),
+            };
+        }
+    };
     Decision::Deliver(Deliver {
         awaited,
+        verdict,
         task: task.clone(),
         pull: pull.number,
         delivery_id: github::delivery_id(&play.stage, pull),
@@ -356,6 +373,7 @@ mod tests {
         WaitingPlay {
             workflow: name.into(),
             awaited: pipeline.awaited(&stage).cloned(),
+            failing: pipeline.failing(&stage).cloned(),
             stage,
             task_id: TaskId::parse(task).ok(),
             repository: Repository::parse(&repository_name).ok(),
@@ -421,6 +439,7 @@ mod tests {
         let delivered = |awaited, pull: u64, stage: &str| {
             Decision::Deliver(Deliver {
                 awaited,
+                verdict: Verdict::Releases,
                 task: TaskId::parse(&pull.to_string()).unwrap(),
                 pull,
                 delivery_id: format!("reconcile.{stage}.pr{pull}"),
@@ -531,6 +550,7 @@ mod tests {
             let mut waiting = play("g", "waiting-pr-created", task, "acme/widgets");
             waiting.stage = gated.stage(stage);
             waiting.awaited = gated.awaited(&waiting.stage).cloned();
+            waiting.failing = gated.failing(&waiting.stage).cloned();
             waiting.created = Some(Timestamp::from_second(created).unwrap());
             waiting
         };
@@ -546,16 +566,38 @@ mod tests {
             facts.next_read(&ci),
             Some(Read::CheckSuites(widgets.clone(), "sha1".into()))
         );
-        facts.add_check_suites(&widgets, "sha1", vec![completed("", "failure")]);
+        facts.add_check_suites(&widgets, "sha1", vec![completed("", "cancelled")]);
         assert_eq!(facts.next_read(&ci), None);
         assert!(matches!(
             decide(&ci, &facts),
             Decision::NotYet { pull: Some(1), .. }
         ));
-        facts.add_check_suites(&widgets, "sha1", vec![completed("", "success")]);
+        // A failed suite is the gate's failedBy: delivered as failing, with its own facts.
+        facts.add_check_suites(&widgets, "sha1", vec![completed("", "failure")]);
+        let Decision::Deliver(failed) = decide(&ci, &facts) else {
+            panic!("a failed suite fails the play at the gate")
+        };
+        assert_eq!(failed.verdict, Verdict::Fails);
+        let event = ci.event("argo", &failed, "pod/reconcile", Timestamp::UNIX_EPOCH);
+        let facts_given = event.facts.unwrap();
+        assert_eq!(
+            gated.verdict(&ci.stage, &facts_given),
+            Some(Verdict::Fails),
+            "resume decides the same: {facts_given}"
+        );
+        // A passing suite beside it releases the wait: which webhook came first is not known.
+        facts.add_check_suites(
+            &widgets,
+            "sha1",
+            vec![completed("", "failure"), completed("", "success")],
+        );
         assert!(matches!(
             decide(&ci, &facts),
-            Decision::Deliver(Deliver { pull: 1, .. })
+            Decision::Deliver(Deliver {
+                pull: 1,
+                verdict: Verdict::Releases,
+                ..
+            })
         ));
 
         let run = at("waiting-run", "2", 100);

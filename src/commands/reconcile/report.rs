@@ -52,9 +52,9 @@ impl Action {
         }
     }
 
-    /// A wait this run released: a webhook that was lost.
+    /// A wait this run decided (released, or failed the play at): a webhook that was lost.
     pub(super) fn recovered(self) -> bool {
-        self == Action::Delivered(Outcome::Resumed)
+        matches!(self, Action::Delivered(Outcome::Resumed | Outcome::Failed))
     }
 }
 

@@ -62,6 +62,7 @@ async fn gated_plays_pass_their_ci_and_merge_gates_each_by_its_own_events() {
 /// The CI gate's and the merge gate's webhooks never arrive: CI passed and the pull request was
 /// merged on GitHub (the stand-in), and the reconcile CronWorkflow finds both, reading check
 /// suites on the pull request's head and the merged pull requests, and releases each wait once.
+/// Another play's CI failed, its webhook lost as well: reconcile fails that play at the gate.
 #[tokio::test]
 #[ignore = "needs the control plane and Argo's controller: make test"]
 async fn a_gated_plays_lost_gate_webhooks_are_recovered_by_reconcile() {
@@ -83,8 +84,18 @@ async fn a_gated_plays_lost_gate_webhooks_are_recovered_by_reconcile() {
         [Agent::lost(), Agent::lost()],
     )
     .on_github(&github);
+    // Another task's CI fails, and that webhook is lost too: reconcile fails the play there.
+    let red = Play::gated(
+        "76",
+        "acme/widgets",
+        [early, early, early],
+        [Agent::lost().failing(), early],
+    )
+    .on_github(&github);
     let workflow = plays.submit(&play).await;
+    let red_workflow = plays.submit(&red).await;
     plays.wait_for_stage(&workflow, "waiting-ci").await;
+    plays.wait_for_stage(&red_workflow, "waiting-ci").await;
     plays.install_reconcile_cron(&github, TOKEN, 3).await;
 
     let object = assert_completed_as_timed(&plays, &play, &workflow).await;
@@ -101,6 +112,31 @@ async fn a_gated_plays_lost_gate_webhooks_are_recovered_by_reconcile() {
         );
     }
     assert_eq!(delivered.len(), 5, "{delivered:?}");
+
+    let object = plays.finished(&red_workflow).await;
+    assert_eq!(
+        object["status"]["phase"],
+        "Failed",
+        "{}",
+        super::describe(&object)
+    );
+    let record = plays.record(&red_workflow).await;
+    assert_eq!(record["stage"], "failed", "{record:#}");
+    let failing = record["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["to"] == "failed")
+        .unwrap_or_else(|| panic!("no change to failed: {record:#}"));
+    assert_eq!(failing["from"], "waiting-ci", "{record:#}");
+    let by = &failing["waitSatisfiedBy"];
+    assert_eq!(by["verdict"], "fails", "{record:#}");
+    assert!(
+        by["deliveryId"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("reconcile.waiting-ci.")),
+        "{record:#}"
+    );
 }
 
 /// CI fails at the gate (`failedBy`): on time, the Sensor of the failure starts a stage-resume
