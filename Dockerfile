@@ -10,8 +10,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY crates ./crates
-# The built-in pipeline definition and the task-id rule its Sensors carry are compiled in.
-COPY workflow-templates/pipeline.yaml workflow-templates/task-id.jq ./workflow-templates/
+# The built-in pipeline definition, the task-id rule its Sensors carry and the manifests every
+# pipeline shares (`stagectl pipeline render` writes them) are compiled in.
+COPY workflow-templates ./workflow-templates
 # A static glibc binary: the image has no libc to link against. The explicit target keeps the
 # static flag away from build scripts and proc macros.
 ENV RUSTFLAGS="-C target-feature=+crt-static"

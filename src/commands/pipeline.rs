@@ -15,8 +15,11 @@ use crate::settings::Settings;
 
 pub const AFTER_HELP: &str = "\
 Examples:
-  # The play's Sensors, as workflow-templates/ holds them:
+  # The play's manifests, as workflow-templates/ holds them:
   stagectl pipeline render -d workflow-templates
+  # A pipeline of your own: its directory, then your play template in it, checked, installed:
+  stagectl --pipeline my-pipeline.yaml pipeline render -d my-manifests/
+  stagectl --pipeline my-pipeline.yaml pipeline check my-manifests/ && kubectl apply -k my-manifests/
   # A pipeline of your own, applied straight away:
   stagectl --pipeline my-pipeline.yaml pipeline render | kubectl apply -n argo -f -
   # Does the directory agree with the definition (template waits, Sensors)? Exit 7 if not.
@@ -30,9 +33,13 @@ pub struct PipelineArgs {
 
 #[derive(Debug, Subcommand)]
 enum PipelineCommand {
-    /// Write the Sensors of the definition's waits: into DIR, or to stdout as one YAML stream.
+    /// Write the pipeline's manifests: into DIR everything `kubectl apply -k DIR` installs but
+    /// the play's template (the stage-machine policy, the EventSource, a Sensor per wait and
+    /// per failedBy, the accounts, stage-resume and reconcile, the kustomization), or the
+    /// objects among them to stdout as one YAML stream.
     Render {
-        /// The directory to write sensor-<stage>.yaml files into (created if missing).
+        /// The directory to write them into (created if missing); its
+        /// play-workflow-template.yaml is yours, and left alone.
         #[arg(long, short = 'd', value_name = "DIR")]
         output_dir: Option<PathBuf>,
     },
@@ -40,8 +47,9 @@ enum PipelineCommand {
     /// pipeline of your own passes to its stage step (`--pipeline='…'`).
     Definition,
     /// Check a directory of manifests against the definition: the play's template waits
-    /// exactly once at each waiting stage and sets only its stages, and the Sensors are exactly
-    /// what `render` writes. Exit 7 when anything disagrees, with one line for each.
+    /// exactly once at each waiting stage, sets only its stages and gives its first step this
+    /// definition, and every other file is exactly what `render` writes. Exit 7 when anything
+    /// disagrees, with one line for each.
     Check {
         /// The directory of manifests (as `kubectl apply -k` takes it).
         dir: PathBuf,
@@ -55,8 +63,10 @@ pub fn run(settings: &Settings, args: &PipelineArgs) -> Result<()> {
     let pipeline = &settings.pipeline;
     match &args.command {
         PipelineCommand::Render { output_dir: None } => {
+            // The objects only, for `kubectl apply -f -`: kustomize's files are no objects.
             let stream: Vec<String> = render::manifests(pipeline)
                 .into_iter()
+                .filter(|m| !render::KUSTOMIZE_FILES.contains(&m.file.as_str()))
                 .map(|m| m.text)
                 .collect();
             output::emit(&stream.join("---\n"));

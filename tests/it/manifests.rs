@@ -76,7 +76,12 @@ async fn every_manifest_is_accepted_by_the_server() {
         ..Default::default()
     };
     let mut checked = 0;
-    for dir in ["workflow-templates", "examples", "examples/monitoring"] {
+    for dir in [
+        "workflow-templates",
+        "examples",
+        "examples/monitoring",
+        "examples/pipelines/gated",
+    ] {
         for (file, mut object) in documents(dir) {
             if let Some(subjects) = object.data.get_mut("subjects") {
                 for subject in subjects.as_array_mut().unwrap() {

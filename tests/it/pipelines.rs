@@ -148,6 +148,44 @@ async fn the_printed_definition_given_inline_is_the_file() {
     assert!(bare.stderr.contains("--pipeline FILE"), "{}", bare.stderr);
 }
 
+/// Each pipeline's directory is one `kubectl apply -k`: kustomize (kubectl's own) builds every
+/// object of its files, the play's template among them, with the policy bound to the namespace
+/// it installs into.
+#[tokio::test]
+#[ignore = "needs the test control plane's kubectl: make test"]
+async fn each_pipeline_directory_is_one_kustomization() {
+    for (dir, pipeline, sensors) in [
+        ("workflow-templates", "play", 3),
+        ("examples/pipelines/gated", "gated", 6),
+    ] {
+        let mut command = tokio::process::Command::new(repo_path("tests/controlplane/bin/kubectl"));
+        command.arg("kustomize").arg(repo_path(dir));
+        let run = Run::of(command).await;
+        run.assert_code(0);
+        let kinds = |kind: &str| {
+            run.stdout
+                .lines()
+                .filter(|line| *line == format!("kind: {kind}"))
+                .count()
+        };
+        assert_eq!(kinds("Sensor"), sensors, "{dir}");
+        assert_eq!(kinds("EventSource"), 1, "{dir}");
+        assert_eq!(
+            kinds("WorkflowTemplate"),
+            2,
+            "{dir}: the play's and stage-resume"
+        );
+        assert_eq!(kinds("CronWorkflow"), 1, "{dir}");
+        assert_eq!(kinds("ValidatingAdmissionPolicyBinding"), 1, "{dir}");
+        let binding = format!("name: stagectl-stage-machine-{pipeline}.argo");
+        assert!(run.stdout.contains(&binding), "{dir}: {binding}");
+        assert!(
+            run.stdout.contains("kubernetes.io/metadata.name: argo"),
+            "{dir}: the binding's namespace"
+        );
+    }
+}
+
 /// Each field of a definition wrong in turn: exit 2, one line that names the field, and nothing
 /// rendered.
 #[tokio::test]

@@ -32,9 +32,79 @@ pub const POLICY_FILE: &str = "stage-machine-policy.yaml";
 /// The GitHub EventSource, with the events of the pipeline's waits in place of `@EVENTS@`.
 const EVENT_SOURCE_TEMPLATE: &str = include_str!("../templates/github-eventsource.yaml");
 
-/// Every manifest the definition implies: the stage-machine policy, then the Sensors in the
-/// order of the waits (a wait's `failedBy` Sensor after its `releasedBy` one).
+/// What every pipeline installs as it is, whatever its definition: the accounts and Roles, the
+/// stage-resume template the Sensors start, the reconcile CronWorkflow, and where kustomize
+/// finds Argo's images. workflow-templates/ holds them; a pipeline's directory gets a copy.
+const SHARED: [(&str, &str); 4] = [
+    (
+        "rbac.yaml",
+        include_str!("../../../workflow-templates/rbac.yaml"),
+    ),
+    (
+        "stage-resume-template.yaml",
+        include_str!("../../../workflow-templates/stage-resume-template.yaml"),
+    ),
+    (
+        "reconcile-cronworkflow.yaml",
+        include_str!("../../../workflow-templates/reconcile-cronworkflow.yaml"),
+    ),
+    (
+        "kustomizeconfig.yaml",
+        include_str!("../../../workflow-templates/kustomizeconfig.yaml"),
+    ),
+];
+
+/// The kustomization, with the pipeline's name and its resources in place of `@NAME@` and
+/// `@RESOURCES@`.
+const KUSTOMIZATION_TEMPLATE: &str = include_str!("../templates/kustomization.yaml");
+
+/// kustomize's own files among the rendered ones: its input, not objects of the cluster.
+pub const KUSTOMIZE_FILES: [&str; 2] = ["kustomization.yaml", "kustomizeconfig.yaml"];
+
+/// The file of the play's template, which a team writes and the kustomization lists.
+pub const PLAY_TEMPLATE_FILE: &str = "play-workflow-template.yaml";
+
+/// Every manifest of a pipeline's directory but its play template: the stage-machine policy,
+/// the EventSource, the Sensors in the order of the waits (a wait's `failedBy` Sensor after its
+/// `releasedBy` one), what every pipeline shares, and the kustomization that installs them.
 pub fn manifests(pipeline: &Pipeline) -> Vec<Manifest> {
+    let mut manifests = pipeline_manifests(pipeline);
+    manifests.extend(SHARED.iter().map(|(file, text)| Manifest {
+        file: file.to_string(),
+        text: text.to_string(),
+    }));
+    manifests.push(kustomization(pipeline, &manifests));
+    manifests
+}
+
+/// `kubectl apply -k`'s list: the files in the order they are applied, the play's template
+/// among them.
+fn kustomization(pipeline: &Pipeline, manifests: &[Manifest]) -> Manifest {
+    let file = |name: &str| format!("  - {name}\n");
+    let installed = |name: &str| manifests.iter().any(|m| m.file == name);
+    let first = ["rbac.yaml", POLICY_FILE, PLAY_TEMPLATE_FILE];
+    let shared = ["stage-resume-template.yaml", "reconcile-cronworkflow.yaml"];
+    let events = manifests
+        .iter()
+        .map(|m| m.file.as_str())
+        .filter(|name| *name == "github-eventsource.yaml" || name.starts_with("sensor-"));
+    let resources: String = first
+        .into_iter()
+        .chain(shared)
+        .filter(|name| *name == PLAY_TEMPLATE_FILE || installed(name))
+        .chain(events)
+        .map(file)
+        .collect();
+    Manifest {
+        file: "kustomization.yaml".to_string(),
+        text: KUSTOMIZATION_TEMPLATE
+            .replace("@NAME@", pipeline.name())
+            .replace("@RESOURCES@\n", &resources),
+    }
+}
+
+/// What the definition itself renders: the policy, the EventSource and the Sensors.
+fn pipeline_manifests(pipeline: &Pipeline) -> Vec<Manifest> {
     let sensors = pipeline.waiting_stages().flat_map(|stage| {
         let released = pipeline
             .awaited(&stage)
