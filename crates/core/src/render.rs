@@ -400,7 +400,17 @@ spec:
 ";
         let pipeline = crate::pipeline::parse(text, "odd.yaml").unwrap();
         let manifests = manifests(&pipeline);
-        assert_eq!(manifests.len(), 4);
+        // Policy, EventSource, two Sensors, four shared files, the kustomization.
+        assert_eq!(manifests.len(), 9);
+        let kustomization: serde_yaml::Value = serde_yaml::from_str(&manifests[8].text).unwrap();
+        let resources = kustomization["resources"].as_sequence().unwrap();
+        for file in [
+            "play-workflow-template.yaml",
+            "sensor-true.yaml",
+            "sensor-Waiting_CI.2.yaml",
+        ] {
+            assert!(resources.iter().any(|r| r == file), "{file}: {resources:?}");
+        }
         let policy: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&manifests[0].text)
             .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
             .collect();
@@ -420,7 +430,7 @@ spec:
             source["spec"]["github"]["play"]["events"],
             serde_yaml::from_str::<serde_yaml::Value>("[pull_request, workflow_run]").unwrap()
         );
-        for manifest in &manifests[2..] {
+        for manifest in &manifests[2..4] {
             let sensor: serde_yaml::Value = serde_yaml::from_str(&manifest.text).unwrap();
             let resource = &sensor["spec"]["triggers"][0]["template"]["k8s"]["source"]["resource"];
             let parameters = resource["spec"]["arguments"]["parameters"]
