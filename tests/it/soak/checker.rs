@@ -109,7 +109,27 @@ pub struct Facts {
     pub alerts_fired: Option<BTreeSet<String>>,
     /// Until when Prometheus had scraped and evaluated; a later cause it could not see.
     pub alerts_seen_until: Millis,
+    /// Each stage-resume workflow's times, by its name (`stage-resume-<delivery id>`, lower
+    /// case): where a webhook's latency goes.
+    pub stage_resumes: BTreeMap<String, ResumeTimes>,
 }
+
+/// A stage-resume workflow's way, in the server's times (whole seconds): created by the
+/// Sensor's trigger, taken up by the controller, its pod started.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ResumeTimes {
+    pub created: Millis,
+    pub started: Option<Millis>,
+    pub pod_started: Option<Millis>,
+}
+
+/// The legs of a webhook's way to the wait it resumes, in order: what the latency is made of.
+pub const LEGS: [&str; 4] = [
+    "EventSource, bus and Sensor until its Workflow is created",
+    "until Argo's controller takes the Workflow up",
+    "until its pod starts",
+    "until stagectl resume acts in it",
+];
 
 /// Something that should raise an alert, when the controller counted it.
 #[derive(Clone, Debug)]
@@ -263,6 +283,23 @@ pub struct Verdict {
     pub alerts: Vec<(&'static str, bool, usize)>,
     pub latency_quiet: Vec<Duration>,
     pub latency_faulted: Vec<Duration>,
+    /// For each quiet release whose stage-resume is known, its latency in [`LEGS`].
+    pub legs_quiet: [Vec<Duration>; 4],
+}
+
+impl Verdict {
+    /// The legs of one webhook's latency, from its send to the resume that acted on it; none
+    /// when the workflow's times are incomplete.
+    fn add_legs(&mut self, sent_at: Millis, times: &ResumeTimes, resumed_at: Millis) {
+        let (Some(started), Some(pod_started)) = (times.started, times.pod_started) else {
+            return;
+        };
+        let marks = [sent_at, times.created, started, pod_started, resumed_at];
+        for (leg, pair) in marks.windows(2).enumerate() {
+            let took = (pair[1] - pair[0]).max(0) as u64;
+            self.legs_quiet[leg].push(Duration::from_millis(took));
+        }
+    }
 }
 
 pub const PROPERTIES: [&str; 7] = [
@@ -713,6 +750,12 @@ pub fn check(facts: &Facts) -> Verdict {
                         verdict.latency_faulted.push(latency);
                     } else {
                         verdict.latency_quiet.push(latency);
+                        if let Writer::StageResume(id) = &release.by {
+                            let name = format!("stage-resume-{}", id.to_ascii_lowercase());
+                            if let Some(times) = facts.stage_resumes.get(&name) {
+                                verdict.add_legs(sent_at, times, release.at);
+                            }
+                        }
                     }
                 }
             }
@@ -973,6 +1016,29 @@ mod tests {
             .filter(|(_, plays)| !plays.is_empty())
             .map(|(property, _)| *property)
             .collect()
+    }
+
+    /// A quiet webhook's latency is split at its stage-resume workflow's creation, its start by
+    /// the controller and its pod's start; a release whose workflow is unknown adds no legs.
+    #[test]
+    fn a_webhooks_latency_is_split_into_its_legs() {
+        let mut facts = completed_play();
+        let sent = facts.deliveries[0].sent_at;
+        facts.stage_resumes.insert(
+            "stage-resume-d0".into(),
+            ResumeTimes {
+                created: sent + 100,
+                started: Some(sent + 150),
+                pod_started: Some(sent + 200),
+            },
+        );
+        let verdict = check(&facts);
+        assert!(verdict.passed(), "{}", verdict.report());
+        let ms = Duration::from_millis;
+        assert_eq!(
+            verdict.legs_quiet,
+            [vec![ms(100)], vec![ms(50)], vec![ms(50)], vec![ms(200)]]
+        );
     }
 
     /// The EventSource published the first send and was killed before answering it; GitHub's

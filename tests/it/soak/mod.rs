@@ -13,7 +13,7 @@ mod checker;
 mod nemesis;
 mod scenario;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use self::checker::{
-    AlertCause, Change, Delivery, Facts, GitHubRequest, Millis, PlayObject, ReconcileRun, Verdict,
-    WAITS, Write,
+    AlertCause, Change, Delivery, Facts, GitHubRequest, Millis, PlayObject, ReconcileRun,
+    ResumeTimes, Verdict, WAITS, Write,
 };
 use self::nemesis::{Nemesis, Processes};
 use self::scenario::{REPOSITORIES, Scenario, Size};
@@ -509,9 +509,30 @@ async fn facts(
         .list(&ListParams::default().labels("stagectl.dev/stage-resume"))
         .await
         .unwrap();
+    let mut stage_resumes = BTreeMap::new();
     for resume in &resumes.items {
         let resume = serde_json::to_value(resume).unwrap();
         alert_causes.extend(failed_steps(&resume, "resume", "PlayResumeStepFailed"));
+        let pod_started = resume["status"]["nodes"]
+            .as_object()
+            .into_iter()
+            .flat_map(|nodes| nodes.values())
+            .filter(|node| node["type"] == "Pod")
+            .filter_map(|node| millis_of(&node["startedAt"]))
+            .min();
+        if let (Some(name), Some(created)) = (
+            resume["metadata"]["name"].as_str(),
+            millis_of(&resume["metadata"]["creationTimestamp"]),
+        ) {
+            stage_resumes.insert(
+                name.to_string(),
+                ResumeTimes {
+                    created,
+                    started: millis_of(&resume["status"]["startedAt"]),
+                    pod_started,
+                },
+            );
+        }
     }
     let reconcile_runs = runs
         .items
@@ -576,6 +597,7 @@ async fn facts(
         alert_causes,
         alerts_fired: None,
         alerts_seen_until: 0,
+        stage_resumes,
     }
 }
 
@@ -648,6 +670,13 @@ fn report(
         checker::latency_summary(&verdict.latency_faulted)
     )
     .unwrap();
+    // Where a quiet webhook's time goes (the server's times are whole seconds).
+    let legs: Vec<String> = checker::LEGS
+        .iter()
+        .zip(&verdict.legs_quiet)
+        .map(|(leg, took)| format!("{leg}: {}", checker::latency_summary(took)))
+        .collect();
+    writeln!(text, "  of which {}", legs.join("; ")).unwrap();
     let alerts: Vec<String> = verdict
         .alerts
         .iter()
