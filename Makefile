@@ -122,13 +122,15 @@ test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROM
 
 # The soak's size and seed: make soak SEED=... PLAYS=... DURATION=<seconds> FAULT_RATE=<a minute>;
 # SEED=a,b draws each seed's plays and faults into one run, as the short soak does.
+# PIPELINE=gated runs the plays of examples/pipelines/gated instead of the shipped play.
+PIPELINE ?= play
 PLAYS ?= 150
 DURATION ?= 1200
 FAULT_RATE ?= 4
 SEED ?=
 
 soak: static e2e-build $(PROMTOOL) ## The seeded soak under overlapping faults (about 30 minutes); report in target/soak/SEED.txt
-	export SOAK_SEED=$(SEED) SOAK_PLAYS=$(PLAYS) SOAK_DURATION_SECONDS=$(DURATION) SOAK_FAULTS_PER_MINUTE=$(FAULT_RATE); \
+	export SOAK_SEED=$(SEED) SOAK_PLAYS=$(PLAYS) SOAK_DURATION_SECONDS=$(DURATION) SOAK_FAULTS_PER_MINUTE=$(FAULT_RATE) SOAK_PIPELINE=$(PIPELINE); \
 	  $(call with-control-planes,--test it -- --include-ignored --exact soak::full --nocapture)
 
 e2e: static e2e-build ## The full end-to-end suite under Argo's real workflow-controller

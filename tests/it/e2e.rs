@@ -404,6 +404,11 @@ impl Plays {
         Self::install(test, Instance::Alone(test.into()), true).await
     }
 
+    /// As [`Plays::alone`], for the plays of the pipeline whose manifests are in `pipeline_dir`.
+    pub async fn alone_with(test: &str, pipeline_dir: &str) -> Self {
+        Self::install_pipeline(test, Instance::Alone(test.into()), true, pipeline_dir).await
+    }
+
     /// For a test of the gated pipeline's plays ([`Play::gated`]), beside others: its play
     /// template, policy, EventSource and Sensors (examples/pipelines/gated) instead of the
     /// play's, with the same RBAC and stage-resume template.

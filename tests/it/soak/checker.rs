@@ -12,13 +12,6 @@ use serde_json::Value;
 
 use super::scenario::PlayPlan;
 
-/// The waiting stages in order, the wait node of each, and the GitHub change each awaits.
-pub const WAITS: [(&str, &str, &str); 3] = [
-    ("waiting-pr-created", "wait-pr-created", "pr-opened"),
-    ("waiting-ready-for-qa", "wait-ready-for-qa", "ready-for-qa"),
-    ("waiting-pr-approved", "wait-pr-approved", "approved"),
-];
-
 /// Milliseconds since the epoch: the audit log's and the stand-in's clocks are this machine's.
 pub type Millis = i64;
 
@@ -397,7 +390,7 @@ fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<
             uncertain.push(write);
             continue;
         }
-        for (stage, ..) in WAITS {
+        for &(stage, ..) in play.plan.waits() {
             let proven = write.ops.iter().find_map(|op| {
                 (op["op"] == "test" && op["path"] == latch_path(stage))
                     .then(|| op["value"].as_str())
@@ -465,7 +458,7 @@ fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<
                     write.at,
                 ));
             }
-            for (stage, node, _) in WAITS {
+            for &(stage, node, _) in play.plan.waits() {
                 let latched = path == latch_path(stage)
                     && op["value"].as_str().is_some_and(|value| !value.is_empty());
                 let resumed = resumes_node(op, play, node);
@@ -519,7 +512,7 @@ fn resumes_proven_by_their_nodes(
     certain: &[Release],
 ) -> Vec<Release> {
     let mut proven = Vec::new();
-    for (stage, node, _) in WAITS {
+    for &(stage, node, _) in play.plan.waits() {
         if play.waits.get(stage).map(String::as_str) != Some("Succeeded")
             || certain.iter().any(|r| r.stage == stage)
         {
@@ -590,7 +583,8 @@ pub fn check(facts: &Facts) -> Verdict {
     let reconcile_windows = windows_reconcile_needs(facts);
     for play in &facts.plays {
         let failing = play.plan.failing_agent();
-        let passed = failing.unwrap_or(WAITS.len());
+        let waits = play.plan.waits();
+        let passed = failing.unwrap_or(waits.len());
         let (want_phase, want_stage) = match failing {
             Some(_) => ("Failed", "failed"),
             None => ("Succeeded", "completed"),
@@ -607,7 +601,7 @@ pub fn check(facts: &Facts) -> Verdict {
         }
 
         let (stages, releases) = read_writes(play, facts);
-        let mut path: Vec<&str> = WAITS[..passed].iter().map(|(stage, ..)| *stage).collect();
+        let mut path: Vec<&str> = waits[..passed].iter().map(|(stage, ..)| *stage).collect();
         path.push(want_stage);
         let written: Vec<&str> = stages.iter().map(|(stage, _)| stage.as_str()).collect();
         if written != path {
@@ -618,7 +612,7 @@ pub fn check(facts: &Facts) -> Verdict {
             );
         }
 
-        for (index, (stage, _, change_kind)) in WAITS.iter().enumerate() {
+        for (index, (stage, _, change_kind)) in waits.iter().enumerate() {
             let here: Vec<&Release> = releases.iter().filter(|r| r.stage == *stage).collect();
             let reached = index < passed;
             // The failing agent's own event may latch a wait the play never reaches.
@@ -890,7 +884,7 @@ fn check_alerts(facts: &Facts, verdict: &mut Verdict) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::soak::scenario::{AgentPlan, Timing};
+    use crate::soak::scenario::{AgentPlan, SoakPipeline, Timing};
     use serde_json::json;
 
     fn plan(task: &str, exit: [i32; 3]) -> PlayPlan {
@@ -904,7 +898,8 @@ mod tests {
         PlayPlan {
             task: task.into(),
             repository: "acme/widgets".into(),
-            agents: exit.map(agent),
+            pipeline: SoakPipeline::Play,
+            agents: exit.map(agent).to_vec(),
             submit_at: Duration::ZERO,
         }
     }
@@ -947,7 +942,7 @@ mod tests {
         let mut node_names = BTreeMap::new();
         let mut waits = BTreeMap::new();
         let mut at = 1_000;
-        for (i, (stage, node, kind)) in WAITS.iter().enumerate() {
+        for (i, (stage, node, kind)) in SoakPipeline::Play.waits().iter().enumerate() {
             node_names.insert(format!("{name}-{i}"), node.to_string());
             waits.insert(stage.to_string(), "Succeeded".to_string());
             facts.writes.push(stage_write(name, at, stage));

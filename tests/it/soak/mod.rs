@@ -24,10 +24,10 @@ use tokio::time::Instant;
 
 use self::checker::{
     AlertCause, Change, Delivery, Facts, GitHubRequest, Millis, PlayObject, ReconcileRun,
-    ResumeTimes, Verdict, WAITS, Write,
+    ResumeTimes, Verdict, Write,
 };
 use self::nemesis::{Nemesis, Processes};
-use self::scenario::{REPOSITORIES, Scenario, Size};
+use self::scenario::{REPOSITORIES, Scenario, Size, SoakPipeline};
 use crate::e2e::{Plays, RECONCILE_RUNS, play_workflow};
 use crate::harness::{GitHubStandIn, Prometheus, repo_path};
 
@@ -67,13 +67,13 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 #[tokio::test]
 #[ignore = "needs the control plane and Argo's controller: make test"]
 async fn a_short_soak_of_a_fixed_and_a_random_seed_releases_each_wait_once_by_its_own_event() {
-    soak(&[FIXED_SEED, random_seed()], SHORT).await;
+    soak(&[FIXED_SEED, random_seed()], SHORT, SoakPipeline::Play).await;
 }
 
 #[test]
 fn the_fixed_seed_of_the_short_soak_meets_every_kind_of_process_fault() {
     use self::scenario::{FaultKind, Process, Timing};
-    let scenario = Scenario::generate(&[FIXED_SEED], SHORT);
+    let scenario = Scenario::generate(&[FIXED_SEED], SHORT, SoakPipeline::Play);
     let kinds: Vec<FaultKind> = scenario.faults.iter().map(|f| f.kind).collect();
     for process in [
         Process::ApiServer,
@@ -108,7 +108,13 @@ async fn full() {
         duration: Duration::from_secs(env_or("SOAK_DURATION_SECONDS", 1200)),
         faults_per_minute: env_or("SOAK_FAULTS_PER_MINUTE", 4.0),
     };
-    soak(&seeds, size).await;
+    let pipeline = std::env::var("SOAK_PIPELINE").unwrap_or_default();
+    let pipeline = match pipeline.as_str() {
+        "" => SoakPipeline::Play,
+        name => SoakPipeline::parse(name)
+            .unwrap_or_else(|| panic!("SOAK_PIPELINE={name:?}: use play or gated")),
+    };
+    soak(&seeds, size, pipeline).await;
 }
 
 /// `SOAK_SEED`: one seed, or several joined by commas, as a report's replay line gives them.
@@ -131,14 +137,18 @@ fn seeds_text(seeds: &[u64]) -> String {
     seeds.join(",")
 }
 
-async fn soak(seeds: &[u64], size: Size) {
-    let scenario = Scenario::generate(seeds, size);
+async fn soak(seeds: &[u64], size: Size, pipeline: SoakPipeline) {
+    let scenario = Scenario::generate(seeds, size, pipeline);
     let seed = seeds_text(seeds);
     let replay = format!(
-        "make soak SEED={seed} PLAYS={} DURATION={} FAULT_RATE={}",
+        "make soak SEED={seed} PLAYS={} DURATION={} FAULT_RATE={}{}",
         size.plays,
         size.duration.as_secs(),
-        size.faults_per_minute
+        size.faults_per_minute,
+        match pipeline {
+            SoakPipeline::Play => String::new(),
+            other => format!(" PIPELINE={}", other.name()),
+        }
     );
     eprintln!(
         "soak: seed {seed}: {} plays over {}s, {} faults (replay: {replay})",
@@ -147,7 +157,7 @@ async fn soak(seeds: &[u64], size: Size) {
         scenario.faults.len()
     );
     let namespace: Vec<String> = seeds.iter().map(|seed| format!("{seed:x}")).collect();
-    let plays = Plays::alone(&format!("soak-{}", namespace.join("-"))).await;
+    let plays = Plays::alone_with(&format!("soak-{}", namespace.join("-")), pipeline.dir()).await;
     let github = GitHubStandIn::start().await;
     let repos: serde_json::Map<String, Value> = REPOSITORIES
         .iter()
@@ -168,6 +178,8 @@ async fn soak(seeds: &[u64], size: Size) {
         stagectl: std::env::var_os("STAGECTL_STATIC_BINARY")
             .map(Into::into)
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_stagectl").into()),
+        sensors: pipeline.sensors(),
+        pipeline_dir: repo_path(pipeline.dir()),
     });
     nemesis.fresh_controller().await;
     let prometheus = Prometheus::start(&plays.argo.metrics_url).await;
@@ -231,17 +243,13 @@ async fn submit_all(
         .zip(names)
         .map(|(play, name)| async move {
             tokio::time::sleep_until(start + play.submit_at).await;
-            let commands = [
-                play.agents[0].command("rex", github),
-                play.agents[1].command("cleo", github),
-                play.agents[2].command("tess", github),
-            ];
-            let workflow = play_workflow(
+            let mut workflow = play_workflow(
                 json!({"name": name}),
                 &play.task,
                 &play.repository,
-                &commands,
+                &play.commands(github),
             );
+            workflow.data["spec"]["workflowTemplateRef"]["name"] = json!(play.pipeline.template());
             let deadline = Instant::now() + Duration::from_secs(300);
             loop {
                 match plays
@@ -369,7 +377,8 @@ async fn facts(
                 )
             })
             .collect();
-        let waits = WAITS
+        let waits = plan
+            .waits()
             .iter()
             .filter_map(|(stage, wait, _)| {
                 let node = nodes.values().find(|node| node["displayName"] == *wait)?;
@@ -613,9 +622,10 @@ fn report(
     let size = scenario.size;
     writeln!(
         text,
-        "soak seed {}: {} plays over {}s, {:.1} faults a minute; took {:.0}s{}",
+        "soak seed {}: {} plays of pipeline {} over {}s, {:.1} faults a minute; took {:.0}s{}",
         seeds_text(&scenario.seeds),
         scenario.plays.len(),
+        scenario.pipeline.name(),
         size.duration.as_secs(),
         size.faults_per_minute,
         took.as_secs_f64(),

@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::checker::{Downtime, GITHUB_RATE_LIMIT, Millis};
-use super::scenario::{Fault, FaultKind, Process, SENSORS};
+use super::scenario::{Fault, FaultKind, Process};
 use crate::e2e::RECONCILE_CRON;
 use crate::harness::{GitHubStandIn, repo_path};
 
@@ -24,11 +24,14 @@ pub struct Processes {
     pub namespace: String,
     pub events_state: PathBuf,
     pub stagectl: PathBuf,
+    /// The pods of the pipeline's Sensors, and the directory of its manifests.
+    pub sensors: &'static [&'static str],
+    pub pipeline_dir: PathBuf,
 }
 
 /// The processes the supervisor keeps running, in the order it starts them: the API server
 /// first, as everything else needs it.
-fn supervised() -> Vec<Supervised> {
+fn supervised(sensors: &[&'static str]) -> Vec<Supervised> {
     let mut all = vec![
         Supervised::Process(Process::ApiServer),
         Supervised::Process(Process::Controller),
@@ -36,7 +39,11 @@ fn supervised() -> Vec<Supervised> {
         Supervised::Process(Process::Nats),
         Supervised::Process(Process::EventSource),
     ];
-    all.extend((0..SENSORS.len()).map(|i| Supervised::Process(Process::Sensor(i))));
+    all.extend(
+        sensors
+            .iter()
+            .map(|name| Supervised::Process(Process::Sensor(name))),
+    );
     all
 }
 
@@ -108,6 +115,7 @@ impl Processes {
                 let mut command = tokio::process::Command::new(repo_path("tests/events/start"));
                 command
                     .env("KUBECONFIG", &self.kubeconfig)
+                    .env("EVENTS_MANIFESTS", &self.pipeline_dir)
                     .args([&self.namespace, events.name()]);
                 command
             }
@@ -370,7 +378,7 @@ impl Nemesis {
     /// other. True when everything runs.
     pub async fn supervise_once(&self) -> bool {
         futures::future::join_all(
-            supervised()
+            supervised(self.processes.sensors)
                 .into_iter()
                 .map(|which| self.supervise_one(which)),
         )
@@ -381,12 +389,14 @@ impl Nemesis {
 
     /// Supervises until `stop` is set.
     pub async fn supervise(&self, stop: &std::sync::atomic::AtomicBool) {
-        futures::future::join_all(supervised().into_iter().map(|which| async move {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                self.supervise_one(which).await;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }))
+        futures::future::join_all(supervised(self.processes.sensors).into_iter().map(
+            |which| async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    self.supervise_one(which).await;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            },
+        ))
         .await;
     }
 

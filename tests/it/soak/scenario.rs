@@ -103,11 +103,117 @@ impl AgentPlan {
     }
 }
 
+/// The pipeline a soak's plays run: the shipped play, or the gated example
+/// (examples/pipelines/gated), whose CI and merge events come from `ci` in Rex's step and
+/// `merge` in Tess's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SoakPipeline {
+    Play,
+    Gated,
+}
+
+impl SoakPipeline {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "play" => Some(Self::Play),
+            "gated" => Some(Self::Gated),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Play => "play",
+            Self::Gated => "gated",
+        }
+    }
+
+    /// Its manifests: what a namespace of its plays installs.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Self::Play => "workflow-templates",
+            Self::Gated => "examples/pipelines/gated",
+        }
+    }
+
+    pub fn template(self) -> &'static str {
+        match self {
+            Self::Play => "play",
+            Self::Gated => "play-gated",
+        }
+    }
+
+    /// The waiting stages in order, the wait node of each, and the GitHub change each awaits.
+    pub fn waits(self) -> &'static [(&'static str, &'static str, &'static str)] {
+        match self {
+            Self::Play => &[
+                ("waiting-pr-created", "wait-pr-created", "pr-opened"),
+                ("waiting-ready-for-qa", "wait-ready-for-qa", "ready-for-qa"),
+                ("waiting-pr-approved", "wait-pr-approved", "approved"),
+            ],
+            Self::Gated => &[
+                ("waiting-pr-created", "wait-pr-created", "pr-opened"),
+                ("waiting-ci", "wait-ci", "checks-passed"),
+                ("waiting-ready-for-qa", "wait-ready-for-qa", "ready-for-qa"),
+                ("waiting-pr-approved", "wait-pr-approved", "approved"),
+                ("waiting-merged", "wait-merged", "merged"),
+            ],
+        }
+    }
+
+    /// Who causes each wait's event, in the order of the waits (tests/e2e/agents).
+    pub fn roles(self) -> &'static [&'static str] {
+        match self {
+            Self::Play => &["rex", "cleo", "tess"],
+            Self::Gated => &["rex", "ci", "cleo", "tess", "merge"],
+        }
+    }
+
+    /// The play's three agent steps, each the roles (by index) its command line runs: CI runs
+    /// after Rex's push, the merge after Tess's approval.
+    fn steps(self) -> [&'static [usize]; 3] {
+        match self {
+            Self::Play => [&[0], &[1], &[2]],
+            Self::Gated => [&[0, 1], &[2], &[3, 4]],
+        }
+    }
+
+    /// The roles that may be drawn to fail: those a step begins with, so that the play fails
+    /// before the wait of that role's event, and no role after it in its step runs.
+    fn failable(self) -> &'static [usize] {
+        match self {
+            Self::Play => &[0, 1, 2],
+            Self::Gated => &[0, 2, 3],
+        }
+    }
+
+    /// Its Sensors, as tests/events/start names their pods.
+    pub fn sensors(self) -> &'static [&'static str] {
+        match self {
+            Self::Play => &[
+                "sensor-play-pr-created",
+                "sensor-play-ready-for-qa",
+                "sensor-play-pr-approved",
+            ],
+            Self::Gated => &[
+                "sensor-gated-pr-created",
+                "sensor-gated-ci",
+                "sensor-gated-ci-failed",
+                "sensor-gated-ready-for-qa",
+                "sensor-gated-pr-approved",
+                "sensor-gated-merged",
+            ],
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct PlayPlan {
     pub task: String,
     pub repository: String,
-    pub agents: [AgentPlan; 3],
+    pub pipeline: SoakPipeline,
+    /// One per role of the pipeline, in the order of the waits.
+    pub agents: Vec<AgentPlan>,
     /// When it is submitted, from the start of the run.
     pub submit_at: Duration,
 }
@@ -116,6 +222,21 @@ impl PlayPlan {
     /// The agent that fails, if one does: the play ends `failed` there.
     pub fn failing_agent(&self) -> Option<usize> {
         self.agents.iter().position(|agent| agent.exit != 0)
+    }
+
+    pub fn waits(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        self.pipeline.waits()
+    }
+
+    /// The command lines of Rex's, Cleo's and Tess's steps, with the GitHub stand-in.
+    pub fn commands(&self, github: &str) -> [String; 3] {
+        self.pipeline.steps().map(|roles| {
+            let lines: Vec<String> = roles
+                .iter()
+                .map(|&i| self.agents[i].command(self.pipeline.roles()[i], github))
+                .collect();
+            lines.join(" && ")
+        })
     }
 }
 
@@ -126,15 +247,9 @@ pub enum Process {
     Controller,
     EventSource,
     Nats,
-    Sensor(usize),
+    /// A Sensor, by its pod's name ([`SoakPipeline::sensors`]).
+    Sensor(&'static str),
 }
-
-/// The Sensors of workflow-templates/, as tests/events/start names their pods.
-pub const SENSORS: [&str; 3] = [
-    "sensor-play-pr-created",
-    "sensor-play-ready-for-qa",
-    "sensor-play-pr-approved",
-];
 
 impl Process {
     pub fn name(self) -> &'static str {
@@ -143,7 +258,7 @@ impl Process {
             Process::Controller => "workflow-controller",
             Process::EventSource => "eventsource",
             Process::Nats => "nats",
-            Process::Sensor(i) => SENSORS[i],
+            Process::Sensor(name) => name,
         }
     }
 }
@@ -193,6 +308,7 @@ pub struct Scenario {
     /// One run may draw from several seeds at once (the short soak: a fixed one and a random
     /// one), each as many plays and faults as `size` says.
     pub seeds: Vec<u64>,
+    pub pipeline: SoakPipeline,
     pub size: Size,
     pub plays: Vec<PlayPlan>,
     pub faults: Vec<Fault>,
@@ -207,7 +323,7 @@ impl Scenario {
     /// its faults meet every seed's plays. The plays are numbered on from the previous seed's,
     /// so that no two seeds' plays share a task in a repository; a single seed's scenario is
     /// the same as ever, and its printed seed replays it.
-    pub fn generate(seeds: &[u64], size: Size) -> Self {
+    pub fn generate(seeds: &[u64], size: Size, pipeline: SoakPipeline) -> Self {
         let minutes = size.duration.as_secs_f64() / 60.0;
         let faults_per_seed = (minutes * size.faults_per_minute).round() as usize;
         let mut plays = Vec::new();
@@ -216,25 +332,31 @@ impl Scenario {
             let mut rng = Rng::new(seed);
             let first = plays.len();
             plays.extend((first..first + size.plays).map(|i| {
-                let mut agents = [0; 3].map(|_| agent(&mut rng));
+                let mut agents: Vec<AgentPlan> =
+                    pipeline.roles().iter().map(|_| agent(&mut rng)).collect();
                 // A few plays fail where an agent is told to; the rest must complete.
                 if rng.chance(4) {
-                    let which = rng.between(0, 2) as usize;
+                    let failable = pipeline.failable();
+                    let which = failable[rng.between(0, failable.len() as u64 - 1) as usize];
                     agents[which].exit = 3;
                 }
                 PlayPlan {
                     task: (100 + i / 2).to_string(),
                     repository: REPOSITORIES[i % REPOSITORIES.len()].to_string(),
+                    pipeline,
                     agents,
                     submit_at: rng.millis_within(size.duration),
                 }
             }));
-            faults.extend((0..faults_per_seed).map(|_| fault(&mut rng, size.duration)));
+            faults.extend(
+                (0..faults_per_seed).map(|_| fault(&mut rng, size.duration, pipeline.sensors())),
+            );
         }
         faults.sort_by_key(|fault| fault.at);
         plays.sort_by_key(|play| play.submit_at);
         Self {
             seeds: seeds.to_vec(),
+            pipeline,
             size,
             plays,
             faults,
@@ -263,14 +385,14 @@ fn agent(rng: &mut Rng) -> AgentPlan {
     }
 }
 
-fn fault(rng: &mut Rng, span: Duration) -> Fault {
+fn fault(rng: &mut Rng, span: Duration, sensors: &[&'static str]) -> Fault {
     let at = rng.millis_within(span);
     let kind = rng.weighted(&[
         (10, FaultKind::Kill(Process::ApiServer)),
         (10, FaultKind::Kill(Process::Controller)),
         (12, FaultKind::Kill(Process::EventSource)),
         (12, FaultKind::Kill(Process::Nats)),
-        (12, FaultKind::Kill(Process::Sensor(0))),
+        (12, FaultKind::Kill(Process::Sensor(sensors[0]))),
         (10, FaultKind::GitHub5xx(0)),
         (8, FaultKind::GitHubReset(0)),
         (4, FaultKind::GitHubStall),
@@ -280,7 +402,8 @@ fn fault(rng: &mut Rng, span: Duration) -> Fault {
     ]);
     let kind = match kind {
         FaultKind::Kill(Process::Sensor(_)) => {
-            FaultKind::Kill(Process::Sensor(rng.between(0, 2) as usize))
+            let which = rng.between(0, sensors.len() as u64 - 1) as usize;
+            FaultKind::Kill(Process::Sensor(sensors[which]))
         }
         FaultKind::GitHub5xx(_) => FaultKind::GitHub5xx(rng.between(1, 6) as u32),
         FaultKind::GitHubReset(_) => FaultKind::GitHubReset(rng.between(1, 4) as u32),
@@ -312,9 +435,9 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_scenario_and_another_seed_another() {
-        let a = Scenario::generate(&[7], size());
-        let b = Scenario::generate(&[7], size());
-        let c = Scenario::generate(&[8], size());
+        let a = Scenario::generate(&[7], size(), SoakPipeline::Play);
+        let b = Scenario::generate(&[7], size(), SoakPipeline::Play);
+        let c = Scenario::generate(&[8], size(), SoakPipeline::Play);
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
         assert_ne!(format!("{a:?}"), format!("{c:?}"));
         assert_eq!(a.plays.len(), 40);
@@ -323,8 +446,8 @@ mod tests {
 
     #[test]
     fn seeds_drawn_together_are_each_what_it_is_alone_on_plays_of_their_own() {
-        let alone = |seed| Scenario::generate(&[seed], size());
-        let together = Scenario::generate(&[7, 8], size());
+        let alone = |seed| Scenario::generate(&[seed], size(), SoakPipeline::Play);
+        let together = Scenario::generate(&[7, 8], size(), SoakPipeline::Play);
         assert_eq!(together.plays.len(), 80);
         assert_eq!(together.faults.len(), 80);
         let mut faults = [alone(7).faults, alone(8).faults].concat();
@@ -360,6 +483,49 @@ mod tests {
         assert_eq!(kept, 40);
     }
 
+    /// The gated pipeline's plays: an agent per role (CI and the merge too), drawn to fail only
+    /// at a step's first role, each step's command line running its roles in order; its
+    /// Sensors among the faults.
+    #[test]
+    fn a_gated_scenario_draws_every_role_and_fails_only_where_a_step_begins() {
+        let scenario = Scenario::generate(
+            &[3],
+            Size {
+                plays: 200,
+                duration: Duration::from_secs(1200),
+                faults_per_minute: 6.0,
+            },
+            SoakPipeline::Gated,
+        );
+        assert!(scenario.plays.iter().all(|play| play.agents.len() == 5));
+        let failing: std::collections::BTreeSet<usize> = scenario
+            .plays
+            .iter()
+            .filter_map(PlayPlan::failing_agent)
+            .collect();
+        assert!(
+            !failing.is_empty() && failing.is_subset(&[0, 2, 3].into()),
+            "{failing:?}"
+        );
+        let commands = scenario.plays[0].commands("http://github");
+        assert!(
+            commands[0].starts_with("rex ") && commands[0].contains(" && ci "),
+            "{commands:?}"
+        );
+        assert!(commands[1].starts_with("cleo ") && !commands[1].contains("&&"));
+        assert!(commands[2].starts_with("tess ") && commands[2].contains(" && merge "));
+        let sensors: std::collections::BTreeSet<&str> = scenario
+            .faults
+            .iter()
+            .filter_map(|fault| match fault.kind {
+                FaultKind::Kill(Process::Sensor(name)) => Some(name),
+                _ => None,
+            })
+            .collect();
+        assert!(sensors.iter().all(|name| name.starts_with("sensor-gated-")));
+        assert!(sensors.len() > 3, "{sensors:?}");
+    }
+
     #[test]
     fn a_scenario_has_every_timing_and_fault_kind_and_plays_sharing_a_task_across_repositories() {
         let scenario = Scenario::generate(
@@ -369,6 +535,7 @@ mod tests {
                 duration: Duration::from_secs(1200),
                 faults_per_minute: 6.0,
             },
+            SoakPipeline::Play,
         );
         let timings: Vec<Timing> = scenario
             .plays
