@@ -177,7 +177,7 @@ async fn each_event_that_happened_is_delivered_once_and_a_second_run_writes_noth
         (
             &no_pull,
             "waiting-pr-created",
-            "no open pull request",
+            "no open pull request, none merged since the play began",
             "none",
         ),
         (&dismissed, "waiting-pr-approved", "#6 not approved", "none"),
@@ -205,8 +205,9 @@ async fn each_event_that_happened_is_delivered_once_and_a_second_run_writes_noth
         }
     }
     assert_eq!(report["recovered"], 3);
-    // Two pages of pull requests, and the reviews of the two plays waiting for approval.
-    assert_eq!(report["github"]["requests"], 4, "{report:#}");
+    // Two pages of pull requests, the reviews of the two plays waiting for approval, and the
+    // merged pull requests since the play whose task has no open one began.
+    assert_eq!(report["github"]["requests"], 5, "{report:#}");
 
     let before = versions(&ns).await;
     let second = reconcile_as_cron(&ns, &account, &github, &["-o", "json"]).await;
@@ -224,12 +225,12 @@ async fn each_event_that_happened_is_delivered_once_and_a_second_run_writes_noth
     );
     // Nothing changed on GitHub: every request was conditional and answered 304.
     assert_eq!(again["github"]["requests"], 0, "{again:#}");
-    assert_eq!(again["github"]["notModified"], 4, "{again:#}");
+    assert_eq!(again["github"]["notModified"], 5, "{again:#}");
     let sent = github.requests().await;
     assert!(
         sent.iter()
             .rev()
-            .take(4)
+            .take(5)
             .all(|(_, _, status)| *status == 304),
         "{sent:?}"
     );

@@ -142,25 +142,21 @@ impl GitHubFacts {
     pub fn next_read(&self, play: &WaitingPlay) -> Option<Read> {
         let (_, reads, repository, task) = play.awaits().ok()?;
         let repo = key(repository);
-        let Some(open) = self.pulls.get(&repo) else {
+        if !self.pulls.contains_key(&repo) {
             return Some(Read::OpenPulls(repository.clone()));
-        };
-        let pull = match github::pull_of_task(open, task.as_str()).ok()? {
-            Some(pull) => pull,
-            None if reads == Reads::MergedPulls => {
-                let read_back_to = self.merged.get(&repo).map(|(since, _)| *since);
-                let covered = read_back_to.is_some_and(|since| match (since, play.created) {
-                    (None, _) => true,
-                    (Some(since), Some(created)) => since <= created,
-                    (Some(_), None) => false,
-                });
-                return (!covered).then(|| Read::MergedPulls {
-                    repository: repository.clone(),
-                    since: play.created,
-                });
-            }
-            None => return None,
-        };
+        }
+        // No open pull request of the task: the one merged since the play began is its own
+        // (an approval whose webhook was lost, and then an auto-merge), whatever the wait.
+        let open = self.pulls.get(&repo).map_or(&[][..], Vec::as_slice);
+        if github::pull_of_task(open, task.as_str()).ok()?.is_none()
+            && !self.merged_read_back_to(&repo, play.created)
+        {
+            return Some(Read::MergedPulls {
+                repository: repository.clone(),
+                since: play.created,
+            });
+        }
+        let pull = self.pull_of(repository, task, play.created).ok()??;
         let at_head = (repo.clone(), pull.head_sha.clone());
         let missing = match reads {
             Reads::Nothing | Reads::MergedPulls => false,
@@ -208,19 +204,28 @@ impl GitHubFacts {
             .insert((key(repository), sha.to_string()), runs);
     }
 
-    /// The task's pull request: its open one, else for a merge gate the one merged since the
-    /// play began.
+    /// Whether the merged pull requests are read back to the play's creation.
+    fn merged_read_back_to(&self, repo: &str, created: Option<Timestamp>) -> bool {
+        let read_back_to = self.merged.get(repo).map(|(since, _)| *since);
+        read_back_to.is_some_and(|since| match (since, created) {
+            (None, _) => true,
+            (Some(since), Some(created)) => since <= created,
+            (Some(_), None) => false,
+        })
+    }
+
+    /// The task's pull request: its open one, else the one merged since the play began.
     fn pull_of(
         &self,
         repository: &Repository,
         task: &TaskId,
-        reads: Reads,
+        created: Option<Timestamp>,
     ) -> Result<Option<&PullRequest>, Vec<u64>> {
         let repo = key(repository);
         let open = self.pulls.get(&repo).map_or(&[][..], Vec::as_slice);
         match github::pull_of_task(open, task.as_str())? {
             Some(pull) => Ok(Some(pull)),
-            None if reads == Reads::MergedPulls => {
+            None if self.merged_read_back_to(&repo, created) => {
                 let merged = self.merged.get(&repo).map_or(&[][..], |(_, pulls)| pulls);
                 github::pull_of_task(merged, task.as_str())
             }
@@ -292,7 +297,7 @@ pub fn decide(play: &WaitingPlay, facts: &GitHubFacts) -> Decision {
         Err(why) => return Decision::CannotTell(why),
     };
     let awaited = awaited.clone();
-    let pull = match facts.pull_of(repository, task, reads) {
+    let pull = match facts.pull_of(repository, task, play.created) {
         Ok(Some(pull)) => pull,
         Ok(None) => {
             return Decision::NotYet {
@@ -528,10 +533,34 @@ mod tests {
         for waiting in [
             play("b", "waiting-ready-for-qa", "2", "acme/widgets"),
             play("c", "waiting-pr-approved", "5", "acme/widgets"),
-            play("d", "waiting-pr-approved", "9", "acme/widgets"),
         ] {
             assert_eq!(facts.next_read(&waiting), None, "{waiting:?}");
         }
+        // No open pull request of task 9: the one merged since the play began is its own, and
+        // its reviews are read (an approval whose webhook was lost, then an auto-merge; the
+        // soak of the gated pipeline found plays left waiting for it).
+        let merged_since = play("d", "waiting-pr-approved", "9", "acme/widgets");
+        assert_eq!(
+            facts.next_read(&merged_since),
+            Some(Read::MergedPulls {
+                repository: widgets.clone(),
+                since: None
+            })
+        );
+        let merged = PullRequest {
+            merged: true,
+            ..pull(9, "task-9-x", &[])
+        };
+        facts.add_merged(&widgets, None, vec![merged]);
+        assert_eq!(
+            facts.next_read(&merged_since),
+            Some(Read::Reviews(widgets.clone(), 9))
+        );
+        facts.add_reviews(&widgets, 9, vec![review(7, "APPROVED")]);
+        assert!(matches!(
+            decide(&merged_since, &facts),
+            Decision::Deliver(Deliver { pull: 9, .. })
+        ));
         let gadgets = play("e", "waiting-pr-created", "1", "ACME/gadgets");
         assert_eq!(
             facts.next_read(&gadgets),

@@ -114,18 +114,12 @@ pub(super) fn report(play: &WaitingPlay, decision: &Decision) -> PlayReport {
                 Some(delivery.delivery_id.clone()),
             )
         }
-        Decision::NotYet {
-            awaited: Awaited::PullRequestMerged,
-            pull: None,
-        } => (
+        Decision::NotYet { pull: None, .. } => (
             None,
             "no open pull request, none merged since the play began".into(),
             String::new(),
             None,
         ),
-        Decision::NotYet { pull: None, .. } => {
-            (None, "no open pull request".into(), String::new(), None)
-        }
         Decision::NotYet {
             awaited,
             pull: Some(number),
