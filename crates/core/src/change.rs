@@ -343,12 +343,6 @@ impl ChangeRequest {
             entry.wait_satisfied_by = Some(delivery.clone());
         }
         let mut change = StageChange::new(from.name(), to.name(), &entry);
-        if to.is_failed() {
-            change.set_annotations.push((
-                record::FAILED_AT_ANNOTATION.to_string(),
-                from.name().to_string(),
-            ));
-        }
         let mut needs_resource_version =
             self.write_identity(&mut change, observed.and_then(|meta| meta.labels.as_ref()));
         if let Some(slot) = entered_latch {
@@ -405,15 +399,8 @@ impl ChangeRequest {
         )));
         entry.wait_satisfied_by = Some(delivery.clone());
         let mut change = StageChange::new(from.name(), failed.name(), &entry);
-        change.set_annotations.push((
-            record::FAILED_AT_ANNOTATION.to_string(),
-            from.name().to_string(),
-        ));
-        let key = latch::latch_key(gate.name());
-        change
-            .expect_annotations
-            .push((key.clone(), latched.clone()));
-        change.set_annotations.push((key, String::new()));
+        let slot = LatchSlot::Latched(delivery.clone(), latched.clone());
+        test_entered_latch(&mut change, gate, Some(slot));
         if self.write_identity(&mut change, observed.labels.as_ref()) {
             change.resource_version = observed.resource_version.clone();
         }

@@ -12,8 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::labels;
 use crate::latch::{self, Delivery, LatchSlot};
-use crate::record::HistoryEntry;
-use crate::stage::Stage;
+use crate::record::{FAILED_AT_ANNOTATION, HistoryEntry};
+use crate::stage::{FAILED, Stage};
 
 /// Everything one stage change writes, and what it must find to write it.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,8 +37,10 @@ pub(crate) struct StageChange {
 }
 
 impl StageChange {
+    /// A change into `failed` records the stage it leaves, where a rollback returns it (the
+    /// stage-machine policy admits no move into `failed` without it).
     pub fn new(from: &str, to: &str, entry: &HistoryEntry) -> Self {
-        Self {
+        let mut change = Self {
             from: from.to_string(),
             to: to.to_string(),
             expect_labels: Vec::new(),
@@ -54,7 +56,13 @@ impl StageChange {
             )],
             resource_version: None,
             create_annotations_map: false,
+        };
+        if to == FAILED {
+            change
+                .set_annotations
+                .push((FAILED_AT_ANNOTATION.to_string(), from.to_string()));
         }
+        change
     }
 
     pub(crate) fn to_patch(&self) -> Patch {

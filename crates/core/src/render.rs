@@ -80,20 +80,21 @@ pub fn manifests(pipeline: &Pipeline) -> Vec<Manifest> {
 /// `kubectl apply -k`'s list: the files in the order they are applied, the play's template
 /// among them.
 fn kustomization(pipeline: &Pipeline, manifests: &[Manifest]) -> Manifest {
-    let file = |name: &str| format!("  - {name}\n");
-    let installed = |name: &str| manifests.iter().any(|m| m.file == name);
-    let first = ["rbac.yaml", POLICY_FILE, PLAY_TEMPLATE_FILE];
-    let shared = ["stage-resume-template.yaml", "reconcile-cronworkflow.yaml"];
+    let first = [
+        "rbac.yaml",
+        POLICY_FILE,
+        PLAY_TEMPLATE_FILE,
+        "stage-resume-template.yaml",
+        "reconcile-cronworkflow.yaml",
+    ];
     let events = manifests
         .iter()
         .map(|m| m.file.as_str())
         .filter(|name| *name == "github-eventsource.yaml" || name.starts_with("sensor-"));
     let resources: String = first
         .into_iter()
-        .chain(shared)
-        .filter(|name| *name == PLAY_TEMPLATE_FILE || installed(name))
         .chain(events)
-        .map(file)
+        .map(|name| format!("  - {name}\n"))
         .collect();
     Manifest {
         file: "kustomization.yaml".to_string(),

@@ -13,9 +13,7 @@ use crate::labels::{self, Repository, TaskId};
 use crate::latch::{self, Delivery, LatchSlot, SeenAs};
 use crate::patch::{self, StageChange};
 use crate::pipeline;
-use crate::record::{
-    ChangeKind, FAILED_AT_ANNOTATION, HistoryEntry, clean_reason, current_stage, has_ended,
-};
+use crate::record::{ChangeKind, HistoryEntry, clean_reason, current_stage, has_ended};
 use crate::stage::{Pipeline, Stage};
 use crate::{Observed, Step};
 
@@ -438,13 +436,10 @@ impl EventRequest {
             wait_satisfied_by: Some(self.delivery.clone()),
         };
         let mut change = StageChange::new(stage.name(), failed.name(), &entry);
-        change.set_annotations.extend([
-            (FAILED_AT_ANNOTATION.to_string(), stage.name().to_string()),
-            (
-                latch::resumed_key(stage.name()),
-                self.delivery.to_annotation(),
-            ),
-        ]);
+        change.set_annotations.push((
+            latch::resumed_key(stage.name()),
+            self.delivery.to_annotation(),
+        ));
         match node.fail_patch(stage, &text, self.delivery.at) {
             Ok(mut patch) => {
                 // The node's ops first: they test the stage the change then replaces.
