@@ -169,6 +169,7 @@ pub fn report_change(
             let outcome = match change.outcome {
                 ChangeResult::Applied => "applied",
                 ChangeResult::Noop => "noop",
+                ChangeResult::PassOver => "pass-over",
             };
             info!(
                 workflow,

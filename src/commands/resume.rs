@@ -85,6 +85,11 @@ pub struct FactArgs {
     /// workflow_run.name of a workflow run.
     #[arg(long)]
     pub workflow_name: Option<String>,
+    /// When the event happened on GitHub (RFC 3339: a review's submitted_at, the pull
+    /// request's, check suite's or workflow run's updated_at): an event that happened before
+    /// the play's current pass began releases nothing of it.
+    #[arg(long, value_name = "TIME")]
+    pub occurred_at: Option<String>,
 }
 
 impl FactArgs {
@@ -104,7 +109,17 @@ impl FactArgs {
                 )));
             }
         };
+        let occurred_at = match given(&self.occurred_at) {
+            None => None,
+            Some(text) => Some(text.parse::<jiff::Timestamp>().map_err(|_| {
+                Error::usage(format!(
+                    "--occurred-at {:?}: give a time as GitHub writes it, e.g. 2026-12-07T10:00:00Z",
+                    labels::shorten(&text)
+                ))
+            })?),
+        };
         Ok(Some(EventFacts {
+            occurred_at,
             event: event.unwrap_or_default().to_string(),
             action,
             label: given(&self.label),

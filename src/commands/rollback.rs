@@ -39,6 +39,7 @@ pub async fn run(settings: &Settings, args: &RollbackArgs) -> Result<()> {
     let subject = Subject::validate(&args.workflow, None, None)?;
     let cluster = settings.connect().await?;
     let request = ChangeRequest {
+        pass: None,
         workflow: subject.name,
         namespace: cluster.namespace.clone(),
         task_id: None,

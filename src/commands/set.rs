@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{Subject, apply_change, print_change, report_change};
-use crate::core::change::{ChangeRequest, Goal};
+use crate::core::change::{ChangeRequest, ChangeResult, Goal};
 use crate::core::pipeline;
 use crate::core::record::clean_reason;
 use crate::core::stage::Moves;
@@ -49,6 +49,15 @@ pub struct SetArgs {
     /// (so the template can skip its wait step with `when`), `false` otherwise.
     #[arg(long, value_name = "PATH")]
     pub skip_wait_file: Option<PathBuf>,
+    /// The pass the step belongs to (the play template passes its own): refused if the play is
+    /// in an earlier one; once a wait of this pass has sent the play back, nothing is written
+    /// and the answer is `pass-over`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub pass: Option<u32>,
+    /// Write the pass the play is in afterwards to this file (the play template starts the
+    /// next pass when it is not the step's own).
+    #[arg(long, value_name = "PATH")]
+    pub pass_file: Option<PathBuf>,
 }
 
 pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
@@ -75,6 +84,7 @@ pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
         carry: (target == settings.pipeline.first())
             .then(|| pipeline::to_json(&settings.pipeline))
             .flatten(),
+        pass: args.pass,
     };
     let result = apply_change(settings, &cluster, &request).await;
     let change = report_change(&cluster, started, &request, result)?;
@@ -87,12 +97,26 @@ pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
             )
         })?;
     }
+    if let Some(path) = &args.pass_file {
+        std::fs::write(path, change.pass.to_string()).with_context(|| {
+            format!(
+                "the stage is {}, but {} cannot be written",
+                change.to,
+                path.display()
+            )
+        })?;
+    }
     print_change(settings, &change);
     // Entering a gate whose failing event came early fails the play instead (its history
-    // names the event): the stage asked for was not reached, and the step must fail.
-    if change.to != target.name() {
+    // names the event): the stage asked for was not reached, and the step must fail. One
+    // that sent the play back (or found it sent back) ends the step's pass, which is no
+    // failure: the template goes on with the next.
+    let sent_back = change.outcome == ChangeResult::PassOver
+        || args.pass.is_some_and(|pass| change.pass > pass);
+    if change.to != target.name() && !sent_back {
         return Err(Error::refused(format!(
-            "workflow {}: it went to {} instead of {target}: an early event fails that wait;              `stagectl get {}` shows it",
+            "workflow {}: it went to {} instead of {target}: an early event decided that wait; \
+             `stagectl get {}` shows it",
             change.workflow, change.to, change.workflow
         )));
     }

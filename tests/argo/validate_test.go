@@ -135,7 +135,7 @@ func TestWorkflowTemplatesAndExamplesPassArgoValidation(t *testing.T) {
 }
 
 // The validation must be able to fail: broken copies of the play are refused, each for its
-// own reason.
+// own reason. Templates[1] is a pass: Rex, the stage and wait after him, ...
 func TestBrokenCopiesOfThePlayAreRefused(t *testing.T) {
 	ctx := logging.InitLoggerInContext()
 	m := load(t, "../../workflow-templates")
@@ -144,17 +144,17 @@ func TestBrokenCopiesOfThePlayAreRefused(t *testing.T) {
 		says   string
 	}{
 		"a dependency on a task that does not exist": {
-			change: func(w *wfv1.WorkflowTemplate) { w.Spec.Templates[0].DAG.Tasks[1].Depends = "rexx" },
+			change: func(w *wfv1.WorkflowTemplate) { w.Spec.Templates[1].DAG.Tasks[1].Depends = "rexx" },
 			says:   "rexx",
 		},
 		"an undefined parameter": {
 			change: func(w *wfv1.WorkflowTemplate) {
-				w.Spec.Templates[0].DAG.Tasks[2].When = "{{tasks.update-to-waiting-pr.outputs.parameters.no-such}} != true"
+				w.Spec.Templates[1].DAG.Tasks[2].When = "{{tasks.update-to-waiting-pr.outputs.parameters.no-such}} != true"
 			},
 			says: "no-such",
 		},
 		"a template that does not exist": {
-			change: func(w *wfv1.WorkflowTemplate) { w.Spec.Templates[0].DAG.Tasks[0].Template = "no-such-agent" },
+			change: func(w *wfv1.WorkflowTemplate) { w.Spec.Templates[1].DAG.Tasks[0].Template = "no-such-agent" },
 			says:   "no-such-agent",
 		},
 	}

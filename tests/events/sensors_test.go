@@ -161,8 +161,9 @@ func TestSensorsFireExactlyForTheirEvents(t *testing.T) {
 		{"the label wins over the branch", "pull_request/opened", "pull_request", all(webhook.SetLabels("task-42"), webhook.SetBranch("task-7-x")), "waiting-pr-created", "42"},
 		{"opened without a task", "pull_request/opened", "pull_request", nil, "", ""},
 		{"closed", "pull_request/closed", "pull_request", webhook.SetLabels("task-42"), "", ""},
-		{"synchronize", "pull_request/synchronize", "pull_request", webhook.SetLabels("task-42"), "", ""},
-		{"reopened", "pull_request/reopened", "pull_request", webhook.SetLabels("task-42"), "", ""},
+		// A later pass: Rex pushes to the pull request he opened.
+		{"synchronize", "pull_request/synchronize", "pull_request", webhook.SetLabels("task-42"), "waiting-pr-created", "42"},
+		{"reopened", "pull_request/reopened", "pull_request", webhook.SetLabels("task-42"), "waiting-pr-created", "42"},
 		{"a label that is not quite a task", "pull_request/opened", "pull_request", webhook.SetLabels("xtask-5", "task-", "task-5-6"), "", ""},
 		{"a branch that is not quite a task", "pull_request/opened", "pull_request", webhook.SetBranch("hotfix/task-5-x"), "", ""},
 		{"opened on a branch named exactly after the task", "pull_request/opened", "pull_request", webhook.SetBranch("task-5"), "waiting-pr-created", "5"},
@@ -187,7 +188,9 @@ func TestSensorsFireExactlyForTheirEvents(t *testing.T) {
 		{"approved", "pull_request_review/submitted", "pull_request_review", all(webhook.SetLabels("task-42"), webhook.SetReviewState("approved")), "waiting-pr-approved", "42"},
 		{"approved on a task branch", "pull_request_review/submitted", "pull_request_review", all(webhook.SetBranch("task-11-x"), webhook.SetReviewState("approved")), "waiting-pr-approved", "11"},
 		{"commented", "pull_request_review/submitted", "pull_request_review", all(webhook.SetLabels("task-42"), webhook.SetReviewState("commented")), "", ""},
-		{"changes requested", "pull_request_review/submitted", "pull_request_review", all(webhook.SetLabels("task-42"), webhook.SetReviewState("changes_requested")), "", ""},
+		// Tess requests changes: the play goes round again.
+		{"changes requested", "pull_request_review/submitted", "pull_request_review", all(webhook.SetLabels("task-42"), webhook.SetReviewState("changes_requested")), "waiting-pr-approved-sent-back", "42"},
+		{"changes requested, as the REST API writes it", "pull_request_review/submitted", "pull_request_review", all(webhook.SetLabels("task-42"), webhook.SetReviewState("CHANGES_REQUESTED")), "waiting-pr-approved-sent-back", "42"},
 		{"a review dismissed", "pull_request_review/dismissed", "pull_request_review", webhook.SetLabels("task-42"), "", ""},
 		{"approved without a task", "pull_request_review/submitted", "pull_request_review", webhook.SetReviewState("approved"), "", ""},
 		{"approved on a pull request of two tasks", "pull_request_review/submitted", "pull_request_review", all(webhook.SetLabels("task-42", "task-7"), webhook.SetReviewState("approved")), "", ""},
@@ -196,7 +199,8 @@ func TestSensorsFireExactlyForTheirEvents(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			delivery := fmt.Sprintf("72d3162e-cc78-11e3-81ab-4c9367dc%04d", i)
-			event := deliver(t, c.githubEvent, delivery, payload(t, c.payload, changes(c.change)...))
+			body := payload(t, c.payload, changes(c.change)...)
+			event := deliver(t, c.githubEvent, delivery, body)
 			for stage, sensor := range sensors {
 				created := fire(t, sensor, event)
 				if stage != c.stage {
@@ -205,7 +209,7 @@ func TestSensorsFireExactlyForTheirEvents(t *testing.T) {
 					}
 					continue
 				}
-				want := expectedWorkflow(stage, c.taskID, "Codertocat/Hello-World", delivery, c.githubEvent)
+				want := expectedWorkflow(stage, c.taskID, "Codertocat/Hello-World", delivery, c.githubEvent, body)
 				if len(created) != 1 || !reflect.DeepEqual(created[0], want) {
 					got, _ := json.MarshalIndent(created, "", "  ")
 					wanted, _ := json.MarshalIndent(want, "", "  ")
@@ -217,18 +221,38 @@ func TestSensorsFireExactlyForTheirEvents(t *testing.T) {
 }
 
 // factsOf is what each Sensor passes of its event for `stagectl resume` to check, after the
-// five parameters every Sensor passes.
-var factsOf = map[string][]any{
-	"waiting-pr-created":   {fact("action", "opened")},
-	"waiting-ready-for-qa": {fact("action", "labeled"), fact("label", "ready-for-qa")},
-	"waiting-pr-approved":  {fact("action", "submitted"), fact("review-state", "approved")},
+// five parameters every Sensor passes: the payload's own values, by path (`when` is when the
+// event happened on GitHub: an event of an earlier pass releases nothing of a later one).
+var factsOf = map[string][][2]string{
+	"waiting-pr-created":            {{"action", "action"}, {"occurred-at", "pull_request.updated_at"}},
+	"waiting-ready-for-qa":          {{"action", "action"}, {"occurred-at", "pull_request.updated_at"}, {"label", "label.name"}},
+	"waiting-pr-approved":           {{"action", "action"}, {"occurred-at", "review.submitted_at"}, {"review-state", "review.state"}},
+	"waiting-pr-approved-sent-back": {{"action", "action"}, {"occurred-at", "review.submitted_at"}, {"review-state", "review.state"}},
 }
 
-func fact(name, value string) map[string]any { return map[string]any{"name": name, "value": value} }
+// at is the string at a dotted path of a payload.
+func at(body map[string]any, path string) string {
+	var value any = body
+	for _, key := range strings.Split(path, ".") {
+		object, _ := value.(map[string]any)
+		value = object[key]
+	}
+	text, _ := value.(string)
+	return text
+}
 
 // expectedWorkflow is the stage-resume Workflow a matching event must yield, field by field.
-func expectedWorkflow(stage, taskID, repository, delivery, githubEvent string) map[string]any {
+func expectedWorkflow(sensor, taskID, repository, delivery, githubEvent string, body map[string]any) map[string]any {
 	parameter := func(name, value string) map[string]any { return map[string]any{"name": name, "value": value} }
+	stage := webhook.StageOf(sensor)
+	var facts []any
+	for _, fact := range factsOf[sensor] {
+		value := at(body, fact[1])
+		if value == "" {
+			panic(fmt.Sprintf("the test payload has no %s", fact[1]))
+		}
+		facts = append(facts, parameter(fact[0], value))
+	}
 	return map[string]any{
 		"apiVersion": "argoproj.io/v1alpha1",
 		"kind":       "Workflow",
@@ -247,7 +271,7 @@ func expectedWorkflow(stage, taskID, repository, delivery, githubEvent string) m
 				parameter("repository", repository),
 				parameter("delivery-id", delivery),
 				parameter("event", githubEvent),
-			}, factsOf[stage]...)},
+			}, facts...)},
 		},
 	}
 }

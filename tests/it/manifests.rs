@@ -235,23 +235,27 @@ fn the_play_template_has_the_shape_stagectl_relies_on() {
             .find(|t| t["name"] == name)
             .unwrap_or_else(|| panic!("no template {name}"))
     };
-    let tasks = template(spec["entrypoint"].as_str().unwrap())["dag"]["tasks"]
-        .as_array()
-        .unwrap();
+    let tasks_of = |name: &str| template(name)["dag"]["tasks"].as_array().unwrap().clone();
+    let entry = tasks_of(spec["entrypoint"].as_str().unwrap());
+    // The entrypoint starts the play and its first pass; each pass is the `pass` template.
+    let tasks = tasks_of("pass");
     let task = |name: &str| {
         tasks
             .iter()
+            .chain(&entry)
             .find(|t| t["name"] == name)
             .unwrap_or_else(|| panic!("no task {name}"))
     };
-    let stage_of = |t: &serde_json::Value| {
+    let argument = |t: &serde_json::Value, name: &str| {
         t["arguments"]["parameters"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|p| p["name"] == "stage")
+            .find(|p| p["name"] == name)
             .map(|p| p["value"].as_str().unwrap().to_string())
     };
+    let pass_of = |t: &serde_json::Value| argument(t, "pass");
+    let stage_of = |t: &serde_json::Value| argument(t, "stage");
     let chain = [
         (
             "rex",
@@ -276,7 +280,15 @@ fn the_play_template_has_the_shape_stagectl_relies_on() {
     assert_eq!(task("start")["template"], "update-workflow-stage");
     assert_eq!(stage_of(task("start")).as_deref(), Some("pending"));
     assert!(task("start")["depends"].is_null());
-    let mut previous_wait: Option<&str> = Some("start");
+    assert_eq!(
+        entry.len(),
+        2,
+        "the entrypoint starts the play and its first pass"
+    );
+    assert_eq!(task("pass")["depends"], "start");
+    assert_eq!(task("pass")["template"], "pass");
+    assert_eq!(pass_of(task("pass")).as_deref(), Some("1"));
+    let mut previous_wait: Option<&str> = None;
     for (agent, update, wait, stage) in chain {
         assert_eq!(task(agent)["template"], "agent");
         if let Some(previous) = previous_wait {
@@ -301,11 +313,32 @@ fn the_play_template_has_the_shape_stagectl_relies_on() {
             format!("{{{{tasks.{update}.outputs.parameters.skip-wait}}}} != true"),
             "{wait} is skipped when its event came early"
         );
+        for step in [agent, update, wait] {
+            assert_eq!(
+                pass_of(task(step)).as_deref(),
+                Some("{{inputs.parameters.pass}}"),
+                "{step} knows its pass"
+            );
+        }
         previous_wait = Some(wait);
     }
+    assert!(task("rex")["depends"].is_null(), "a pass begins with Rex");
     assert_eq!(task("complete")["depends"], "wait-pr-approved");
     assert_eq!(stage_of(task("complete")).as_deref(), Some("completed"));
-    assert_eq!(tasks.len(), 11, "nothing else in the DAG");
+    // A pass sent back ends with `complete` answering pass-over and the pass the play is in,
+    // and the next pass starts from it: the only loop, by recursion.
+    let next = task("next-pass");
+    assert_eq!(next["template"], "pass");
+    assert_eq!(next["depends"], "complete");
+    assert_eq!(
+        next["when"],
+        "{{tasks.complete.outputs.parameters.pass}} != {{inputs.parameters.pass}}"
+    );
+    assert_eq!(
+        pass_of(next).as_deref(),
+        Some("{{tasks.complete.outputs.parameters.pass}}")
+    );
+    assert_eq!(tasks.len(), 11, "nothing else in a pass");
 
     let update = template("update-workflow-stage");
     let args: Vec<&str> = update["container"]["args"]
@@ -316,6 +349,12 @@ fn the_play_template_has_the_shape_stagectl_relies_on() {
         .collect();
     assert_eq!(&args[..2], ["set", "{{inputs.parameters.stage}}"]);
     assert!(args.contains(&"--skip-wait-file=/tmp/skip-wait"));
+    assert!(args.contains(&"--pass={{inputs.parameters.pass}}"));
+    assert!(args.contains(&"--pass-file=/tmp/pass"));
+    assert_eq!(
+        update["outputs"]["parameters"][1]["valueFrom"]["path"],
+        "/tmp/pass"
+    );
     assert_eq!(
         update["outputs"]["parameters"][0]["valueFrom"]["path"],
         "/tmp/skip-wait"
@@ -324,6 +363,10 @@ fn the_play_template_has_the_shape_stagectl_relies_on() {
     assert_eq!(
         template("wait-for-event")["inputs"]["parameters"][0]["name"],
         stagectl_core::argo::STAGE_PARAMETER
+    );
+    assert_eq!(
+        template("wait-for-event")["inputs"]["parameters"][1]["name"],
+        stagectl_core::argo::PASS_PARAMETER
     );
 
     let exit_handler = template(spec["onExit"].as_str().expect("an exit handler"));
@@ -346,6 +389,11 @@ fn the_play_template_has_the_shape_stagectl_relies_on() {
             "{key} is created empty"
         );
     }
+    assert_eq!(
+        metadata["annotations"][stagectl_core::pass::PASS_ANNOTATION],
+        "1",
+        "a play is created in its first pass"
+    );
 }
 
 /// Each account of rbac.yaml, with a real token: it can do what its steps do, and is refused

@@ -93,8 +93,8 @@ async fn a_directory_that_disagrees_is_named_line_by_line() {
     std::fs::write(
         &template,
         text.replace(
-            "parameters: [{name: stage, value: waiting-pr-approved}]\n          - name: complete",
-            "parameters: [{name: stage, value: waiting-pr-merged}]\n          - name: complete",
+            "                - {name: stage, value: waiting-pr-approved}\n                - {name: pass, value: \"{{inputs.parameters.pass}}\"}\n          # Completes",
+            "                - {name: stage, value: waiting-pr-merged}\n                - {name: pass, value: \"{{inputs.parameters.pass}}\"}\n          # Completes",
         ),
     )
     .unwrap();
@@ -155,7 +155,7 @@ async fn the_printed_definition_given_inline_is_the_file() {
 #[ignore = "needs the test control plane's kubectl: make test"]
 async fn each_pipeline_directory_is_one_kustomization() {
     for (dir, pipeline, sensors) in [
-        ("workflow-templates", "play", 3),
+        ("workflow-templates", "play", 4),
         ("examples/pipelines/gated", "gated", 6),
     ] {
         let mut command = tokio::process::Command::new(repo_path("tests/controlplane/bin/kubectl"));

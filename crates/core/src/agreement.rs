@@ -62,10 +62,14 @@ fn name_of(doc: &Value) -> &str {
     doc["metadata"]["name"].as_str().unwrap_or("<unnamed>")
 }
 
-fn stage_input(template: &Value) -> bool {
+fn has_input(template: &Value, name: &str) -> bool {
     template["inputs"]["parameters"]
         .as_array()
-        .is_some_and(|ps| ps.iter().any(|p| p["name"] == "stage"))
+        .is_some_and(|ps| ps.iter().any(|p| p["name"] == name))
+}
+
+fn stage_input(template: &Value) -> bool {
+    has_input(template, crate::argo::STAGE_PARAMETER)
 }
 
 /// A suspend template with a `stage` input: how `stagectl resume` finds a wait.
@@ -201,6 +205,18 @@ fn check_template(pipeline: &Pipeline, doc: &Value) -> Vec<String> {
     for template in templates {
         if let Some(Sets::Literal(stage)) = sets(template) {
             set.insert(stage);
+        }
+        if pipeline.passes() > 1
+            && is_wait(template)
+            && !has_input(template, crate::argo::PASS_PARAMETER)
+        {
+            problems.push(format!(
+                "template {play}: wait template {} has no `{}` input: pipeline {} sends plays \
+                 back, and `stagectl resume` finds each pass's wait by it",
+                template["name"].as_str().unwrap_or("<unnamed>"),
+                crate::argo::PASS_PARAMETER,
+                pipeline.name()
+            ));
         }
         for (called, stage) in calls(template) {
             let Some(callee) = by_name.get(called) else {

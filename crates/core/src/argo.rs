@@ -11,6 +11,10 @@ use crate::{labels, patch};
 /// The input parameter of the play's suspend template that names the stage it waits in.
 pub const STAGE_PARAMETER: &str = "stage";
 
+/// The input parameter of the play's suspend template that names the pass it waits in: a stage
+/// waited in again in a later pass has a node of its own.
+pub const PASS_PARAMETER: &str = "pass";
+
 /// What the Workflow's status says about the suspend node of one stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SuspendNode {
@@ -73,10 +77,15 @@ pub(crate) struct ActiveNode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Unreadable(pub &'static str);
 
-/// Finds the suspend node whose `stage` input is `stage`, by its type and inputs, never by its
-/// position in the graph. A stage visited more than once (after a rollback) can have several;
-/// a running one is the one to resume.
-pub(crate) fn suspend_node(status: &Value, stage: &Stage) -> Result<SuspendNode, Unreadable> {
+/// Finds the suspend node whose `stage` input is `stage` and whose `pass` input is `pass` (a
+/// node without one waits in the first pass), by its type and inputs, never by its position in
+/// the graph. A stage visited more than once in a pass (after a rollback) can have several; a
+/// running one is the one to resume.
+pub(crate) fn suspend_node(
+    status: &Value,
+    stage: &Stage,
+    pass: u32,
+) -> Result<SuspendNode, Unreadable> {
     if status["offloadNodeStatusVersion"]
         .as_str()
         .is_some_and(|v| !v.is_empty())
@@ -94,11 +103,21 @@ pub(crate) fn suspend_node(status: &Value, stage: &Stage) -> Result<SuspendNode,
     };
     let mut found = SuspendNode::Absent;
     for (id, node) in nodes {
+        let parameters = node["inputs"]["parameters"].as_array();
+        let input = |name: &str| {
+            parameters
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == name)
+                .map(|p| &p["value"])
+        };
+        let in_pass = match input(PASS_PARAMETER) {
+            Some(value) => value.as_str() == Some(pass.to_string().as_str()),
+            None => pass == 1,
+        };
         let waits_in_stage = node["type"] == "Suspend"
-            && node["inputs"]["parameters"].as_array().is_some_and(|ps| {
-                ps.iter()
-                    .any(|p| p["name"] == STAGE_PARAMETER && p["value"] == stage.name())
-            });
+            && input(STAGE_PARAMETER).is_some_and(|value| value == stage.name())
+            && in_pass;
         if !waits_in_stage {
             continue;
         }
@@ -244,7 +263,7 @@ mod tests {
     }
 
     fn node_of(workflow: &Value, name: &str) -> Result<SuspendNode, Unreadable> {
-        suspend_node(&workflow["status"], &stage(name))
+        suspend_node(&workflow["status"], &stage(name), 1)
     }
 
     fn suspend(id: &str, stage: &str, phase: &str) -> Value {

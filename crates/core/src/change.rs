@@ -23,13 +23,25 @@ use crate::Step;
 use crate::event::Verdict;
 use crate::labels::{self, Repository, TaskId, WorkflowName};
 use crate::latch::{self, Delivery, LatchSlot};
+use crate::pass::{self, Pass};
 use crate::patch::{self, StageChange};
 use crate::pipeline;
 use crate::record::{self, ChangeKind, HistoryEntry, StageRecord};
 use crate::stage::{Moves, Pipeline, Stage, Transition};
 
+/// A wait decided otherwise than released: failed there, or sent back for another pass.
+mod decided;
 /// A workflow Argo left without the play's labels, given them by its first step.
 mod initialise;
+
+pub(crate) use decided::Decided;
+
+/// A latched event that decides the wait being entered otherwise than releasing it.
+struct EarlyDecision<'a> {
+    gate: &'a Stage,
+    delivery: &'a Delivery,
+    latched: &'a String,
+}
 
 /// Where the change goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +68,10 @@ pub struct ChangeRequest {
     /// The definition to record on a play at its first stage that carries none (the play's first
     /// step): from then on, the play is decided by it, whatever definition stagectl is given.
     pub carry: Option<String>,
+    /// The pass the caller acts in (a step of the play template knows its pass): refused in an
+    /// earlier pass, and answered [`ChangeResult::PassOver`] once the play has been sent back
+    /// past it. None: whatever pass the play is in.
+    pub pass: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,6 +79,10 @@ pub struct ChangeRequest {
 pub enum ChangeResult {
     Applied,
     Noop,
+    /// Nothing written: the caller's pass is over, a wait of it sent the play back (or failed
+    /// it at the pass limit). The play template starts the next pass on this answer.
+    #[serde(rename = "pass-over")]
+    PassOver,
 }
 
 /// What a change did; printed to stdout and logged.
@@ -81,6 +101,8 @@ pub struct ChangeOutcome {
     /// template can skip the wait step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_wait: Option<bool>,
+    /// The pass the play is in afterwards.
+    pub pass: u32,
 }
 
 /// A change that will have happened once its patch applies (or that already holds): the
@@ -99,6 +121,16 @@ impl ChangeRequest {
             } => ChangeKind::Forced,
             Goal::Set { .. } => ChangeKind::Set,
             Goal::Rollback { .. } => ChangeKind::Rollback,
+        }
+    }
+
+    /// The pass a change planned without a read assumes, and tests: the caller's, else the
+    /// first (a play in a later pass, or without the annotation, fails the test and is read).
+    fn assumed_pass(&self) -> Pass {
+        Pass {
+            number: self.pass.unwrap_or(1),
+            began: None,
+            annotated: true,
         }
     }
 
@@ -122,7 +154,7 @@ impl ChangeRequest {
             return None;
         };
         let from = pipeline.predecessor(target)?;
-        Some(self.write(pipeline, &from, target, None, now))
+        Some(self.write(pipeline, &from, target, None, self.assumed_pass(), now))
     }
 
     /// The plan for the workflow as read. `attempted` holds the history entries of the patches
@@ -163,6 +195,22 @@ impl ChangeRequest {
         let Some(current) = record.stage.clone() else {
             return self.initialise(pipeline, observed, &record, now);
         };
+        let pass = match Pass::of(observed) {
+            Ok(pass) => pass,
+            Err(why) => return Step::Refuse(format!("workflow {}: {why}", self.workflow)),
+        };
+        match self.pass {
+            Some(asked) if asked < pass.number => {
+                return Step::Done(self.pass_over(&current, pass.number));
+            }
+            Some(asked) if asked > pass.number => {
+                return Step::Refuse(format!(
+                    "workflow {}: the play is in pass {}, not {asked}; check --pass",
+                    self.workflow, pass.number
+                ));
+            }
+            _ => {}
+        }
         let transition = match &goal {
             Goal::Set { target, moves } => pipeline.plan_set(&current, target, *moves),
             Goal::Rollback { to } => {
@@ -177,11 +225,11 @@ impl ChangeRequest {
                 let skip_wait = pipeline
                     .is_waiting(&current)
                     .then(|| latch::satisfied_early(observed, &current).is_some());
-                Step::Done(self.unchanged(&current, skip_wait))
+                Step::Done(self.unchanged(&current, skip_wait, pass.number))
             }
             Transition::Refuse(why) => Step::Refuse(format!("workflow {}: {why}", self.workflow)),
             Transition::Apply { from, to, .. } => {
-                self.write(pipeline, &from, &to, Some(observed), now)
+                self.write(pipeline, &from, &to, Some(observed), pass, now)
             }
         }
     }
@@ -245,8 +293,13 @@ impl ChangeRequest {
                 pipeline::STAGES_ANNOTATION.to_string(),
                 pipeline.stages().collect::<Vec<_>>().join(","),
             ),
+            (
+                pass::BACK_EDGES_ANNOTATION.to_string(),
+                pass::back_edges_annotation(pipeline),
+            ),
         ];
         annotations.extend(latch::empty_latches(pipeline));
+        annotations.push((pass::PASS_ANNOTATION.to_string(), "1".to_string()));
         let present = observed.annotations.as_ref();
         annotations.retain(|(key, _)| present.is_none_or(|seen| !seen.contains_key(key)));
         annotations
@@ -266,12 +319,12 @@ impl ChangeRequest {
                 current.name(),
                 &self.carried_annotations(pipeline, observed),
             ),
-            then: self.unchanged(current, None),
+            then: self.unchanged(current, None, 1),
         }
     }
 
     /// The outcome of a change that leaves the stage where it is.
-    fn unchanged(&self, current: &Stage, skip_wait: Option<bool>) -> Planned {
+    fn unchanged(&self, current: &Stage, skip_wait: Option<bool>, pass: u32) -> Planned {
         Planned {
             outcome: ChangeOutcome {
                 workflow: self.workflow.to_string(),
@@ -281,9 +334,17 @@ impl ChangeRequest {
                 outcome: ChangeResult::Noop,
                 forced: false,
                 skip_wait,
+                pass,
             },
             entry: None,
         }
+    }
+
+    /// The answer of a step whose pass is over: the play is in pass `now_in`.
+    fn pass_over(&self, current: &Stage, now_in: u32) -> Planned {
+        let mut planned = self.unchanged(current, Some(true), now_in);
+        planned.outcome.outcome = ChangeResult::PassOver;
+        planned
     }
 
     /// A workflow of another task or repository is never changed on this one's behalf.
@@ -307,7 +368,7 @@ impl ChangeRequest {
         })
     }
 
-    fn entry(&self, from: &Stage, to: &Stage, now: Timestamp) -> HistoryEntry {
+    fn entry(&self, from: &Stage, to: &Stage, pass: u32, now: Timestamp) -> HistoryEntry {
         HistoryEntry {
             at: now,
             from: from.name().to_string(),
@@ -316,6 +377,7 @@ impl ChangeRequest {
             by: self.actor.clone(),
             reason: self.reason.clone(),
             wait_satisfied_by: None,
+            pass,
         }
     }
 
@@ -327,22 +389,29 @@ impl ChangeRequest {
         from: &Stage,
         to: &Stage,
         observed: Option<&ObjectMeta>,
+        pass: Pass,
         now: Timestamp,
     ) -> Step<Planned> {
         // Entering a waiting stage: its latch, as read (`None` inside when unread).
         let entered_latch = (self.kind() != ChangeKind::Rollback && pipeline.is_waiting(to))
             .then(|| observed.map(|meta| latch::latch_slot(meta, to)));
         if let Some(Some(LatchSlot::Latched(delivery, text))) = &entered_latch
-            && delivery.verdict == Verdict::Fails
+            && delivery.verdict != Verdict::Releases
             && let Some(observed) = observed
         {
-            return self.fail_at_gate(pipeline, from, to, (delivery, text), observed, now);
+            let early = EarlyDecision {
+                gate: to,
+                delivery,
+                latched: text,
+            };
+            return self.decided_at_gate(pipeline, from, early, observed, pass, now);
         }
-        let mut entry = self.entry(from, to, now);
+        let mut entry = self.entry(from, to, pass.number, now);
         if let Some(Some(LatchSlot::Latched(delivery, _))) = &entered_latch {
             entry.wait_satisfied_by = Some(delivery.clone());
         }
         let mut change = StageChange::new(from.name(), to.name(), &entry);
+        change.test_pass(pass);
         let mut needs_resource_version =
             self.write_identity(&mut change, observed.and_then(|meta| meta.labels.as_ref()));
         if let Some(slot) = entered_latch {
@@ -374,33 +443,36 @@ impl ChangeRequest {
         }
     }
 
-    /// Entering `gate`, whose latch holds an early event that fails the play there (a failed
-    /// check): the play goes to `failed` instead, in the same compare-and-swap, the latch
-    /// consumed and the delivery in the history entry. The command then answers that the play
-    /// failed, since the stage asked for was not reached.
-    fn fail_at_gate(
+    /// Entering `gate`, whose latch holds an early event that decides its wait otherwise than
+    /// releasing it: the play goes where the event sends it instead (`failed` for a failed
+    /// check; back to an earlier stage for a change request, or `failed` at the pass limit), in
+    /// the same compare-and-swap, the latch consumed and the delivery in the history entry.
+    /// The command then answers with the stage the play went to.
+    fn decided_at_gate(
         &self,
         pipeline: &Pipeline,
         from: &Stage,
-        gate: &Stage,
-        (delivery, latched): (&Delivery, &String),
+        early: EarlyDecision<'_>,
         observed: &ObjectMeta,
+        pass: Pass,
         now: Timestamp,
     ) -> Step<Planned> {
-        let failed = pipeline.failed();
-        let mut entry = self.entry(from, &failed, now);
-        entry.reason = Some(record::clean_reason(&format!(
-            "{} failed the wait of {gate} before the play reached it{}",
-            delivery.describe(),
-            self.reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        )));
-        entry.wait_satisfied_by = Some(delivery.clone());
-        let mut change = StageChange::new(from.name(), failed.name(), &entry);
-        let slot = LatchSlot::Latched(delivery.clone(), latched.clone());
-        test_entered_latch(&mut change, gate, Some(slot));
+        let addendum = self
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        let decided = Decided {
+            wait: early.gate,
+            delivery: early.delivery,
+            by: &self.actor,
+            at: now,
+            pass,
+        };
+        let when = format!(" before the play reached it{addendum}");
+        let (mut change, entry) = decided.change(pipeline, from, &when, observed);
+        let slot = LatchSlot::Latched(early.delivery.clone(), early.latched.clone());
+        test_entered_latch(&mut change, early.gate, Some(slot));
         if self.write_identity(&mut change, observed.labels.as_ref()) {
             change.resource_version = observed.resource_version.clone();
         }
@@ -463,7 +535,7 @@ fn test_entered_latch(change: &mut StageChange, to: &Stage, slot: Option<LatchSl
 
 /// Going back: early events latched for the stages left behind were honoured (or are stale) and
 /// must not release the waits again on the way forward.
-fn clear_latches_left_behind(
+pub(crate) fn clear_latches_left_behind(
     change: &mut StageChange,
     pipeline: &Pipeline,
     from: &Stage,
@@ -486,9 +558,17 @@ fn clear_latches_left_behind(
 }
 
 impl ChangeRequest {
-    /// The outcome of the change that `entry` records, once applied.
+    /// The outcome of the change that `entry` records, once applied. A change that a latched
+    /// event sent back skips the wait it did not enter.
     fn applied(&self, pipeline: &Pipeline, entry: &HistoryEntry) -> ChangeOutcome {
         let to = pipeline.stage(&entry.to);
+        let skip_wait = if entry.kind == ChangeKind::SentBack {
+            Some(true)
+        } else {
+            pipeline
+                .is_waiting(&to)
+                .then_some(entry.wait_satisfied_by.is_some())
+        };
         ChangeOutcome {
             workflow: self.workflow.to_string(),
             namespace: self.namespace.clone(),
@@ -496,9 +576,8 @@ impl ChangeRequest {
             to: entry.to.clone(),
             outcome: ChangeResult::Applied,
             forced: entry.kind == ChangeKind::Forced,
-            skip_wait: pipeline
-                .is_waiting(&to)
-                .then_some(entry.wait_satisfied_by.is_some()),
+            skip_wait,
+            pass: entry.pass,
         }
     }
 }
@@ -528,6 +607,7 @@ impl Planned {
             ChangeKind::Rollback => "rolled back",
             ChangeKind::Forced => "forced",
             ChangeKind::Set => "moved",
+            ChangeKind::SentBack => "sent back",
         };
         let mut note = format!("stage {verb} from {} to {}", entry.from, entry.to);
         if let Some(reason) = &entry.reason {
@@ -542,6 +622,7 @@ impl Planned {
         }
         let reason = match entry.kind {
             ChangeKind::Rollback => "StageRolledBack",
+            ChangeKind::SentBack => "PlaySentBack",
             _ => "StageChanged",
         };
         Some((reason, note))
@@ -578,6 +659,7 @@ mod tests {
             reason: None,
             actor: actor.into(),
             carry: None,
+            pass: None,
         }
     }
 
@@ -589,7 +671,7 @@ mod tests {
         let mut workflow = json!({"metadata": {
             "name": "play-42",
             "labels": {"current-stage": "pending"},
-            "annotations": {"stagectl.dev/latch-waiting-pr-created": ""},
+            "annotations": {"stagectl.dev/latch-waiting-pr-created": "", "stagectl.dev/pass": "1"},
         }});
         json_patch::patch(&mut workflow, patch).unwrap();
         serde_json::from_value(workflow["metadata"].clone()).unwrap()

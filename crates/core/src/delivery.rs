@@ -15,7 +15,7 @@ pub struct Delivery {
     pub event: Option<String>,
     pub at: Timestamp,
     pub by: String,
-    /// Whether the event releases its wait or fails the play there; recorded only when it fails.
+    /// What the event does to its wait; recorded only when it does not release it.
     #[serde(default, skip_serializing_if = "Verdict::is_releases")]
     pub verdict: Verdict,
 }
@@ -26,10 +26,10 @@ impl Delivery {
             "{} (delivery {}){}",
             self.event.as_deref().unwrap_or("event"),
             self.delivery_id.as_deref().unwrap_or("without id"),
-            if self.verdict.is_releases() {
-                ""
-            } else {
-                ", which fails its wait"
+            match self.verdict {
+                Verdict::Releases => "",
+                Verdict::Fails => ", which fails its wait",
+                Verdict::SendsBack => ", which sends the play back",
             }
         )
     }

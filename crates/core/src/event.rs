@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::labels::shorten;
@@ -68,10 +69,15 @@ impl fmt::Display for Conclusion {
 pub enum Awaited {
     /// A pull request of the task was opened.
     PullRequestOpened,
+    /// The task's pull request got new commits: it was opened (or reopened), or pushed to. What
+    /// an implementer's pass ends with, the first (the opening) or a later one (a push).
+    PullRequestPushed,
     /// A label was added to the task's pull request.
     LabelAdded { label: String },
     /// A reviewer approved the task's pull request.
     ReviewApproved,
+    /// A reviewer requested changes to the task's pull request.
+    ReviewChangesRequested,
     /// The task's pull request was merged.
     PullRequestMerged,
     /// A check suite (any CI's) on the pull request's head completed with `conclusion`.
@@ -85,14 +91,16 @@ pub enum Awaited {
     },
 }
 
-/// What an event does to the wait it is for: releases it (its `releasedBy`), or fails the play
-/// there (its `failedBy`: a failed check at a CI gate).
+/// What an event does to the wait it is for: releases it (its `releasedBy`), fails the play
+/// there (its `failedBy`: a failed check at a CI gate), or sends the play back to an earlier
+/// stage for another pass (its `sentBackBy`: a review requesting changes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     #[default]
     Releases,
     Fails,
+    SendsBack,
 }
 
 impl Verdict {
@@ -119,6 +127,10 @@ pub struct EventFacts {
     pub conclusion: Option<String>,
     /// `workflow_run.name`.
     pub workflow: Option<String>,
+    /// When it happened on GitHub (the review's `submitted_at`, the pull request's, check
+    /// suite's or workflow run's `updated_at`): an event that happened before the play's pass
+    /// began is that earlier pass's, whenever it is delivered.
+    pub occurred_at: Option<Timestamp>,
 }
 
 impl EventFacts {
@@ -176,43 +188,59 @@ impl Awaited {
     /// The `X-GitHub-Event` of the webhook.
     pub fn github_event(&self) -> &'static str {
         match self {
-            Self::PullRequestOpened | Self::LabelAdded { .. } | Self::PullRequestMerged => {
-                "pull_request"
-            }
-            Self::ReviewApproved => "pull_request_review",
+            Self::PullRequestOpened
+            | Self::PullRequestPushed
+            | Self::LabelAdded { .. }
+            | Self::PullRequestMerged => "pull_request",
+            Self::ReviewApproved | Self::ReviewChangesRequested => "pull_request_review",
             Self::CheckSuiteCompleted { .. } => "check_suite",
             Self::WorkflowRunCompleted { .. } => "workflow_run",
         }
     }
 
-    /// The payload's `action`.
-    pub fn action(&self) -> &'static str {
+    /// The payload's `action`s that can be this event; the first is what reconcile delivers.
+    pub fn actions(&self) -> &'static [&'static str] {
         match self {
-            Self::PullRequestOpened => "opened",
-            Self::LabelAdded { .. } => "labeled",
-            Self::ReviewApproved => "submitted",
-            Self::PullRequestMerged => "closed",
-            Self::CheckSuiteCompleted { .. } | Self::WorkflowRunCompleted { .. } => "completed",
+            Self::PullRequestOpened => &["opened"],
+            Self::PullRequestPushed => &["opened", "reopened", "synchronize"],
+            Self::LabelAdded { .. } => &["labeled"],
+            Self::ReviewApproved | Self::ReviewChangesRequested => &["submitted"],
+            Self::PullRequestMerged => &["closed"],
+            Self::CheckSuiteCompleted { .. } | Self::WorkflowRunCompleted { .. } => &["completed"],
+        }
+    }
+
+    /// The payload field that says when the event happened on GitHub ([`EventFacts::occurred_at`]).
+    pub fn occurred_at_path(&self) -> &'static str {
+        match self.github_event() {
+            "pull_request_review" => "body.review.submitted_at",
+            "check_suite" => "body.check_suite.updated_at",
+            "workflow_run" => "body.workflow_run.updated_at",
+            _ => "body.pull_request.updated_at",
         }
     }
 
     /// Whether the event `facts` describe releases a wait for this one. The only place that
     /// decides it.
     pub fn is_met_by(&self, facts: &EventFacts) -> bool {
-        if facts.event != self.github_event() || facts.action != self.action() {
+        if facts.event != self.github_event() || !self.actions().contains(&facts.action.as_str()) {
             return false;
         }
         let is = |field: &Option<String>, wanted: &str| field.as_deref() == Some(wanted);
         let narrowed_to = |field: &Option<String>, wanted: &Option<String>| {
             wanted.as_ref().is_none_or(|wanted| is(field, wanted))
         };
-        match self {
-            Self::PullRequestOpened => true,
-            Self::LabelAdded { label } => is(&facts.label, label),
-            Self::ReviewApproved => facts
+        let reviewed = |wanted: &str| {
+            facts
                 .review_state
                 .as_deref()
-                .is_some_and(|state| state.eq_ignore_ascii_case("approved")),
+                .is_some_and(|state| state.eq_ignore_ascii_case(wanted))
+        };
+        match self {
+            Self::PullRequestOpened | Self::PullRequestPushed => true,
+            Self::LabelAdded { label } => is(&facts.label, label),
+            Self::ReviewApproved => reviewed("approved"),
+            Self::ReviewChangesRequested => reviewed("changes_requested"),
             Self::PullRequestMerged => facts.merged == Some(true),
             Self::CheckSuiteCompleted { conclusion } => is(&facts.conclusion, conclusion.as_str()),
             Self::WorkflowRunCompleted {
@@ -227,11 +255,12 @@ impl Awaited {
     /// The facts of a delivery of exactly this event: what reconcile hands resume for an event
     /// GitHub's state shows, so that resume decides by the same rule as for a webhook.
     pub fn facts(&self) -> EventFacts {
-        let mut facts = EventFacts::new(self.github_event(), self.action());
+        let mut facts = EventFacts::new(self.github_event(), self.actions()[0]);
         match self {
-            Self::PullRequestOpened => {}
+            Self::PullRequestOpened | Self::PullRequestPushed => {}
             Self::LabelAdded { label } => facts.label = Some(label.clone()),
             Self::ReviewApproved => facts.review_state = Some("approved".into()),
+            Self::ReviewChangesRequested => facts.review_state = Some("changes_requested".into()),
             Self::PullRequestMerged => facts.merged = Some(true),
             Self::CheckSuiteCompleted { conclusion } => {
                 facts.conclusion = Some(conclusion.as_str().into());
@@ -262,6 +291,9 @@ impl Awaited {
                     workflow: w2,
                 },
             ) => c1 == c2 && either_open(w1, w2),
+            // Both are met by the opening of the pull request.
+            (Self::PullRequestOpened, Self::PullRequestPushed)
+            | (Self::PullRequestPushed, Self::PullRequestOpened) => true,
             _ => self == other,
         }
     }
@@ -274,18 +306,28 @@ impl Awaited {
             kind: "string",
             pattern: format!("^{}$", regex_escape(value)),
         };
+        let actions: Vec<String> = self.actions().iter().map(|a| regex_escape(a)).collect();
         let mut filters = vec![
             exact("headers.X-Github-Event.0", self.github_event()),
-            exact("body.action", self.action()),
-        ];
-        match self {
-            Self::PullRequestOpened => {}
-            Self::LabelAdded { label } => filters.push(exact("body.label.name", label)),
-            Self::ReviewApproved => filters.push(SensorFilter {
-                path: "body.review.state",
+            SensorFilter {
+                path: "body.action",
                 kind: "string",
-                pattern: "^(?i:approved)$".into(),
-            }),
+                pattern: match actions.as_slice() {
+                    [one] => format!("^{one}$"),
+                    several => format!("^({})$", several.join("|")),
+                },
+            },
+        ];
+        let review = |state: &str| SensorFilter {
+            path: "body.review.state",
+            kind: "string",
+            pattern: format!("^(?i:{state})$"),
+        };
+        match self {
+            Self::PullRequestOpened | Self::PullRequestPushed => {}
+            Self::LabelAdded { label } => filters.push(exact("body.label.name", label)),
+            Self::ReviewApproved => filters.push(review("approved")),
+            Self::ReviewChangesRequested => filters.push(review("changes_requested")),
             Self::PullRequestMerged => filters.push(SensorFilter {
                 path: "body.pull_request.merged",
                 kind: "bool",
@@ -312,11 +354,16 @@ impl Awaited {
     /// The payload fields `stagectl resume` needs to check this event itself.
     pub fn sensor_facts(&self) -> Vec<SensorFact> {
         let fact = |flag, path| SensorFact { flag, path };
-        let mut facts = vec![fact("action", "body.action")];
+        let mut facts = vec![
+            fact("action", "body.action"),
+            fact("occurred-at", self.occurred_at_path()),
+        ];
         match self {
-            Self::PullRequestOpened => {}
+            Self::PullRequestOpened | Self::PullRequestPushed => {}
             Self::LabelAdded { .. } => facts.push(fact("label", "body.label.name")),
-            Self::ReviewApproved => facts.push(fact("review-state", "body.review.state")),
+            Self::ReviewApproved | Self::ReviewChangesRequested => {
+                facts.push(fact("review-state", "body.review.state"));
+            }
             Self::PullRequestMerged => facts.push(fact("merged", "body.pull_request.merged")),
             Self::CheckSuiteCompleted { .. } => {
                 facts.push(fact("conclusion", "body.check_suite.conclusion"));
@@ -334,8 +381,10 @@ impl fmt::Display for Awaited {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::PullRequestOpened => f.write_str("pull request opened"),
+            Self::PullRequestPushed => f.write_str("pull request opened or pushed to"),
             Self::LabelAdded { label } => write!(f, "label {label:?} added"),
             Self::ReviewApproved => f.write_str("review approved"),
+            Self::ReviewChangesRequested => f.write_str("review requested changes"),
             Self::PullRequestMerged => f.write_str("pull request merged"),
             Self::CheckSuiteCompleted { conclusion } => {
                 write!(f, "check suite completed with {conclusion}")
@@ -436,6 +485,7 @@ mod tests {
     fn each_event_meets_its_own_facts_only() {
         let events = [
             Awaited::PullRequestOpened,
+            Awaited::ReviewChangesRequested,
             Awaited::LabelAdded {
                 label: "ready-for-qa".into(),
             },

@@ -64,6 +64,7 @@ pub(crate) fn entry(nanos: i128, from: &str, to: &str) -> HistoryEntry {
         by: "test".into(),
         reason: None,
         wait_satisfied_by: None,
+        pass: 1,
     }
 }
 

@@ -119,11 +119,16 @@ impl PullFacts<'_> {
             label: Some(label.clone()),
             ..EventFacts::new("pull_request", "labeled")
         }));
-        if approved(self.reviews) {
-            events.push(EventFacts {
-                review_state: Some("approved".into()),
-                ..EventFacts::new("pull_request_review", "submitted")
-            });
+        for (state, text) in [
+            (ReviewState::Approved, "approved"),
+            (ReviewState::ChangesRequested, "changes_requested"),
+        ] {
+            if some_reviewer_stands_at(self.reviews, state) {
+                events.push(EventFacts {
+                    review_state: Some(text.into()),
+                    ..EventFacts::new("pull_request_review", "submitted")
+                });
+            }
         }
         if self.pull.merged {
             events.push(EventFacts {
@@ -165,8 +170,10 @@ pub enum Reads {
 impl Reads {
     pub fn of(awaited: &Awaited) -> Self {
         match awaited {
-            Awaited::PullRequestOpened | Awaited::LabelAdded { .. } => Self::Nothing,
-            Awaited::ReviewApproved => Self::Reviews,
+            Awaited::PullRequestOpened
+            | Awaited::PullRequestPushed
+            | Awaited::LabelAdded { .. } => Self::Nothing,
+            Awaited::ReviewApproved | Awaited::ReviewChangesRequested => Self::Reviews,
             Awaited::PullRequestMerged => Self::MergedPulls,
             Awaited::CheckSuiteCompleted { .. } => Self::CheckSuites,
             Awaited::WorkflowRunCompleted { .. } => Self::WorkflowRuns,
@@ -174,9 +181,9 @@ impl Reads {
     }
 }
 
-/// Approved: some reviewer's latest review that takes a position (a COMMENTED or PENDING one
-/// does not) is APPROVED. A dismissed approval no longer counts.
-pub fn approved(reviews: &[Review]) -> bool {
+/// Whether some reviewer's latest review that takes a position (a COMMENTED or PENDING one does
+/// not) is `state`: approved, or changes requested. A dismissed approval no longer counts.
+fn some_reviewer_stands_at(reviews: &[Review], state: ReviewState) -> bool {
     let mut latest: Vec<(u64, ReviewState)> = Vec::new();
     for review in reviews {
         if !review.state.takes_a_position() {
@@ -190,9 +197,7 @@ pub fn approved(reviews: &[Review]) -> bool {
             None => latest.push((review.reviewer, review.state)),
         }
     }
-    latest
-        .iter()
-        .any(|(_, state)| *state == ReviewState::Approved)
+    latest.iter().any(|(_, stands)| *stands == state)
 }
 
 /// The open pull request of a task among a repository's, if exactly one names it.
@@ -221,6 +226,10 @@ pub fn delivery_id(stage: &Stage, pull: &PullRequest) -> String {
 mod tests {
     use super::*;
     use crate::stage::Pipeline;
+
+    fn approved(reviews: &[Review]) -> bool {
+        some_reviewer_stands_at(reviews, ReviewState::Approved)
+    }
 
     fn pull(labels: &[&str], branch: &str) -> PullRequest {
         PullRequest {

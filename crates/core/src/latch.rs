@@ -8,6 +8,7 @@
 //! earlier makes that test fail instead of being overlooked.
 
 pub use crate::delivery::Delivery;
+use crate::event::Verdict;
 use crate::record::history;
 use crate::stage::{Pipeline, Stage};
 use jiff::Timestamp;
@@ -83,8 +84,11 @@ impl Seen {
         match self.how {
             SeenAs::Latched => format!("it is latched for {}", self.stage),
             SeenAs::Resumed => format!("it resumed the wait of {}", self.stage),
-            SeenAs::SatisfiedEarly if !self.delivery.verdict.is_releases() => {
+            SeenAs::SatisfiedEarly if self.delivery.verdict == Verdict::Fails => {
                 format!("it failed the play before its wait ({})", self.stage)
+            }
+            SeenAs::SatisfiedEarly if self.delivery.verdict == Verdict::SendsBack => {
+                format!("it sent the play back before its wait ({})", self.stage)
             }
             SeenAs::SatisfiedEarly => format!("it satisfied the wait of {} early", self.stage),
         }
@@ -190,6 +194,7 @@ mod tests {
             by: "pod".into(),
             reason: None,
             wait_satisfied_by: Some(delivery("early")),
+            pass: 1,
         };
         let m = meta(&[
             (

@@ -21,6 +21,8 @@ pub mod github;
 pub mod labels;
 /// Early events: latches, and which deliveries a workflow has already seen.
 pub mod latch;
+/// A play's passes: the pass it is in, and which events belong to it.
+pub mod pass;
 /// JSON Patch operations, and the one patch that changes a stage.
 pub mod patch;
 /// A pipeline definition: the stages and the event each wait is released by.

@@ -65,6 +65,17 @@ impl StageChange {
         change
     }
 
+    /// Makes the play's pass part of the compare-and-swap, where the play has the annotation
+    /// (a play without it is in its first pass, and a change of it is tested otherwise).
+    pub(crate) fn test_pass(&mut self, pass: crate::pass::Pass) {
+        if pass.annotated {
+            self.expect_annotations.push((
+                crate::pass::PASS_ANNOTATION.to_string(),
+                pass.number.to_string(),
+            ));
+        }
+    }
+
     pub(crate) fn to_patch(&self) -> Patch {
         let mut ops = Vec::new();
         if let Some(version) = &self.resource_version {
@@ -169,12 +180,13 @@ pub(crate) fn remove_annotations(seen: &[(String, String)]) -> Patch {
     Patch(ops)
 }
 
-/// Latching an early event: a compare-and-swap on the stage the play is at and, where the play
-/// was created with it, on the empty latch.
+/// Latching an early event: a compare-and-swap on the stage and pass the play is at (so that a
+/// latch never lands in a later pass that passes the same stage) and, where the play was
+/// created with it, on the empty latch.
 pub(crate) fn latch_event(
     meta: &ObjectMeta,
     stage: &Stage,
-    from: &Stage,
+    (from, pass): (&Stage, crate::pass::Pass),
     slot: &LatchSlot,
     delivery: &Delivery,
 ) -> Patch {
@@ -183,6 +195,12 @@ pub(crate) fn latch_event(
         &["metadata", "labels", labels::CURRENT_STAGE],
         from.name(),
     )];
+    if pass.annotated {
+        ops.push(test(
+            &["metadata", "annotations", crate::pass::PASS_ANNOTATION],
+            pass.number.to_string(),
+        ));
+    }
     match slot {
         LatchSlot::Empty => {
             ops.push(test(&["metadata", "annotations", &key], ""));
@@ -271,6 +289,7 @@ mod tests {
             by: "pod/rex".into(),
             reason: None,
             wait_satisfied_by: None,
+            pass: 1,
         }
     }
 

@@ -60,7 +60,25 @@ struct Metadata {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct Spec {
+    /// How many passes a play may make when a wait sends it back (`sentBackBy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    passes: Option<u32>,
     stages: Vec<StageDefinition>,
+}
+
+/// The passes a play may make when the definition sends plays back and does not say.
+pub const DEFAULT_PASSES: u32 = 3;
+
+/// The most passes a definition may allow: every pass adds its stage changes to a play's
+/// history and its nodes to the Workflow.
+pub const PASSES_MAX: u32 = 10;
+
+/// A back edge as written: the event, and the earlier stage it sends the play back to.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+struct SentBackBy {
+    #[serde(flatten)]
+    event: Awaited,
+    to: String,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -72,6 +90,10 @@ struct StageDefinition {
     /// An event that ends the play `failed` at this wait instead (a failed check at a gate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     failed_by: Option<Awaited>,
+    /// An event that sends the play back to an earlier stage for another pass (a review
+    /// requesting changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sent_back_by: Option<SentBackBy>,
 }
 
 static DEFAULT: LazyLock<Pipeline> = LazyLock::new(|| {
@@ -130,12 +152,20 @@ pub fn to_json(pipeline: &Pipeline) -> Option<String> {
             stages: pipeline
                 .stages()
                 .zip(waits?)
-                .map(|(name, released_by)| StageDefinition {
-                    name: name.into(),
-                    released_by,
-                    failed_by: pipeline.failing(&pipeline.stage(name)).cloned(),
+                .map(|(name, released_by)| {
+                    let stage = pipeline.stage(name);
+                    StageDefinition {
+                        name: name.into(),
+                        released_by,
+                        failed_by: pipeline.failing(&stage).cloned(),
+                        sent_back_by: pipeline.sending_back(&stage).map(|back| SentBackBy {
+                            event: back.event.clone(),
+                            to: back.to.name().into(),
+                        }),
+                    }
                 })
                 .collect(),
+            passes: (pipeline.back_edges().next().is_some()).then_some(pipeline.passes()),
         },
     };
     // Our own derived types, of strings and enums only: serializing cannot fail.
@@ -210,16 +240,41 @@ impl Definition {
         let mut stages = Vec::new();
         let mut waits = Vec::new();
         let mut failures = Vec::new();
-        for stage in self.spec.stages {
+        let mut send_backs = Vec::new();
+        let index = |name: &str| {
+            let i = self.spec.stages.iter().position(|s| s.name == name);
+            // check() found every `to` among the stages.
+            u32::try_from(i.unwrap_or_default()).unwrap_or_default()
+        };
+        let send_back_indices: Vec<Option<u32>> = self
+            .spec
+            .stages
+            .iter()
+            .map(|s| s.sent_back_by.as_ref().map(|back| index(&back.to)))
+            .collect();
+        let loops = send_back_indices.iter().any(Option::is_some);
+        let passes = self
+            .spec
+            .passes
+            .unwrap_or(if loops { DEFAULT_PASSES } else { 1 });
+        for (stage, to) in self.spec.stages.into_iter().zip(send_back_indices) {
             stages.push(stage.name);
             waits.push(stage.released_by);
             failures.push(stage.failed_by);
+            send_backs.push(
+                stage
+                    .sent_back_by
+                    .zip(to)
+                    .map(|(back, to)| (back.event, to)),
+            );
         }
         Ok(Pipeline::from_parts(
             self.metadata.name,
             stages,
             waits,
             failures,
+            send_backs,
+            passes,
         ))
     }
 }
@@ -254,7 +309,19 @@ impl Definition {
         for (i, stage) in stages.iter().enumerate() {
             stage.check(i, stages)?;
         }
-        Ok(())
+        let loops = stages.iter().any(|s| s.sent_back_by.is_some());
+        match self.spec.passes {
+            Some(_) if !loops => Err(
+                "spec.passes: no stage sends a play back (sentBackBy), so a play makes one pass: \
+                 remove passes"
+                    .into(),
+            ),
+            Some(passes) if !(2..=PASSES_MAX).contains(&passes) => Err(format!(
+                "spec.passes: {passes} is no limit a loop can have: a play sent back makes at \
+                 least 2 passes; give 2 to {PASSES_MAX}"
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -297,6 +364,26 @@ impl StageDefinition {
             (Some(_), false) => Err(self.waits_for_nothing("failedBy", i)),
             (Some(failing), true) => check_event(failing, "failedBy", i, stages),
             (None, _) => Ok(()),
+        }?;
+        match (&self.sent_back_by, waits) {
+            (Some(_), false) => Err(self.waits_for_nothing("sentBackBy", i)),
+            (Some(back), true) => {
+                check_event(&back.event, "sentBackBy", i, stages)?;
+                match stages[..i].iter().position(|s| s.name == back.to) {
+                    Some(_) => Ok(()),
+                    None => Err(format!(
+                        "{}: {:?} is no stage before {name:?}: a play is sent back to one of {}",
+                        field("sentBackBy.to"),
+                        shorten(&back.to),
+                        stages[..i]
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                }
+            }
+            (None, _) => Ok(()),
         }
     }
 
@@ -309,9 +396,12 @@ impl StageDefinition {
         )
     }
 
-    /// The events this stage names: what releases its wait, then what fails it.
+    /// The events this stage names: what releases its wait, what fails it, what sends it back.
     fn events(&self) -> impl Iterator<Item = &Awaited> {
-        self.released_by.iter().chain(&self.failed_by)
+        self.released_by
+            .iter()
+            .chain(&self.failed_by)
+            .chain(self.sent_back_by.iter().map(|back| &back.event))
     }
 }
 
@@ -342,33 +432,39 @@ fn check_event(
         } => named("workflow", workflow)?,
         _ => {}
     }
-    // Before this one: the events of earlier stages, and this stage's releasedBy when this is
-    // its failedBy.
-    let own_release = (what == "failedBy")
-        .then_some(stages[i].released_by.as_ref())
-        .flatten();
+    // Before this one: the events of earlier stages, and this stage's own events named before
+    // this one (releasedBy, then failedBy, then sentBackBy).
+    let own_before = stages[i]
+        .events()
+        .take_while(|e| !std::ptr::eq(*e, awaited));
     let earlier = stages[..i]
         .iter()
         .flat_map(|s| s.events().map(move |e| (s, e)))
-        .chain(own_release.map(|e| (&stages[i], e)))
+        .chain(own_before.map(|e| (&stages[i], e)))
         .find(|(_, e)| e.overlaps(awaited));
     match earlier {
         Some((other, event)) => Err(format!(
             "{field}: {awaited} already {} {:?}; one event decides one wait, one way: give \
              each its own event",
-            if stages_releases(other, event) {
+            if other
+                .released_by
+                .as_ref()
+                .is_some_and(|e| std::ptr::eq(e, event))
+            {
                 "releases"
-            } else {
+            } else if other
+                .failed_by
+                .as_ref()
+                .is_some_and(|e| std::ptr::eq(e, event))
+            {
                 "fails"
+            } else {
+                "sends back"
             },
             other.name
         )),
         None => Ok(()),
     }
-}
-
-fn stages_releases(stage: &StageDefinition, event: &Awaited) -> bool {
-    stage.released_by.as_ref() == Some(event)
 }
 
 /// A DNS label as Kubernetes names objects: lower-case letters, digits and '-', starting with
@@ -408,12 +504,18 @@ mod tests {
         assert_eq!(
             waits,
             [
-                Some(Awaited::PullRequestOpened),
+                Some(Awaited::PullRequestPushed),
                 Some(Awaited::LabelAdded {
                     label: "ready-for-qa".into()
                 }),
                 Some(Awaited::ReviewApproved),
             ]
+        );
+        let approval = pipeline.stage("waiting-pr-approved");
+        let back = pipeline.sending_back(&approval).unwrap();
+        assert_eq!(
+            (back.event, back.to.name(), pipeline.passes()),
+            (&Awaited::ReviewChangesRequested, "pending", 3)
         );
     }
 
@@ -509,10 +611,14 @@ spec:
                 "already releases \"waiting-ci\"",
             ),
         ];
+        assert_each_refused(GOOD, &cases);
+    }
+
+    /// Each case, `good` replaced by `bad` in `text`, is refused with one line that says `named`.
+    fn assert_each_refused(text: &str, cases: &[(&str, &str, &str)]) {
         for (good, bad, named) in cases {
-            assert!(GOOD.contains(good), "{good}");
-            let text = GOOD.replacen(good, bad, 1);
-            let err = parse(&text, "gated.yaml").unwrap_err();
+            assert!(text.contains(good), "{good}");
+            let err = parse(&text.replacen(good, bad, 1), "gated.yaml").unwrap_err();
             let message = err.message();
             assert!(message.contains(named), "{bad}: {message}");
             assert!(!message.contains('\n'), "{message}");
@@ -548,6 +654,74 @@ spec:
         );
         let carried = parse(&to_json(&pipeline).unwrap(), "carried").unwrap();
         assert_eq!(carried, pipeline);
+    }
+
+    /// A back edge: read, carried, and each wrong part of it refused by name.
+    #[test]
+    fn a_sent_back_by_event_is_read_carried_and_checked() {
+        let merge = "      releasedBy: {event: pull-request-merged}\n";
+        let looped = GOOD.replace(
+            merge,
+            "      releasedBy: {event: pull-request-merged}\n      sentBackBy: {event: review-changes-requested, to: pending}\n",
+        );
+        let pipeline = parse(&looped, "gated.yaml").unwrap();
+        let gate = pipeline.stage("waiting-merge");
+        assert_eq!(pipeline.passes(), DEFAULT_PASSES);
+        let back = pipeline.sending_back(&gate).unwrap();
+        assert_eq!(back.to, pipeline.first());
+        let changes = EventFacts {
+            review_state: Some("changes_requested".into()),
+            ..EventFacts::new("pull_request_review", "submitted")
+        };
+        assert_eq!(pipeline.verdict(&gate, &changes), Some(Verdict::SendsBack));
+        assert_eq!(
+            pipeline.back_edges().collect::<Vec<_>>(),
+            [(gate.clone(), pipeline.first())]
+        );
+        let carried = parse(&to_json(&pipeline).unwrap(), "carried").unwrap();
+        assert_eq!(carried, pipeline);
+        let limited = looped.replace("spec:\n", "spec:\n  passes: 5\n");
+        assert_eq!(parse(&limited, "gated.yaml").unwrap().passes(), 5);
+
+        let cases = [
+            (
+                "to: pending",
+                "to: done",
+                "sentBackBy.to: \"done\" is no stage before",
+            ),
+            ("to: pending", "to: waiting-merge", "is no stage before"),
+            (
+                "to: pending",
+                "to: nowhere",
+                "a play is sent back to one of pending, waiting-ci",
+            ),
+            ("to: pending}", "}", "missing field `to`"),
+            (
+                "event: review-changes-requested",
+                "event: pull-request-merged",
+                "already releases \"waiting-merge\"",
+            ),
+            ("spec:\n", "spec:\n  passes: 1\n", "spec.passes: 1"),
+            ("spec:\n", "spec:\n  passes: 11\n", "give 2 to 10"),
+        ];
+        assert_each_refused(&looped, &cases);
+        let message = parse(
+            &GOOD.replace("spec:\n", "spec:\n  passes: 3\n"),
+            "gated.yaml",
+        )
+        .unwrap_err()
+        .message()
+        .to_string();
+        assert!(message.contains("no stage sends a play back"), "{message}");
+        let first = GOOD.replace(
+            "    - name: pending\n",
+            "    - name: pending\n      sentBackBy: {event: review-changes-requested, to: pending}\n",
+        );
+        let message = parse(&first, "gated.yaml")
+            .unwrap_err()
+            .message()
+            .to_string();
+        assert!(message.contains("spec.stages[0].sentBackBy"), "{message}");
     }
 
     #[test]

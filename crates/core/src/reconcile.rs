@@ -33,6 +33,8 @@ pub struct WaitingPlay {
     pub since: Option<Timestamp>,
     /// When the play was created: nothing GitHub changed before is its task's doing.
     pub created: Option<Timestamp>,
+    /// The pass it is in.
+    pub pass: u32,
 }
 
 /// The plays among `records` that wait, in name order, each at a wait of its own pipeline.
@@ -47,6 +49,7 @@ pub fn waiting_plays(records: impl IntoIterator<Item = StageRecord>) -> Vec<Wait
             }
             let repository_name = record.repository.clone().unwrap_or_default();
             Some(WaitingPlay {
+                pass: record.pass,
                 since: record.waiting_since(),
                 created: record.created_at,
                 workflow: record.name,
@@ -70,6 +73,9 @@ impl WaitingPlay {
     /// What the play awaits on GitHub and where, when reconcile can know it.
     pub fn awaits(&self) -> Result<(&Awaited, Reads, &Repository, &TaskId), CannotTell> {
         let awaited = self.awaited.as_ref().ok_or(CannotTell::StageWithoutEvent)?;
+        if self.pass > 1 {
+            return Err(CannotTell::LaterPass);
+        }
         let reads = Reads::of(awaited);
         match (&self.repository, &self.task_id) {
             (Some(repository), Some(task)) => Ok((awaited, reads, repository, task)),
@@ -287,6 +293,10 @@ pub enum CannotTell {
     StageWithoutEvent,
     /// The play has no task-id or repository label.
     Unlabelled,
+    /// The play was sent back and is in a later pass: what GitHub lists of the earlier ones
+    /// (a label still on, a review before the change request) is not told apart from this
+    /// pass's yet, so it is left to its webhook.
+    LaterPass,
 }
 
 /// Decides from what GitHub said; a play whose facts were not read is one GitHub has nothing
@@ -385,6 +395,7 @@ mod tests {
             repository_name,
             since: None,
             created: None,
+            pass: 1,
         }
     }
 
@@ -452,7 +463,7 @@ mod tests {
         };
         assert_eq!(
             decide("a", "waiting-pr-created", "1", "acme/widgets"),
-            delivered(Awaited::PullRequestOpened, 1, "waiting-pr-created")
+            delivered(Awaited::PullRequestPushed, 1, "waiting-pr-created")
         );
         // GitHub's names are case-insensitive.
         assert_eq!(
@@ -481,7 +492,7 @@ mod tests {
         assert_eq!(
             decide("f", "waiting-pr-created", "9", "acme/widgets"),
             Decision::NotYet {
-                awaited: Awaited::PullRequestOpened,
+                awaited: Awaited::PullRequestPushed,
                 pull: None
             }
         );
@@ -492,7 +503,7 @@ mod tests {
         assert_eq!(
             decide("h", "waiting-pr-created", "1", "acme/gadgets"),
             Decision::NotYet {
-                awaited: Awaited::PullRequestOpened,
+                awaited: Awaited::PullRequestPushed,
                 pull: None
             },
             "another repository's pull request is not the play's"

@@ -47,6 +47,8 @@ pub enum ChangeKind {
     Forced,
     /// A return to an earlier stage.
     Rollback,
+    /// A wait's event sent the play back to an earlier stage, for its next pass.
+    SentBack,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +65,14 @@ pub struct HistoryEntry {
     /// The early event this change honoured: the wait of `to` was over before it began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_satisfied_by: Option<Delivery>,
+    /// The pass the play is in after the change (entries written before passes existed read
+    /// as the first).
+    #[serde(default = "first_pass")]
+    pub pass: u32,
+}
+
+fn first_pass() -> u32 {
+    1
 }
 
 impl HistoryEntry {
@@ -107,6 +117,8 @@ pub struct StageRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_at: Option<Stage>,
     pub history: Vec<HistoryEntry>,
+    /// The pass the play is in (1 for a play never sent back, or whose pass does not read).
+    pub pass: u32,
     /// The pipeline its stages were read against: the one the play carries, else the caller's.
     #[serde(skip)]
     pub pipeline: Arc<Pipeline>,
@@ -160,6 +172,7 @@ impl StageRecord {
             created_at: meta.creation_timestamp.as_ref().map(|t| t.0),
             failed_at,
             history,
+            pass: crate::pass::Pass::of(meta).map_or(1, |pass| pass.number),
             pipeline,
         }
     }
@@ -291,6 +304,7 @@ mod tests {
             ended: false,
             created_at: Some(at(10)),
             failed_at: None,
+            pass: 1,
             pipeline: Arc::new(pipeline.clone()),
             history: vec![
                 entry(100_000_000_000, "pending", "waiting-pr-created"),

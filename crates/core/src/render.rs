@@ -107,17 +107,10 @@ fn kustomization(pipeline: &Pipeline, manifests: &[Manifest]) -> Manifest {
 /// What the definition itself renders: the policy, the EventSource and the Sensors.
 fn pipeline_manifests(pipeline: &Pipeline) -> Vec<Manifest> {
     let sensors = pipeline.waiting_stages().flat_map(|stage| {
-        let released = pipeline
-            .awaited(&stage)
-            .map(|awaited| (awaited, Verdict::Releases, ""));
-        let failed = pipeline
-            .failing(&stage)
-            .map(|awaited| (awaited, Verdict::Fails, "-failed"));
-        released
-            .into_iter()
-            .chain(failed)
-            .map(|(awaited, verdict, suffix)| Manifest {
-                file: format!("sensor-{}{suffix}.yaml", stage.name()),
+        pipeline
+            .decisions(&stage)
+            .map(|(awaited, verdict)| Manifest {
+                file: format!("sensor-{}{}.yaml", stage.name(), sensor_suffix(verdict)),
                 text: sensor(pipeline, &stage, awaited, verdict),
             })
             .collect::<Vec<_>>()
@@ -134,8 +127,10 @@ pub fn event_source(pipeline: &Pipeline) -> Manifest {
     let mut events: Vec<&str> = pipeline
         .waiting_stages()
         .flat_map(|stage| {
-            let events = [pipeline.awaited(&stage), pipeline.failing(&stage)];
-            events.into_iter().flatten().map(Awaited::github_event)
+            pipeline
+                .decisions(&stage)
+                .map(|(awaited, _)| awaited.github_event())
+                .collect::<Vec<_>>()
         })
         .collect();
     events.sort_unstable();
@@ -161,23 +156,29 @@ pub fn policy(pipeline: &Pipeline) -> Manifest {
         .stages()
         .map(|stage| format!("'{stage}'"))
         .collect();
+    let back_edges: Vec<String> = pipeline
+        .back_edges()
+        .map(|(from, to)| format!("'{from}>{to}'"))
+        .collect();
     Manifest {
         file: POLICY_FILE.to_string(),
         text: POLICY_TEMPLATE
             .replace("@NAME@", pipeline.name())
-            .replace("@STAGES@", &format!("[{}]", stages.join(", "))),
+            .replace("@STAGES@", &format!("[{}]", stages.join(", ")))
+            .replace("@BACK_EDGES@", &format!("[{}]", back_edges.join(", "))),
     }
 }
 
 /// The Sensor of one wait and one verdict: it starts a stage-resume workflow for each delivery
 /// that releases the wait (or fails the play there), and for nothing else.
 fn sensor(pipeline: &Pipeline, stage: &Stage, awaited: &Awaited, verdict: Verdict) -> String {
-    let (name, does) = match verdict {
-        Verdict::Releases => (sensor_name(pipeline, stage), "resumes the play's wait"),
-        Verdict::Fails => (
-            format!("{}-failed", sensor_name(pipeline, stage)),
-            "fails the play at its wait",
-        ),
+    let name = format!("{}{}", sensor_name(pipeline, stage), sensor_suffix(verdict));
+    let does = match verdict {
+        Verdict::Releases => "resumes the play's wait",
+        Verdict::Fails => "fails the play at its wait",
+        Verdict::SendsBack => {
+            "ends the play's wait by sending it back for another pass (failing it in its last)"
+        }
     };
     let dependency = dependency_name(awaited);
     let mut out = String::new();
@@ -314,6 +315,15 @@ spec:
     out
 }
 
+/// What a Sensor's name and file add to the wait's for an event that does not release it.
+fn sensor_suffix(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Releases => "",
+        Verdict::Fails => "-failed",
+        Verdict::SendsBack => "-sent-back",
+    }
+}
+
 /// `<pipeline>-<stage>`, without the stage's `waiting-` prefix: play-ready-for-qa.
 pub fn sensor_name(pipeline: &Pipeline, stage: &Stage) -> String {
     let stage = stage.name();
@@ -328,9 +338,11 @@ pub fn sensor_name(pipeline: &Pipeline, stage: &Stage) -> String {
 fn dependency_name(awaited: &Awaited) -> String {
     match awaited {
         Awaited::PullRequestOpened => "pr-opened".into(),
+        Awaited::PullRequestPushed => "pr-pushed".into(),
         Awaited::LabelAdded { label } if is_plain(label) => format!("{label}-labeled"),
         Awaited::LabelAdded { .. } => "label-added".into(),
         Awaited::ReviewApproved => "review-approved".into(),
+        Awaited::ReviewChangesRequested => "changes-requested".into(),
         Awaited::PullRequestMerged => "pr-merged".into(),
         Awaited::CheckSuiteCompleted { conclusion, .. } => {
             format!("check-suite-{}", conclusion.as_str().replace('_', "-"))
@@ -345,6 +357,12 @@ fn dependency_name(awaited: &Awaited) -> String {
 fn description(awaited: &Awaited) -> String {
     match awaited {
         Awaited::PullRequestOpened => "A pull request of a task was opened".into(),
+        Awaited::PullRequestPushed => {
+            "A task's pull request was opened, reopened or pushed to".into()
+        }
+        Awaited::ReviewChangesRequested => {
+            "A review requesting changes to a task's pull request was submitted".into()
+        }
         Awaited::LabelAdded { label } => {
             format!("The {label} label was added to a task's pull request")
         }

@@ -7,13 +7,15 @@ use serde::Serialize;
 use crate::argo::{self, SuspendNode};
 use std::borrow::Cow;
 
+use crate::change::Decided;
 use crate::error::{Error, Result};
 use crate::event::{EventFacts, Verdict};
 use crate::labels::{self, Repository, TaskId};
 use crate::latch::{self, Delivery, LatchSlot, SeenAs};
-use crate::patch::{self, StageChange};
+use crate::pass::Pass;
+use crate::patch;
 use crate::pipeline;
-use crate::record::{ChangeKind, HistoryEntry, clean_reason, current_stage, has_ended};
+use crate::record::{current_stage, has_ended};
 use crate::stage::{Pipeline, Stage};
 use crate::{Observed, Step};
 
@@ -43,8 +45,12 @@ enum OwnWait<'p> {
 pub enum Outcome {
     Latched,
     Resumed,
-    /// The event failed the play at its wait (the wait's `failedBy`).
+    /// The event failed the play at its wait (the wait's `failedBy`, or a `sentBackBy` in the
+    /// last pass allowed).
     Failed,
+    /// The event sent the play back to an earlier stage for its next pass (`sentBackBy`).
+    #[serde(rename = "sent-back")]
+    SentBack,
     Noop,
 }
 
@@ -54,6 +60,7 @@ impl Outcome {
             Outcome::Latched => "latched",
             Outcome::Resumed => "resumed",
             Outcome::Failed => "failed",
+            Outcome::SentBack => "sent-back",
             Outcome::Noop => "noop",
         }
     }
@@ -274,8 +281,25 @@ impl EventRequest {
             Ok(current) => current,
             Err(why) => return refuse(meta, why),
         };
+        let pass = match Pass::of(meta) {
+            Ok(pass) => pass,
+            Err(why) => return refuse(meta, why),
+        };
+        let occurred = self.facts.as_ref().and_then(|facts| facts.occurred_at);
+        if !pass.admits(occurred) {
+            return Step::Done(resolved(
+                Outcome::Noop,
+                format!(
+                    "it happened on GitHub at {}, before pass {} of the play began (at {}): an \
+                     event of an earlier pass releases nothing of this one",
+                    occurred.map(|t| t.to_string()).unwrap_or_default(),
+                    pass.number,
+                    pass.began.map(|t| t.to_string()).unwrap_or_default()
+                ),
+            ));
+        }
         if pipeline.is_before(&current, stage) {
-            return self.latch(meta, &current);
+            return self.latch(meta, &current, pass);
         }
         if current != *stage {
             return Step::Done(resolved(
@@ -293,8 +317,8 @@ impl EventRequest {
             ));
         }
         match self.delivery.verdict {
-            Verdict::Releases => self.resume_wait(observed),
-            Verdict::Fails => self.fail_wait(pipeline, observed),
+            Verdict::Releases => self.resume_wait(observed, pass),
+            Verdict::Fails | Verdict::SendsBack => self.decide_wait(pipeline, observed, pass),
         }
     }
 
@@ -314,6 +338,15 @@ impl EventRequest {
                 (SeenAs::Latched, _) => return Some(this.latched()),
                 (SeenAs::Resumed, Verdict::Releases) => return Some(this.resumed()),
                 (SeenAs::Resumed, Verdict::Fails) => return Some(this.failed()),
+                (SeenAs::Resumed, Verdict::SendsBack) => {
+                    let outcome =
+                        if label(meta, labels::CURRENT_STAGE) == Some(crate::stage::FAILED) {
+                            Outcome::Failed
+                        } else {
+                            Outcome::SentBack
+                        };
+                    return Some(resolved(outcome, "the event decided its wait".into()));
+                }
                 (SeenAs::SatisfiedEarly, _) => {}
             }
         }
@@ -351,7 +384,7 @@ impl EventRequest {
     }
 
     /// An early event: recorded for the `set` that enters its stage, once.
-    fn latch(&self, meta: &ObjectMeta, current: &Stage) -> Step<Resolution> {
+    fn latch(&self, meta: &ObjectMeta, current: &Stage, pass: Pass) -> Step<Resolution> {
         match latch::latch_slot(meta, &self.stage) {
             LatchSlot::Latched(delivery, _) => Step::Done(resolved(
                 Outcome::Noop,
@@ -362,18 +395,24 @@ impl EventRequest {
                 ),
             )),
             slot => Step::Write {
-                patch: patch::latch_event(meta, &self.stage, current, &slot, &self.delivery),
+                patch: patch::latch_event(
+                    meta,
+                    &self.stage,
+                    (current, pass),
+                    &slot,
+                    &self.delivery,
+                ),
                 then: self.latched(),
             },
         }
     }
 
     /// The play is at the event's stage: resume its wait node, if the controller has made it.
-    fn resume_wait(&self, observed: &Observed) -> Step<Resolution> {
+    fn resume_wait(&self, observed: &Observed, pass: Pass) -> Step<Resolution> {
         let stage = &self.stage;
         let meta = &observed.meta;
         let status = observed.status.clone().unwrap_or_default();
-        match argo::suspend_node(&status, stage) {
+        match argo::suspend_node(&status, stage, pass.number) {
             Err(unreadable) => refuse(
                 meta,
                 format!(
@@ -408,45 +447,57 @@ impl EventRequest {
         }
     }
 
-    /// The play is at the event's stage and the event fails it there: the wait node failed as
-    /// `argo node set --phase Failed` does, and the play moved to `failed` in the same
-    /// compare-and-swap, its history naming the delivery. The controller then fails the
-    /// workflow, whose exit handler finds it failed already.
-    fn fail_wait(&self, pipeline: &Pipeline, observed: &Observed) -> Step<Resolution> {
+    /// The play is at the event's stage and the event decides its wait otherwise than releasing
+    /// it ([`Decided`]). Failing the play, the wait node fails as `argo node set --phase Failed`
+    /// does, and the controller then fails the workflow, whose exit handler finds it failed
+    /// already; sending it back, the node is resumed as `argo resume` does, and the template's
+    /// next step finds its pass over. Either way the node and the play's stage change in one
+    /// compare-and-swap, its history naming the delivery.
+    fn decide_wait(
+        &self,
+        pipeline: &Pipeline,
+        observed: &Observed,
+        pass: Pass,
+    ) -> Step<Resolution> {
         let stage = &self.stage;
         let meta = &observed.meta;
         let status = observed.status.clone().unwrap_or_default();
-        let node = match argo::suspend_node(&status, stage) {
+        let node = match argo::suspend_node(&status, stage, pass.number) {
             Ok(SuspendNode::Active(node)) => node,
             // Anything but an active node: as for a resume (over, absent, unreadable).
-            _ => return self.resume_wait(observed),
+            _ => return self.resume_wait(observed, pass),
         };
-        let text = format!("Failed by stagectl: {}", self.delivery.describe());
-        let failed = pipeline.failed();
-        let entry = HistoryEntry {
+        let decided = Decided {
+            wait: stage,
+            delivery: &self.delivery,
+            by: &self.delivery.by,
             at: self.delivery.at,
-            from: stage.name().to_string(),
-            to: failed.name().to_string(),
-            kind: ChangeKind::Set,
-            by: self.delivery.by.clone(),
-            reason: Some(clean_reason(&format!(
-                "{} failed the wait of {stage}",
-                self.delivery.describe()
-            ))),
-            wait_satisfied_by: Some(self.delivery.clone()),
+            pass,
         };
-        let mut change = StageChange::new(stage.name(), failed.name(), &entry);
+        let (mut change, entry) = decided.change(pipeline, stage, "", meta);
         change.set_annotations.push((
             latch::resumed_key(stage.name()),
             self.delivery.to_annotation(),
         ));
-        match node.fail_patch(stage, &text, self.delivery.at) {
+        let failed = entry.to == pipeline.failed().name();
+        let node_patch = if failed {
+            let text = format!("Failed by stagectl: {}", self.delivery.describe());
+            node.fail_patch(stage, &text, self.delivery.at)
+        } else {
+            let text = format!("Resumed by stagectl: {}", self.delivery.describe());
+            node.resume_patch(stage, &text, self.delivery.at)
+        };
+        match node_patch {
             Ok(mut patch) => {
                 // The node's ops first: they test the stage the change then replaces.
                 patch.0.extend(change.to_patch().0);
                 Step::Write {
                     patch,
-                    then: self.failed(),
+                    then: if failed {
+                        self.failed()
+                    } else {
+                        self.sent_back()
+                    },
                 }
             }
             Err(why) => refuse(meta, why),
@@ -457,6 +508,7 @@ impl EventRequest {
         let what = match self.delivery.verdict {
             Verdict::Releases => "honour the event",
             Verdict::Fails => "fail the play there instead (the event fails that wait)",
+            Verdict::SendsBack => "send the play back instead, for its next pass",
         };
         resolved(
             Outcome::Latched,
@@ -472,6 +524,16 @@ impl EventRequest {
             Outcome::Failed,
             format!(
                 "the play failed at {}: the event fails that wait",
+                self.stage
+            ),
+        )
+    }
+
+    fn sent_back(&self) -> Resolution {
+        resolved(
+            Outcome::SentBack,
+            format!(
+                "the wait of {} is over: the event sent the play back for its next pass",
                 self.stage
             ),
         )

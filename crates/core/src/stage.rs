@@ -76,6 +76,19 @@ pub struct Pipeline {
     waits: Vec<Option<Awaited>>,
     /// Per stage, the event that fails the play at its wait, where the definition names one.
     failures: Vec<Option<Awaited>>,
+    /// Per stage, the event that sends the play back from its wait to an earlier stage (by
+    /// index) for another pass, where the definition names one.
+    send_backs: Vec<Option<(Awaited, u32)>>,
+    /// How many passes a play may make; a send-back in the last one fails it instead.
+    passes: u32,
+}
+
+/// A back edge of the stage machine: an event at a wait that sends the play back to an earlier
+/// stage, for its next pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendBack<'a> {
+    pub event: &'a Awaited,
+    pub to: Stage,
 }
 
 impl fmt::Display for Pipeline {
@@ -146,6 +159,8 @@ impl Pipeline {
         Ok(Self {
             name: "stages".into(),
             failures: waits.clone(),
+            send_backs: vec![None; stages.len()],
+            passes: 1,
             stages,
             waits,
         })
@@ -157,12 +172,16 @@ impl Pipeline {
         stages: Vec<String>,
         waits: Vec<Option<Awaited>>,
         failures: Vec<Option<Awaited>>,
+        send_backs: Vec<Option<(Awaited, u32)>>,
+        passes: u32,
     ) -> Self {
         Self {
             name,
             stages,
             waits,
             failures,
+            send_backs,
+            passes,
         }
     }
 
@@ -192,17 +211,50 @@ impl Pipeline {
         }
     }
 
+    /// The back edge of the wait at `stage`, when the definition names one.
+    pub fn sending_back(&self, stage: &Stage) -> Option<SendBack<'_>> {
+        match stage.place {
+            Place::Ordered(i) => {
+                let (event, to) = self.send_backs.get(i as usize)?.as_ref()?;
+                Some(SendBack {
+                    event,
+                    to: self.at(*to as usize),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Every back edge, as (from, to).
+    pub fn back_edges(&self) -> impl Iterator<Item = (Stage, Stage)> + '_ {
+        self.waiting_stages()
+            .filter_map(|stage| Some((stage.clone(), self.sending_back(&stage)?.to)))
+    }
+
+    /// How many passes a play of this pipeline may make (1 when nothing sends it back).
+    pub fn passes(&self) -> u32 {
+        self.passes
+    }
+
+    /// The events that decide the wait at `stage`, each with what it does: its `releasedBy`,
+    /// `failedBy` and `sentBackBy`, in that order.
+    pub fn decisions(&self, stage: &Stage) -> impl Iterator<Item = (&Awaited, Verdict)> {
+        let back = self
+            .sending_back(stage)
+            .map(|b| (b.event, Verdict::SendsBack));
+        self.awaited(stage)
+            .map(|a| (a, Verdict::Releases))
+            .into_iter()
+            .chain(self.failing(stage).map(|a| (a, Verdict::Fails)))
+            .chain(back)
+    }
+
     /// What the event does to the wait at `stage`, if anything: [`Awaited::is_met_by`] decides,
     /// and a definition never names one event twice.
     pub fn verdict(&self, stage: &Stage, facts: &EventFacts) -> Option<Verdict> {
-        let met = |awaited: Option<&Awaited>| awaited.is_some_and(|a| a.is_met_by(facts));
-        if met(self.awaited(stage)) {
-            Some(Verdict::Releases)
-        } else if met(self.failing(stage)) {
-            Some(Verdict::Fails)
-        } else {
-            None
-        }
+        self.decisions(stage)
+            .find(|(awaited, _)| awaited.is_met_by(facts))
+            .map(|(_, verdict)| verdict)
     }
 
     /// The waiting stage whose wait the event decides, and how, if any.

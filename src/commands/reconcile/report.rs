@@ -79,9 +79,10 @@ pub(super) struct Report {
 fn shown(awaited: &Awaited, happened: bool) -> String {
     let not = if happened { "" } else { "not " };
     match awaited {
-        Awaited::PullRequestOpened => format!("{not}open"),
+        Awaited::PullRequestOpened | Awaited::PullRequestPushed => format!("{not}open"),
         Awaited::LabelAdded { label } => format!("{not}labelled {label}"),
         Awaited::ReviewApproved => format!("{not}approved"),
+        Awaited::ReviewChangesRequested => format!("{not}sent back by a review"),
         Awaited::PullRequestMerged => format!("{not}merged"),
         Awaited::CheckSuiteCompleted { conclusion } => {
             let no = if happened { "" } else { "no " };
@@ -155,6 +156,16 @@ pub(super) fn report(play: &WaitingPlay, decision: &Decision) -> PlayReport {
             None,
             String::new(),
             "the play has no task-id or repository label".into(),
+            None,
+        ),
+        Decision::CannotTell(CannotTell::LaterPass) => (
+            None,
+            String::new(),
+            format!(
+                "the play is in pass {}: its wait is left to its webhook (reconcile reads the \
+                 first pass only)",
+                play.pass
+            ),
             None,
         ),
     };

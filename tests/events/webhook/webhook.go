@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/argoproj/argo-events/pkg/apis/events/v1alpha1"
@@ -25,11 +26,18 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// SensorFiles names the sensor of each waiting stage, under workflow-templates/.
+// SensorFiles names each Sensor of the play under workflow-templates/: one per waiting stage,
+// keyed by the stage, and the approval wait's second, whose review sends the play back.
 var SensorFiles = map[string]string{
-	"waiting-pr-created":   "sensor-waiting-pr-created.yaml",
-	"waiting-ready-for-qa": "sensor-waiting-ready-for-qa.yaml",
-	"waiting-pr-approved":  "sensor-waiting-pr-approved.yaml",
+	"waiting-pr-created":            "sensor-waiting-pr-created.yaml",
+	"waiting-ready-for-qa":          "sensor-waiting-ready-for-qa.yaml",
+	"waiting-pr-approved":           "sensor-waiting-pr-approved.yaml",
+	"waiting-pr-approved-sent-back": "sensor-waiting-pr-approved-sent-back.yaml",
+}
+
+// StageOf is the waiting stage a Sensor of SensorFiles resumes.
+func StageOf(sensor string) string {
+	return strings.TrimSuffix(sensor, "-sent-back")
 }
 
 // LoadYAML decodes a manifest strictly: a field Argo Events does not know is an error.

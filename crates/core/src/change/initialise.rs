@@ -55,6 +55,12 @@ impl ChangeRequest {
         )];
         set_annotations.extend(latch::empty_latches(pipeline));
         set_annotations.extend(self.carried_annotations(pipeline, observed));
+        if !set_annotations
+            .iter()
+            .any(|(key, _)| key == crate::pass::PASS_ANNOTATION)
+        {
+            set_annotations.push((crate::pass::PASS_ANNOTATION.to_string(), "1".to_string()));
+        }
         let present = observed.annotations.as_ref();
         set_annotations.retain(|(key, _)| present.is_none_or(|seen| !seen.contains_key(key)));
         Step::Write {
@@ -68,6 +74,7 @@ impl ChangeRequest {
                     outcome: ChangeResult::Applied,
                     forced: false,
                     skip_wait: None,
+                    pass: 1,
                 },
                 entry: None,
             },
