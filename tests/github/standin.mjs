@@ -86,8 +86,13 @@ function applyChange({ repository, task, kind }) {
   if (!open) return { error: `no open pull request of task ${task} in ${repository}` };
   if (kind === "ready-for-qa") {
     if (!open.labels.includes("ready-for-qa")) open.labels.push("ready-for-qa");
-  } else if (kind === "approved") {
-    (open.reviews ??= []).push({ reviewer: 1, login: "tess", state: "APPROVED" });
+  } else if (kind === "pushed") {
+    // A new commit at the head: what CI runs on next.
+    open.pushes = (open.pushes ?? 0) + 1;
+    open.headSha = createHash("sha1").update(`${repository.toLowerCase()}#${open.number}@${open.pushes}`).digest("hex");
+  } else if (kind === "approved" || kind === "changes-requested") {
+    const state = kind === "approved" ? "APPROVED" : "CHANGES_REQUESTED";
+    (open.reviews ??= []).push({ reviewer: 1, login: "tess", state, submittedAt: Date.now() });
   } else if (kind === "checks-passed" || kind === "checks-failed") {
     const conclusion = kind === "checks-passed" ? "success" : "failure";
     (open.checkSuites ??= []).push({ conclusion });

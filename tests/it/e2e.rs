@@ -121,6 +121,10 @@ pub struct Agent {
     pub exit: i32,
     /// For CI (`ci`): the check suite failed.
     pub failing: bool,
+    /// For Tess: she requests changes in passes 1 to this, and approves after.
+    pub request_changes: u32,
+    /// No event in passes after this one (the test sends them).
+    pub quiet_after: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -145,6 +149,8 @@ impl Agent {
             new_deliveries: false,
             exit: 0,
             failing: false,
+            request_changes: 0,
+            quiet_after: None,
         }
     }
     pub const fn on_time() -> Self {
@@ -172,6 +178,20 @@ impl Agent {
             ..self
         }
     }
+    /// Tess requests changes in the first `passes` passes, and approves after.
+    pub const fn requesting_changes(self, passes: u32) -> Self {
+        Self {
+            request_changes: passes,
+            ..self
+        }
+    }
+    /// The agent causes no event in passes after `pass`.
+    pub const fn quiet_after(self, pass: u32) -> Self {
+        Self {
+            quiet_after: Some(pass),
+            ..self
+        }
+    }
     pub const fn times(self, deliveries: u32) -> Self {
         Self { deliveries, ..self }
     }
@@ -189,13 +209,18 @@ impl Agent {
             Timing::Lost => "dropped",
             Timing::SentByTest | Timing::None => "none",
         };
-        let conclusion = if self.failing {
-            " --conclusion failure"
-        } else {
-            ""
-        };
+        let mut extra = String::new();
+        if self.failing {
+            extra += " --conclusion failure";
+        }
+        if self.request_changes > 0 {
+            extra += &format!(" --request-changes {}", self.request_changes);
+        }
+        if let Some(pass) = self.quiet_after {
+            extra += &format!(" --quiet-after {pass}");
+        }
         format!(
-            r#"{role} --task "$TASK_ID" --repository "$REPOSITORY" --event {event} --deliveries {} --redeliver {} --exit {}{conclusion}"#,
+            r#"{role} --task "$TASK_ID" --repository "$REPOSITORY" --event {event} --deliveries {} --redeliver {} --exit {}{extra}"#,
             self.deliveries,
             if self.new_deliveries { "new" } else { "same" },
             self.exit
@@ -676,7 +701,19 @@ impl Plays {
     /// A GitHub webhook sent now, outside any agent (a late or stray event), as an agent sends
     /// it; returns the stage-resume workflow the Sensor's trigger created for it.
     pub async fn deliver(&self, event: &str, play: &Play, delivery: &str) -> String {
-        self.send_webhook(event, play, delivery, "sha256")
+        self.deliver_of(event, play, delivery, None).await
+    }
+
+    /// As [`Self::deliver`], of an event that happened on GitHub at `occurred_at` (RFC 3339):
+    /// GitHub delivering it late, or redelivering it.
+    pub async fn deliver_of(
+        &self,
+        event: &str,
+        play: &Play,
+        delivery: &str,
+        occurred_at: Option<&str>,
+    ) -> String {
+        self.send_webhook_of(event, play, delivery, "sha256", occurred_at)
             .await
             .assert_code(0);
         let name = format!("stage-resume-{}", delivery.to_lowercase());
@@ -702,7 +739,23 @@ impl Plays {
         delivery: &str,
         signature: &str,
     ) -> Run {
+        self.send_webhook_of(event, play, delivery, signature, None)
+            .await
+    }
+
+    /// As [`Self::send_webhook`], of an event that happened at `occurred_at` (default now).
+    async fn send_webhook_of(
+        &self,
+        event: &str,
+        play: &Play,
+        delivery: &str,
+        signature: &str,
+        occurred_at: Option<&str>,
+    ) -> Run {
         let mut command = tokio::process::Command::new(repo_path("tests/e2e/bin/github-event"));
+        if let Some(at) = occurred_at {
+            command.args(["-occurred-at", at]);
+        }
         command
             .args(["-event", event, "-task", &play.task])
             .args(["-repository", &play.repository, "-delivery", delivery])
@@ -1372,6 +1425,9 @@ async fn plays_at_once_keep_to_their_own_events_and_a_second_play_of_a_task_wait
 
 /// The gated pipeline (examples/pipelines/gated): five waits, a CI gate and a merge gate.
 mod gated;
+
+/// Remediation loops: a change request sends the play back for another pass.
+mod loops;
 
 /// The large version, for `make e2e`.
 mod full {

@@ -131,6 +131,22 @@ func SetReviewState(state string) Change {
 	return func(body map[string]any) { body["review"].(map[string]any)["state"] = state }
 }
 
+// SetOccurredAt makes the event happen at `at` (RFC 3339, as GitHub writes it): the times
+// stagectl reads of it, the review's submitted_at and the updated_at of the pull request, check
+// suite or workflow run the payload has.
+func SetOccurredAt(at string) Change {
+	return func(body map[string]any) {
+		if review, ok := body["review"].(map[string]any); ok {
+			review["submitted_at"] = at
+		}
+		for _, key := range []string{"pull_request", "check_suite", "workflow_run"} {
+			if object, ok := body[key].(map[string]any); ok {
+				object["updated_at"] = at
+			}
+		}
+	}
+}
+
 // SetRepository makes the payload come from OWNER/REPO.
 func SetRepository(fullName string) Change {
 	return func(body map[string]any) { body["repository"].(map[string]any)["full_name"] = fullName }
