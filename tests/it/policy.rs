@@ -164,6 +164,90 @@ async fn every_move_of_the_table_is_admitted_for_stagectl_and_refused_for_every_
     assert!(checked >= 100, "{checked} moves");
 }
 
+/// The moves that change a play's pass, or keep it, from the shared table (its `passes`): the
+/// policy admits a pass changed only with a back edge of the definition, by one, within the
+/// limit, and only for stagectl; the pass kept otherwise.
+#[tokio::test]
+#[ignore = "needs the control plane: make test"]
+async fn a_pass_changes_only_with_a_back_edge_by_one_within_the_limit() {
+    let vectors: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_path("tests/vectors/stage-moves.json")).unwrap(),
+    )
+    .unwrap();
+    let table = &vectors["passes"];
+    let (ns, _policy) = bound_namespace("policy-passes", None).await;
+    let operator = Api::namespaced_with(
+        StageMachinePolicy::break_glass_client(&ns),
+        &ns.name,
+        &workflow_resource(),
+    );
+    let stagectl = workflows_as(&ns, "stagectl-stage").await;
+    let admin = ns.workflows();
+    let pass_key = "/metadata/annotations/stagectl.dev~1pass";
+    for row in table["moves"].as_array().unwrap() {
+        let (from, to) = (row["from"].as_str().unwrap(), row["to"].as_str().unwrap());
+        let (before, after) = (
+            row["pass"][0].as_u64().unwrap(),
+            row["pass"][1].as_u64().unwrap(),
+        );
+        // A failed play failed at the stage the row's rollback returns it to.
+        let play = play_at(&operator, from, if from == "failed" { to } else { "" }).await;
+        let begun = json!([
+            {"op": "add", "path": pass_key, "value": before.to_string()},
+            {"op": "add", "path": "/metadata/annotations/stagectl.dev~1pass-began", "value": "2026-12-07T10:00:00Z"},
+        ]);
+        operator
+            .patch(
+                &play,
+                &PatchParams::default(),
+                &Patch::<Value>::Json(serde_json::from_value(begun).unwrap()),
+            )
+            .await
+            .unwrap();
+        let Patch::Json(mut ops) = move_patch(from, to) else {
+            unreachable!()
+        };
+        if after != before {
+            let next = json!([
+                {"op": "replace", "path": pass_key, "value": after.to_string()},
+                {"op": "replace", "path": "/metadata/annotations/stagectl.dev~1pass-began", "value": "2026-12-07T11:00:00Z"},
+            ]);
+            ops.0
+                .extend(serde_json::from_value::<json_patch::Patch>(next).unwrap().0);
+        }
+        let change = Patch::<Value>::Json(ops);
+        let legal = row["legal"].as_bool().unwrap();
+        let code = |result| admitted_or(result);
+        assert_eq!(
+            code(admin.patch(&play, &PatchParams::default(), &change).await),
+            if from == to && after == before {
+                200
+            } else {
+                403
+            },
+            "another writer: {row}"
+        );
+        let answer = stagectl
+            .patch(&play, &PatchParams::default(), &change)
+            .await;
+        let message = match &answer {
+            Err(kube::Error::Api(status)) => status.message.clone(),
+            _ => String::new(),
+        };
+        assert_eq!(
+            code(answer),
+            if legal { 200 } else { 403 },
+            "stagectl: {row}: {message}"
+        );
+        if !legal && after != before && from != to && row["why"] != "past the pass limit" {
+            assert!(
+                message.contains("stagectl.dev/pass") || message.contains("not a move"),
+                "{message}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn kubectl_label_by_hand_is_refused_with_the_moves_that_are_legal() {

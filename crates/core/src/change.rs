@@ -297,6 +297,10 @@ impl ChangeRequest {
                 pass::BACK_EDGES_ANNOTATION.to_string(),
                 pass::back_edges_annotation(pipeline),
             ),
+            (
+                pass::PASSES_ANNOTATION.to_string(),
+                pipeline.passes().to_string(),
+            ),
         ];
         annotations.extend(latch::empty_latches(pipeline));
         annotations.push((pass::PASS_ANNOTATION.to_string(), "1".to_string()));

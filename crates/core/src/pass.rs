@@ -19,6 +19,9 @@ pub const PASS_BEGAN_ANNOTATION: &str = "stagectl.dev/pass-began";
 /// policy (CEL, which has no JSON parser) reads of the definition the play carries.
 pub const BACK_EDGES_ANNOTATION: &str = "stagectl.dev/back-edges";
 
+/// How many passes the play's pipeline allows, for the policy likewise.
+pub const PASSES_ANNOTATION: &str = "stagectl.dev/passes";
+
 /// A play's pass as read from its annotations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pass {

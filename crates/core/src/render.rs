@@ -165,7 +165,8 @@ pub fn policy(pipeline: &Pipeline) -> Manifest {
         text: POLICY_TEMPLATE
             .replace("@NAME@", pipeline.name())
             .replace("@STAGES@", &format!("[{}]", stages.join(", ")))
-            .replace("@BACK_EDGES@", &format!("[{}]", back_edges.join(", "))),
+            .replace("@BACK_EDGES@", &format!("[{}]", back_edges.join(", ")))
+            .replace("@PASSES@", &pipeline.passes().to_string()),
     }
 }
 

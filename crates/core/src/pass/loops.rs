@@ -283,3 +283,84 @@ fn an_event_of_an_earlier_pass_releases_nothing_of_a_later_one() {
     third["metadata"]["annotations"][PASS_ANNOTATION] = json!("3");
     assert!(json_patch::patch(&mut third, &patch).is_err());
 }
+
+/// The moves that change a play's pass, or keep it, as tests/vectors/stage-moves.json holds them
+/// for both this crate and the API server's policy: a pass changes only where [`Decided`] sends a
+/// play back; every other move keeps it and is one of set's or rollback's.
+#[test]
+fn the_pass_moves_are_those_of_the_shared_vectors() {
+    use crate::change::Decided;
+    use crate::pass::Pass;
+    use crate::stage::Transition;
+
+    let vectors: Value =
+        serde_json::from_str(include_str!("../../../../tests/vectors/stage-moves.json")).unwrap();
+    let table = &vectors["passes"];
+    let pipeline = p();
+    let stages: Vec<&str> = pipeline.stages().collect();
+    assert_eq!(table["stages"], json!(stages));
+    assert_eq!(table["passes"], pipeline.passes());
+    let edges: Vec<String> = pipeline
+        .back_edges()
+        .map(|(from, to)| format!("{from}>{to}"))
+        .collect();
+    assert_eq!(table["backEdges"], json!(edges));
+
+    // Every move a send-back makes, from the wait or from the stage before it (latched).
+    let mut sent_back = Vec::new();
+    let delivery = Delivery {
+        verdict: Verdict::SendsBack,
+        ..fixtures::delivery("d", "x")
+    };
+    for (wait, _) in pipeline.back_edges() {
+        let before = pipeline.predecessor(&wait).unwrap();
+        for from in [wait.clone(), before] {
+            for number in 1..=pipeline.passes() + 1 {
+                let pass = Pass {
+                    number,
+                    began: None,
+                    annotated: true,
+                };
+                let decided = Decided {
+                    wait: &wait,
+                    delivery: &delivery,
+                    by: "x",
+                    at: now(),
+                    pass,
+                };
+                let meta = crate::fixtures::Meta::named("p").build();
+                let (_, entry) = decided.change(&pipeline, &from, "", &meta);
+                sent_back.push((entry.from, entry.to, number, entry.pass));
+            }
+        }
+    }
+    let mut checked = 0;
+    for row in table["moves"].as_array().unwrap() {
+        let (from, to) = (row["from"].as_str().unwrap(), row["to"].as_str().unwrap());
+        let (before, after) = (
+            row["pass"][0].as_u64().unwrap() as u32,
+            row["pass"][1].as_u64().unwrap() as u32,
+        );
+        let legal = row["legal"].as_bool().unwrap();
+        let made = if before != after {
+            sent_back.contains(&(from.to_string(), to.to_string(), before, after))
+        } else {
+            let (from, to) = (pipeline.stage(from), pipeline.stage(to));
+            let failed_at = from.is_failed().then(|| to.clone());
+            [
+                pipeline.plan_set(&from, &to, Moves::Legal),
+                pipeline.plan_rollback(&from, failed_at.as_ref(), Some(&to)),
+            ]
+            .iter()
+            .any(|t| {
+                matches!(
+                    t,
+                    Transition::Noop | Transition::Apply { forced: false, .. }
+                )
+            })
+        };
+        assert_eq!(made, legal, "{row}");
+        checked += 1;
+    }
+    assert!(checked >= 15, "{checked}");
+}
