@@ -98,25 +98,37 @@ fn names(value: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The shared table of moves (tests/vectors/stage-moves.json).
+fn stage_moves() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(repo_path("tests/vectors/stage-moves.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Who writes plays: an operator of the break-glass group, stagectl's stage step, and a person
+/// with kubectl and every RBAC right, outside the break-glass group.
+async fn writers(ns: &TestNamespace) -> [Api<DynamicObject>; 3] {
+    let operator = Api::namespaced_with(
+        StageMachinePolicy::break_glass_client(ns),
+        &ns.name,
+        &workflow_resource(),
+    );
+    [
+        operator,
+        workflows_as(ns, "stagectl-stage").await,
+        ns.workflows(),
+    ]
+}
+
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn every_move_of_the_table_is_admitted_for_stagectl_and_refused_for_every_other_writer() {
-    let vectors: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_path("tests/vectors/stage-moves.json")).unwrap(),
-    )
-    .unwrap();
     let mut checked = 0;
-    for pipeline in vectors["pipelines"].as_array().unwrap() {
+    for pipeline in stage_moves()["pipelines"].as_array().unwrap() {
         let stages = names(&pipeline["stages"]).join(",");
         let (ns, _policy) = bound_namespace("policy-table", Some(&stages)).await;
-        let operator = Api::namespaced_with(
-            StageMachinePolicy::break_glass_client(&ns),
-            &ns.name,
-            &workflow_resource(),
-        );
-        let stagectl = workflows_as(&ns, "stagectl-stage").await;
-        // A person with kubectl and every RBAC right, outside the break-glass group.
-        let admin = ns.workflows();
+        let [operator, stagectl, admin] = writers(&ns).await;
         let targets = names(&pipeline["targets"]);
 
         let created_legal = &pipeline["moves"][0];
@@ -170,19 +182,10 @@ async fn every_move_of_the_table_is_admitted_for_stagectl_and_refused_for_every_
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn a_pass_changes_only_with_a_back_edge_by_one_within_the_limit() {
-    let vectors: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_path("tests/vectors/stage-moves.json")).unwrap(),
-    )
-    .unwrap();
+    let vectors = stage_moves();
     let table = &vectors["passes"];
     let (ns, _policy) = bound_namespace("policy-passes", None).await;
-    let operator = Api::namespaced_with(
-        StageMachinePolicy::break_glass_client(&ns),
-        &ns.name,
-        &workflow_resource(),
-    );
-    let stagectl = workflows_as(&ns, "stagectl-stage").await;
-    let admin = ns.workflows();
+    let [operator, stagectl, admin] = writers(&ns).await;
     let pass_key = "/metadata/annotations/stagectl.dev~1pass";
     for row in table["moves"].as_array().unwrap() {
         let (from, to) = (row["from"].as_str().unwrap(), row["to"].as_str().unwrap());
