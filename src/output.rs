@@ -104,7 +104,15 @@ impl RecordView {
     /// The table's header, then a row per record.
     pub fn table_rows(&self, records: &[StageRecord]) -> Vec<Vec<String>> {
         let (wide, now) = (self.format == Format::Wide, self.now);
-        let mut header = vec!["NAME", "TASK", "REPOSITORY", "STAGE", "UPDATED", "PHASE"];
+        let mut header = vec![
+            "NAME",
+            "TASK",
+            "REPOSITORY",
+            "STAGE",
+            "PASS",
+            "UPDATED",
+            "PHASE",
+        ];
         if self.namespace_column {
             header.insert(0, "NAMESPACE");
         }
@@ -118,6 +126,8 @@ impl RecordView {
                 r.task_id.clone().unwrap_or_else(dash),
                 r.repository.clone().unwrap_or_else(dash),
                 r.stage.as_ref().map_or_else(dash, ToString::to_string),
+                // The pass it is in, of those its pipeline allows: 2/3 is a play sent back once.
+                format!("{}/{}", r.pass, r.pipeline.passes()),
                 r.updated_at.map(|t| age(t, now)).unwrap_or_else(dash),
                 r.phase.clone().unwrap_or_else(dash),
             ];

@@ -284,6 +284,7 @@ fn key(record: &StageRecord) -> (String, String) {
 #[derive(Debug, PartialEq, Eq)]
 struct ShownState {
     stage: Option<Stage>,
+    pass: u32,
     phase: Option<String>,
     updated_at: Option<Timestamp>,
     history: usize,
@@ -292,6 +293,7 @@ struct ShownState {
 fn shown_state(record: &StageRecord) -> ShownState {
     ShownState {
         stage: record.stage.clone(),
+        pass: record.pass,
         phase: record.phase.clone(),
         updated_at: record.updated_at,
         history: record.history.len(),

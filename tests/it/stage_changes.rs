@@ -709,7 +709,7 @@ async fn a_template_can_pass_workflow_and_namespace_through_the_environment() {
 }
 
 /// `get --watch`: the list, then a line per change of what get shows — each stage change once,
-/// and nothing for the controller's status writes.
+/// and nothing for the controller's status writes; a play sent back shows its next pass.
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn get_watch_prints_a_line_per_stage_change_and_none_for_status_writes() {
@@ -755,10 +755,45 @@ async fn get_watch_prints_a_line_per_stage_change_and_none_for_status_writes() {
             .assert_code(0);
         let row = next_line().await;
         assert!(
-            row.starts_with(&workflow) && row.contains(&format!(" {stage} ")),
+            row.starts_with(&workflow)
+                && row.contains(&format!(" {stage} "))
+                && row.contains(" 1/3 "),
             "{row}"
         );
     }
+
+    // Tess's change request comes early, and the step entering her wait sends the play back.
+    let changes = [
+        "--event",
+        "pull_request_review",
+        "--action",
+        "submitted",
+        "--review-state",
+        "changes_requested",
+    ];
+    ns.stagectl(&resume_args(
+        "waiting-pr-approved",
+        "watch-changes",
+        &changes,
+    ))
+    .await
+    .assert_code(0);
+    ns.stagectl(&[
+        "set",
+        "waiting-pr-approved",
+        "--workflow",
+        &workflow,
+        "--pass",
+        "1",
+        "-q",
+    ])
+    .await
+    .assert_code(0);
+    let row = next_line().await;
+    assert!(
+        row.starts_with(&workflow) && row.contains(" pending ") && row.contains(" 2/3 "),
+        "{row}"
+    );
 }
 
 /// A reader that went away (`stagectl … | head`) stops the printing, not the command: the

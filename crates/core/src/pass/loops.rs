@@ -364,3 +364,37 @@ fn the_pass_moves_are_those_of_the_shared_vectors() {
     }
     assert!(checked >= 15, "{checked}");
 }
+
+/// An operator's repair keeps the play in its pass: a rollback or a forced move in pass 2 is
+/// recorded in pass 2, and never writes the pass.
+#[test]
+fn rollback_and_force_keep_the_pass() {
+    let mut workflow = play("waiting-pr-created", 2, json!({}));
+    let rollback = ChangeRequest {
+        goal: Goal::Rollback { to: None },
+        pass: None,
+        ..set("pending", 2)
+    };
+    let done = change(&mut workflow, &rollback);
+    assert_eq!(
+        (done.outcome.to.as_str(), done.outcome.pass),
+        ("pending", 2)
+    );
+    let forced = ChangeRequest {
+        goal: Goal::Set {
+            target: p().last(),
+            moves: Moves::Any,
+        },
+        pass: None,
+        ..set("completed", 2)
+    };
+    let done = change(&mut workflow, &forced);
+    assert_eq!(
+        (done.outcome.to.as_str(), done.outcome.pass),
+        ("completed", 2)
+    );
+    for entry in history(&meta(&workflow)).into_values() {
+        assert_eq!(entry.pass, 2, "{entry:?}");
+    }
+    assert_eq!(workflow["metadata"]["annotations"][PASS_ANNOTATION], "2");
+}
