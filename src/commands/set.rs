@@ -58,6 +58,11 @@ pub struct SetArgs {
     /// next pass when it is not the step's own).
     #[arg(long, value_name = "PATH")]
     pub pass_file: Option<PathBuf>,
+    /// For a play that is failed afterwards, write why to this file: pass-limit (sent back in
+    /// its last pass), failing-event (a wait's failedBy) or step; empty otherwise. The play
+    /// template's exit handler counts failed plays by it.
+    #[arg(long, value_name = "PATH")]
+    pub failure_file: Option<PathBuf>,
 }
 
 pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
@@ -97,14 +102,20 @@ pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
             )
         })?;
     }
-    if let Some(path) = &args.pass_file {
-        std::fs::write(path, change.pass.to_string()).with_context(|| {
-            format!(
-                "the stage is {}, but {} cannot be written",
-                change.to,
-                path.display()
-            )
-        })?;
+    let failure = change.failure.map_or("", |failure| failure.as_str());
+    for (file, text) in [
+        (&args.pass_file, change.pass.to_string()),
+        (&args.failure_file, failure.to_string()),
+    ] {
+        if let Some(path) = file {
+            std::fs::write(path, text).with_context(|| {
+                format!(
+                    "the stage is {}, but {} cannot be written",
+                    change.to,
+                    path.display()
+                )
+            })?;
+        }
     }
     print_change(settings, &change);
     // Entering a gate whose failing event came early fails the play instead (its history

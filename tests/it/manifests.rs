@@ -565,6 +565,7 @@ fn alerts_and_dashboard_query_metrics_the_templates_export() {
         exported,
         [
             "argo_workflows_stagectl_oldest_wait_seconds",
+            "argo_workflows_stagectl_plays_failed_total",
             "argo_workflows_stagectl_plays_waiting",
             "argo_workflows_stagectl_reconcile_recovered_total",
             "argo_workflows_stagectl_reconcile_runs_total",

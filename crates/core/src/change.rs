@@ -103,6 +103,9 @@ pub struct ChangeOutcome {
     pub skip_wait: Option<bool>,
     /// The pass the play is in afterwards.
     pub pass: u32,
+    /// For a play that is (now) failed: why, as its change into `failed` records it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<record::Failure>,
 }
 
 /// A change that will have happened once its patch applies (or that already holds): the
@@ -225,7 +228,17 @@ impl ChangeRequest {
                 let skip_wait = pipeline
                     .is_waiting(&current)
                     .then(|| latch::satisfied_early(observed, &current).is_some());
-                Step::Done(self.unchanged(&current, skip_wait, pass.number))
+                let mut planned = self.unchanged(&current, skip_wait, pass.number);
+                if current.is_failed() {
+                    planned.outcome.failure = record
+                        .history
+                        .iter()
+                        .rev()
+                        .find(|entry| entry.to == current.name())
+                        .map(record::Failure::of)
+                        .or(Some(record::Failure::Step));
+                }
+                Step::Done(planned)
             }
             Transition::Refuse(why) => Step::Refuse(format!("workflow {}: {why}", self.workflow)),
             Transition::Apply { from, to, .. } => {
@@ -339,6 +352,7 @@ impl ChangeRequest {
                 forced: false,
                 skip_wait,
                 pass,
+                failure: None,
             },
             entry: None,
         }
@@ -582,6 +596,7 @@ impl ChangeRequest {
             forced: entry.kind == ChangeKind::Forced,
             skip_wait,
             pass: entry.pass,
+            failure: to.is_failed().then(|| record::Failure::of(entry)),
         }
     }
 }

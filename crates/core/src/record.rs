@@ -75,6 +75,37 @@ fn first_pass() -> u32 {
     1
 }
 
+/// Why a play failed, as its change into `failed` records it: for the exit handler's metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Failure {
+    /// A wait's event sent it back in the last pass its pipeline allows.
+    PassLimit,
+    /// A wait's event failed it there (its `failedBy`).
+    FailingEvent,
+    /// A step failed, or someone set it failed.
+    Step,
+}
+
+impl Failure {
+    /// Why the change `entry` (into `failed`) failed the play.
+    pub fn of(entry: &HistoryEntry) -> Self {
+        match entry.wait_satisfied_by.as_ref().map(|d| d.verdict) {
+            Some(crate::event::Verdict::SendsBack) => Self::PassLimit,
+            Some(crate::event::Verdict::Fails) => Self::FailingEvent,
+            _ => Self::Step,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PassLimit => "pass-limit",
+            Self::FailingEvent => "failing-event",
+            Self::Step => "step",
+        }
+    }
+}
+
 impl HistoryEntry {
     pub(crate) fn annotation_key(&self) -> String {
         format!("{HISTORY_PREFIX}{}", self.at.as_nanosecond())

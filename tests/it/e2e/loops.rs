@@ -136,6 +136,13 @@ async fn a_play_sent_back_in_its_last_pass_fails_at_the_limit() {
             .contains("pass limit reached"),
         "{record:#}"
     );
+    // The exit handler counted it by why it failed.
+    let counted = super::metrics(&plays.argo).await;
+    let limit = r#"argo_workflows_stagectl_plays_failed_total{why="pass-limit"}"#;
+    assert!(
+        counted.get(limit).is_some_and(|n| *n >= 1.0),
+        "{counted:#?}"
+    );
     assert_eq!(
         phases(&object, "rex"),
         ["Succeeded"; 3],

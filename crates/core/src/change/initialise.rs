@@ -75,6 +75,7 @@ impl ChangeRequest {
                     forced: false,
                     skip_wait: None,
                     pass: 1,
+                    failure: None,
                 },
                 entry: None,
             },

@@ -233,6 +233,14 @@ fn a_send_back_in_the_last_pass_fails_the_play_at_its_wait() {
     let entry = history(&meta(&workflow)).into_values().next_back().unwrap();
     assert_eq!(entry.pass, 3);
     assert!(entry.reason.unwrap().contains("pass limit reached"));
+    // The exit handler's `set failed` finds it failed already, and why.
+    let Step::Done(marked) = set("failed", 3).plan(&p(), &meta(&workflow), now(), &[]) else {
+        panic!("expected a no-op")
+    };
+    assert_eq!(
+        marked.outcome.failure,
+        Some(crate::record::Failure::PassLimit)
+    );
 
     // Early, the `set` entering the wait fails the play instead, and the step fails.
     let mut workflow = play("waiting-ready-for-qa", 3, json!({}));
