@@ -350,7 +350,7 @@ mod tests {
                 {"name": "main", "dag": {"tasks": calls}},
                 {"name": "set-stage", "inputs": {"parameters": [{"name": "stage"}]},
                  "container": {"args": ["set", "{{inputs.parameters.stage}}"]}},
-                {"name": "wait", "inputs": {"parameters": [{"name": "stage"}]}, "suspend": {}},
+                {"name": "wait", "inputs": {"parameters": [{"name": "stage"}, {"name": "pass"}]}, "suspend": {}},
                 {"name": "mark-failed", "container": {"args": ["set", "failed"]}},
             ]},
         })
@@ -417,6 +417,15 @@ mod tests {
         let mut templated = the_play();
         templated.push(call("wait", "{{workflow.parameters.stage}}"));
         assert!(problems(templated)[0].contains("no literal stage"));
+
+        // The play loops: a wait without its pass could not be told from the last pass's.
+        let mut passless = play(Value::Array(the_play()));
+        passless["spec"]["templates"][2]["inputs"]["parameters"] = json!([{"name": "stage"}]);
+        let found = check_template(&Pipeline::default(), &passless);
+        assert!(
+            found.len() == 1 && found[0].contains("wait template wait has no `pass` input"),
+            "{found:?}"
+        );
     }
 
     #[test]
