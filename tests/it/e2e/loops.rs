@@ -188,9 +188,10 @@ async fn an_approval_of_pass_one_redelivered_during_pass_two_releases_nothing() 
         .unwrap()
         .parse::<jiff::Timestamp>()
         .unwrap()
-        .round(jiff::Unit::Second)
-        .unwrap()
-        .to_string();
+        .as_second();
+    // GitHub's times are whole seconds; the second it began, not the nearest one (which can
+    // be the second Tess's change request sent the play back in, and so pass 2's).
+    let pass_one = jiff::Timestamp::from_second(pass_one).unwrap().to_string();
     // Pass 2 reaches the wait, and its wait node runs.
     wait_in_pass(&plays, &workflow, 2).await;
 
