@@ -33,7 +33,7 @@ use cache::CachedPage;
 use limits::{Attempt, Limited, failed_answer};
 use transport::Transport;
 
-use crate::core::github::{Completed, PullRequest, Review, ReviewState};
+use crate::core::github::{Commit, Completed, Labelled, PullRequest, Review, ReviewState};
 use crate::core::labels::Repository;
 use crate::error::{Error, Result};
 
@@ -124,6 +124,8 @@ struct RunFields {
     name: Option<String>,
     status: Option<String>,
     conclusion: Option<String>,
+    #[serde(default)]
+    updated_at: Option<jiff::Timestamp>,
 }
 
 fn completed(runs: Vec<RunFields>) -> Vec<Completed> {
@@ -133,6 +135,7 @@ fn completed(runs: Vec<RunFields>) -> Vec<Completed> {
             Some(Completed {
                 name: run.name.unwrap_or_default(),
                 conclusion: run.conclusion?,
+                updated_at: run.updated_at,
             })
         })
         .collect()
@@ -147,6 +150,35 @@ struct LabelFields {
 struct ReviewFields {
     user: Option<UserFields>,
     state: ReviewState,
+    #[serde(default)]
+    submitted_at: Option<jiff::Timestamp>,
+}
+
+/// One of an issue's events (labeled, unlabeled, closed, ...), as its events list has them.
+#[derive(Deserialize)]
+struct IssueEventFields {
+    event: String,
+    #[serde(default)]
+    label: Option<LabelFields>,
+    #[serde(default)]
+    created_at: Option<jiff::Timestamp>,
+}
+
+#[derive(Deserialize)]
+struct CommitFields {
+    commit: CommitDetails,
+}
+
+#[derive(Deserialize)]
+struct CommitDetails {
+    #[serde(default)]
+    committer: Option<CommitterFields>,
+}
+
+#[derive(Deserialize)]
+struct CommitterFields {
+    #[serde(default)]
+    date: Option<jiff::Timestamp>,
 }
 
 #[derive(Deserialize)]
@@ -287,7 +319,56 @@ impl GitHub {
                         Some(Review {
                             reviewer: review.user?.id,
                             state: review.state,
+                            submitted_at: review.submitted_at,
                         })
+                    })
+                    .collect()
+            },
+        )
+        .await
+    }
+
+    /// The labels added to a pull request, and when (its issue's events), every page: for a
+    /// play in a later pass, where the labels it carries say nothing of when they came.
+    pub async fn label_events(
+        &self,
+        repository: &Repository,
+        number: u64,
+    ) -> Result<Vec<Labelled>> {
+        self.all_pages(
+            format!(
+                "/repos/{}/issues/{number}/events?per_page=100",
+                repository.full_name()
+            ),
+            |events: Vec<IssueEventFields>| {
+                events
+                    .into_iter()
+                    .filter(|event| event.event == "labeled")
+                    .filter_map(|event| {
+                        Some(Labelled {
+                            label: event.label?.name,
+                            at: event.created_at,
+                        })
+                    })
+                    .collect()
+            },
+        )
+        .await
+    }
+
+    /// A pull request's commits, with their committers' dates, every page: for a play in a
+    /// later pass, whose implementer pushes to the pull request opened in the first.
+    pub async fn commits(&self, repository: &Repository, number: u64) -> Result<Vec<Commit>> {
+        self.all_pages(
+            format!(
+                "/repos/{}/pulls/{number}/commits?per_page=100",
+                repository.full_name()
+            ),
+            |commits: Vec<CommitFields>| {
+                commits
+                    .into_iter()
+                    .map(|commit| Commit {
+                        at: commit.commit.committer.and_then(|c| c.date),
                     })
                     .collect()
             },

@@ -132,6 +132,17 @@ fn github(
     (client, script)
 }
 
+/// The URLs the client asked for, in order.
+fn urls_seen(script: &Script) -> Vec<String> {
+    script
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.0.clone())
+        .collect()
+}
+
 fn repository() -> Repository {
     Repository::parse("acme/widgets").unwrap()
 }
@@ -483,13 +494,7 @@ async fn check_suites_and_workflow_runs_on_a_head_are_read_as_completed_or_not_a
             .collect::<Vec<_>>(),
         [("CI", "success")]
     );
-    let seen: Vec<String> = script
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|s| s.0.clone())
-        .collect();
+    let seen = urls_seen(&script);
     assert_eq!(
         seen,
         [
@@ -499,6 +504,63 @@ async fn check_suites_and_workflow_runs_on_a_head_are_read_as_completed_or_not_a
     );
     // A list where GitHub sends an object is no answer of its API.
     let err = client.check_suites(&repository(), "def").await.unwrap_err();
+    assert!(
+        err.message().contains("not the list its API describes"),
+        "{}",
+        err.message()
+    );
+}
+
+/// For a play in a later pass: a pull request's issue events are read as the labels added and
+/// when (other events, and a label event without its label, say nothing), its commits as their
+/// committers' dates (a commit without one is kept, with no time).
+#[tokio::test(start_paused = true)]
+async fn label_events_and_commits_are_read_with_their_times() {
+    let events = json!([
+        {"event": "labeled", "label": {"name": "ready-for-qa", "color": "0e8a16"}, "created_at": "2026-12-07T10:00:01Z"},
+        {"event": "unlabeled", "label": {"name": "ready-for-qa", "color": "0e8a16"}, "created_at": "2026-12-07T10:00:02Z"},
+        {"event": "closed", "created_at": "2026-12-07T10:00:03Z"},
+        {"event": "labeled", "created_at": "2026-12-07T10:00:04Z"},
+    ]);
+    let commits = json!([
+        {"sha": "a", "commit": {"committer": {"date": "2026-12-07T09:00:00Z"}}},
+        {"sha": "b", "commit": {"committer": null}},
+    ]);
+    let (client, script) = github(
+        vec![
+            answer(200, &[("etag", "\"e\"")], &events.to_string()),
+            answer(200, &[("etag", "\"c\"")], &commits.to_string()),
+            answer(200, &[], "{}"),
+        ],
+        Cache::default(),
+        Duration::ZERO,
+    );
+    let added = client.label_events(&repository(), 7).await.unwrap();
+    assert_eq!(
+        added,
+        [crate::core::github::Labelled {
+            label: "ready-for-qa".into(),
+            at: Some("2026-12-07T10:00:01Z".parse().unwrap()),
+        }]
+    );
+    let dates: Vec<_> = client
+        .commits(&repository(), 7)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|commit| commit.at.map(|at| at.to_string()))
+        .collect();
+    assert_eq!(dates, [Some("2026-12-07T09:00:00Z".to_string()), None]);
+    let seen = urls_seen(&script);
+    assert_eq!(
+        seen,
+        [
+            format!("{API}/repos/acme/widgets/issues/7/events?per_page=100"),
+            format!("{API}/repos/acme/widgets/pulls/7/commits?per_page=100"),
+        ]
+    );
+    // An object where GitHub sends a list is no answer of its API.
+    let err = client.commits(&repository(), 8).await.unwrap_err();
     assert!(
         err.message().contains("not the list its API describes"),
         "{}",

@@ -14,22 +14,28 @@
 //   GET  /repos/{owner}/{repo}/pulls/{number}/reviews
 //   GET  /repos/{owner}/{repo}/commits/{sha}/check-suites
 //   GET  /repos/{owner}/{repo}/actions/runs?head_sha={sha}
+//   GET  /repos/{owner}/{repo}/issues/{number}/events   (its labeled events)
+//   GET  /repos/{owner}/{repo}/pulls/{number}/commits
 //   POST /app/installations/{id}/access_tokens
 // The tests drive it through /_standin/:
 //   PUT  /_standin/state     the whole state, JSON: {tokens: [..], app: {id, publicKey,
 //                            installationId}, rateLimit: {limit, remaining, reset},
 //                            repos: {"owner/repo": [{number, branch, labels: [..],
-//                            reviews: [{reviewer, login, state}], state: open|closed,
-//                            merged, updatedAt (ms), headSha, checkSuites: [{conclusion}],
-//                            workflowRuns: [{name, conclusion}]}]}}
+//                            reviews: [{reviewer, login, state, submittedAt (ms)}],
+//                            state: open|closed, merged, updatedAt (ms), headSha,
+//                            checkSuites: [{conclusion, updatedAt}], workflowRuns: [{name,
+//                            conclusion, updatedAt}], labelEvents: [{label, at (ms)}],
+//                            commits: [{at (ms)}]}]}}
 //   GET  /_standin/requests  every API request so far: {method, path, status, at} (at: when it
 //                            came, ms since the epoch); status 0 for a connection the stand-in
 //                            dropped or left unanswered
 //   POST /_standin/changes   {repository, task, kind}: what an agent did on GitHub, applied to
 //                            the state as GitHub would: pr-opened opens a pull request (the next
 //                            number of the repository, head branch task-ID-implementation,
-//                            label task-ID), ready-for-qa labels the task's open pull request,
-//                            approved adds an approving review (reviewer 1), checks-passed and
+//                            label task-ID, a commit), pushed adds a commit (a new head),
+//                            ready-for-qa labels the task's open pull request (again: removed
+//                            and added, a labeled event each time), approved and
+//                            changes-requested add a review (reviewer 1), checks-passed and
 //                            checks-failed complete a check suite and a workflow run ("CI") on
 //                            its head with success or failure, merged merges it; each one logged
 //   GET  /_standin/changes   that log: [{at, repository, task, kind, number}], ms since the epoch
@@ -54,6 +60,8 @@ const example = (name) => structuredClone(api.components.examples[name].value);
 const PULL = example("pull-request-simple-items")[0];
 const REVIEW = example("pull-request-review-items")[0];
 const CHECK_SUITE = example("check-suite-paginated").check_suites[0];
+const ISSUE_EVENT = example("issue-event-for-issue-items")[0];
+const COMMIT = example("commit-items")[0];
 const WORKFLOW_RUN = example("workflow-run-paginated").workflow_runs[0];
 const INSTALLATION_TOKEN = example("installation-token");
 const LABEL = PULL.labels[0];
@@ -80,23 +88,25 @@ function applyChange({ repository, task, kind }) {
   if (kind === "pr-opened") {
     if (open) return open.number;
     const number = pulls.reduce((max, pull) => Math.max(max, pull.number), 0) + 1;
-    pulls.push({ number, branch: `task-${task}-implementation`, labels: [label], reviews: [], updatedAt: Date.now() });
+    const now = Date.now();
+    pulls.push({ number, branch: `task-${task}-implementation`, labels: [label], reviews: [], updatedAt: now, commits: [{ at: now }] });
     return number;
   }
   if (!open) return { error: `no open pull request of task ${task} in ${repository}` };
   if (kind === "ready-for-qa") {
     if (!open.labels.includes("ready-for-qa")) open.labels.push("ready-for-qa");
+    (open.labelEvents ??= []).push({ label: "ready-for-qa", at: Date.now() });
   } else if (kind === "pushed") {
     // A new commit at the head: what CI runs on next.
-    open.pushes = (open.pushes ?? 0) + 1;
-    open.headSha = createHash("sha1").update(`${repository.toLowerCase()}#${open.number}@${open.pushes}`).digest("hex");
+    (open.commits ??= []).push({ at: Date.now() });
+    open.headSha = createHash("sha1").update(`${repository.toLowerCase()}#${open.number}@${open.commits.length}`).digest("hex");
   } else if (kind === "approved" || kind === "changes-requested") {
     const state = kind === "approved" ? "APPROVED" : "CHANGES_REQUESTED";
     (open.reviews ??= []).push({ reviewer: 1, login: "tess", state, submittedAt: Date.now() });
   } else if (kind === "checks-passed" || kind === "checks-failed") {
     const conclusion = kind === "checks-passed" ? "success" : "failure";
-    (open.checkSuites ??= []).push({ conclusion });
-    (open.workflowRuns ??= []).push({ name: "CI", conclusion });
+    (open.checkSuites ??= []).push({ conclusion, updatedAt: Date.now() });
+    (open.workflowRuns ??= []).push({ name: "CI", conclusion, updatedAt: Date.now() });
   } else if (kind === "merged") {
     Object.assign(open, { state: "closed", merged: true });
   } else {
@@ -150,7 +160,7 @@ function review(repo, pull, item, index) {
     state: item.state,
     html_url: `https://github.com/${repo}/pull/${pull.number}#pullrequestreview-${index}`,
     pull_request_url: `https://api.github.com/repos/${repo}/pulls/${pull.number}`,
-    submitted_at: new Date(Date.UTC(2026, 0, 1, 0, index)).toISOString().replace(".000", ""),
+    submitted_at: timestamp(item.submittedAt ?? Date.UTC(2026, 0, 1, 0, index)),
   });
   object.user = { ...object.user, id: item.reviewer, login: item.login ?? `reviewer${item.reviewer}` };
   return object;
@@ -167,8 +177,34 @@ function completedOnHead(example, prefix, repo, pull, item, index, fields) {
     head_sha: headSha(repo, pull),
     status: "completed",
     conclusion: item.conclusion,
+    ...(item.updatedAt ? { updated_at: timestamp(item.updatedAt) } : {}),
     ...fields(id),
   });
+}
+
+// A label added to a pull request, as its issue's events list it.
+function labeled(repo, pull, item, index) {
+  return Object.assign(structuredClone(ISSUE_EVENT), {
+    id: pull.number * 1000 + index,
+    node_id: `LE_stagectl${pull.number}_${index}`,
+    url: `https://api.github.com/repos/${repo}/issues/events/${pull.number * 1000 + index}`,
+    event: "labeled",
+    commit_id: null,
+    commit_url: null,
+    created_at: timestamp(item.at),
+    label: { name: item.label, color: "0e8a16" },
+  });
+}
+
+// A commit of a pull request, committed at `at`.
+function commit(repo, pull, item, index) {
+  const object = structuredClone(COMMIT);
+  const sha = createHash("sha1").update(`${repo.toLowerCase()}#${pull.number}/${index}`).digest("hex");
+  Object.assign(object, { sha, node_id: `C_stagectl${pull.number}_${index}` });
+  object.commit = structuredClone(object.commit);
+  object.commit.committer = { ...object.commit.committer, date: timestamp(item.at) };
+  object.commit.author = { ...object.commit.author, date: timestamp(item.at) };
+  return object;
 }
 
 const checkSuite = (repo, pull, item, index) =>
@@ -300,6 +336,8 @@ function handleApi(request, response, url) {
   const reviews = url.pathname.match(/^\/repos\/([^/]+\/[^/]+)\/pulls\/(\d+)\/reviews$/);
   const suites = url.pathname.match(/^\/repos\/([^/]+\/[^/]+)\/commits\/([0-9a-f]+)\/check-suites$/);
   const runs = url.pathname.match(/^\/repos\/([^/]+\/[^/]+)\/actions\/runs$/);
+  const issueEvents = url.pathname.match(/^\/repos\/([^/]+\/[^/]+)\/issues\/(\d+)\/events$/);
+  const commits = url.pathname.match(/^\/repos\/([^/]+\/[^/]+)\/pulls\/(\d+)\/commits$/);
   const onHead = (repo, sha) => (pullsOf(repo) ?? []).filter((pull) => headSha(repo, pull) === sha);
   if (pulls && pullsOf(pulls[1])) {
     const wanted = url.searchParams.get("state") ?? "open";
@@ -323,6 +361,14 @@ function handleApi(request, response, url) {
     let page_;
     ({ items: page_, link } = page(request, url, items));
     body = { total_count: items.length, workflow_runs: page_ };
+  } else if ((issueEvents || commits) && pullsOf((issueEvents ?? commits)[1])) {
+    const [, repo, number] = issueEvents ?? commits;
+    const pull = pullsOf(repo).find((p) => p.number === Number(number));
+    if (!pull) return error(response, 404, "Not Found");
+    const items = issueEvents
+      ? (pull.labelEvents ?? []).map((item, i) => labeled(repo, pull, item, i))
+      : (pull.commits ?? []).map((item, i) => commit(repo, pull, item, i));
+    ({ items: body, link } = page(request, url, items));
   } else if (reviews && pullsOf(reviews[1])) {
     const pull = pullsOf(reviews[1]).find((p) => p.number === Number(reviews[2]));
     if (!pull) return error(response, 404, "Not Found");

@@ -763,32 +763,7 @@ async fn get_watch_prints_a_line_per_stage_change_and_none_for_status_writes() {
     }
 
     // Tess's change request comes early, and the step entering her wait sends the play back.
-    let changes = [
-        "--event",
-        "pull_request_review",
-        "--action",
-        "submitted",
-        "--review-state",
-        "changes_requested",
-    ];
-    ns.stagectl(&resume_args(
-        "waiting-pr-approved",
-        "watch-changes",
-        &changes,
-    ))
-    .await
-    .assert_code(0);
-    ns.stagectl(&[
-        "set",
-        "waiting-pr-approved",
-        "--workflow",
-        &workflow,
-        "--pass",
-        "1",
-        "-q",
-    ])
-    .await
-    .assert_code(0);
+    ns.change_request_sends_back(&workflow, "42", 1).await;
     let row = next_line().await;
     assert!(
         row.starts_with(&workflow) && row.contains(" pending ") && row.contains(" 2/3 "),

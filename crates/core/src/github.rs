@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Awaited, EventFacts};
+use crate::pass::Pass;
 use crate::stage::Stage;
 
 /// A pull request, as far as a play cares. Serialized as reconcile's cache keeps it (the
@@ -33,6 +34,25 @@ pub struct Completed {
     /// The workflow's name (empty for a check suite).
     pub name: String,
     pub conclusion: String,
+    /// When it completed (its `updated_at`): which pass of a play it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Timestamp>,
+}
+
+/// A label added to a pull request, as its issue's events list it: read for a play in a later
+/// pass, where a label still on from an earlier pass says nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Labelled {
+    pub label: String,
+    pub at: Option<Timestamp>,
+}
+
+/// A commit of a pull request, as it lists them: read for a play in a later pass, whose
+/// implementer pushes to the pull request opened in the first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    /// Its committer's date.
+    pub at: Option<Timestamp>,
 }
 
 /// One review of a pull request, in the order the REST API lists them (oldest first).
@@ -41,6 +61,8 @@ pub struct Review {
     /// The reviewer's account id: a login can change, the id cannot.
     pub reviewer: u64,
     pub state: ReviewState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_at: Option<Timestamp>,
 }
 
 /// A review's state, as the REST API writes it (APPROVED, CHANGES_REQUESTED, ...); one GitHub
@@ -100,51 +122,96 @@ fn is_id(id: &str) -> bool {
 }
 
 /// What GitHub lists of one pull request: itself, and what a wait needs beside (its reviews,
-/// the check suites and workflow runs that completed on its head); empty when not read.
+/// the check suites and workflow runs that completed on its head, and for a later pass the
+/// labels added and the commits); empty when not read. `pass` is the pass of the play asking:
+/// only what happened in it counts ([`Pass::admits`]).
 #[derive(Debug, Clone, Copy)]
 pub struct PullFacts<'a> {
     pub pull: &'a PullRequest,
     pub reviews: &'a [Review],
     pub check_suites: &'a [Completed],
     pub workflow_runs: &'a [Completed],
+    pub labelled: &'a [Labelled],
+    pub commits: &'a [Commit],
+    pub pass: Pass,
 }
 
 impl PullFacts<'_> {
-    /// The events this state shows to have happened, as webhooks would have told them:
-    /// reconcile asks [`Awaited::is_met_by`] of these, the same question `stagectl resume`
-    /// asks of a Sensor's facts.
+    /// Whether what happened at `at` belongs to the play's pass: anything in the first pass
+    /// (which began with the play), and in a later one only what is known to have happened
+    /// since it began.
+    fn in_pass(&self, at: Option<Timestamp>) -> bool {
+        self.pass.began.is_none() || (at.is_some() && self.pass.admits(at))
+    }
+
+    /// The events this state shows to have happened in the play's pass, as webhooks would have
+    /// told them: reconcile asks [`Awaited::is_met_by`] of these, the same question `stagectl
+    /// resume` asks of a Sensor's facts.
     pub fn events(&self) -> Vec<EventFacts> {
-        let mut events = vec![EventFacts::new("pull_request", "opened")];
-        events.extend(self.pull.labels.iter().map(|label| EventFacts {
+        let first = self.pass.began.is_none();
+        let mut events = Vec::new();
+        // An open pull request was opened; in a later pass, what counts is a push since.
+        if first {
+            events.push(EventFacts::new("pull_request", "opened"));
+        } else if self.commits.iter().any(|commit| self.in_pass(commit.at)) {
+            events.push(EventFacts::new("pull_request", "synchronize"));
+        }
+        let labels: Vec<&String> = if first {
+            self.pull.labels.iter().collect()
+        } else {
+            self.labelled
+                .iter()
+                .filter(|added| self.in_pass(added.at))
+                .map(|added| &added.label)
+                .collect()
+        };
+        events.extend(labels.into_iter().map(|label| EventFacts {
             label: Some(label.clone()),
             ..EventFacts::new("pull_request", "labeled")
         }));
+        let reviews: Vec<Review> = self
+            .reviews
+            .iter()
+            .filter(|review| self.in_pass(review.submitted_at))
+            .cloned()
+            .collect();
         for (state, text) in [
             (ReviewState::Approved, "approved"),
             (ReviewState::ChangesRequested, "changes_requested"),
         ] {
-            if some_reviewer_stands_at(self.reviews, state) {
+            if some_reviewer_stands_at(&reviews, state) {
                 events.push(EventFacts {
                     review_state: Some(text.into()),
                     ..EventFacts::new("pull_request_review", "submitted")
                 });
             }
         }
-        if self.pull.merged {
+        if self.pull.merged && self.in_pass(self.pull.updated_at) {
             events.push(EventFacts {
                 merged: Some(true),
                 ..EventFacts::new("pull_request", "closed")
             });
         }
-        events.extend(self.check_suites.iter().map(|suite| EventFacts {
-            conclusion: Some(suite.conclusion.clone()),
-            ..EventFacts::new("check_suite", "completed")
-        }));
-        events.extend(self.workflow_runs.iter().map(|run| EventFacts {
-            conclusion: Some(run.conclusion.clone()),
-            workflow: Some(run.name.clone()),
-            ..EventFacts::new("workflow_run", "completed")
-        }));
+        let in_pass = |completed: &&Completed| self.in_pass(completed.updated_at);
+        events.extend(
+            self.check_suites
+                .iter()
+                .filter(in_pass)
+                .map(|suite| EventFacts {
+                    conclusion: Some(suite.conclusion.clone()),
+                    ..EventFacts::new("check_suite", "completed")
+                }),
+        );
+        events.extend(
+            self.workflow_runs
+                .iter()
+                .filter(in_pass)
+                .map(|run| EventFacts {
+                    conclusion: Some(run.conclusion.clone()),
+                    workflow: Some(run.name.clone()),
+                    ..EventFacts::new("workflow_run", "completed")
+                }),
+        );
         events
     }
 
@@ -160,6 +227,10 @@ impl PullFacts<'_> {
 pub enum Reads {
     /// Nothing more: the open pull request itself says it (opened, a label).
     Nothing,
+    /// In a later pass: the labels added to it, and when.
+    LabelEvents,
+    /// In a later pass: its commits, and when.
+    Commits,
     Reviews,
     /// The repository's closed pull requests, newest first, back to the play's creation.
     MergedPulls,
@@ -168,6 +239,16 @@ pub enum Reads {
 }
 
 impl Reads {
+    /// What to read for `awaited` in a play's `pass`: in a later pass than the first, the pull
+    /// request's own state (open, its labels) says nothing of the pass, and its history does.
+    pub fn in_pass(awaited: &Awaited, pass: &Pass) -> Self {
+        match (Self::of(awaited), awaited, pass.began) {
+            (Self::Nothing, Awaited::LabelAdded { .. }, Some(_)) => Self::LabelEvents,
+            (Self::Nothing, _, Some(_)) => Self::Commits,
+            (reads, ..) => reads,
+        }
+    }
+
     pub fn of(awaited: &Awaited) -> Self {
         match awaited {
             Awaited::PullRequestOpened
@@ -218,8 +299,11 @@ pub(crate) fn pull_of_task<'a>(
 
 /// The delivery id reconcile delivers under: the same for the same event of the same pull
 /// request, so that a second run, or a run after the webhook, is a no-op.
-pub fn delivery_id(stage: &Stage, pull: &PullRequest) -> String {
-    format!("reconcile.{}.pr{}", stage.name(), pull.number)
+pub fn delivery_id(stage: &Stage, pull: &PullRequest, pass: u32) -> String {
+    match pass {
+        1 => format!("reconcile.{}.pr{}", stage.name(), pull.number),
+        n => format!("reconcile.{}.pass{n}.pr{}", stage.name(), pull.number),
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +313,21 @@ mod tests {
 
     fn approved(reviews: &[Review]) -> bool {
         some_reviewer_stands_at(reviews, ReviewState::Approved)
+    }
+
+    impl<'a> PullFacts<'a> {
+        /// The pull request alone, in a play's first pass.
+        fn of(pull: &'a PullRequest) -> Self {
+            PullFacts {
+                pull,
+                reviews: &[],
+                check_suites: &[],
+                workflow_runs: &[],
+                labelled: &[],
+                commits: &[],
+                pass: Pass::default(),
+            }
+        }
     }
 
     fn pull(labels: &[&str], branch: &str) -> PullRequest {
@@ -278,6 +377,7 @@ mod tests {
         let review = |reviewer, state: &str| Review {
             reviewer,
             state: serde_json::from_value(serde_json::json!(state)).unwrap(),
+            submitted_at: None,
         };
         assert!(approved(&[review(1, "APPROVED")]));
         assert!(approved(&[review(1, "APPROVED"), review(1, "COMMENTED")]));
@@ -308,10 +408,8 @@ mod tests {
         let awaited = |name| pipeline.awaited(&pipeline.stage(name)).unwrap().clone();
         let happened = |name, pull: &PullRequest, reviews: &[Review]| {
             PullFacts {
-                pull,
                 reviews,
-                check_suites: &[],
-                workflow_runs: &[],
+                ..PullFacts::of(pull)
             }
             .shows(&awaited(name))
         };
@@ -320,6 +418,7 @@ mod tests {
         let approval = [Review {
             reviewer: 1,
             state: ReviewState::Approved,
+            submitted_at: None,
         }];
         assert!(happened("waiting-pr-created", &opened, &[]));
         assert!(!happened("waiting-ready-for-qa", &opened, &[]));
@@ -340,12 +439,12 @@ mod tests {
         let completed = |name: &str, conclusion: &str| Completed {
             name: name.into(),
             conclusion: conclusion.into(),
+            updated_at: None,
         };
         let facts = |pull, suites, runs| PullFacts {
-            pull,
-            reviews: &[],
             check_suites: suites,
             workflow_runs: runs,
+            ..PullFacts::of(pull)
         };
         let ci = Awaited::CheckSuiteCompleted {
             conclusion: Conclusion::Success,
@@ -390,8 +489,11 @@ mod tests {
     #[test]
     fn the_delivery_id_is_a_valid_token_and_stable() {
         let pipeline = Pipeline::default();
-        let id = delivery_id(&pipeline.stage("waiting-ready-for-qa"), &pull(&[], "x"));
+        let id = delivery_id(&pipeline.stage("waiting-ready-for-qa"), &pull(&[], "x"), 1);
         assert_eq!(id, "reconcile.waiting-ready-for-qa.pr1");
         crate::labels::validate_token("delivery id", &id).unwrap();
+        let later = delivery_id(&pipeline.stage("waiting-ready-for-qa"), &pull(&[], "x"), 2);
+        assert_eq!(later, "reconcile.waiting-ready-for-qa.pass2.pr1");
+        crate::labels::validate_token("delivery id", &later).unwrap();
     }
 }

@@ -8,9 +8,10 @@ use jiff::Timestamp;
 
 use crate::error::{Error, Kind};
 use crate::event::{Awaited, Verdict};
-use crate::github::{self, Completed, PullFacts, PullRequest, Reads, Review};
+use crate::github::{self, Commit, Completed, Labelled, PullFacts, PullRequest, Reads, Review};
 use crate::labels::{Repository, TaskId};
 use crate::latch::Delivery;
+use crate::pass::Pass;
 use crate::record::StageRecord;
 use crate::resume::EventRequest;
 use crate::stage::Stage;
@@ -24,6 +25,8 @@ pub struct WaitingPlay {
     pub awaited: Option<Awaited>,
     /// The event that fails the play there, where the pipeline names one.
     pub failing: Option<Awaited>,
+    /// The event that sends the play back from there, where the pipeline names one.
+    pub sending_back: Option<Awaited>,
     /// None when its label holds no task id (none, or not a valid one).
     pub task_id: Option<TaskId>,
     /// As the play's label or annotation names it, parsed when it parses.
@@ -33,8 +36,8 @@ pub struct WaitingPlay {
     pub since: Option<Timestamp>,
     /// When the play was created: nothing GitHub changed before is its task's doing.
     pub created: Option<Timestamp>,
-    /// The pass it is in.
-    pub pass: u32,
+    /// The pass it is in: only what happened on GitHub since it began counts.
+    pub pass: Pass,
 }
 
 /// The plays among `records` that wait, in name order, each at a wait of its own pipeline.
@@ -49,7 +52,12 @@ pub fn waiting_plays(records: impl IntoIterator<Item = StageRecord>) -> Vec<Wait
             }
             let repository_name = record.repository.clone().unwrap_or_default();
             Some(WaitingPlay {
-                pass: record.pass,
+                pass: Pass {
+                    number: record.pass,
+                    began: record.pass_began,
+                    annotated: true,
+                },
+                sending_back: pipeline.sending_back(&stage).map(|back| back.event.clone()),
                 since: record.waiting_since(),
                 created: record.created_at,
                 workflow: record.name,
@@ -73,10 +81,7 @@ impl WaitingPlay {
     /// What the play awaits on GitHub and where, when reconcile can know it.
     pub fn awaits(&self) -> Result<(&Awaited, Reads, &Repository, &TaskId), CannotTell> {
         let awaited = self.awaited.as_ref().ok_or(CannotTell::StageWithoutEvent)?;
-        if self.pass > 1 {
-            return Err(CannotTell::LaterPass);
-        }
-        let reads = Reads::of(awaited);
+        let reads = Reads::in_pass(awaited, &self.pass);
         match (&self.repository, &self.task_id) {
             (Some(repository), Some(task)) => Ok((awaited, reads, repository, task)),
             _ => Err(CannotTell::Unlabelled),
@@ -120,6 +125,8 @@ pub struct GitHubFacts {
     reviews: BTreeMap<(String, u64), Vec<Review>>,
     check_suites: BTreeMap<(String, String), Vec<Completed>>,
     workflow_runs: BTreeMap<(String, String), Vec<Completed>>,
+    labelled: BTreeMap<(String, u64), Vec<Labelled>>,
+    commits: BTreeMap<(String, u64), Vec<Commit>>,
 }
 
 /// One request of GitHub that a play's decision needs, as data: the command makes it and
@@ -135,6 +142,10 @@ pub enum Read {
     },
     CheckSuites(Repository, String),
     WorkflowRuns(Repository, String),
+    /// The labels added to a pull request (its issue's events), for a play in a later pass.
+    LabelEvents(Repository, u64),
+    /// A pull request's commits, for a play in a later pass.
+    Commits(Repository, u64),
 }
 
 /// GitHub's names are case-insensitive: one key per repository however a play spells it.
@@ -164,16 +175,22 @@ impl GitHubFacts {
         }
         let pull = self.pull_of(repository, task, play.created).ok()??;
         let at_head = (repo.clone(), pull.head_sha.clone());
+        let of_pull = (repo, pull.number);
         let missing = match reads {
             Reads::Nothing | Reads::MergedPulls => false,
-            Reads::Reviews => !self.reviews.contains_key(&(repo, pull.number)),
+            Reads::Reviews => !self.reviews.contains_key(&of_pull),
             Reads::CheckSuites => !self.check_suites.contains_key(&at_head),
             Reads::WorkflowRuns => !self.workflow_runs.contains_key(&at_head),
+            Reads::LabelEvents => !self.labelled.contains_key(&of_pull),
+            Reads::Commits => !self.commits.contains_key(&of_pull),
         };
+        let repository = repository.clone();
         missing.then(|| match reads {
-            Reads::Reviews => Read::Reviews(repository.clone(), pull.number),
-            Reads::CheckSuites => Read::CheckSuites(repository.clone(), pull.head_sha.clone()),
-            _ => Read::WorkflowRuns(repository.clone(), pull.head_sha.clone()),
+            Reads::Reviews => Read::Reviews(repository, pull.number),
+            Reads::CheckSuites => Read::CheckSuites(repository, pull.head_sha.clone()),
+            Reads::LabelEvents => Read::LabelEvents(repository, pull.number),
+            Reads::Commits => Read::Commits(repository, pull.number),
+            _ => Read::WorkflowRuns(repository, pull.head_sha.clone()),
         })
     }
 
@@ -210,6 +227,14 @@ impl GitHubFacts {
             .insert((key(repository), sha.to_string()), runs);
     }
 
+    pub fn add_label_events(&mut self, repository: &Repository, pull: u64, added: Vec<Labelled>) {
+        self.labelled.insert((key(repository), pull), added);
+    }
+
+    pub fn add_commits(&mut self, repository: &Repository, pull: u64, commits: Vec<Commit>) {
+        self.commits.insert((key(repository), pull), commits);
+    }
+
     /// Whether the merged pull requests are read back to the play's creation.
     fn merged_read_back_to(&self, repo: &str, created: Option<Timestamp>) -> bool {
         let read_back_to = self.merged.get(repo).map(|(since, _)| *since);
@@ -239,15 +264,21 @@ impl GitHubFacts {
         }
     }
 
-    fn facts_of<'a>(&'a self, repository: &Repository, pull: &'a PullRequest) -> PullFacts<'a> {
+    fn facts_of<'a>(
+        &'a self,
+        repository: &Repository,
+        pull: &'a PullRequest,
+        pass: Pass,
+    ) -> PullFacts<'a> {
         let repo = key(repository);
         let at_head = (repo.clone(), pull.head_sha.clone());
+        let of_pull = (repo, pull.number);
         PullFacts {
             pull,
-            reviews: self
-                .reviews
-                .get(&(repo, pull.number))
-                .map_or(&[][..], Vec::as_slice),
+            pass,
+            labelled: self.labelled.get(&of_pull).map_or(&[][..], Vec::as_slice),
+            commits: self.commits.get(&of_pull).map_or(&[][..], Vec::as_slice),
+            reviews: self.reviews.get(&of_pull).map_or(&[][..], Vec::as_slice),
             check_suites: self
                 .check_suites
                 .get(&at_head)
@@ -293,10 +324,6 @@ pub enum CannotTell {
     StageWithoutEvent,
     /// The play has no task-id or repository label.
     Unlabelled,
-    /// The play was sent back and is in a later pass: what GitHub lists of the earlier ones
-    /// (a label still on, a review before the change request) is not told apart from this
-    /// pass's yet, so it is left to its webhook.
-    LaterPass,
 }
 
 /// Decides from what GitHub said; a play whose facts were not read is one GitHub has nothing
@@ -317,16 +344,23 @@ pub fn decide(play: &WaitingPlay, facts: &GitHubFacts) -> Decision {
         }
         Err(numbers) => return Decision::Ambiguous(numbers),
     };
-    // What releases the wait first; else what fails it, when GitHub's answers already read
-    // show it (a failed check suite at a CI gate: the same read as a passed one).
-    let shown = facts.facts_of(repository, pull);
-    let failing = play
-        .failing
-        .as_ref()
-        .filter(|failing| Reads::of(failing) == reads && shown.shows(failing));
-    let (awaited, verdict) = match failing {
+    // What releases the wait first; else what fails it or sends it back, when GitHub's
+    // answers already read show it (a failed check suite at a CI gate, a change request at the
+    // approval wait: the same read as the releasing event's).
+    let shown = facts.facts_of(repository, pull, play.pass);
+    let otherwise = [
+        (play.failing.as_ref(), Verdict::Fails),
+        (play.sending_back.as_ref(), Verdict::SendsBack),
+    ]
+    .into_iter()
+    .find_map(|(event, verdict)| {
+        let event = event
+            .filter(|event| Reads::in_pass(event, &play.pass) == reads && shown.shows(event))?;
+        Some((event.clone(), verdict))
+    });
+    let (awaited, verdict) = match otherwise {
         _ if shown.shows(&awaited) => (awaited, Verdict::Releases),
-        Some(failing) => (failing.clone(), Verdict::Fails),
+        Some(decided) => decided,
         None => {
             return Decision::NotYet {
                 awaited,
@@ -339,7 +373,7 @@ pub fn decide(play: &WaitingPlay, facts: &GitHubFacts) -> Decision {
         verdict,
         task: task.clone(),
         pull: pull.number,
-        delivery_id: github::delivery_id(&play.stage, pull),
+        delivery_id: github::delivery_id(&play.stage, pull, play.pass.number),
     })
 }
 
@@ -389,14 +423,118 @@ mod tests {
             workflow: name.into(),
             awaited: pipeline.awaited(&stage).cloned(),
             failing: pipeline.failing(&stage).cloned(),
+            sending_back: pipeline.sending_back(&stage).map(|back| back.event.clone()),
             stage,
             task_id: TaskId::parse(task).ok(),
             repository: Repository::parse(&repository_name).ok(),
             repository_name,
             since: None,
             created: None,
-            pass: 1,
+            pass: Pass::default(),
         }
+    }
+
+    /// A play in pass 2, begun at 10:00:00.5 (so 10:00:01 is its first whole second).
+    fn in_pass_two(name: &str, stage: &str) -> WaitingPlay {
+        WaitingPlay {
+            pass: Pass {
+                number: 2,
+                began: Some("2026-12-07T10:00:00.5Z".parse().unwrap()),
+                annotated: true,
+            },
+            ..play(name, stage, "1", "acme/widgets")
+        }
+    }
+
+    fn at(time: &str) -> Option<Timestamp> {
+        Some(format!("2026-12-07T{time}Z").parse().unwrap())
+    }
+
+    /// In a later pass only what happened since it began counts: the label still on from the
+    /// first pass, a review before the change request, a commit before the send-back say
+    /// nothing; a label added, a review or a push since do, under a delivery id of the pass.
+    #[test]
+    fn a_later_pass_reads_what_happened_since_it_began_and_nothing_before() {
+        let widgets = Repository::parse("acme/widgets").unwrap();
+        let mut facts = GitHubFacts::default();
+        facts.add_pulls(&widgets, vec![pull(1, "task-1", &["ready-for-qa"])]);
+        let qa = in_pass_two("a", "waiting-ready-for-qa");
+        assert_eq!(
+            facts.next_read(&qa),
+            Some(Read::LabelEvents(widgets.clone(), 1))
+        );
+        let added = |time| Labelled {
+            label: "ready-for-qa".into(),
+            at: at(time),
+        };
+        facts.add_label_events(&widgets, 1, vec![added("09:59:00"), added("10:00:00")]);
+        assert_eq!(facts.next_read(&qa), None);
+        assert!(matches!(decide(&qa, &facts), Decision::NotYet { .. }));
+        facts.add_label_events(&widgets, 1, vec![added("09:59:00"), added("10:00:01")]);
+        let Decision::Deliver(delivered) = decide(&qa, &facts) else {
+            panic!("{:?}", decide(&qa, &facts))
+        };
+        assert_eq!(
+            delivered.delivery_id,
+            "reconcile.waiting-ready-for-qa.pass2.pr1"
+        );
+
+        let pushed = in_pass_two("b", "waiting-pr-created");
+        assert_eq!(
+            facts.next_read(&pushed),
+            Some(Read::Commits(widgets.clone(), 1))
+        );
+        facts.add_commits(&widgets, 1, vec![Commit { at: at("09:00:00") }]);
+        assert!(matches!(decide(&pushed, &facts), Decision::NotYet { .. }));
+        facts.add_commits(
+            &widgets,
+            1,
+            vec![Commit { at: at("09:00:00") }, Commit { at: at("10:03:00") }],
+        );
+        assert!(matches!(
+            decide(&pushed, &facts),
+            Decision::Deliver(Deliver {
+                awaited: Awaited::PullRequestPushed,
+                ..
+            })
+        ));
+
+        // Tess approved in pass 1 (before the change request that began pass 2): nothing; her
+        // change request of pass 2 sends the play back again; her approval after it releases.
+        let approval = in_pass_two("c", "waiting-pr-approved");
+        let reviewed = |state, time| Review {
+            submitted_at: at(time),
+            ..review(7, state)
+        };
+        let mut reviews = vec![
+            reviewed("APPROVED", "09:58:00"),
+            reviewed("CHANGES_REQUESTED", "09:59:00"),
+        ];
+        facts.add_reviews(&widgets, 1, reviews.clone());
+        assert!(matches!(decide(&approval, &facts), Decision::NotYet { .. }));
+        reviews.push(reviewed("CHANGES_REQUESTED", "10:02:00"));
+        facts.add_reviews(&widgets, 1, reviews.clone());
+        let Decision::Deliver(sent) = decide(&approval, &facts) else {
+            panic!("{:?}", decide(&approval, &facts))
+        };
+        assert_eq!(
+            (sent.awaited, sent.verdict),
+            (Awaited::ReviewChangesRequested, Verdict::SendsBack)
+        );
+        reviews.push(reviewed("APPROVED", "10:03:00"));
+        facts.add_reviews(&widgets, 1, reviews);
+        let Decision::Deliver(released) = decide(&approval, &facts) else {
+            panic!("{:?}", decide(&approval, &facts))
+        };
+        assert_eq!(
+            (released.awaited, released.verdict),
+            (Awaited::ReviewApproved, Verdict::Releases)
+        );
+
+        // In the first pass, the pull request itself says it, as before.
+        let first = play("d", "waiting-ready-for-qa", "1", "acme/widgets");
+        assert_eq!(facts.next_read(&first), None);
+        assert!(matches!(decide(&first, &facts), Decision::Deliver(_)));
     }
 
     fn ready_for_qa() -> Awaited {
@@ -420,6 +558,7 @@ mod tests {
         Review {
             reviewer,
             state: serde_json::from_value(serde_json::json!(state)).unwrap(),
+            submitted_at: None,
         }
     }
 
@@ -599,6 +738,7 @@ mod tests {
         let completed = |name: &str, conclusion: &str| Completed {
             name: name.into(),
             conclusion: conclusion.into(),
+            updated_at: None,
         };
 
         let ci = at("waiting-ci", "1", 100);

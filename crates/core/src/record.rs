@@ -150,6 +150,9 @@ pub struct StageRecord {
     pub history: Vec<HistoryEntry>,
     /// The pass the play is in (1 for a play never sent back, or whose pass does not read).
     pub pass: u32,
+    /// When that pass began, for a later pass than the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass_began: Option<Timestamp>,
     /// The pipeline its stages were read against: the one the play carries, else the caller's.
     #[serde(skip)]
     pub pipeline: Arc<Pipeline>,
@@ -170,6 +173,7 @@ impl StageRecord {
                 label(labels::REPOSITORY).map(|v| Repository::decode_label(&v).unwrap_or(v))
             });
         let history: Vec<HistoryEntry> = history(meta).into_values().collect();
+        let pass = crate::pass::Pass::of(meta).unwrap_or_default();
         let stage = current_stage(meta, &pipeline);
         // A failed play's stage before: its annotation, or for a play that failed before stagectl
         // wrote one, its last move into `failed` (which the API server's policy, reading only the
@@ -203,7 +207,8 @@ impl StageRecord {
             created_at: meta.creation_timestamp.as_ref().map(|t| t.0),
             failed_at,
             history,
-            pass: crate::pass::Pass::of(meta).map_or(1, |pass| pass.number),
+            pass: pass.number,
+            pass_began: pass.began,
             pipeline,
         }
     }
@@ -336,6 +341,7 @@ mod tests {
             created_at: Some(at(10)),
             failed_at: None,
             pass: 1,
+            pass_began: None,
             pipeline: Arc::new(pipeline.clone()),
             history: vec![
                 entry(100_000_000_000, "pending", "waiting-pr-created"),

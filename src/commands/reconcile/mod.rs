@@ -237,6 +237,14 @@ async fn read_github(github: &GitHub, waiting: &[WaitingPlay]) -> Result<GitHubF
                     let runs = github.workflow_runs(&repository, &sha).await?;
                     facts.add_workflow_runs(&repository, &sha, runs);
                 }
+                Read::LabelEvents(repository, pull) => {
+                    let added = github.label_events(&repository, pull).await?;
+                    facts.add_label_events(&repository, pull, added);
+                }
+                Read::Commits(repository, pull) => {
+                    let commits = github.commits(&repository, pull).await?;
+                    facts.add_commits(&repository, pull, commits);
+                }
             }
         }
     }

@@ -32,8 +32,8 @@ pub(super) struct PlayReport {
     pub(super) delivery_id: Option<String>,
 }
 
-/// What the run did for a play; written delivered-resumed, delivered-latched, delivered-noop,
-/// would-deliver, none or failed.
+/// What the run did for a play; written delivered-resumed, delivered-latched,
+/// delivered-sent-back, delivered-failed, delivered-noop, would-deliver, none or failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Action {
     Delivered(Outcome),
@@ -156,16 +156,6 @@ pub(super) fn report(play: &WaitingPlay, decision: &Decision) -> PlayReport {
             None,
             String::new(),
             "the play has no task-id or repository label".into(),
-            None,
-        ),
-        Decision::CannotTell(CannotTell::LaterPass) => (
-            None,
-            String::new(),
-            format!(
-                "the play is in pass {}: its wait is left to its webhook (reconcile reads the \
-                 first pass only)",
-                play.pass
-            ),
             None,
         ),
     };

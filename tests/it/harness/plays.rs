@@ -78,7 +78,27 @@ impl TestNamespace {
 
     /// What the controller writes when the DAG reaches the wait of `stage`.
     pub async fn controller_reaches_wait(&self, workflow: &str, stage: &str, wait: WaitNode) {
-        let id = node_id(workflow, stage);
+        self.controller_reaches_wait_in(workflow, stage, wait, 1)
+            .await;
+    }
+
+    /// As [`Self::controller_reaches_wait`], in a later pass: the node of the pass, with its
+    /// `pass` input as the play template gives it (the first pass's as a template without one).
+    pub async fn controller_reaches_wait_in(
+        &self,
+        workflow: &str,
+        stage: &str,
+        wait: WaitNode,
+        pass: u32,
+    ) {
+        let id = match pass {
+            1 => node_id(workflow, stage),
+            n => format!("{}-{n}", node_id(workflow, stage)),
+        };
+        let mut inputs = vec![json!({"name": "stage", "value": stage})];
+        if pass > 1 {
+            inputs.push(json!({"name": "pass", "value": pass.to_string()}));
+        }
         let node = match wait {
             WaitNode::Skipped => json!({
                 "id": id, "name": format!("{workflow}.wait-{stage}"), "displayName": format!("wait-{stage}"),
@@ -90,7 +110,7 @@ impl TestNamespace {
                 "id": id, "name": format!("{workflow}.wait-{stage}"), "displayName": format!("wait-{stage}"),
                 "type": "Suspend", "phase": "Running", "boundaryID": workflow, "templateName": "wait-for-event",
                 "startedAt": "2026-11-24T10:00:00Z",
-                "inputs": {"parameters": [{"name": "stage", "value": stage}]},
+                "inputs": {"parameters": inputs},
             }),
         };
         let patch = json!({"status": {"phase": "Running", "nodes": {id: node}}});
@@ -98,6 +118,36 @@ impl TestNamespace {
             .patch(workflow, &PatchParams::default(), &Patch::Merge(patch))
             .await
             .unwrap_or_else(|e| panic!("write node of {stage} on {workflow}: {e}"));
+    }
+
+    /// Tess's change request for the play of `task` (of acme/widgets) arrives before her wait
+    /// (latched), and the step entering the wait in pass `pass` sends the play back: to
+    /// `pending`, in the next pass.
+    pub async fn change_request_sends_back(&self, workflow: &str, task: &str, pass: u32) {
+        let delivery = format!("changes-{workflow}-{pass}");
+        let mut resume = crate::harness::resume_args("waiting-pr-approved", &delivery, &[]);
+        resume[4] = task;
+        resume.extend([
+            "--event",
+            "pull_request_review",
+            "--action",
+            "submitted",
+            "--review-state",
+            "changes_requested",
+        ]);
+        self.stagectl(&resume).await.assert_code(0);
+        let pass = pass.to_string();
+        self.stagectl(&[
+            "set",
+            "waiting-pr-approved",
+            "--workflow",
+            workflow,
+            "--pass",
+            &pass,
+            "-q",
+        ])
+        .await
+        .assert_code(0);
     }
 
     /// The wait node of `stage` as the workflow's status holds it now.
