@@ -5,6 +5,7 @@
 //! I/O, over the HTTP and TLS stack the Kubernetes client already brings (hyper, rustls, ring;
 //! ring signs the App's JWT); what the answers mean is `core::github`'s.
 
+mod answers;
 mod auth;
 mod cache;
 mod limits;
@@ -23,17 +24,20 @@ use http::header::{
 };
 use http::{Request, StatusCode, Uri};
 use http_body_util::Full;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::budget::{ATTEMPT_TIMEOUT, Deadline, backoff};
+use answers::{
+    CommitFields, IssueEventFields, PullFields, ReviewFields, RunsPage, SuitesPage, completed,
+};
 use auth::Auth;
 use cache::CachedPage;
 use limits::{Attempt, Limited, failed_answer};
 use transport::Transport;
 
-use crate::core::github::{Commit, Completed, Labelled, PullRequest, Review, ReviewState};
+use crate::core::github::{Commit, Completed, Labelled, PullRequest, Review};
 use crate::core::labels::Repository;
 use crate::error::{Error, Result};
 
@@ -70,120 +74,6 @@ pub struct GitHub {
     used: Mutex<Cache>,
     requests: AtomicU32,
     not_modified: AtomicU32,
-}
-
-/// A pull request as GitHub's API writes it, for the fields reconcile reads.
-#[derive(Deserialize)]
-struct PullFields {
-    number: u64,
-    head: HeadFields,
-    #[serde(default)]
-    labels: Vec<LabelFields>,
-    #[serde(default)]
-    merged_at: Option<String>,
-    #[serde(default)]
-    updated_at: Option<jiff::Timestamp>,
-}
-
-impl PullFields {
-    fn into_fact(self) -> PullRequest {
-        PullRequest {
-            number: self.number,
-            head_ref: self.head.branch,
-            labels: self.labels.into_iter().map(|label| label.name).collect(),
-            head_sha: self.head.sha,
-            merged: self.merged_at.is_some(),
-            updated_at: self.updated_at,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct HeadFields {
-    #[serde(rename = "ref")]
-    branch: String,
-    #[serde(default)]
-    sha: String,
-}
-
-/// A page of check suites or of workflow runs: GitHub wraps these lists in an object.
-#[derive(Deserialize)]
-struct SuitesPage {
-    check_suites: Vec<RunFields>,
-}
-
-#[derive(Deserialize)]
-struct RunsPage {
-    workflow_runs: Vec<RunFields>,
-}
-
-/// A check suite or a workflow run; only a completed one has a conclusion.
-#[derive(Deserialize)]
-struct RunFields {
-    #[serde(default)]
-    name: Option<String>,
-    status: Option<String>,
-    conclusion: Option<String>,
-    #[serde(default)]
-    updated_at: Option<jiff::Timestamp>,
-}
-
-fn completed(runs: Vec<RunFields>) -> Vec<Completed> {
-    runs.into_iter()
-        .filter(|run| run.status.as_deref() == Some("completed"))
-        .filter_map(|run| {
-            Some(Completed {
-                name: run.name.unwrap_or_default(),
-                conclusion: run.conclusion?,
-                updated_at: run.updated_at,
-            })
-        })
-        .collect()
-}
-
-#[derive(Deserialize)]
-struct LabelFields {
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct ReviewFields {
-    user: Option<UserFields>,
-    state: ReviewState,
-    #[serde(default)]
-    submitted_at: Option<jiff::Timestamp>,
-}
-
-/// One of an issue's events (labeled, unlabeled, closed, ...), as its events list has them.
-#[derive(Deserialize)]
-struct IssueEventFields {
-    event: String,
-    #[serde(default)]
-    label: Option<LabelFields>,
-    #[serde(default)]
-    created_at: Option<jiff::Timestamp>,
-}
-
-#[derive(Deserialize)]
-struct CommitFields {
-    commit: CommitDetails,
-}
-
-#[derive(Deserialize)]
-struct CommitDetails {
-    #[serde(default)]
-    committer: Option<CommitterFields>,
-}
-
-#[derive(Deserialize)]
-struct CommitterFields {
-    #[serde(default)]
-    date: Option<jiff::Timestamp>,
-}
-
-#[derive(Deserialize)]
-struct UserFields {
-    id: u64,
 }
 
 impl GitHub {
