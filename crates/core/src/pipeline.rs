@@ -370,7 +370,22 @@ impl StageDefinition {
             (Some(back), true) => {
                 check_event(&back.event, "sentBackBy", i, stages)?;
                 match stages[..i].iter().position(|s| s.name == back.to) {
-                    Some(_) => Ok(()),
+                    // A pull request is opened once: a wait for its opening in the passes
+                    // after this one would wait for good.
+                    Some(to) => match stages[to + 1..=i]
+                        .iter()
+                        .find(|s| s.released_by == Some(Awaited::PullRequestOpened))
+                    {
+                        Some(opened) => Err(format!(
+                            "{}: stage {:?}, which a play sent back to {:?} passes again, waits \
+                             for pull-request-opened, which happens once per pull request: \
+                             release it by pull-request-pushed (opened, or pushed to)",
+                            field("sentBackBy.to"),
+                            opened.name,
+                            back.to
+                        )),
+                        None => Ok(()),
+                    },
                     None => Err(format!(
                         "{}: {:?} is no stage before {name:?}: a play is sent back to one of {}",
                         field("sentBackBy.to"),
@@ -702,6 +717,11 @@ spec:
                 "already releases \"waiting-merge\"",
             ),
             ("spec:\n", "spec:\n  passes: 1\n", "spec.passes: 1"),
+            (
+                "      releasedBy: {event: workflow-run-completed, conclusion: success, workflow: CI}\n",
+                "      releasedBy: {event: pull-request-opened}\n",
+                "waits for pull-request-opened, which happens once per pull request",
+            ),
             ("spec:\n", "spec:\n  passes: 11\n", "give 2 to 10"),
         ];
         assert_each_refused(&looped, &cases);
