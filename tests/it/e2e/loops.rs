@@ -256,24 +256,16 @@ async fn submitted(test: &str, task: &str, [cleo, tess]: [Agent; 2]) -> (Plays, 
 
 /// Waits until the play waits at its approval stage in `pass` with that pass's wait node running.
 async fn wait_in_pass(plays: &Plays, workflow: &str, pass: u64) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(300);
-    loop {
-        let object =
-            serde_json::to_value(plays.ns.workflows().get(workflow).await.unwrap()).unwrap();
+    let waiting = format!("{workflow} never waited for approval in pass {pass}");
+    crate::harness::eventually(&waiting, std::time::Duration::from_secs(300), async || {
+        let object = serde_json::to_value(plays.ns.workflows().get(workflow).await.ok()?).unwrap();
         let in_pass = object["metadata"]["annotations"]["stagectl.dev/pass"].as_str()
             == Some(pass.to_string().as_str());
         let running = nodes_named(&object, "wait-pr-approved")
             .iter()
             .filter(|node| node["phase"] == "Running")
             .count();
-        if in_pass && running == 1 {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{workflow} never waited for approval in pass {pass}: {}",
-            describe(&object)
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+        (in_pass && running == 1).then_some(())
+    })
+    .await;
 }
