@@ -22,11 +22,21 @@ pub struct PlayObject {
     pub plan: PlayPlan,
     pub phase: String,
     pub stage: String,
-    /// Per waiting stage, how its wait node ended: `Skipped`, `Succeeded` (a suspend node
-    /// resumed), another phase, or absent.
-    pub waits: BTreeMap<String, String>,
-    /// Node id → display name, to read the patches that name nodes by id.
-    pub node_names: BTreeMap<String, String>,
+    /// The pass it ended in (its `stagectl.dev/pass`; 1 without one).
+    pub pass: u32,
+    /// Per waiting stage and pass, how its wait node ended: `Skipped`, `Succeeded` (a suspend
+    /// node resumed), another phase, or absent.
+    pub waits: BTreeMap<(String, u32), String>,
+    /// Node id → display name and pass, to read the patches that name nodes by id.
+    pub node_names: BTreeMap<String, (String, u32)>,
+}
+
+/// A change of a play's stage, and the pass the play is in after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageWrite {
+    pub stage: String,
+    pub at: Millis,
+    pub pass: u32,
 }
 
 /// A successful patch of a play, from the audit log, in the order the server logged them.
@@ -133,12 +143,13 @@ pub struct AlertCause {
 }
 
 /// The alerts of examples/monitoring/prometheus-rule.yaml.
-pub const ALERTS: [&str; 5] = [
+pub const ALERTS: [&str; 6] = [
     "PlayStageTransitionFailed",
     "PlayResumeStepFailed",
     "PlayStuckInWaitingStage",
     "PlayWebhookLost",
     "StagectlReconcileFailing",
+    "PlayReachedPassLimit",
 ];
 
 /// How long after counting something the controller must live for Prometheus to see it: its
@@ -243,7 +254,7 @@ pub enum Writer {
     Other(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum How {
     /// An early event latched, the wait skipped when the play reached it.
     Latched,
@@ -254,6 +265,8 @@ pub enum How {
 #[derive(Clone, Debug)]
 pub struct Release {
     pub stage: &'static str,
+    /// The pass whose wait it released.
+    pub pass: u32,
     pub how: How,
     pub by: Writer,
     pub at: Millis,
@@ -296,11 +309,11 @@ impl Verdict {
 }
 
 pub const PROPERTIES: [&str; 7] = [
-    "every play ends as planned (completed, or failed where its agent failed)",
-    "no stage skipped or repeated in any play's stage changes",
-    "each wait released exactly once",
-    "each release by an event of the play's own task, repository and stage",
-    "each wait node ended as its release says (skipped after a latch, resumed after a resume)",
+    "every play ends as planned (completed, or failed where its agent failed or at the pass limit), in the pass its reviews lead to",
+    "no stage skipped or repeated in any pass of any play's stage changes",
+    "each wait of each pass released exactly once",
+    "each release by an event of the play's own task, repository, stage and pass",
+    "each wait node of each pass ended as its release says (skipped after a latch, resumed after a resume)",
     "every lost webhook recovered within one reconcile interval (and the runs' lengths)",
     "the alerts that should fire do, and none that should not",
 ];
@@ -371,7 +384,20 @@ fn writer(write: &Write, workflows: &[String]) -> Writer {
     }
 }
 
-/// The stage-label writes of a play, in order, and the releases of its waits.
+const PASS_PATH: &str = "/metadata/annotations/stagectl.dev~1pass";
+
+/// The pass a write tests (`test`), or writes (`add`, `replace`).
+fn pass_in(write: &Write, kinds: &[&str]) -> Option<u32> {
+    write.ops.iter().find_map(|op| {
+        (op["path"] == PASS_PATH && kinds.contains(&op["op"].as_str().unwrap_or_default()))
+            .then(|| op["value"].as_str()?.parse().ok())
+            .flatten()
+    })
+}
+
+/// The stage-label writes of a play, in order, and the releases of its waits, each in its pass:
+/// a write that sends the play back writes the next pass beside `pending`, and every write after
+/// tests it.
 ///
 /// A write answered 5xx may have been applied: the API server can commit a write and then fail
 /// to answer it (a timeout, a shutdown), and log the 5xx without the body. Such a write counts
@@ -379,16 +405,21 @@ fn writer(write: &Write, workflows: &[String]) -> Writer {
 /// value no certain write set — and never otherwise; and as the latch a later successful write
 /// proves — one whose `test` finds the latch holding an event no certain write latched (the
 /// `set` that honours it).
-fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<Release>) {
-    let mut stages: Vec<(String, Millis)> = Vec::new();
+fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<StageWrite>, Vec<Release>) {
+    let mut stages: Vec<StageWrite> = Vec::new();
     let mut releases = Vec::new();
     let mut unproven: Option<Millis> = None;
     let mut uncertain: Vec<&Write> = Vec::new();
+    let mut pass = 1;
     for write in facts.writes.iter().filter(|w| w.play == play.name) {
         if write.uncertain {
             unproven.get_or_insert(write.at);
             uncertain.push(write);
             continue;
+        }
+        // What it tests is where the play stood: a send-back answered 5xx is proven here.
+        if let Some(tested) = pass_in(write, &["test"]) {
+            pass = tested;
         }
         for &(stage, ..) in play.plan.waits() {
             let proven = write.ops.iter().find_map(|op| {
@@ -400,7 +431,7 @@ fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<
             let Some(latch) = proven else { continue };
             if releases
                 .iter()
-                .any(|r: &Release| r.stage == stage && r.how == How::Latched)
+                .any(|r: &Release| r.stage == stage && r.pass == pass && r.how == How::Latched)
             {
                 continue;
             }
@@ -421,6 +452,7 @@ fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<
             if let Some(latched_by) = latched_by {
                 releases.push(Release {
                     stage,
+                    pass,
                     how: How::Latched,
                     by: writer(latched_by, &facts.workflows),
                     at: latched_by.at,
@@ -432,17 +464,22 @@ fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<
                 .then(|| op["value"].as_str())
                 .flatten()
         });
-        let last = stages.last().map_or("pending", |(stage, _)| stage.as_str());
+        let last = stages.last().map_or("pending", |s| s.stage.as_str());
         if let (Some(tested), Some(at)) = (tested, unproven)
             && tested != last
         {
-            stages.push((tested.to_string(), at));
+            stages.push(StageWrite {
+                stage: tested.to_string(),
+                at,
+                pass,
+            });
         }
         // Only a write that tests the stage proves or rules out anything (a history trim does
         // neither).
         if tested.is_some() {
             unproven = None;
         }
+        let next_pass = pass_in(write, &["add", "replace"]);
         for op in &write.ops {
             let (Some(kind), Some(path)) = (op["op"].as_str(), op["path"].as_str()) else {
                 continue;
@@ -450,21 +487,26 @@ fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<
             if !matches!(kind, "replace" | "add") {
                 continue;
             }
-            // `pending` is where a play starts, not a change: written by the controller from the
-            // template, or by the play's start step where the controller skipped that.
-            if path == "/metadata/labels/current-stage" && op["value"] != "pending" {
-                stages.push((
-                    op["value"].as_str().unwrap_or_default().to_string(),
-                    write.at,
-                ));
+            // `pending` is where a play starts, not a change (written by the controller from
+            // the template, or by the play's start step where the controller skipped that) —
+            // unless a wait sent the play back to it, into its next pass.
+            if path == "/metadata/labels/current-stage"
+                && (op["value"] != "pending" || next_pass.is_some())
+            {
+                stages.push(StageWrite {
+                    stage: op["value"].as_str().unwrap_or_default().to_string(),
+                    at: write.at,
+                    pass: next_pass.unwrap_or(pass),
+                });
             }
             for &(stage, node, _) in play.plan.waits() {
                 let latched = path == latch_path(stage)
                     && op["value"].as_str().is_some_and(|value| !value.is_empty());
-                let resumed = resumes_node(op, play, node);
-                if latched || resumed {
+                let resumed = resumed_node(op, play, node);
+                if latched || resumed.is_some() {
                     releases.push(Release {
                         stage,
+                        pass: resumed.unwrap_or(pass),
                         how: if latched { How::Latched } else { How::Resumed },
                         by: writer(write, &facts.workflows),
                         at: write.at,
@@ -472,30 +514,40 @@ fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<(String, Millis)>, Vec<
                 }
             }
         }
+        if let Some(next) = next_pass {
+            pass = next;
+        }
     }
     releases.extend(resumes_proven_by_their_nodes(
         play, facts, &stages, &releases,
     ));
     // The last change answered 5xx, nothing after it to test the stage: the play as the server
     // holds it now is the proof.
-    let last = stages.last().map_or("pending", |(stage, _)| stage.as_str());
+    let last = stages.last().map_or("pending", |s| s.stage.as_str());
     if let Some(at) = unproven
         && !play.stage.is_empty()
         && play.stage != last
     {
-        stages.push((play.stage.clone(), at));
+        stages.push(StageWrite {
+            stage: play.stage.clone(),
+            at,
+            pass: play.pass,
+        });
     }
     (stages, releases)
 }
 
-/// Whether `op` makes the wait node `node` of `play` Succeeded, as a resume does.
-fn resumes_node(op: &Value, play: &PlayObject, node: &str) -> bool {
-    op["value"] == "Succeeded"
-        && op["path"]
-            .as_str()
-            .and_then(|path| path.strip_prefix("/status/nodes/"))
-            .and_then(|rest| rest.strip_suffix("/phase"))
-            .is_some_and(|id| play.node_names.get(id).map(String::as_str) == Some(node))
+/// The pass of the wait node `node` of `play` that `op` makes Succeeded, as a resume does.
+fn resumed_node(op: &Value, play: &PlayObject, node: &str) -> Option<u32> {
+    if op["value"] != "Succeeded" {
+        return None;
+    }
+    let id = op["path"]
+        .as_str()?
+        .strip_prefix("/status/nodes/")?
+        .strip_suffix("/phase")?;
+    let (name, pass) = play.node_names.get(id)?;
+    (name == node).then_some(*pass)
 }
 
 /// The resumes that only the wait nodes prove. A resume answered 5xx, or never answered (the
@@ -508,17 +560,22 @@ fn resumes_node(op: &Value, play: &PlayObject, node: &str) -> bool {
 fn resumes_proven_by_their_nodes(
     play: &PlayObject,
     facts: &Facts,
-    stages: &[(String, Millis)],
+    stages: &[StageWrite],
     certain: &[Release],
 ) -> Vec<Release> {
     let mut proven = Vec::new();
-    for &(stage, node, _) in play.plan.waits() {
-        if play.waits.get(stage).map(String::as_str) != Some("Succeeded")
-            || certain.iter().any(|r| r.stage == stage)
-        {
+    for ((stage, pass), outcome) in &play.waits {
+        let Some(&(stage, node, _)) = play.plan.waits().iter().find(|(s, ..)| s == stage) else {
+            continue;
+        };
+        if outcome != "Succeeded" || certain.iter().any(|r| r.stage == stage && r.pass == *pass) {
             continue;
         }
-        let Some(entered) = stages.iter().find(|(s, _)| s == stage).map(|(_, at)| *at) else {
+        let Some(entered) = stages
+            .iter()
+            .find(|s| s.stage == stage && s.pass == *pass)
+            .map(|s| s.at)
+        else {
             continue;
         };
         let candidates: Vec<&Write> = facts
@@ -528,7 +585,11 @@ fn resumes_proven_by_their_nodes(
             .collect();
         let resumed_by = candidates
             .iter()
-            .find(|w| w.ops.iter().any(|op| resumes_node(op, play, node)))
+            .find(|w| {
+                w.ops
+                    .iter()
+                    .any(|op| resumed_node(op, play, node) == Some(*pass))
+            })
             .or_else(|| {
                 candidates.iter().find(|w| {
                     w.ops.is_empty()
@@ -541,6 +602,7 @@ fn resumes_proven_by_their_nodes(
         if let Some(write) = resumed_by {
             proven.push(Release {
                 stage,
+                pass: *pass,
                 how: How::Resumed,
                 by: writer(write, &facts.workflows),
                 at: write.at,
@@ -584,170 +646,247 @@ pub fn check(facts: &Facts) -> Verdict {
     for play in &facts.plays {
         let failing = play.plan.failing_agent();
         let waits = play.plan.waits();
-        let passed = failing.unwrap_or(waits.len());
+        let passes = play.plan.passes();
+        let at_limit = play.plan.fails_at_limit();
         let (want_phase, want_stage) = match failing {
+            _ if at_limit => ("Failed", "failed"),
             Some(_) => ("Failed", "failed"),
             None => ("Succeeded", "completed"),
         };
-        if (play.phase.as_str(), play.stage.as_str()) != (want_phase, want_stage) {
+        if (play.phase.as_str(), play.stage.as_str(), play.pass) != (want_phase, want_stage, passes)
+        {
             verdict.flag(
                 0,
                 &play.name,
                 format!(
-                    "phase {} at stage {}, planned {want_phase} at {want_stage}",
-                    play.phase, play.stage
+                    "phase {} at stage {} in pass {}, planned {want_phase} at {want_stage} in pass {passes}",
+                    play.phase, play.stage, play.pass
                 ),
             );
         }
 
         let (stages, releases) = read_writes(play, facts);
-        let mut path: Vec<&str> = waits[..passed].iter().map(|(stage, ..)| *stage).collect();
-        path.push(want_stage);
-        let written: Vec<&str> = stages.iter().map(|(stage, _)| stage.as_str()).collect();
-        if written != path {
-            verdict.flag(
-                1,
-                &play.name,
-                format!("stage changes {written:?}, expected {path:?}"),
-            );
-        }
-
-        for (index, (stage, _, change_kind)) in waits.iter().enumerate() {
-            let here: Vec<&Release> = releases.iter().filter(|r| r.stage == *stage).collect();
-            let reached = index < passed;
-            // The failing agent's own event may latch a wait the play never reaches.
-            let allowed = if reached {
-                1..=1
-            } else if index == passed {
-                0..=1
+        // When each pass began: the send-back into it (the first, with the play).
+        let began = |pass: u32| -> Millis {
+            if pass == 1 {
+                return Millis::MIN;
+            }
+            stages
+                .iter()
+                .find(|s| s.pass == pass)
+                .map_or(Millis::MAX, |s| s.at)
+        };
+        for pass in 1..=passes {
+            // A pass sent back (or failed at the limit) passes every wait: the approval's is
+            // decided by the change request, entered on time or decided before it (latched).
+            let decided_by_review = pass < passes || at_limit;
+            let written: Vec<&str> = stages
+                .iter()
+                .filter(|s| s.pass == pass)
+                .map(|s| s.stage.as_str())
+                .collect();
+            let passed = if decided_by_review {
+                waits.len()
             } else {
-                0..=0
+                failing.unwrap_or(waits.len())
             };
-            if !allowed.contains(&here.len())
-                || (!reached && here.iter().any(|r| r.how == How::Resumed))
-            {
+            let mut path: Vec<&str> = Vec::new();
+            if pass > 1 {
+                path.push("pending");
+            }
+            path.extend(waits[..passed].iter().map(|(stage, ..)| *stage));
+            let mut without_last_wait = path.clone();
+            without_last_wait.pop();
+            match (decided_by_review, pass == passes) {
+                (true, true) => {
+                    path.push("failed");
+                    without_last_wait.push("failed");
+                }
+                (false, _) => path.push(want_stage),
+                (true, false) => {}
+            }
+            if written != path && !(decided_by_review && written == without_last_wait) {
                 verdict.flag(
-                    2,
+                    1,
                     &play.name,
-                    format!("{stage} released {} times: {here:?}", here.len()),
+                    format!("pass {pass}: stage changes {written:?}, expected {path:?}"),
                 );
             }
-            verdict.waits_released += usize::from(reached && here.len() == 1);
+            let window = (began(pass), began(pass + 1));
+            let in_window = |at: Millis| window.0 <= at && at < window.1;
 
-            let ours = |d: &Delivery| {
-                d.task == play.plan.task
-                    && repository_key(&d.repository) == repository_key(&play.plan.repository)
-                    && d.kind == *change_kind
-            };
-            let change = facts.changes.iter().find(|c| {
-                c.task == play.plan.task
-                    && repository_key(&c.repository) == repository_key(&play.plan.repository)
-                    && c.kind == *change_kind
-            });
-            for release in &here {
-                let own = match &release.by {
-                    // Whatever GitHub was answered: an event the EventSource published before
-                    // its answer was lost (killed, its bus down) is still this play's own.
-                    Writer::StageResume(id) => facts
-                        .deliveries
-                        .iter()
-                        .any(|d| d.id.eq_ignore_ascii_case(id) && d.sent() && ours(d)),
-                    Writer::Reconcile(_) => change.is_some_and(|c| c.at <= release.at),
-                    Writer::Other(_) => false,
+            for (index, (stage, _, _)) in waits.iter().enumerate() {
+                let change_kind =
+                    play.plan
+                        .pipeline
+                        .change_in_pass(index, pass, play.plan.request_changes());
+                let here: Vec<&Release> = releases
+                    .iter()
+                    .filter(|r| r.stage == *stage && r.pass == pass)
+                    .collect();
+                let reached = index < passed;
+                // The failing agent's own event may latch a wait the play never reaches.
+                let allowed = if reached {
+                    1..=1
+                } else if index == passed {
+                    0..=1
+                } else {
+                    0..=0
                 };
-                if !own {
+                if !allowed.contains(&here.len())
+                    || (!reached && here.iter().any(|r| r.how == How::Resumed))
+                {
                     verdict.flag(
-                        3,
+                        2,
                         &play.name,
                         format!(
-                            "{stage} released by {:?}, not an event of its own",
-                            release.by
+                            "{stage} of pass {pass} released {} times: {here:?}",
+                            here.len()
                         ),
                     );
                 }
-            }
+                verdict.waits_released += usize::from(reached && here.len() == 1);
 
-            if reached && here.len() == 1 {
-                let node = play.waits.get(*stage).map(String::as_str);
-                let expected = match here[0].how {
-                    How::Latched => "Skipped",
-                    How::Resumed => "Succeeded",
+                let ours = |d: &Delivery| {
+                    d.task == play.plan.task
+                        && repository_key(&d.repository) == repository_key(&play.plan.repository)
+                        && d.kind == change_kind
                 };
-                if node != Some(expected) {
-                    verdict.flag(
-                        4,
-                        &play.name,
-                        format!("{stage}: wait node {node:?} after a {:?}", here[0].how),
-                    );
-                }
-                let release = here[0];
-                let sent: Vec<&Delivery> = facts
-                    .deliveries
-                    .iter()
-                    .filter(|d| ours(d) && d.sent())
-                    .collect();
-                // The first send of the delivery that released the wait, if a webhook did.
-                let first_send = match &release.by {
-                    Writer::StageResume(id) => sent
+                // A delivery is the pass's whose first send was in it: the agents of a pass
+                // run after it began, and a redelivery keeps its id.
+                let first_sent = |id: &str| {
+                    facts
+                        .deliveries
                         .iter()
-                        .filter(|d| d.id.eq_ignore_ascii_case(id))
-                        .map(|d| (d.sent_at, d.accepted()))
-                        .min_by_key(|(at, _)| *at),
-                    _ => None,
+                        .filter(|d| d.id.eq_ignore_ascii_case(id) && d.sent())
+                        .map(|d| d.sent_at)
+                        .min()
                 };
-                let accepted = sent.iter().any(|d| d.accepted());
-                if first_send.is_some() && !accepted {
-                    verdict.released_by_unanswered += 1;
-                }
-                if first_send.is_none() && !accepted {
-                    verdict.webhooks_lost += 1;
-                    // From the later of the change on GitHub and the play entering the stage.
-                    let entered = stages
-                        .iter()
-                        .find(|(s, _)| s == stage)
-                        .map_or(release.at, |(_, at)| *at);
-                    let since = change.map_or(entered, |c| c.at.max(entered));
-                    let took = Duration::from_millis((release.at - since).max(0) as u64);
-                    verdict.longest_recovery = verdict.longest_recovery.max(took);
-                    // A run cannot be scheduled or write while the controller or the API server
-                    // is down, nor read GitHub while its rate limit is used up.
-                    let clear = clear_of_windows(facts, &reconcile_windows, since, release.at);
-                    let bound = recovery_bound(facts, clear, &release.by, release.at)
-                        + Duration::from_millis((clear - since) as u64);
-                    if !matches!(release.by, Writer::Reconcile(_)) || took > bound {
+                let change = facts.changes.iter().find(|c| {
+                    c.task == play.plan.task
+                        && repository_key(&c.repository) == repository_key(&play.plan.repository)
+                        && c.kind == change_kind
+                        && in_window(c.at)
+                });
+                for release in &here {
+                    let own = match &release.by {
+                        // Whatever GitHub was answered: an event the EventSource published before
+                        // its answer was lost (killed, its bus down) is still this play's own.
+                        Writer::StageResume(id) => {
+                            facts
+                                .deliveries
+                                .iter()
+                                .any(|d| d.id.eq_ignore_ascii_case(id) && d.sent() && ours(d))
+                                && first_sent(id).is_some_and(in_window)
+                        }
+                        Writer::Reconcile(_) => change.is_some_and(|c| c.at <= release.at),
+                        Writer::Other(_) => false,
+                    };
+                    if !own {
                         verdict.flag(
-                            5,
+                            3,
                             &play.name,
                             format!(
-                                "{stage}: no webhook accepted; released by {:?} at {} {:.1}s after it could be ({}; clear of windows from {}; bound {:.1}s)",
-                                release.by,
-                                clock(release.at),
-                                took.as_secs_f64(),
-                                clock(since),
-                                clock(clear),
-                                bound.as_secs_f64()
+                                "{stage} of pass {pass} released by {:?}, not an event of its own",
+                                release.by
                             ),
                         );
                     }
-                    if matches!(release.by, Writer::Reconcile(_)) {
-                        verdict.recovered_by_reconcile += 1;
+                }
+
+                if reached && here.len() == 1 {
+                    let node = play
+                        .waits
+                        .get(&(stage.to_string(), pass))
+                        .map(String::as_str);
+                    // At the limit, the change request fails the wait it ends (or, latched,
+                    // the step entering it fails first: no wait node).
+                    let last_review = at_limit && pass == passes && index + 1 == waits.len();
+                    let expected = match (here[0].how, last_review) {
+                        (How::Latched, false) => Some("Skipped"),
+                        (How::Resumed, false) => Some("Succeeded"),
+                        (How::Latched, true) => None,
+                        (How::Resumed, true) => Some("Suspend Failed"),
+                    };
+                    if node != expected {
+                        verdict.flag(
+                            4,
+                            &play.name,
+                            format!(
+                                "{stage} of pass {pass}: wait node {node:?} after a {:?}",
+                                here[0].how
+                            ),
+                        );
                     }
-                } else if release.how == How::Resumed
-                    && let Some((sent_at, _)) = first_send
-                {
-                    let latency = Duration::from_millis((release.at - sent_at).max(0) as u64);
-                    let faulted = facts
-                        .fault_windows
+                    let release = here[0];
+                    let sent: Vec<&Delivery> = facts
+                        .deliveries
                         .iter()
-                        .any(|w| w.from <= release.at && sent_at <= w.to);
-                    if faulted {
-                        verdict.latency_faulted.push(latency);
-                    } else {
-                        verdict.latency_quiet.push(latency);
-                        if let Writer::StageResume(id) = &release.by {
-                            let name = format!("stage-resume-{}", id.to_ascii_lowercase());
-                            if let Some(times) = facts.stage_resumes.get(&name) {
-                                verdict.add_legs(sent_at, times, release.at);
+                        .filter(|d| ours(d) && d.sent() && in_window(d.sent_at))
+                        .collect();
+                    // The first send of the delivery that released the wait, if a webhook did.
+                    let first_send = match &release.by {
+                        Writer::StageResume(id) => sent
+                            .iter()
+                            .filter(|d| d.id.eq_ignore_ascii_case(id))
+                            .map(|d| (d.sent_at, d.accepted()))
+                            .min_by_key(|(at, _)| *at),
+                        _ => None,
+                    };
+                    let accepted = sent.iter().any(|d| d.accepted());
+                    if first_send.is_some() && !accepted {
+                        verdict.released_by_unanswered += 1;
+                    }
+                    if first_send.is_none() && !accepted {
+                        verdict.webhooks_lost += 1;
+                        // From the later of the change on GitHub and the play entering the stage.
+                        let entered = stages
+                            .iter()
+                            .find(|s| s.stage == *stage && s.pass == pass)
+                            .map_or(release.at, |s| s.at);
+                        let since = change.map_or(entered, |c| c.at.max(entered));
+                        let took = Duration::from_millis((release.at - since).max(0) as u64);
+                        verdict.longest_recovery = verdict.longest_recovery.max(took);
+                        // A run cannot be scheduled or write while the controller or the API
+                        // server is down, nor read GitHub while its rate limit is used up.
+                        let clear = clear_of_windows(facts, &reconcile_windows, since, release.at);
+                        let bound = recovery_bound(facts, clear, &release.by, release.at)
+                            + Duration::from_millis((clear - since) as u64);
+                        if !matches!(release.by, Writer::Reconcile(_)) || took > bound {
+                            verdict.flag(
+                                5,
+                                &play.name,
+                                format!(
+                                    "{stage} of pass {pass}: no webhook accepted; released by {:?} at {} {:.1}s after it could be ({}; clear of windows from {}; bound {:.1}s)",
+                                    release.by,
+                                    clock(release.at),
+                                    took.as_secs_f64(),
+                                    clock(since),
+                                    clock(clear),
+                                    bound.as_secs_f64()
+                                ),
+                            );
+                        }
+                        if matches!(release.by, Writer::Reconcile(_)) {
+                            verdict.recovered_by_reconcile += 1;
+                        }
+                    } else if release.how == How::Resumed
+                        && let Some((sent_at, _)) = first_send
+                    {
+                        let latency = Duration::from_millis((release.at - sent_at).max(0) as u64);
+                        let faulted = facts
+                            .fault_windows
+                            .iter()
+                            .any(|w| w.from <= release.at && sent_at <= w.to);
+                        if faulted {
+                            verdict.latency_faulted.push(latency);
+                        } else {
+                            verdict.latency_quiet.push(latency);
+                            if let Writer::StageResume(id) = &release.by {
+                                let name = format!("stage-resume-{}", id.to_ascii_lowercase());
+                                if let Some(times) = facts.stage_resumes.get(&name) {
+                                    verdict.add_legs(sent_at, times, release.at);
+                                }
                             }
                         }
                     }
@@ -894,6 +1033,7 @@ mod tests {
             new_ids: false,
             gap: 0,
             exit,
+            request_changes: 0,
         };
         PlayPlan {
             task: task.into(),
@@ -932,6 +1072,26 @@ mod tests {
         }
     }
 
+    /// Task 1's change `kind` on GitHub at `at` (in `repository`, as the agent spelled it), its
+    /// webhook `D{id}` sent 100 ms later and accepted, and the stage-resume workflow it started.
+    fn happened(facts: &mut Facts, at: Millis, id: usize, kind: &str, repository: &str) {
+        facts.changes.push(Change {
+            at,
+            repository: repository.into(),
+            task: "1".into(),
+            kind: kind.to_string(),
+        });
+        facts.deliveries.push(Delivery {
+            sent_at: at + 100,
+            id: format!("D{id}"),
+            repository: "acme/widgets".into(),
+            task: "1".into(),
+            kind: kind.to_string(),
+            answer: "200 success".into(),
+        });
+        facts.workflows.push(format!("stage-resume-d{id}"));
+    }
+
     /// One play completed by three on-time webhooks, each resuming its wait.
     fn completed_play() -> Facts {
         let name = "play-1-abc";
@@ -943,24 +1103,10 @@ mod tests {
         let mut waits = BTreeMap::new();
         let mut at = 1_000;
         for (i, (stage, node, kind)) in SoakPipeline::Play.waits().iter().enumerate() {
-            node_names.insert(format!("{name}-{i}"), node.to_string());
-            waits.insert(stage.to_string(), "Succeeded".to_string());
+            node_names.insert(format!("{name}-{i}"), (node.to_string(), 1));
+            waits.insert((stage.to_string(), 1), "Succeeded".to_string());
             facts.writes.push(stage_write(name, at, stage));
-            facts.changes.push(Change {
-                at,
-                repository: "Acme/Widgets".into(),
-                task: "1".into(),
-                kind: kind.to_string(),
-            });
-            facts.deliveries.push(Delivery {
-                sent_at: at + 100,
-                id: format!("D{i}"),
-                repository: "acme/widgets".into(),
-                task: "1".into(),
-                kind: kind.to_string(),
-                answer: "200 success".into(),
-            });
-            facts.workflows.push(format!("stage-resume-d{i}"));
+            happened(&mut facts, at, i, kind, "Acme/Widgets");
             facts.writes.push(resume_write(
                 name,
                 at + 500,
@@ -976,6 +1122,7 @@ mod tests {
             plan: plan("1", [0, 0, 0]),
             phase: "Succeeded".into(),
             stage: "completed".into(),
+            pass: 1,
             waits,
             node_names,
         });
@@ -1113,6 +1260,97 @@ mod tests {
         let mut facts = completed_play();
         facts.writes[1].pod = None;
         assert_eq!(broken(&check(&facts)), [PROPERTIES[3]]);
+    }
+
+    /// One play that Tess sent back once, on time: pass 1's waits resumed by its own webhooks,
+    /// her change request resuming the approval wait and moving the play to `pending` in pass
+    /// 2, whose waits are resumed by pass 2's webhooks (Rex's push, Cleo's label again, Tess's
+    /// approval).
+    fn looped_play() -> Facts {
+        let name = "play-1-abc";
+        let mut facts = Facts {
+            reconcile_interval: Duration::from_secs(60),
+            ..Facts::default()
+        };
+        let mut plan = plan("1", [0, 0, 0]);
+        plan.agents[2].request_changes = 1;
+        let mut node_names = BTreeMap::new();
+        let mut waits = BTreeMap::new();
+        let mut at = 1_000;
+        let mut id = 0;
+        for pass in 1..=2_u32 {
+            for (i, (stage, node, _)) in SoakPipeline::Play.waits().iter().enumerate() {
+                let kind = SoakPipeline::Play.change_in_pass(i, pass, 1);
+                let node_id = format!("{name}-{pass}-{i}");
+                node_names.insert(node_id.clone(), (node.to_string(), pass));
+                waits.insert((stage.to_string(), pass), "Succeeded".to_string());
+                let mut entered = stage_write(name, at, stage);
+                if pass == 2 {
+                    entered
+                        .ops
+                        .insert(0, json!({"op": "test", "path": PASS_PATH, "value": "2"}));
+                }
+                facts.writes.push(entered);
+                happened(&mut facts, at, id, kind, "acme/widgets");
+                let mut resumed =
+                    resume_write(name, at + 500, &node_id, &format!("stage-resume-d{id}"));
+                if kind == "changes-requested" {
+                    // The send-back: the wait ends, the play goes back, the next pass begins.
+                    resumed.ops.extend([
+                        json!({"op": "replace", "path": "/metadata/labels/current-stage", "value": "pending"}),
+                        json!({"op": "add", "path": PASS_PATH, "value": "2"}),
+                    ]);
+                }
+                facts.writes.push(resumed);
+                at += 10_000;
+                id += 1;
+            }
+        }
+        let mut completed = stage_write(name, at, "completed");
+        completed
+            .ops
+            .insert(0, json!({"op": "test", "path": PASS_PATH, "value": "2"}));
+        facts.writes.push(completed);
+        facts.workflows.push(name.into());
+        facts.plays.push(PlayObject {
+            name: name.into(),
+            plan,
+            phase: "Succeeded".into(),
+            stage: "completed".into(),
+            pass: 2,
+            waits,
+            node_names,
+        });
+        facts
+    }
+
+    #[test]
+    fn a_play_sent_back_once_and_released_by_each_passs_own_events_passes() {
+        let verdict = check(&looped_play());
+        assert!(verdict.passed(), "{}", verdict.report());
+        assert_eq!(verdict.waits_released, 6);
+    }
+
+    #[test]
+    fn an_event_of_an_earlier_pass_releasing_a_later_one_is_found() {
+        // Cleo's label of pass 1, redelivered, released pass 2's wait for it.
+        let mut facts = looped_play();
+        let qa_of_pass_two = facts
+            .writes
+            .iter()
+            .position(|w| w.pod.as_deref() == Some("stage-resume-d4-resume-123"))
+            .unwrap();
+        facts.writes[qa_of_pass_two].pod = Some("stage-resume-d1-resume-9".into());
+        facts.deliveries.push(Delivery {
+            sent_at: 40_000,
+            ..facts.deliveries[1].clone()
+        });
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[3]]);
+
+        // Planned to loop, it ended in its first pass.
+        let mut facts = looped_play();
+        facts.plays[0].pass = 1;
+        assert!(broken(&check(&facts)).contains(&PROPERTIES[0]));
     }
 
     #[test]
@@ -1413,7 +1651,9 @@ mod tests {
             1,
             json!({"op": "test", "path": latch_path(stage), "value": record}),
         );
-        facts.plays[0].waits.insert(stage.into(), "Skipped".into());
+        facts.plays[0]
+            .waits
+            .insert((stage.into(), 1), "Skipped".into());
         assert!(check(&facts).passed(), "{}", check(&facts).report());
         facts.writes[enters + 1].ops.remove(1);
         assert_eq!(broken(&check(&facts)), [PROPERTIES[2]], "{name}");
@@ -1458,7 +1698,7 @@ mod tests {
         assert!(check(&facts).passed(), "{}", check(&facts).report());
         facts.plays[0]
             .waits
-            .insert("waiting-pr-approved".into(), "Suspend Running".into());
+            .insert(("waiting-pr-approved".into(), 1), "Suspend Running".into());
         assert!(broken(&check(&facts)).contains(&PROPERTIES[2]));
     }
 
@@ -1467,7 +1707,7 @@ mod tests {
         let mut facts = completed_play();
         facts.plays[0]
             .waits
-            .insert("waiting-ready-for-qa".into(), "Skipped".into());
+            .insert(("waiting-ready-for-qa".into(), 1), "Skipped".into());
         assert_eq!(broken(&check(&facts)), [PROPERTIES[4]]);
     }
 }

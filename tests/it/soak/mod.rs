@@ -97,6 +97,9 @@ fn the_fixed_seed_of_the_short_soak_meets_every_kind_of_process_fault() {
     let agents = || scenario.plays.iter().flat_map(|p| p.agents.iter());
     assert!(agents().any(|a| a.timing == Timing::Dropped));
     assert!(agents().any(|a| a.exit != 0));
+    // A play Tess sends back, and one she sends back in its last pass.
+    let loops: Vec<u32> = scenario.plays.iter().map(|p| p.request_changes()).collect();
+    assert!(loops.iter().any(|&n| n > 0), "{loops:?}");
 }
 
 #[tokio::test]
@@ -284,29 +287,55 @@ async fn alerts_fired(prometheus: &Prometheus, span: Duration) -> BTreeSet<Strin
         .collect()
 }
 
-/// What should raise an alert, from a workflow: its nodes of `template` that failed, at their
-/// end.
-fn failed_steps(workflow: &Value, template: &str, alert: &'static str) -> Vec<AlertCause> {
+/// A workflow's pod nodes that `what` picks, each as a cause of `alert`, at the node's end.
+fn causes(
+    workflow: &Value,
+    alert: &'static str,
+    what: impl Fn(&Value) -> Option<String>,
+) -> Vec<AlertCause> {
     let name = workflow["metadata"]["name"].as_str().unwrap_or_default();
     workflow["status"]["nodes"]
         .as_object()
         .into_iter()
         .flat_map(|nodes| nodes.values())
-        .filter(|node| {
-            node["templateName"] == template
-                && node["type"] == "Pod"
-                && matches!(node["phase"].as_str(), Some("Failed" | "Error"))
-        })
-        .map(|node| AlertCause {
-            alert,
-            at: millis_of(&node["finishedAt"]).unwrap_or_default(),
-            what: format!(
-                "{name}: {} {}",
-                node["displayName"].as_str().unwrap_or_default(),
-                node["message"].as_str().unwrap_or_default()
-            ),
+        .filter(|node| node["type"] == "Pod")
+        .filter_map(|node| {
+            Some(AlertCause {
+                alert,
+                at: millis_of(&node["finishedAt"]).unwrap_or_default(),
+                what: format!("{name}: {}", what(node)?),
+            })
         })
         .collect()
+}
+
+/// What should raise an alert, from a workflow: its nodes of `template` that failed.
+fn failed_steps(workflow: &Value, template: &str, alert: &'static str) -> Vec<AlertCause> {
+    causes(workflow, alert, |node| {
+        let failed = node["templateName"] == template
+            && matches!(node["phase"].as_str(), Some("Failed" | "Error"));
+        failed.then(|| {
+            format!(
+                "{} {}",
+                node["displayName"].as_str().unwrap_or_default(),
+                node["message"].as_str().unwrap_or_default()
+            )
+        })
+    })
+}
+
+/// What should raise PlayReachedPassLimit, from a play: its exit handler counted it failed at
+/// the pass limit (the `failure` output of its mark-failed step).
+fn failed_at_the_limit(workflow: &Value) -> Vec<AlertCause> {
+    causes(workflow, "PlayReachedPassLimit", |node| {
+        let at_limit = node["templateName"] == "mark-failed"
+            && node["phase"] == "Succeeded"
+            && node["outputs"]["parameters"].as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["name"] == "failure" && p["value"] == "pass-limit")
+            });
+        at_limit.then(|| "failed at the pass limit".to_string())
+    })
 }
 
 /// Waits until every play has finished, or the deadline; whether all did.
@@ -364,30 +393,53 @@ async fn facts(
             "update-workflow-stage",
             "PlayStageTransitionFailed",
         ));
+        alert_causes.extend(failed_at_the_limit(&object));
         let nodes = object["status"]["nodes"]
             .as_object()
             .cloned()
             .unwrap_or_default();
+        // A wait node's pass: its `pass` input; a skipped node has no inputs, and its place
+        // says it (each pass after the first is the previous one's `next-pass`).
+        let pass_of = |node: &Value| -> u32 {
+            let input = node["inputs"]["parameters"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["name"] == "pass"))
+                .and_then(|p| p["value"].as_str()?.parse().ok());
+            input.unwrap_or_else(|| {
+                let name = node["name"].as_str().unwrap_or_default();
+                1 + name.split('.').filter(|part| *part == "next-pass").count() as u32
+            })
+        };
         let node_names = nodes
             .iter()
             .map(|(id, node)| {
                 (
                     id.clone(),
-                    node["displayName"].as_str().unwrap_or_default().to_string(),
+                    (
+                        node["displayName"].as_str().unwrap_or_default().to_string(),
+                        pass_of(node),
+                    ),
                 )
             })
             .collect();
         let waits = plan
             .waits()
             .iter()
-            .filter_map(|(stage, wait, _)| {
-                let node = nodes.values().find(|node| node["displayName"] == *wait)?;
-                let outcome = match (node["type"].as_str(), node["phase"].as_str()) {
-                    (Some("Skipped"), _) => "Skipped".to_string(),
-                    (Some("Suspend"), Some("Succeeded")) => "Succeeded".to_string(),
-                    (kind, phase) => format!("{} {}", kind.unwrap_or("?"), phase.unwrap_or("?")),
-                };
-                Some((stage.to_string(), outcome))
+            .flat_map(|(stage, wait, _)| {
+                nodes
+                    .values()
+                    .filter(|node| node["displayName"] == *wait)
+                    .map(|node| {
+                        let outcome = match (node["type"].as_str(), node["phase"].as_str()) {
+                            (Some("Skipped"), _) => "Skipped".to_string(),
+                            (Some("Suspend"), Some("Succeeded")) => "Succeeded".to_string(),
+                            (kind, phase) => {
+                                format!("{} {}", kind.unwrap_or("?"), phase.unwrap_or("?"))
+                            }
+                        };
+                        ((stage.to_string(), pass_of(node)), outcome)
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect();
         objects.push(PlayObject {
@@ -401,6 +453,10 @@ async fn facts(
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
+            pass: object["metadata"]["annotations"]["stagectl.dev/pass"]
+                .as_str()
+                .and_then(|pass| pass.parse().ok())
+                .unwrap_or(1),
             waits,
             node_names,
         });

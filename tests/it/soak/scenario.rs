@@ -82,6 +82,9 @@ pub struct AgentPlan {
     pub gap: u64,
     /// The agent fails with this exit code after its work.
     pub exit: i32,
+    /// Tess only: she requests changes in passes 1 to this, and approves after (0: she approves
+    /// at once). At the pipeline's limit the play fails at her wait.
+    pub request_changes: u32,
 }
 
 impl AgentPlan {
@@ -93,8 +96,12 @@ impl AgentPlan {
             Timing::Late(seconds) => ("late", seconds),
             Timing::Dropped => ("dropped", 0),
         };
+        let loops = match self.request_changes {
+            0 => String::new(),
+            passes => format!(" --request-changes {passes}"),
+        };
         format!(
-            r#"{role} --task "$TASK_ID" --repository "$REPOSITORY" --event {event} --delay {delay} --deliveries {} --redeliver {} --gap {} --exit {} --github {github}"#,
+            r#"{role} --task "$TASK_ID" --repository "$REPOSITORY" --event {event} --delay {delay} --deliveries {} --redeliver {} --gap {} --exit {}{loops} --github {github}"#,
             self.deliveries,
             if self.new_ids { "new" } else { "same" },
             self.gap,
@@ -140,6 +147,34 @@ impl SoakPipeline {
         match self {
             Self::Play => "play",
             Self::Gated => "play-gated",
+        }
+    }
+
+    /// How many passes a play may make, as its definition says (workflow-templates/pipeline.yaml).
+    pub fn passes(self) -> u32 {
+        match self {
+            Self::Play => 3,
+            Self::Gated => 1,
+        }
+    }
+
+    /// The role whose event at its wait may send the play back, by index: Tess's change
+    /// request at the approval wait.
+    pub fn reviewer(self) -> Option<usize> {
+        match self {
+            Self::Play => Some(2),
+            Self::Gated => None,
+        }
+    }
+
+    /// The GitHub change that releases (or decides) the wait of role `index` in `pass`: in a
+    /// later pass Rex pushes to the pull request he opened; Tess requests changes in the passes
+    /// she was drawn to, and approves after.
+    pub fn change_in_pass(self, index: usize, pass: u32, request_changes: u32) -> &'static str {
+        match (self.waits()[index].2, pass) {
+            ("pr-opened", 2..) => "pushed",
+            ("approved", _) if pass <= request_changes => "changes-requested",
+            (kind, _) => kind,
         }
     }
 
@@ -222,6 +257,23 @@ impl PlayPlan {
     /// The agent that fails, if one does: the play ends `failed` there.
     pub fn failing_agent(&self) -> Option<usize> {
         self.agents.iter().position(|agent| agent.exit != 0)
+    }
+
+    /// How many passes Tess asks for changes in.
+    pub fn request_changes(&self) -> u32 {
+        self.pipeline
+            .reviewer()
+            .map_or(0, |i| self.agents[i].request_changes)
+    }
+
+    /// How many passes the play makes: one more than Tess sends it back, up to the limit.
+    pub fn passes(&self) -> u32 {
+        (self.request_changes() + 1).min(self.pipeline.passes())
+    }
+
+    /// Whether the play is sent back in its last pass allowed, and so fails at the limit.
+    pub fn fails_at_limit(&self) -> bool {
+        self.request_changes() >= self.pipeline.passes()
     }
 
     pub fn waits(&self) -> &'static [(&'static str, &'static str, &'static str)] {
@@ -340,6 +392,16 @@ impl Scenario {
                     let which = failable[rng.between(0, failable.len() as u64 - 1) as usize];
                     agents[which].exit = 3;
                 }
+                // Tess asks for changes in some plays, from a stream of its own so that the
+                // rest of a seed's scenario is what it was before plays looped.
+                if let Some(reviewer) = pipeline.reviewer()
+                    && agents.iter().all(|agent| agent.exit == 0)
+                {
+                    let mut loops =
+                        Rng::new(seed ^ 0x1005_u64.rotate_left(40) ^ (i - first) as u64);
+                    agents[reviewer].request_changes =
+                        loops.weighted(&[(62, 0), (25, 1), (8, 2), (5, pipeline.passes())]);
+                }
                 PlayPlan {
                     task: (100 + i / 2).to_string(),
                     repository: REPOSITORIES[i % REPOSITORIES.len()].to_string(),
@@ -382,6 +444,7 @@ fn agent(rng: &mut Rng) -> AgentPlan {
         new_ids: repeated && rng.chance(40),
         gap: if repeated { rng.between(0, 45) } else { 0 },
         exit: 0,
+        request_changes: 0,
     }
 }
 
