@@ -406,3 +406,85 @@ fn rollback_and_force_keep_the_pass() {
     }
     assert_eq!(workflow["metadata"]["annotations"][PASS_ANNOTATION], "2");
 }
+
+/// A CI gate that sends the play back when a check suite fails: the same decision as a change
+/// request, by the definition's other back edge — a failed suite on time sends the play back to
+/// its implementer, and reconcile, finding only a failed suite, delivers it as that event.
+#[test]
+fn a_failed_check_at_a_ci_gate_sends_the_play_back() {
+    use crate::github::{Completed, PullRequest};
+    use crate::reconcile::{Decision, GitHubFacts, WaitingPlay, decide};
+    use crate::record::StageRecord;
+    use std::sync::Arc;
+
+    let gate = crate::pipeline::parse(
+        "apiVersion: stagectl.dev/v1alpha1
+kind: Pipeline
+metadata: {name: ci-loop}
+spec:
+  passes: 2
+  stages:
+    - name: pending
+    - name: waiting-pr-created
+      releasedBy: {event: pull-request-pushed}
+    - name: waiting-ci
+      releasedBy: {event: check-suite-completed, conclusion: success}
+      sentBackBy: {event: check-suite-completed, conclusion: failure, to: pending}
+    - name: completed
+",
+        "ci-loop.yaml",
+    )
+    .unwrap();
+    let carried = crate::pipeline::to_json(&gate).unwrap();
+    let mut workflow = play(
+        "waiting-ci",
+        1,
+        json!({"n": node("waiting-ci", 1, "Running")}),
+    );
+    workflow["metadata"]["annotations"][crate::pipeline::ANNOTATION] = json!(carried);
+    let red = EventRequest {
+        stage: gate.stage("waiting-ci"),
+        delivery: Delivery {
+            event: Some("check_suite".into()),
+            ..fixtures::delivery("d-red", "stage-resume/x")
+        },
+        facts: Some(EventFacts {
+            conclusion: Some("failure".into()),
+            ..EventFacts::new("check_suite", "completed")
+        }),
+        ..review("d-red", "changes_requested", None)
+    };
+    assert_eq!(deliver(&mut workflow, &red).outcome, Outcome::SentBack);
+    assert_eq!(workflow["metadata"]["labels"]["current-stage"], "pending");
+    assert_eq!(workflow["metadata"]["annotations"][PASS_ANNOTATION], "2");
+
+    // Reconcile, the webhook lost: a failed suite on the head, none passed.
+    let mut waiting = play("waiting-ci", 1, json!({}));
+    waiting["metadata"]["annotations"][crate::pipeline::ANNOTATION] = json!(carried);
+    waiting["metadata"]["labels"]["repository"] = json!("acme.widgets");
+    let record = StageRecord::from_meta(&meta(&waiting), Arc::new(gate.clone()));
+    let plays: Vec<WaitingPlay> = crate::reconcile::waiting_plays([record]);
+    let widgets = Repository::parse("acme/widgets").unwrap();
+    let mut facts = GitHubFacts::default();
+    facts.add_pulls(
+        &widgets,
+        vec![PullRequest {
+            number: 5,
+            head_ref: "task-42".into(),
+            labels: vec![],
+            head_sha: "abc".into(),
+            merged: false,
+            updated_at: None,
+        }],
+    );
+    let failed = Completed {
+        name: String::new(),
+        conclusion: "failure".into(),
+        updated_at: None,
+    };
+    facts.add_check_suites(&widgets, "abc", vec![failed]);
+    let Decision::Deliver(sent) = decide(&plays[0], &facts) else {
+        panic!("{:?}", decide(&plays[0], &facts))
+    };
+    assert_eq!(sent.verdict, Verdict::SendsBack);
+}
