@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use crate::error::{Error, Kind};
-use crate::event::{Awaited, Verdict};
+use crate::event::{Awaited, EventFacts, Verdict};
 use crate::github::{self, Commit, Completed, Labelled, PullFacts, PullRequest, Reads, Review};
 use crate::labels::{Repository, TaskId};
 use crate::latch::Delivery;
@@ -89,12 +89,15 @@ impl WaitingPlay {
     }
 
     /// The event to deliver for a `Deliver` decision, as `stagectl resume` would take it.
+    /// `listed` is when the plays were read: the decision is for the pass the play was in then,
+    /// so the event happened no later, as far as resume's rule of passes goes — a play sent
+    /// back meanwhile takes nothing of it (a later run reads the new pass).
     pub fn event(
         &self,
         namespace: &str,
         deliver: &Deliver,
         by: &str,
-        at: Timestamp,
+        (at, listed): (Timestamp, Timestamp),
     ) -> EventRequest {
         EventRequest {
             namespace: namespace.to_string(),
@@ -109,7 +112,10 @@ impl WaitingPlay {
                 verdict: deliver.verdict,
             },
             // The event's own facts: resume decides what it does by the rule a webhook's meet.
-            facts: Some(deliver.awaited.facts()),
+            facts: Some(EventFacts {
+                occurred_at: Some(listed),
+                ..deliver.awaited.facts()
+            }),
         }
     }
 }
@@ -758,7 +764,12 @@ mod tests {
             panic!("a failed suite fails the play at the gate")
         };
         assert_eq!(failed.verdict, Verdict::Fails);
-        let event = ci.event("argo", &failed, "pod/reconcile", Timestamp::UNIX_EPOCH);
+        let event = ci.event(
+            "argo",
+            &failed,
+            "pod/reconcile",
+            (Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH),
+        );
         let facts_given = event.facts.unwrap();
         assert_eq!(
             gated.verdict(&ci.stage, &facts_given),

@@ -121,6 +121,7 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
 
     // Each play is decided by the definition it carries (the given one for a play without).
     let mut pipelines = Pipelines::new(&settings.pipeline);
+    let listed = Timestamp::now();
     let plays = cluster
         .list_labelled(
             Some(&namespace),
@@ -131,7 +132,7 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
     let waiting = reconcile::waiting_plays(plays);
     // Everything GitHub says is read before anything is written.
     let facts = read_github(&github, &waiting).await?;
-    let (reports, failures) = act(settings, args, &cluster, &waiting, &facts).await;
+    let (reports, failures) = act(settings, args, &cluster, (&waiting, listed), &facts).await;
 
     if !args.dry_run {
         stored.keep(&cluster, github.cache_to_keep()).await?;
@@ -173,7 +174,7 @@ async fn act(
     settings: &Settings,
     args: &ReconcileArgs,
     cluster: &Cluster,
-    waiting: &[WaitingPlay],
+    (waiting, listed): (&[WaitingPlay], Timestamp),
     facts: &GitHubFacts,
 ) -> (Vec<PlayReport>, Vec<Error>) {
     let mut failures = Vec::new();
@@ -189,7 +190,7 @@ async fn act(
                     &cluster.namespace,
                     delivery,
                     &settings.actor,
-                    Timestamp::now(),
+                    (Timestamp::now(), listed),
                 );
                 match deliver(settings, cluster, &event, args.wait_for_node).await {
                     Ok(done) => {

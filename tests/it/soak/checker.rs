@@ -386,6 +386,15 @@ fn writer(write: &Write, workflows: &[String]) -> Writer {
 
 const PASS_PATH: &str = "/metadata/annotations/stagectl.dev~1pass";
 
+/// Whether a write moves the play to `failed`.
+fn fails_the_play(write: &Write) -> bool {
+    write.ops.iter().any(|op| {
+        op["path"] == "/metadata/labels/current-stage"
+            && matches!(op["op"].as_str(), Some("add" | "replace"))
+            && op["value"] == "failed"
+    })
+}
+
 /// The pass a write tests (`test`), or writes (`add`, `replace`).
 fn pass_in(write: &Write, kinds: &[&str]) -> Option<u32> {
     write.ops.iter().find_map(|op| {
@@ -502,7 +511,7 @@ fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<StageWrite>, Vec<Releas
             for &(stage, node, _) in play.plan.waits() {
                 let latched = path == latch_path(stage)
                     && op["value"].as_str().is_some_and(|value| !value.is_empty());
-                let resumed = resumed_node(op, play, node);
+                let resumed = resumed_node(op, play, node, fails_the_play(write));
                 if latched || resumed.is_some() {
                     releases.push(Release {
                         stage,
@@ -537,9 +546,11 @@ fn read_writes(play: &PlayObject, facts: &Facts) -> (Vec<StageWrite>, Vec<Releas
     (stages, releases)
 }
 
-/// The pass of the wait node `node` of `play` that `op` makes Succeeded, as a resume does.
-fn resumed_node(op: &Value, play: &PlayObject, node: &str) -> Option<u32> {
-    if op["value"] != "Succeeded" {
+/// The pass of the wait node `node` of `play` that `op` ends as a resume does: Succeeded, or
+/// Failed where the event failed the play there (at the pass limit; the same write moves the
+/// play to `failed`, `failing`).
+fn resumed_node(op: &Value, play: &PlayObject, node: &str, failing: bool) -> Option<u32> {
+    if op["value"] != "Succeeded" && !(failing && op["value"] == "Failed") {
         return None;
     }
     let id = op["path"]
@@ -588,7 +599,7 @@ fn resumes_proven_by_their_nodes(
             .find(|w| {
                 w.ops
                     .iter()
-                    .any(|op| resumed_node(op, play, node) == Some(*pass))
+                    .any(|op| resumed_node(op, play, node, false) == Some(*pass))
             })
             .or_else(|| {
                 candidates.iter().find(|w| {
@@ -802,13 +813,14 @@ pub fn check(facts: &Facts) -> Verdict {
                     // At the limit, the change request fails the wait it ends (or, latched,
                     // the step entering it fails first: no wait node).
                     let last_review = at_limit && pass == passes && index + 1 == waits.len();
-                    let expected = match (here[0].how, last_review) {
-                        (How::Latched, false) => Some("Skipped"),
-                        (How::Resumed, false) => Some("Succeeded"),
-                        (How::Latched, true) => None,
-                        (How::Resumed, true) => Some("Suspend Failed"),
+                    let expected: &[Option<&str>] = match (here[0].how, last_review) {
+                        (How::Latched, false) => &[Some("Skipped")],
+                        (How::Resumed, false) => &[Some("Succeeded")],
+                        // The step that entered it failed: the wait is skipped, or never made.
+                        (How::Latched, true) => &[Some("Skipped"), None],
+                        (How::Resumed, true) => &[Some("Suspend Failed")],
                     };
-                    if node != expected {
+                    if !expected.contains(&node) {
                         verdict.flag(
                             4,
                             &play.name,
