@@ -113,13 +113,18 @@ fn first_whole_second(at: Timestamp) -> Timestamp {
     Timestamp::from_second(whole).unwrap_or(at)
 }
 
-/// The back edges of `pipeline` as the play carries them ([`BACK_EDGES_ANNOTATION`]).
-pub(crate) fn back_edges_annotation(pipeline: &crate::stage::Pipeline) -> String {
+/// The back edges of `pipeline`, each `wait>stage`, as the policy's CEL reads them: from the
+/// annotation a play carries, or the list rendered into the policy.
+pub(crate) fn back_edges(pipeline: &crate::stage::Pipeline) -> Vec<String> {
     pipeline
         .back_edges()
         .map(|(from, to)| format!("{from}>{to}"))
-        .collect::<Vec<_>>()
-        .join(",")
+        .collect()
+}
+
+/// The back edges of `pipeline` as the play carries them ([`BACK_EDGES_ANNOTATION`]).
+pub(crate) fn back_edges_annotation(pipeline: &crate::stage::Pipeline) -> String {
+    back_edges(pipeline).join(",")
 }
 
 #[cfg(test)]

@@ -156,9 +156,9 @@ pub fn policy(pipeline: &Pipeline) -> Manifest {
         .stages()
         .map(|stage| format!("'{stage}'"))
         .collect();
-    let back_edges: Vec<String> = pipeline
-        .back_edges()
-        .map(|(from, to)| format!("'{from}>{to}'"))
+    let back_edges: Vec<String> = crate::pass::back_edges(pipeline)
+        .iter()
+        .map(|edge| format!("'{edge}'"))
         .collect();
     Manifest {
         file: POLICY_FILE.to_string(),
