@@ -201,6 +201,7 @@ fn event_request(
             verdict: Default::default(),
         },
         facts,
+        pass: None,
     })
 }
 

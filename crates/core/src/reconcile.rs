@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use crate::error::{Error, Kind};
-use crate::event::{Awaited, EventFacts, Verdict};
+use crate::event::{Awaited, Verdict};
 use crate::github::{self, Commit, Completed, Labelled, PullFacts, PullRequest, Reads, Review};
 use crate::labels::{Repository, TaskId};
 use crate::latch::Delivery;
@@ -88,16 +88,15 @@ impl WaitingPlay {
         }
     }
 
-    /// The event to deliver for a `Deliver` decision, as `stagectl resume` would take it.
-    /// `listed` is when the plays were read: the decision is for the pass the play was in then,
-    /// so the event happened no later, as far as resume's rule of passes goes — a play sent
-    /// back meanwhile takes nothing of it (a later run reads the new pass).
+    /// The event to deliver for a `Deliver` decision, as `stagectl resume` would take it. The
+    /// decision is for the pass the play was in when the plays were listed, and the event says
+    /// so: a play sent back meanwhile takes nothing of it (a later run reads the new pass).
     pub fn event(
         &self,
         namespace: &str,
         deliver: &Deliver,
         by: &str,
-        (at, listed): (Timestamp, Timestamp),
+        at: Timestamp,
     ) -> EventRequest {
         EventRequest {
             namespace: namespace.to_string(),
@@ -112,10 +111,8 @@ impl WaitingPlay {
                 verdict: deliver.verdict,
             },
             // The event's own facts: resume decides what it does by the rule a webhook's meet.
-            facts: Some(EventFacts {
-                occurred_at: Some(listed),
-                ..deliver.awaited.facts()
-            }),
+            facts: Some(deliver.awaited.facts()),
+            pass: Some(self.pass.number),
         }
     }
 }
@@ -764,12 +761,8 @@ mod tests {
             panic!("a failed suite fails the play at the gate")
         };
         assert_eq!(failed.verdict, Verdict::Fails);
-        let event = ci.event(
-            "argo",
-            &failed,
-            "pod/reconcile",
-            (Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH),
-        );
+        let event = ci.event("argo", &failed, "pod/reconcile", Timestamp::UNIX_EPOCH);
+        assert_eq!(event.pass, Some(1), "the pass it was read for");
         let facts_given = event.facts.unwrap();
         assert_eq!(
             gated.verdict(&ci.stage, &facts_given),

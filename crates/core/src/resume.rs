@@ -31,6 +31,10 @@ pub struct EventRequest {
     /// What the webhook's payload says, when a Sensor passed it: checked against the play's own
     /// pipeline with the rule reconcile uses too ([`crate::event::Awaited::is_met_by`]).
     pub facts: Option<EventFacts>,
+    /// The pass of the play the event is known to be of: reconcile reads GitHub for the pass
+    /// the play was in when it listed the plays, and a play sent back since takes nothing of
+    /// what it found. A webhook's pass is known only by when it happened (`facts.occurred_at`).
+    pub pass: Option<u32>,
 }
 
 /// The wait of a play an event is for, in the play's own pipeline, and what the event does to it.
@@ -285,6 +289,16 @@ impl EventRequest {
             Ok(pass) => pass,
             Err(why) => return refuse(meta, why),
         };
+        if let Some(of) = self.pass.filter(|of| *of != pass.number) {
+            return Step::Done(resolved(
+                Outcome::Noop,
+                format!(
+                    "it was found on GitHub for pass {of} of the play, which is in pass {} now: \
+                     an event of another pass releases nothing of this one",
+                    pass.number
+                ),
+            ));
+        }
         let occurred = self.facts.as_ref().and_then(|facts| facts.occurred_at);
         if !pass.admits(occurred) {
             return Step::Done(resolved(
@@ -626,6 +640,7 @@ mod tests {
             repository: Some(Repository::parse("acme/widgets").unwrap()),
             delivery: delivery(id),
             facts: None,
+            pass: None,
         }
     }
 

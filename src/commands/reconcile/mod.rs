@@ -121,7 +121,6 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
 
     // Each play is decided by the definition it carries (the given one for a play without).
     let mut pipelines = Pipelines::new(&settings.pipeline);
-    let listed = Timestamp::now();
     let plays = cluster
         .list_labelled(
             Some(&namespace),
@@ -132,7 +131,7 @@ pub async fn run(settings: &Settings, args: &ReconcileArgs) -> Result<()> {
     let waiting = reconcile::waiting_plays(plays);
     // Everything GitHub says is read before anything is written.
     let facts = read_github(&github, &waiting).await?;
-    let (reports, failures) = act(settings, args, &cluster, (&waiting, listed), &facts).await;
+    let (reports, failures) = act(settings, args, &cluster, &waiting, &facts).await;
 
     if !args.dry_run {
         stored.keep(&cluster, github.cache_to_keep()).await?;
@@ -174,7 +173,7 @@ async fn act(
     settings: &Settings,
     args: &ReconcileArgs,
     cluster: &Cluster,
-    (waiting, listed): (&[WaitingPlay], Timestamp),
+    waiting: &[WaitingPlay],
     facts: &GitHubFacts,
 ) -> (Vec<PlayReport>, Vec<Error>) {
     let mut failures = Vec::new();
@@ -190,7 +189,7 @@ async fn act(
                     &cluster.namespace,
                     delivery,
                     &settings.actor,
-                    (Timestamp::now(), listed),
+                    Timestamp::now(),
                 );
                 match deliver(settings, cluster, &event, args.wait_for_node).await {
                     Ok(done) => {

@@ -74,6 +74,7 @@ fn review(id: &str, state: &str, occurred: Option<&str>) -> EventRequest {
             occurred_at: occurred.map(|t| t.parse().unwrap()),
             ..EventFacts::new("pull_request_review", "submitted")
         }),
+        pass: None,
     }
 }
 
@@ -290,6 +291,31 @@ fn an_event_of_an_earlier_pass_releases_nothing_of_a_later_one() {
     let mut third = qa.clone();
     third["metadata"]["annotations"][PASS_ANNOTATION] = json!("3");
     assert!(json_patch::patch(&mut third, &patch).is_err());
+}
+
+/// An event found for a pass (reconcile reads GitHub for the pass a play was in when listed)
+/// is of that pass whenever it is delivered: in the second the pass began, or long after.
+#[test]
+fn an_event_found_for_a_pass_is_taken_in_that_pass_only() {
+    let nodes = json!({"n1": node(APPROVAL, 1, "Succeeded"), "n2": node(APPROVAL, 2, "Running")});
+    let workflow = play(APPROVAL, 2, nodes);
+    let found = |pass| EventRequest {
+        pass: Some(pass),
+        ..review("reconcile.waiting-pr-approved.pass2.pr1", "approved", None)
+    };
+    let mut resumed = workflow.clone();
+    assert_eq!(
+        apply(&mut resumed, found(2).plan(&p(), &observed(&workflow))).outcome,
+        Outcome::Resumed
+    );
+    for other in [1, 3] {
+        let step = found(other).plan(&p(), &observed(&workflow));
+        assert!(
+            matches!(&step, Step::Done(r) if r.outcome == Outcome::Noop
+                && r.detail.contains(&format!("for pass {other} of the play, which is in pass 2"))),
+            "{step:?}"
+        );
+    }
 }
 
 /// The moves that change a play's pass, or keep it, as tests/vectors/stage-moves.json holds them
