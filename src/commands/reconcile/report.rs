@@ -52,9 +52,13 @@ impl Action {
         }
     }
 
-    /// A wait this run decided (released, or failed the play at): a webhook that was lost.
+    /// A wait this run decided (released, sent the play back at, or failed it at): a webhook
+    /// that was lost.
     pub(super) fn recovered(self) -> bool {
-        matches!(self, Action::Delivered(Outcome::Resumed | Outcome::Failed))
+        matches!(
+            self,
+            Action::Delivered(Outcome::Resumed | Outcome::SentBack | Outcome::Failed)
+        )
     }
 }
 
