@@ -109,11 +109,14 @@ pub fn run(settings: &Settings, args: &PipelineArgs) -> Result<()> {
             }
             output::emit(&(problems.join("\n") + "\n"));
             Err(Error::mismatch(format!(
-                "{} disagrees with pipeline {} in {} places (listed above); \
+                "{} disagrees with pipeline {} in {} (listed above); \
                  `stagectl pipeline render -d DIR` writes the Sensors, the template is yours to edit",
                 dir.display(),
                 pipeline.name(),
-                problems.len()
+                match problems.len() {
+                    1 => "1 place".to_string(),
+                    n => format!("{n} places"),
+                }
             )))
         }
     }

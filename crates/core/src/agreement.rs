@@ -169,27 +169,125 @@ fn records(pipeline: &Pipeline, template: &Value, play: &str) -> Option<String> 
     }
 }
 
-/// Each call of a template by a DAG task or a step, with the `stage` argument it passes.
-fn calls(template: &Value) -> Vec<(&str, Option<&str>)> {
-    let tasks = template["dag"]["tasks"].as_array().into_iter().flatten();
-    let steps = template["steps"]
+/// A call of a template by a DAG task or a step.
+struct Task<'a> {
+    name: &'a str,
+    called: &'a str,
+    /// The `stage` argument it passes.
+    stage: Option<&'a str>,
+    when: &'a str,
+    /// The tasks it runs after: those its `depends` or `dependencies` name, or for a step every
+    /// step of the groups before its own.
+    after: BTreeSet<&'a str>,
+}
+
+impl<'a> Task<'a> {
+    fn read(call: &'a Value) -> Option<Self> {
+        let stage = call["arguments"]["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == "stage")
+            .and_then(|p| p["value"].as_str());
+        // `depends` is an expression over task names (`a && (b.Succeeded || c)`).
+        let depends = call["depends"]
+            .as_str()
+            .unwrap_or_default()
+            .split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+            .filter_map(|word| word.split('.').next())
+            .filter(|name| !name.is_empty());
+        let dependencies = call["dependencies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str);
+        Some(Self {
+            name: call["name"].as_str().unwrap_or_default(),
+            called: call["template"].as_str()?,
+            stage,
+            when: call["when"].as_str().unwrap_or_default(),
+            after: depends.chain(dependencies).collect(),
+        })
+    }
+}
+
+/// The calls of a DAG or steps template.
+fn tasks(template: &Value) -> Vec<Task<'_>> {
+    let mut tasks: Vec<Task> = template["dag"]["tasks"]
         .as_array()
         .into_iter()
         .flatten()
-        .flat_map(|group| group.as_array().into_iter().flatten());
+        .filter_map(Task::read)
+        .collect();
+    let mut before: BTreeSet<&str> = BTreeSet::new();
+    for group in template["steps"].as_array().into_iter().flatten() {
+        let steps: Vec<Task> = group
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Task::read)
+            .map(|step| Task {
+                after: before.clone(),
+                ..step
+            })
+            .collect();
+        before.extend(steps.iter().map(|step| step.name));
+        tasks.extend(steps);
+    }
     tasks
-        .chain(steps)
-        .filter_map(|call| {
-            let called = call["template"].as_str()?;
-            let stage = call["arguments"]["parameters"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|p| p["name"] == "stage")
-                .and_then(|p| p["value"].as_str());
-            Some((called, stage))
-        })
-        .collect()
+}
+
+/// The calls that would run after the wait at `stage` once it has sent the play back, in the
+/// pass that is over: every call in the same template after the wait that is neither a stage
+/// step nor a wait (an agent, or a template that may run one) and runs whatever the pass —
+/// not only `when` a stage step's `pass` output (`set --pass N --pass-file`) says it goes on.
+fn run_in_a_pass_over<'a>(
+    by_name: &BTreeMap<&str, &Value>,
+    templates: &'a [Value],
+    stage: &str,
+) -> Vec<&'a str> {
+    let stage_step = |called: &str| by_name.get(called).is_some_and(|t| sets(t).is_some());
+    let mut found = Vec::new();
+    for template in templates {
+        let tasks = tasks(template);
+        let mut after: BTreeSet<&str> = tasks
+            .iter()
+            .filter(|t| t.stage == Some(stage) && by_name.get(t.called).is_some_and(|c| is_wait(c)))
+            .map(|t| t.name)
+            .collect();
+        if after.is_empty() {
+            continue;
+        }
+        let waits = after.clone();
+        while let Some(next) = tasks
+            .iter()
+            .find(|t| !after.contains(t.name) && !t.after.is_disjoint(&after))
+        {
+            after.insert(next.name);
+        }
+        let asks = |when: &str| {
+            tasks.iter().filter(|t| stage_step(t.called)).any(|t| {
+                ["tasks", "steps"].iter().any(|kind| {
+                    when.contains(&format!(
+                        "{kind}.{}.outputs.parameters.{}",
+                        t.name,
+                        crate::argo::PASS_PARAMETER
+                    ))
+                })
+            })
+        };
+        found.extend(
+            tasks
+                .iter()
+                .filter(|t| after.contains(t.name) && !waits.contains(t.name))
+                .filter(|t| {
+                    !stage_step(t.called) && !by_name.get(t.called).is_some_and(|c| is_wait(c))
+                })
+                .filter(|t| !asks(t.when))
+                .map(|t| t.name),
+        );
+    }
+    found
 }
 
 fn check_template(pipeline: &Pipeline, doc: &Value) -> Vec<String> {
@@ -218,7 +316,7 @@ fn check_template(pipeline: &Pipeline, doc: &Value) -> Vec<String> {
                 pipeline.name()
             ));
         }
-        for (called, stage) in calls(template) {
+        for Task { called, stage, .. } in tasks(template) {
             let Some(callee) = by_name.get(called) else {
                 continue;
             };
@@ -271,6 +369,19 @@ fn check_template(pipeline: &Pipeline, doc: &Value) -> Vec<String> {
             problems.push(format!(
                 "template {play} sets {stage:?}, which is no stage of pipeline {} ({pipeline})",
                 pipeline.name()
+            ));
+        }
+    }
+    for (from, _) in pipeline.back_edges() {
+        let over = run_in_a_pass_over(&by_name, templates, from.name());
+        if !over.is_empty() {
+            problems.push(format!(
+                "template {play}: {} would run after the wait at {from} once it sent the play \
+                 back, in a pass that is over: run {} only `when` a stage step after the wait \
+                 says the pass goes on (its --pass-file output still the pass; \
+                 examples/pipelines/gated does)",
+                over.join(", "),
+                if over.len() == 1 { "it" } else { "them" }
             ));
         }
     }
@@ -426,6 +537,75 @@ mod tests {
             found.len() == 1 && found[0].contains("wait template wait has no `pass` input"),
             "{found:?}"
         );
+    }
+
+    /// A wait that sends plays back before the end of a pass: no agent may run after it unless
+    /// a stage step after the wait says the pass goes on.
+    #[test]
+    fn after_a_wait_that_sends_plays_back_agents_run_only_if_the_pass_goes_on() {
+        let ci = pipeline::parse(
+            r#"{"apiVersion": "stagectl.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": "ci"},
+                "spec": {"stages": [{"name": "pending"},
+                  {"name": "waiting-pr-created", "releasedBy": {"event": "pull-request-pushed"}},
+                  {"name": "waiting-ci", "releasedBy": {"event": "check-suite-completed", "conclusion": "success"},
+                   "sentBackBy": {"event": "check-suite-completed", "conclusion": "failure", "to": "pending"}},
+                  {"name": "waiting-pr-approved", "releasedBy": {"event": "review-approved"}},
+                  {"name": "completed"}]}}"#,
+            "test",
+        )
+        .unwrap();
+        let agent = |name: &str| json!({"name": name, "template": "agent"});
+        // Each task after the one before it, as a pass's DAG runs them.
+        let chained = |calls: Vec<Value>| -> Value {
+            let mut previous: Option<String> = None;
+            let calls = calls
+                .into_iter()
+                .map(|mut call| {
+                    if let Some(before) = previous.replace(call["name"].as_str().unwrap().into()) {
+                        call["depends"] = json!(before);
+                    }
+                    call
+                })
+                .collect();
+            Value::Array(calls)
+        };
+        let mut pass = vec![call("set-stage", "pending"), agent("rex")];
+        for stage in ci.waiting_stages() {
+            pass.push(call("set-stage", stage.name()));
+            pass.push(call("wait", stage.name()));
+            if stage.name() == "waiting-ci" {
+                pass.push(agent("tess"));
+            }
+        }
+        pass.push(call("set-stage", "completed"));
+        let mut doc = play(chained(pass.clone()));
+        let templates = doc["spec"]["templates"].as_array_mut().unwrap();
+        templates[1]["container"]["args"] = json!([
+            "set",
+            "{{inputs.parameters.stage}}",
+            format!("--pipeline={}", pipeline::to_json(&ci).unwrap())
+        ]);
+        templates.push(json!({"name": "agent", "container": {"image": "agent"}}));
+        let found = check_template(&ci, &doc);
+        assert!(
+            found.len() == 1
+                && found[0].contains(
+                    "tess would run after the wait at waiting-ci once it sent the play back"
+                ),
+            "{found:?}"
+        );
+        // A stage step after the wait, but its answer read by no `when`: Tess still runs.
+        let mut guard = call("set-stage", "waiting-ci");
+        guard["name"] = json!("ci-decided");
+        let at = pass.iter().position(|c| c["name"] == "tess").unwrap();
+        pass.insert(at, guard);
+        doc["spec"]["templates"][0]["dag"]["tasks"] = chained(pass.clone());
+        assert_eq!(check_template(&ci, &doc).len(), 1);
+        // Tess runs only when it says the pass goes on.
+        pass[at + 1]["when"] =
+            json!("{{tasks.ci-decided.outputs.parameters.pass}} == {{inputs.parameters.pass}}");
+        doc["spec"]["templates"][0]["dag"]["tasks"] = chained(pass);
+        assert_eq!(check_template(&ci, &doc), Vec::<String>::new());
     }
 
     #[test]
