@@ -24,7 +24,7 @@ const gated = "../../examples/pipelines/gated"
 func gatedSensors(t *testing.T) map[string]*v1alpha1.Sensor {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(gated, "sensor-*.yaml"))
-	if err != nil || len(files) != 6 {
+	if err != nil || len(files) != 7 {
 		t.Fatalf("the gated pipeline's Sensors: %v %v", files, err)
 	}
 	sensors := map[string]*v1alpha1.Sensor{}
@@ -72,12 +72,14 @@ func TestTheGatedSensorsFireExactlyForTheirEvents(t *testing.T) {
 	}{
 		{"opened", "pull_request/opened", "pull_request", webhook.SetLabels("task-42"), "sensor-waiting-pr-created", map[string]string{"action": "opened"}},
 		{"CI passed", "check_suite/completed", "check_suite", suite("success"), "sensor-waiting-ci", map[string]string{"action": "completed", "conclusion": "success"}},
-		{"CI failed", "check_suite/completed", "check_suite", suite("failure"), "sensor-waiting-ci-failed", map[string]string{"action": "completed", "conclusion": "failure"}},
+		{"pushed to", "pull_request/synchronize", "pull_request", webhook.SetLabels("task-42"), "sensor-waiting-pr-created", map[string]string{"action": "synchronize"}},
+		{"CI failed", "check_suite/completed", "check_suite", suite("failure"), "sensor-waiting-ci-sent-back", map[string]string{"action": "completed", "conclusion": "failure"}},
 		{"CI cancelled", "check_suite/completed", "check_suite", suite("cancelled"), "", nil},
 		{"CI passed on no task's branch", "check_suite/completed", "check_suite", webhook.SetHeadBranch("check_suite", "main"), "", nil},
 		{"a workflow run passed", "workflow_run/completed", "workflow_run", webhook.SetHeadBranch("workflow_run", "task-42-x"), "", nil},
 		{"ready-for-qa added", "pull_request/labeled", "pull_request", all(webhook.SetLabels("task-42", "ready-for-qa"), webhook.SetLabelEvent("ready-for-qa")), "sensor-waiting-ready-for-qa", map[string]string{"action": "labeled", "label": "ready-for-qa"}},
 		{"approved", "pull_request_review/submitted", "pull_request_review", all(webhook.SetLabels("task-42"), webhook.SetReviewState("approved")), "sensor-waiting-pr-approved", map[string]string{"action": "submitted", "review-state": "approved"}},
+		{"changes requested", "pull_request_review/submitted", "pull_request_review", all(webhook.SetLabels("task-42"), webhook.SetReviewState("changes_requested")), "sensor-waiting-pr-approved-sent-back", map[string]string{"action": "submitted", "review-state": "changes_requested"}},
 		{"merged", "pull_request/closed", "pull_request", all(webhook.SetLabels("task-42"), webhook.SetMerged(true)), "sensor-waiting-merged", map[string]string{"action": "closed", "merged": "true"}},
 		{"closed unmerged", "pull_request/closed", "pull_request", all(webhook.SetLabels("task-42"), webhook.SetMerged(false)), "", nil},
 	}

@@ -119,12 +119,13 @@ pub struct Agent {
     /// Deliveries after the first are new webhooks (new delivery ids), not GitHub redeliveries.
     pub new_deliveries: bool,
     pub exit: i32,
-    /// For CI (`ci`): the check suite failed.
-    pub failing: bool,
-    /// For Tess: she requests changes in passes 1 to this, and approves after.
-    pub request_changes: u32,
+    /// For Tess and CI (`ci`): their event sends the play back in passes 1 to this (Tess
+    /// requests changes, the check suite fails), and releases its wait after.
+    pub send_back: u32,
     /// No event in passes after this one (the test sends them).
     pub quiet_after: Option<u32>,
+    /// No change and no event in passes before this one.
+    pub from_pass: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -148,9 +149,9 @@ impl Agent {
             deliveries: 1,
             new_deliveries: false,
             exit: 0,
-            failing: false,
-            request_changes: 0,
+            send_back: 0,
             quiet_after: None,
+            from_pass: 1,
         }
     }
     pub const fn on_time() -> Self {
@@ -171,17 +172,11 @@ impl Agent {
             ..Self::early()
         }
     }
-    /// CI's check suite fails (its event is `checks-failed`).
-    pub const fn failing(self) -> Self {
+    /// Tess requests changes, or CI fails (its event is `checks-failed`), in the first
+    /// `passes` passes; she approves, it passes, after.
+    pub const fn sending_back(self, passes: u32) -> Self {
         Self {
-            failing: true,
-            ..self
-        }
-    }
-    /// Tess requests changes in the first `passes` passes, and approves after.
-    pub const fn requesting_changes(self, passes: u32) -> Self {
-        Self {
-            request_changes: passes,
+            send_back: passes,
             ..self
         }
     }
@@ -189,6 +184,13 @@ impl Agent {
     pub const fn quiet_after(self, pass: u32) -> Self {
         Self {
             quiet_after: Some(pass),
+            ..self
+        }
+    }
+    /// The agent makes no change and causes no event in passes before `pass`.
+    pub const fn from_pass(self, pass: u32) -> Self {
+        Self {
+            from_pass: pass,
             ..self
         }
     }
@@ -210,14 +212,14 @@ impl Agent {
             Timing::SentByTest | Timing::None => "none",
         };
         let mut extra = String::new();
-        if self.failing {
-            extra += " --conclusion failure";
-        }
-        if self.request_changes > 0 {
-            extra += &format!(" --request-changes {}", self.request_changes);
+        if self.send_back > 0 {
+            extra += &format!(" --send-back {}", self.send_back);
         }
         if let Some(pass) = self.quiet_after {
             extra += &format!(" --quiet-after {pass}");
+        }
+        if self.from_pass > 1 {
+            extra += &format!(" --from-pass {}", self.from_pass);
         }
         format!(
             r#"{role} --task "$TASK_ID" --repository "$REPOSITORY" --event {event} --deliveries {} --redeliver {} --exit {}{extra}"#,
@@ -310,6 +312,8 @@ impl Play {
         ];
         if let Some([ci, merge]) = self.gates {
             commands[0] += &format!(" && {}", ci.command("ci"));
+            // The auto-merge only follows an approval: not in a pass Tess sent back.
+            let merge = merge.from_pass(tess.send_back + 1);
             commands[2] += &format!(" && {}", merge.command("merge"));
         }
         if let Some(github) = &self.github {

@@ -156,7 +156,7 @@ async fn the_printed_definition_given_inline_is_the_file() {
 async fn each_pipeline_directory_is_one_kustomization() {
     for (dir, pipeline, sensors) in [
         ("workflow-templates", "play", 4),
-        ("examples/pipelines/gated", "gated", 6),
+        ("examples/pipelines/gated", "gated", 7),
     ] {
         let mut command = tokio::process::Command::new(repo_path("tests/controlplane/bin/kubectl"));
         command.arg("kustomize").arg(repo_path(dir));

@@ -759,9 +759,9 @@ async fn gated_play(ns: &TestNamespace, task: &str, stage: &str) -> String {
 
 /// The gates of a pipeline of one's own (examples/pipelines/gated/pipeline.yaml), recovered from what
 /// GitHub lists: a check suite that passed on the head of the task's pull request releases the CI
-/// gate (one that failed beside it does not fail it), one that only failed fails the play there
-/// (the gate's failedBy), and a merge since the play began releases the merge gate (a pull
-/// request closed unmerged is none).
+/// gate (one that failed beside it does not send it back), one that only failed sends the play
+/// back to `pending` for its second pass (the gate's sentBackBy), and a merge since the play
+/// began releases the merge gate (a pull request closed unmerged is none).
 #[tokio::test]
 #[ignore = "needs the control plane: make test"]
 async fn a_gated_pipelines_ci_and_merge_gates_are_recovered_from_what_github_lists() {
@@ -806,7 +806,7 @@ async fn a_gated_pipelines_ci_and_merge_gates_are_recovered_from_what_github_lis
         (
             &failed,
             "#12 check suite failure on its head",
-            "delivered-failed",
+            "delivered-sent-back",
         ),
         (&merged, "#13 merged", "delivered-resumed"),
         (
@@ -826,7 +826,11 @@ async fn a_gated_pipelines_ci_and_merge_gates_are_recovered_from_what_github_lis
     }
     assert_eq!(report["recovered"], 3, "{report:#}");
     let record = ns.stagectl(&["get", &failed, "-o", "json"]).await.json();
-    assert_eq!(record["stage"], "failed", "{record:#}");
+    assert_eq!(
+        (record["stage"].as_str(), record["pass"].as_u64()),
+        (Some("pending"), Some(2)),
+        "{record:#}"
+    );
 }
 
 /// A play sent back once: Tess's change request latched while it stood before her wait, and the

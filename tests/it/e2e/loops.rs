@@ -59,7 +59,7 @@ async fn a_change_request_sends_the_play_back_once_and_its_second_pass_is_approv
     let (plays, _, workflow) = submitted(
         "e2e-loop-once",
         "81",
-        [Agent::on_time(), Agent::on_time().requesting_changes(1)],
+        [Agent::on_time(), Agent::on_time().sending_back(1)],
     )
     .await;
     let (object, record) = ended(&plays, &workflow, "Succeeded", ("completed", 2)).await;
@@ -107,7 +107,7 @@ async fn a_play_sent_back_in_its_last_pass_fails_at_the_limit() {
     let (plays, _, workflow) = submitted(
         "e2e-loop-limit",
         "82",
-        [Agent::early(), Agent::early().requesting_changes(3)],
+        [Agent::early(), Agent::early().sending_back(3)],
     )
     .await;
     let (object, record) = ended(&plays, &workflow, "Failed", ("failed", 3)).await;
@@ -171,7 +171,7 @@ async fn an_approval_of_pass_one_redelivered_during_pass_two_releases_nothing() 
         "83",
         [
             Agent::early(),
-            Agent::on_time().requesting_changes(1).quiet_after(1),
+            Agent::on_time().sending_back(1).quiet_after(1),
         ],
     )
     .await;

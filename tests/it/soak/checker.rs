@@ -687,9 +687,15 @@ pub fn check(facts: &Facts) -> Verdict {
                 .find(|s| s.pass == pass)
                 .map_or(Millis::MAX, |s| s.at)
         };
+        // The wait whose event sends the play back, by index.
+        let sender = play
+            .plan
+            .sender()
+            .map_or(waits.len() - 1, |(index, _)| index);
         for pass in 1..=passes {
-            // A pass sent back (or failed at the limit) passes every wait: the approval's is
-            // decided by the change request, entered on time or decided before it (latched).
+            // A pass sent back (or failed at the limit) passes every wait up to the sender's:
+            // that one is decided by the change request or the red check, entered on time or
+            // decided before it (latched). No wait after it is entered in that pass.
             let decided_by_review = pass < passes || at_limit;
             let written: Vec<&str> = stages
                 .iter()
@@ -697,7 +703,7 @@ pub fn check(facts: &Facts) -> Verdict {
                 .map(|s| s.stage.as_str())
                 .collect();
             let passed = if decided_by_review {
-                waits.len()
+                sender + 1
             } else {
                 failing.unwrap_or(waits.len())
             };
@@ -727,10 +733,7 @@ pub fn check(facts: &Facts) -> Verdict {
             let in_window = |at: Millis| window.0 <= at && at < window.1;
 
             for (index, (stage, _, _)) in waits.iter().enumerate() {
-                let change_kind =
-                    play.plan
-                        .pipeline
-                        .change_in_pass(index, pass, play.plan.request_changes());
+                let change_kind = play.plan.change_in_pass(index, pass);
                 let here: Vec<&Release> = releases
                     .iter()
                     .filter(|r| r.stage == *stage && r.pass == pass)
@@ -739,7 +742,7 @@ pub fn check(facts: &Facts) -> Verdict {
                 // The failing agent's own event may latch a wait the play never reaches.
                 let allowed = if reached {
                     1..=1
-                } else if index == passed {
+                } else if index == passed && !decided_by_review {
                     0..=1
                 } else {
                     0..=0
@@ -970,10 +973,23 @@ fn going_until(facts: &Facts, at: Millis, released: Millis) -> Millis {
         .fold(at, Millis::max)
 }
 
+/// When a run was due: Argo names a CronWorkflow's runs after the time they were scheduled
+/// for (`NAME-<unix seconds>`), and may create one later than that (its controller's requests
+/// held by a slow API server). A name that says no time within an interval before the run was
+/// created counts from its creation.
+fn due(run: &ReconcileRun, interval: Duration) -> Millis {
+    run.name
+        .rsplit_once('-')
+        .and_then(|(_, seconds)| seconds.parse::<Millis>().ok())
+        .and_then(|seconds| seconds.checked_mul(1000))
+        .filter(|due| *due <= run.created && run.created - due < interval.as_millis() as Millis)
+        .unwrap_or(run.created)
+}
+
 /// How long a webhook lost at `since` may wait for reconcile, faults aside: a run that had
 /// read GitHub before the change may still be going (the CronWorkflow's `Forbid` skips every
 /// run due meanwhile), then up to one interval until the next is due, then that run's own time
-/// until it delivers (a run delivers one play after another).
+/// from when it was due until it delivers (a run delivers one play after another).
 fn recovery_bound(facts: &Facts, since: Millis, by: &Writer, released: Millis) -> Duration {
     let going_at_since = going_until(facts, since, released) - since;
     let releasing = match by {
@@ -981,7 +997,9 @@ fn recovery_bound(facts: &Facts, since: Millis, by: &Writer, released: Millis) -
             .reconcile_runs
             .iter()
             .find(|run| &run.name == name)
-            .map_or(0, |run| (released - run.created).max(0)),
+            .map_or(0, |run| {
+                (released - due(run, facts.reconcile_interval)).max(0)
+            }),
         _ => 0,
     };
     facts.reconcile_interval + Duration::from_millis((going_at_since + releasing) as u64)
@@ -1045,7 +1063,7 @@ mod tests {
             new_ids: false,
             gap: 0,
             exit,
-            request_changes: 0,
+            send_back: 0,
         };
         PlayPlan {
             task: task.into(),
@@ -1285,14 +1303,14 @@ mod tests {
             ..Facts::default()
         };
         let mut plan = plan("1", [0, 0, 0]);
-        plan.agents[2].request_changes = 1;
+        plan.agents[2].send_back = 1;
         let mut node_names = BTreeMap::new();
         let mut waits = BTreeMap::new();
         let mut at = 1_000;
         let mut id = 0;
         for pass in 1..=2_u32 {
             for (i, (stage, node, _)) in SoakPipeline::Play.waits().iter().enumerate() {
-                let kind = SoakPipeline::Play.change_in_pass(i, pass, 1);
+                let kind = plan.change_in_pass(i, pass);
                 let node_id = format!("{name}-{pass}-{i}");
                 node_names.insert(node_id.clone(), (node.to_string(), pass));
                 waits.insert((stage.to_string(), pass), "Succeeded".to_string());
@@ -1408,6 +1426,33 @@ mod tests {
             to: 35_000,
         });
         assert!(check(&facts).passed(), "{}", check(&facts).report());
+    }
+
+    /// Found by the replay of seed 1796788810501410503: an API server slowed to 2.1 s a request
+    /// held the controller's creation of the run due an interval after the last window (the
+    /// API server killed) by 2 s; that run recovered 19 lost webhooks at once. A run is bounded
+    /// from when it was due, its name says; a run due an interval later still is not within it.
+    #[test]
+    fn a_run_the_controller_created_late_is_bounded_from_when_it_was_due() {
+        let releasing = "stagectl-reconcile-94";
+        let mut facts = recovered_by(releasing, 97_600, vec![run(releasing, 97_100, 98_000)]);
+        facts.fault_windows.push(Downtime {
+            process: "apiserver".into(),
+            from: 5_000,
+            to: 35_000,
+        });
+        assert!(check(&facts).passed(), "{}", check(&facts).report());
+        // Counted from its creation, it would be late.
+        let unnamed = "stagectl-reconcile-unscheduled";
+        let mut counted_from_creation =
+            recovered_by(unnamed, 97_600, vec![run(unnamed, 97_100, 98_000)]);
+        counted_from_creation.fault_windows = facts.fault_windows.clone();
+        assert_eq!(broken(&check(&counted_from_creation)), [PROPERTIES[5]]);
+        // The run due next, an interval later: not within the bound.
+        let later = "stagectl-reconcile-154";
+        facts = recovered_by(later, 157_600, vec![run(later, 157_100, 158_000)]);
+        facts.fault_windows = counted_from_creation.fault_windows;
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[5]]);
     }
 
     /// Found by the tenth full soak (seed 1796185348787163811): GitHub's rate limit ran out

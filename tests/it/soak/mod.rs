@@ -98,7 +98,7 @@ fn the_fixed_seed_of_the_short_soak_meets_every_kind_of_process_fault() {
     assert!(agents().any(|a| a.timing == Timing::Dropped));
     assert!(agents().any(|a| a.exit != 0));
     // A play Tess sends back, and one she sends back in its last pass.
-    let loops: Vec<u32> = scenario.plays.iter().map(|p| p.request_changes()).collect();
+    let loops: Vec<u32> = scenario.plays.iter().map(|p| p.send_backs()).collect();
     assert!(loops.iter().any(|&n| n > 0), "{loops:?}");
 }
 

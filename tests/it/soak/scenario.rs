@@ -82,9 +82,10 @@ pub struct AgentPlan {
     pub gap: u64,
     /// The agent fails with this exit code after its work.
     pub exit: i32,
-    /// Tess only: she requests changes in passes 1 to this, and approves after (0: she approves
-    /// at once). At the pipeline's limit the play fails at her wait.
-    pub request_changes: u32,
+    /// Tess or CI only: her review requests changes, or the check suite fails, in passes 1 to
+    /// this, which sends the play back; after, she approves, or it passes (0: at once). At the
+    /// pipeline's limit the play fails at that wait.
+    pub send_back: u32,
 }
 
 impl AgentPlan {
@@ -96,9 +97,9 @@ impl AgentPlan {
             Timing::Late(seconds) => ("late", seconds),
             Timing::Dropped => ("dropped", 0),
         };
-        let loops = match self.request_changes {
+        let loops = match self.send_back {
             0 => String::new(),
-            passes => format!(" --request-changes {passes}"),
+            passes => format!(" --send-back {passes}"),
         };
         format!(
             r#"{role} --task "$TASK_ID" --repository "$REPOSITORY" --event {event} --delay {delay} --deliveries {} --redeliver {} --gap {} --exit {}{loops} --github {github}"#,
@@ -150,31 +151,17 @@ impl SoakPipeline {
         }
     }
 
-    /// How many passes a play may make, as its definition says (workflow-templates/pipeline.yaml).
+    /// How many passes a play may make, as its definition says (its pipeline.yaml).
     pub fn passes(self) -> u32 {
-        match self {
-            Self::Play => 3,
-            Self::Gated => 1,
-        }
+        3
     }
 
-    /// The role whose event at its wait may send the play back, by index: Tess's change
-    /// request at the approval wait.
-    pub fn reviewer(self) -> Option<usize> {
+    /// The roles whose event at their wait may send the play back, by index: Tess's change
+    /// request at the approval wait, and in the gated pipeline CI failing at its gate.
+    pub fn senders(self) -> &'static [usize] {
         match self {
-            Self::Play => Some(2),
-            Self::Gated => None,
-        }
-    }
-
-    /// The GitHub change that releases (or decides) the wait of role `index` in `pass`: in a
-    /// later pass Rex pushes to the pull request he opened; Tess requests changes in the passes
-    /// she was drawn to, and approves after.
-    pub fn change_in_pass(self, index: usize, pass: u32, request_changes: u32) -> &'static str {
-        match (self.waits()[index].2, pass) {
-            ("pr-opened", 2..) => "pushed",
-            ("approved", _) if pass <= request_changes => "changes-requested",
-            (kind, _) => kind,
+            Self::Play => &[2],
+            Self::Gated => &[1, 3],
         }
     }
 
@@ -229,13 +216,15 @@ impl SoakPipeline {
                 "sensor-play-pr-created",
                 "sensor-play-ready-for-qa",
                 "sensor-play-pr-approved",
+                "sensor-play-pr-approved-sent-back",
             ],
             Self::Gated => &[
                 "sensor-gated-pr-created",
                 "sensor-gated-ci",
-                "sensor-gated-ci-failed",
+                "sensor-gated-ci-sent-back",
                 "sensor-gated-ready-for-qa",
                 "sensor-gated-pr-approved",
+                "sensor-gated-pr-approved-sent-back",
                 "sensor-gated-merged",
             ],
         }
@@ -254,38 +243,69 @@ pub struct PlayPlan {
 }
 
 impl PlayPlan {
+    /// The GitHub change that releases (or decides) the wait of role `index` in `pass`: in a
+    /// later pass Rex pushes to the pull request he opened; the role drawn to send the play
+    /// back requests changes, or fails CI, in its passes, and approves, or passes, after.
+    pub fn change_in_pass(&self, index: usize, pass: u32) -> &'static str {
+        let sends_back = self
+            .sender()
+            .is_some_and(|(sender, passes)| sender == index && pass <= passes);
+        match (self.waits()[index].2, pass) {
+            ("pr-opened", 2..) => "pushed",
+            ("approved", _) if sends_back => "changes-requested",
+            ("checks-passed", _) if sends_back => "checks-failed",
+            (kind, _) => kind,
+        }
+    }
+
+    /// The role drawn to send the play back, by index, and in how many passes.
+    pub fn sender(&self) -> Option<(usize, u32)> {
+        self.agents
+            .iter()
+            .position(|agent| agent.send_back > 0)
+            .map(|index| (index, self.agents[index].send_back))
+    }
+
     /// The agent that fails, if one does: the play ends `failed` there.
     pub fn failing_agent(&self) -> Option<usize> {
         self.agents.iter().position(|agent| agent.exit != 0)
     }
 
-    /// How many passes Tess asks for changes in.
-    pub fn request_changes(&self) -> u32 {
-        self.pipeline
-            .reviewer()
-            .map_or(0, |i| self.agents[i].request_changes)
+    /// How many passes the play is sent back in.
+    pub fn send_backs(&self) -> u32 {
+        self.sender().map_or(0, |(_, passes)| passes)
     }
 
-    /// How many passes the play makes: one more than Tess sends it back, up to the limit.
+    /// How many passes the play makes: one more than it is sent back, up to the limit.
     pub fn passes(&self) -> u32 {
-        (self.request_changes() + 1).min(self.pipeline.passes())
+        (self.send_backs() + 1).min(self.pipeline.passes())
     }
 
     /// Whether the play is sent back in its last pass allowed, and so fails at the limit.
     pub fn fails_at_limit(&self) -> bool {
-        self.request_changes() >= self.pipeline.passes()
+        self.send_backs() >= self.pipeline.passes()
     }
 
     pub fn waits(&self) -> &'static [(&'static str, &'static str, &'static str)] {
         self.pipeline.waits()
     }
 
-    /// The command lines of Rex's, Cleo's and Tess's steps, with the GitHub stand-in.
+    /// The command lines of Rex's, Cleo's and Tess's steps, with the GitHub stand-in. A role
+    /// after the sender in its step (the merge after Tess's review) acts only in the passes
+    /// she did not send back.
     pub fn commands(&self, github: &str) -> [String; 3] {
         self.pipeline.steps().map(|roles| {
             let lines: Vec<String> = roles
                 .iter()
-                .map(|&i| self.agents[i].command(self.pipeline.roles()[i], github))
+                .map(|&i| {
+                    let line = self.agents[i].command(self.pipeline.roles()[i], github);
+                    match self.sender() {
+                        Some((sender, passes)) if sender < i && roles.contains(&sender) => {
+                            format!("{line} --from-pass {}", passes + 1)
+                        }
+                        _ => line,
+                    }
+                })
                 .collect();
             lines.join(" && ")
         })
@@ -392,15 +412,19 @@ impl Scenario {
                     let which = failable[rng.between(0, failable.len() as u64 - 1) as usize];
                     agents[which].exit = 3;
                 }
-                // Tess asks for changes in some plays, from a stream of its own so that the
-                // rest of a seed's scenario is what it was before plays looped.
-                if let Some(reviewer) = pipeline.reviewer()
-                    && agents.iter().all(|agent| agent.exit == 0)
-                {
+                // Tess asks for changes (or CI fails) in some plays, from a stream of its own
+                // so that the rest of a seed's scenario is what it was before plays looped.
+                let senders = pipeline.senders();
+                if agents.iter().all(|agent| agent.exit == 0) {
                     let mut loops =
                         Rng::new(seed ^ 0x1005_u64.rotate_left(40) ^ (i - first) as u64);
-                    agents[reviewer].request_changes =
+                    let passes =
                         loops.weighted(&[(62, 0), (25, 1), (8, 2), (5, pipeline.passes())]);
+                    let sender = match senders {
+                        [one] => *one,
+                        many => many[loops.between(0, many.len() as u64 - 1) as usize],
+                    };
+                    agents[sender].send_back = passes;
                 }
                 PlayPlan {
                     task: (100 + i / 2).to_string(),
@@ -444,7 +468,7 @@ fn agent(rng: &mut Rng) -> AgentPlan {
         new_ids: repeated && rng.chance(40),
         gap: if repeated { rng.between(0, 45) } else { 0 },
         exit: 0,
-        request_changes: 0,
+        send_back: 0,
     }
 }
 
@@ -549,6 +573,37 @@ mod tests {
     /// The gated pipeline's plays: an agent per role (CI and the merge too), drawn to fail only
     /// at a step's first role, each step's command line running its roles in order; its
     /// Sensors among the faults.
+    /// The Sensors a fault may kill are those the pipeline's directory installs, each by the
+    /// name tests/events/start gives its process.
+    #[test]
+    fn the_sensors_a_fault_may_kill_are_every_sensor_of_the_pipeline() {
+        for pipeline in [SoakPipeline::Play, SoakPipeline::Gated] {
+            let dir = crate::harness::repo_path(pipeline.dir());
+            let mut installed: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|entry| entry.unwrap().path())
+                .filter(|path| {
+                    path.file_name()
+                        .and_then(|name| name.to_str())
+                        .is_some_and(|name| name.starts_with("sensor-"))
+                })
+                .map(|path| {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    let name = text
+                        .lines()
+                        .find_map(|line| line.strip_prefix("  name: "))
+                        .unwrap_or_else(|| panic!("{}: no metadata.name", path.display()));
+                    format!("sensor-{name}")
+                })
+                .collect();
+            installed.sort();
+            let mut listed: Vec<String> =
+                pipeline.sensors().iter().map(|s| s.to_string()).collect();
+            listed.sort();
+            assert_eq!(listed, installed, "{}", pipeline.name());
+        }
+    }
+
     #[test]
     fn a_gated_scenario_draws_every_role_and_fails_only_where_a_step_begins() {
         let scenario = Scenario::generate(
@@ -569,6 +624,25 @@ mod tests {
         assert!(
             !failing.is_empty() && failing.is_subset(&[0, 2, 3].into()),
             "{failing:?}"
+        );
+        // Both CI and Tess send plays back; a merge follows only an approval.
+        let senders: std::collections::BTreeSet<usize> = scenario
+            .plays
+            .iter()
+            .filter_map(|play| play.sender().map(|(index, _)| index))
+            .collect();
+        assert_eq!(senders, [1, 3].into());
+        let sent_back_by_tess = scenario
+            .plays
+            .iter()
+            .find(|play| play.sender().is_some_and(|(index, _)| index == 3))
+            .unwrap();
+        let [_, _, review] = sent_back_by_tess.commands("http://github");
+        let passes = sent_back_by_tess.send_backs();
+        assert!(
+            review.contains(&format!("--send-back {passes}"))
+                && review.ends_with(&format!(" --from-pass {}", passes + 1)),
+            "{review}"
         );
         let commands = scenario.plays[0].commands("http://github");
         assert!(
@@ -611,7 +685,12 @@ mod tests {
         assert!(timings.iter().any(|t| matches!(t, Timing::Late(_))));
         let labels: std::collections::BTreeSet<String> =
             scenario.faults.iter().map(|f| f.kind.label()).collect();
-        assert_eq!(labels.len(), 13, "{labels:?}");
+        // Ten kinds of fault, and a kill of each Sensor.
+        assert_eq!(
+            labels.len(),
+            10 + SoakPipeline::Play.sensors().len(),
+            "{labels:?}"
+        );
         let shared = scenario.plays.iter().any(|a| {
             scenario
                 .plays
