@@ -188,7 +188,7 @@ impl Agent {
         }
     }
     /// The agent makes no change and causes no event in passes before `pass`.
-    pub const fn from_pass(self, pass: u32) -> Self {
+    pub const fn acting_from_pass(self, pass: u32) -> Self {
         Self {
             from_pass: pass,
             ..self
@@ -313,7 +313,7 @@ impl Play {
         if let Some([ci, merge]) = self.gates {
             commands[0] += &format!(" && {}", ci.command("ci"));
             // The auto-merge only follows an approval: not in a pass Tess sent back.
-            let merge = merge.from_pass(tess.send_back + 1);
+            let merge = merge.acting_from_pass(tess.send_back + 1);
             commands[2] += &format!(" && {}", merge.command("merge"));
         }
         if let Some(github) = &self.github {
