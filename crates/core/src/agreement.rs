@@ -247,12 +247,26 @@ fn run_in_a_pass_over<'a>(
     stage: &str,
 ) -> Vec<&'a str> {
     let stage_step = |called: &str| by_name.get(called).is_some_and(|t| sets(t).is_some());
+    // The templates that wait at the stage, themselves or in a template they call: what runs
+    // after a call of one runs after the wait too.
+    let waiting_at = |task: &Task, holding: &BTreeSet<&str>| {
+        (task.stage == Some(stage) && by_name.get(task.called).is_some_and(|c| is_wait(c)))
+            || holding.contains(task.called)
+    };
+    let mut holding: BTreeSet<&str> = BTreeSet::new();
+    while let Some(more) = templates.iter().find_map(|t| {
+        let name = t["name"].as_str()?;
+        (!holding.contains(name) && tasks(t).iter().any(|task| waiting_at(task, &holding)))
+            .then_some(name)
+    }) {
+        holding.insert(more);
+    }
     let mut found = Vec::new();
     for template in templates {
         let tasks = tasks(template);
         let mut after: BTreeSet<&str> = tasks
             .iter()
-            .filter(|t| t.stage == Some(stage) && by_name.get(t.called).is_some_and(|c| is_wait(c)))
+            .filter(|t| waiting_at(t, &holding))
             .map(|t| t.name)
             .collect();
         if after.is_empty() {
@@ -604,8 +618,35 @@ mod tests {
         // Tess runs only when it says the pass goes on.
         pass[at + 1]["when"] =
             json!("{{tasks.ci-decided.outputs.parameters.pass}} == {{inputs.parameters.pass}}");
-        doc["spec"]["templates"][0]["dag"]["tasks"] = chained(pass);
+        doc["spec"]["templates"][0]["dag"]["tasks"] = chained(pass.clone());
         assert_eq!(check_template(&ci, &doc), Vec::<String>::new());
+
+        // The gate in a template of its own: what its caller runs after it runs after the wait.
+        let gate = ["set-stage-waiting-ci", "wait-waiting-ci"];
+        let mut nested: Vec<Value> = pass
+            .iter()
+            .filter(|c| !gate.contains(&c["name"].as_str().unwrap()) && c["name"] != "ci-decided")
+            .cloned()
+            .collect();
+        let tess = nested.iter().position(|c| c["name"] == "tess").unwrap();
+        nested[tess]["when"] = json!(null);
+        nested.insert(tess, json!({"name": "gate", "template": "ci-gate"}));
+        doc["spec"]["templates"][0]["dag"]["tasks"] = chained(nested);
+        let gate_calls: Vec<Value> = gate
+            .iter()
+            .map(|name| pass.iter().find(|c| c["name"] == *name).unwrap().clone())
+            .collect();
+        doc["spec"]["templates"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "ci-gate", "dag": {"tasks": chained(gate_calls)}}));
+        let found = check_template(&ci, &doc);
+        assert!(
+            found.len() == 1
+                && found[0]
+                    .starts_with("template play: tess would run after the wait at waiting-ci"),
+            "{found:?}"
+        );
     }
 
     #[test]
