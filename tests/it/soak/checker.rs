@@ -968,9 +968,29 @@ fn going_until(facts: &Facts, at: Millis, released: Millis) -> Millis {
         .filter(|run| run.created <= at)
         .map(|run| {
             run.finished
-                .map_or(released, |finished| finished + CRON_SYNC_PERIOD)
+                .map_or(released, |finished| sync_seen_end(facts, finished))
         })
         .fold(at, Millis::max)
+}
+
+/// When Argo's cron sync has seen a run that ended at `finished` end: its next sync, a period
+/// later, by a controller that runs. One killed before that syncs at its start, before its
+/// informers have the run, and again a period after (the replay of seed 1796670187891798545: a
+/// run ended 2 s before the controller was killed; back 38 s later, its first sync left the run
+/// active, and `Forbid` skipped the run due 8 s after the restart).
+fn sync_seen_end(facts: &Facts, finished: Millis) -> Millis {
+    let mut seen = finished + CRON_SYNC_PERIOD;
+    while let Some(back) = facts
+        .fault_windows
+        .iter()
+        .filter(|w| w.process == "workflow-controller" && w.from < seen && w.to > finished)
+        .map(|w| w.to + CRON_SYNC_PERIOD)
+        .filter(|later| *later > seen)
+        .max()
+    {
+        seen = back;
+    }
+    seen
 }
 
 /// When a run was due: Argo names a CronWorkflow's runs after the time they were scheduled
@@ -1426,6 +1446,33 @@ mod tests {
             to: 35_000,
         });
         assert!(check(&facts).passed(), "{}", check(&facts).report());
+    }
+
+    /// A run that ended just before the controller was killed stays on the CronWorkflow's active
+    /// list until a sync period after the controller is back: the run due meanwhile is skipped
+    /// (`Forbid`), and the one after it recovers the wait within the bound.
+    #[test]
+    fn a_run_ended_before_the_controller_was_killed_blocks_the_next_until_it_is_back() {
+        let releasing = "stagectl-reconcile-105";
+        let runs = vec![
+            run("stagectl-reconcile-0", 500, 900),
+            run(releasing, 105_500, 106_500),
+        ];
+        let mut facts = recovered_by(releasing, 106_000, runs.clone());
+        facts.fault_windows.push(Downtime {
+            process: "workflow-controller".into(),
+            from: 950,
+            to: 40_000,
+        });
+        assert!(check(&facts).passed(), "{}", check(&facts).report());
+        // The controller down as long, but after the sync that saw the run end: the run due
+        // after it is back had nothing before it, and the one after is late.
+        facts.fault_windows[0] = Downtime {
+            process: "workflow-controller".into(),
+            from: 11_000,
+            to: 40_000,
+        };
+        assert_eq!(broken(&check(&facts)), [PROPERTIES[5]]);
     }
 
     /// Found by the replay of seed 1796788810501410503: an API server slowed to 2.1 s a request
