@@ -81,7 +81,8 @@ e2e-build: tests/github/node_modules/.package-lock.json ## Build Argo's workflow
 	  github.com/argoproj/argo-workflows/v4/cmd/workflow-controller ./cmd/podrunner
 	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o ../e2e/bin/ ./cmd/github-event
 	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/argo-events github.com/argoproj/argo-events/cmd
-	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/ github.com/nats-io/nats-server/v2 ./cmd/pod
+	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/pod
+	cd tests/events/nats && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o ../bin/ github.com/nats-io/nats-server/v2
 
 # Stops Argo's installation on the control plane instance $(1), an absolute path (its Argo
 # Events, its controller and pod runner, its control plane).

@@ -368,6 +368,23 @@ impl Events {
         self.state.join(format!("{process}.log"))
     }
 
+    /// Where a Sensor's pod (`sensor-<name>`) publishes its metrics port, 7777.
+    pub fn metrics_url(&self, process: &str) -> String {
+        let file = self.state.join(format!("{process}.metrics-address"));
+        let address =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        format!("http://{}/metrics", address.trim())
+    }
+
+    /// How many of a process's log lines hold `text`.
+    pub fn log_lines_with(&self, process: &str, text: &str) -> usize {
+        std::fs::read_to_string(self.log_path(process))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(text))
+            .count()
+    }
+
     /// How long a process's log is now: where a look at what it logs next starts.
     pub fn log_end(&self, process: &str) -> u64 {
         crate::harness::file_end(&self.log_path(process))

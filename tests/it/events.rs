@@ -3,6 +3,8 @@
 //! Argo Events of its own, under Argo's controller as in `e2e`.
 
 use crate::e2e::{Agent, Play, Plays, assert_completed_as_timed};
+use crate::harness::Prometheus;
+use std::time::Duration;
 
 /// The Sensor of waiting-pr-created, as tests/events/start names its pod.
 const PR_CREATED_SENSOR: &str = "sensor-play-pr-created";
@@ -196,4 +198,107 @@ async fn the_event_bus_killed_comes_back_where_it_was_and_the_running_eventsourc
     // GitHub's "Redeliver": the same delivery, taken by the reconnected EventSource and Sensor.
     plays.deliver("pr-opened", &play, "while-bus-down").await;
     assert_completed_as_timed(&plays, &play, &workflow).await;
+}
+
+/// GitHub's "Redeliver" of a webhook whose stage-resume exists: the Sensor's create is refused
+/// as AlreadyExists, tried again as its retryStrategy says (atLeastOnce: without it Argo Events
+/// never retries), then counted in `argo_events_action_retries_failed_total`, which the Sensor
+/// exports from its start at 0 — and PlaySensorTriggerFailed, read by a Prometheus scraping
+/// the Sensor's own metrics port, fires for that Sensor.
+#[tokio::test]
+#[ignore = "needs the control plane and Argo's controller: make test"]
+async fn a_redelivery_is_refused_after_the_triggers_retries_and_the_sensor_counts_it_for_the_alert()
+{
+    let plays = Plays::new("events-sensor-metrics").await;
+    let play = Play::new(
+        "95",
+        "acme/widgets",
+        [Agent::sent_by_test(), Agent::early(), Agent::early()],
+    );
+    let prometheus = Prometheus::start(&plays.events().metrics_url(PR_CREATED_SENSOR)).await;
+    let failed = "argo_events_action_retries_failed_total{sensor_name=\"play-pr-created\",trigger_name=\"stage-resume\"}";
+    let value = async |promql: &str| -> Option<String> {
+        let series = prometheus.query(promql).await;
+        series
+            .first()
+            .map(|s| s["value"][1].as_str().unwrap().to_string())
+    };
+    crate::harness::eventually(
+        "the Sensor's retries-failed counter, at 0 from its start",
+        Duration::from_secs(60),
+        async || (value(failed).await.as_deref() == Some("0")).then_some(()),
+    )
+    .await;
+    // Every Argo Events metric the alert rules read is one the Sensor exports.
+    let exported: Vec<String> = prometheus
+        .query("{__name__=~\"argo_events_.+\"}")
+        .await
+        .iter()
+        .map(|series| series["metric"]["__name__"].as_str().unwrap().to_string())
+        .collect();
+    let rules = std::fs::read_to_string(crate::harness::repo_path(
+        "examples/monitoring/prometheus-rule.yaml",
+    ))
+    .unwrap();
+    let queried: Vec<&str> = rules
+        .match_indices("argo_events_")
+        .map(|(at, _)| {
+            let name = &rules[at..];
+            &name[..name
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(name.len())]
+        })
+        .filter(|name| *name != "argo_events_")
+        .collect();
+    assert!(!queried.is_empty());
+    for name in queried {
+        assert!(
+            exported.iter().any(|e| e == name),
+            "the rules read {name}; the Sensor exports {exported:?}"
+        );
+    }
+
+    let workflow = plays.submit(&play).await;
+    plays.wait_for_stage(&workflow, "waiting-pr-created").await;
+    plays.deliver("pr-opened", &play, "opened").await;
+    assert_completed_as_timed(&plays, &play, &workflow).await;
+    let sensor = plays.events();
+    let from = sensor.log_end(PR_CREATED_SENSOR);
+    let creates = sensor.log_lines_with(PR_CREATED_SENSOR, "creating the object");
+    plays
+        .send_webhook("pr-opened", &play, "opened", "sha256")
+        .await
+        .assert_code(0);
+    sensor
+        .wait_for_log_line(PR_CREATED_SENSOR, from, "failed to trigger actions")
+        .await;
+    assert_eq!(
+        sensor.log_lines_with(PR_CREATED_SENSOR, "creating the object") - creates,
+        3,
+        "the retryStrategy's 3 tries"
+    );
+    crate::harness::eventually(
+        "PlaySensorTriggerFailed firing for play-pr-created",
+        Duration::from_secs(60),
+        async || {
+            let firing = prometheus
+                .query("ALERTS{alertname=\"PlaySensorTriggerFailed\",alertstate=\"firing\"}")
+                .await;
+            firing
+                .iter()
+                .any(|alert| alert["metric"]["sensor_name"] == "play-pr-created")
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(value(failed).await.as_deref(), Some("1"));
+    // One stage-resume of the wait, the first delivery's.
+    let resumes: Vec<_> = plays
+        .stage_resumes()
+        .await
+        .into_iter()
+        .filter(|r| r["metadata"]["labels"]["stagectl.dev/stage-resume"] == "waiting-pr-created")
+        .map(|r| r["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(resumes, ["stage-resume-opened"]);
 }

@@ -306,11 +306,18 @@ spec:
             "            - src:\n                dependencyName: {dependency}\n                {source}\n              dest: {dest}\n"
         );
     }
+    // Argo Events retries a trigger only when it waits for it before acking the event
+    // (atLeastOnce): otherwise the create runs on its own and one the API server refuses is
+    // never tried again, whatever retryStrategy says.
     let _ = write!(
         w,
-        "      retryStrategy:
+        "      # Tried again 2 s and 6 s after a refused create (the API server restarting), the event
+      # acked only after; a redelivery's create is refused as AlreadyExists each time.
+      retryStrategy:
         steps: 3
         duration: 2s
+        factor: 2
+      atLeastOnce: true
 "
     );
     out
