@@ -93,6 +93,7 @@ pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
     };
     let result = apply_change(settings, &cluster, &request).await;
     let change = report_change(&cluster, started, &request, result)?;
+    hold(change.hold_until).await;
     if let Some(path) = &args.skip_wait_file {
         let skip = change.skip_wait.unwrap_or(false);
         std::fs::write(path, if skip { "true" } else { "false" }).with_context(|| {
@@ -132,4 +133,21 @@ pub async fn run(settings: &Settings, args: &SetArgs) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The longest a step whose pass is over waits for the next pass's first whole second: that is
+/// less than a second away, unless this node's clock is behind the one that wrote the pass.
+const MOST_HELD: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Returns once `until` has passed (at most [`MOST_HELD`] from now). A step whose pass is over
+/// is what lets the template start the next pass: its agents must act in a second after the one
+/// the pass began in, or GitHub, which dates events to the second, dates theirs before the pass
+/// and resume takes them for the earlier pass's.
+async fn hold(until: Option<jiff::Timestamp>) {
+    let Some(until) = until else { return };
+    let left = until.duration_since(jiff::Timestamp::now());
+    if let Ok(left) = std::time::Duration::try_from(left) {
+        tracing::debug!(until = %until, "the next pass begins its first whole second");
+        tokio::time::sleep(left.min(MOST_HELD)).await;
+    }
 }

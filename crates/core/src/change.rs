@@ -164,7 +164,7 @@ impl ChangeRequest {
         };
         match self.pass {
             Some(asked) if asked < pass.number => {
-                return Step::Done(self.pass_over(&current, pass.number));
+                return Step::Done(self.pass_over(&current, &pass));
             }
             Some(asked) if asked > pass.number => {
                 return Step::Refuse(format!(

@@ -85,13 +85,22 @@ impl Pass {
     /// Whether an event that happened on GitHub at `occurred` belongs to this pass. GitHub's
     /// times are whole seconds, so the pass begins at the first whole second after the
     /// send-back: an event of the earlier pass in that same second is never taken for this
-    /// one's, and this pass's own events come after its first agent has run. An event without
-    /// a time (given by hand) is taken as this pass's.
+    /// one's. This pass's own events come after that second began, as its agents only start
+    /// once the stage step after the wait that sent the play back has held until it
+    /// ([`Self::first_second`]). An event without a time (given by hand) is taken as this pass's.
     pub fn admits(&self, occurred: Option<Timestamp>) -> bool {
         match (self.began, occurred) {
             (Some(began), Some(occurred)) => occurred >= first_whole_second(began),
             _ => true,
         }
+    }
+
+    /// The first whole second of this pass (none for the first pass): before it, an event of
+    /// this pass could not be told from one of the pass before by its time on GitHub. An agent
+    /// that started in the second the play was sent back (a pod starts in well under one) had
+    /// its event dated before the pass and taken for the earlier pass's.
+    pub fn first_second(&self) -> Option<Timestamp> {
+        self.began.map(first_whole_second)
     }
 
     /// The annotations a send-back writes: the next pass, and when it began.

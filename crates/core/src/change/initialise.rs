@@ -76,6 +76,7 @@ impl ChangeRequest {
                     skip_wait: None,
                     pass: 1,
                     failure: None,
+                    hold_until: None,
                 },
                 entry: None,
             },

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::ChangeRequest;
 use crate::labels;
+use crate::pass::Pass;
 use crate::patch;
 use crate::record::{self, ChangeKind, HistoryEntry};
 use crate::stage::{Pipeline, Stage};
@@ -43,6 +44,10 @@ pub struct ChangeOutcome {
     /// For a play that is (now) failed: why, as its change into `failed` records it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<record::Failure>,
+    /// For a step whose pass is over: not before this time may it return and let the
+    /// template start the next pass (the pass's first whole second, [`Pass::first_second`]).
+    #[serde(skip)]
+    pub hold_until: Option<jiff::Timestamp>,
 }
 
 /// A change that will have happened once its patch applies (or that already holds): the
@@ -67,15 +72,17 @@ impl ChangeRequest {
                 skip_wait,
                 pass,
                 failure: None,
+                hold_until: None,
             },
             entry: None,
         }
     }
 
     /// The answer of a step whose pass is over: the play is in pass `now_in`.
-    pub(super) fn pass_over(&self, current: &Stage, now_in: u32) -> Planned {
-        let mut planned = self.unchanged(current, Some(true), now_in);
+    pub(super) fn pass_over(&self, current: &Stage, now_in: &Pass) -> Planned {
+        let mut planned = self.unchanged(current, Some(true), now_in.number);
         planned.outcome.outcome = ChangeResult::PassOver;
+        planned.outcome.hold_until = now_in.first_second();
         planned
     }
 
@@ -100,6 +107,7 @@ impl ChangeRequest {
             skip_wait,
             pass: entry.pass,
             failure: to.is_failed().then(|| record::Failure::of(entry)),
+            hold_until: None,
         }
     }
 }

@@ -160,6 +160,21 @@ fn a_change_request_at_the_wait_sends_the_play_back_for_its_next_pass_in_one_wri
         (over.outcome.outcome, over.outcome.pass),
         (ChangeResult::PassOver, 2)
     );
+    // ... and holds the template until pass 2's first whole second: an agent of pass 2 then acts
+    // in a second its events are dated to, which pass 1's cannot be.
+    let began: jiff::Timestamp = annotations[PASS_BEGAN_ANNOTATION]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let held = over.outcome.hold_until.unwrap();
+    assert!(held >= began && held.subsec_nanosecond() == 0, "{held}");
+    assert!(held.duration_since(began) <= jiff::SignedDuration::from_secs(1));
+    let pass = crate::pass::Pass::of(&meta(&workflow)).unwrap();
+    assert!(!pass.admits(Some(
+        jiff::Timestamp::from_second(held.as_second() - 1).unwrap()
+    )));
+    assert!(pass.admits(Some(held)));
     // A step that claims a pass the play has not reached is refused.
     assert!(matches!(
         set("waiting-pr-created", 3).plan(&p(), &meta(&workflow), now(), &[]),
