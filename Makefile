@@ -4,15 +4,26 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
+# The Argo Workflows line everything runs under: its CRDs on the control planes, its
+# workflow-controller, its validation (tests/argo/<line>: the module pins the release).
+# `make e2e ARGO=v3.7`; `make test` runs the smaller end-to-end set under every other line too.
+ARGO ?= v4.0
+ARGO_LINES := v3.7 v4.0
+export STAGECTL_ARGO := $(ARGO)
+
 CONTROLPLANE := tests/controlplane
 KUBECTL := $(CONTROLPLANE)/bin/kubectl
+# A control plane instance holds one line's CRDs: another line's are beside the default's.
+line-suffix = $(if $(filter v4.0,$(ARGO)),,-$(ARGO))
+# The instance the tests share (tests/controlplane/start's default for the default line).
+CONTROLPLANE_STATE = $(CONTROLPLANE)/.state$(line-suffix)
 # The end-to-end tests' control plane instance: Argo's controller and the pod runner run against it.
-E2E_CONTROLPLANE := $(CONTROLPLANE)/.state-e2e
+E2E_CONTROLPLANE = $(CONTROLPLANE)/.state-e2e$(line-suffix)
 # Where the tests that need Argo to themselves (they restart its control plane or read its
 # controller's metrics) each start an installation of their own: <this>/<test>.
-E2E_ALONE_CONTROLPLANES := $(CONTROLPLANE)/.state-e2e-alone
+E2E_ALONE_CONTROLPLANES = $(CONTROLPLANE)/.state-e2e-alone$(line-suffix)
 
-.PHONY: soak help build static print-static-binary bench dockerfile-lint test e2e e2e-build demo-stop lint unit sensors render github-test argo-lint demo controlplane-start controlplane-stop clean
+.PHONY: line-test soak help build static print-static-binary bench dockerfile-lint test e2e e2e-build demo-stop lint unit sensors render github-test argo-lint demo controlplane-start controlplane-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -73,12 +84,20 @@ $(PROMTOOL):
 	cd $(PROMTOOL_DIR) && dpkg-deb -x prometheus_*.deb . && rm prometheus_*.deb
 	$(PROMTOOL) --version >/dev/null
 
-argo-lint: ## WorkflowTemplates and example Workflows, through Argo Workflows' own validation
-	cd tests/argo && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...
+# Every line's unless ARGO is given.
+LINT_LINES = $(if $(filter command line environment,$(origin ARGO)),$(ARGO),$(ARGO_LINES))
 
-e2e-build: tests/github/node_modules/.package-lock.json ## Build Argo's workflow-controller, the test pod runner, Argo Events, NATS and the webhook sender
-	cd tests/e2e && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/ \
-	  github.com/argoproj/argo-workflows/v4/cmd/workflow-controller ./cmd/podrunner
+argo-lint: ## WorkflowTemplates and example Workflows, through Argo Workflows' own validation (every line, or ARGO's)
+	for line in $(LINT_LINES); do \
+	  (cd tests/argo/$$line && GOTOOLCHAIN=local CGO_ENABLED=0 go test -count=1 ./...); \
+	done
+
+e2e-build: tests/github/node_modules/.package-lock.json ## Build every line's workflow-controller, the test pod runner, Argo Events, NATS and the webhook sender
+	for line in $(ARGO_LINES); do \
+	  module=$$(sed -n 's#^\t\(github.com/argoproj/argo-workflows/v[0-9]*\) v.*#\1#p' tests/argo/$$line/go.mod); \
+	  (cd tests/argo/$$line && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o ../../e2e/bin/$$line/ $$module/cmd/workflow-controller); \
+	done
+	cd tests/e2e && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/podrunner
 	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o ../e2e/bin/ ./cmd/github-event
 	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/argo-events github.com/argoproj/argo-events/cmd
 	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/pod
@@ -101,6 +120,7 @@ stop-all-argo = $(call stop-argo,$(abspath $(E2E_CONTROLPLANE))); \
 define with-control-planes
 	$(stop-all-argo); \
 	rm -rf $(E2E_CONTROLPLANE) $(E2E_ALONE_CONTROLPLANES); \
+	export STAGECTL_CONTROLPLANE_DIR=$(abspath $(CONTROLPLANE_STATE)); \
 	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
 	status=0; \
 	export STAGECTL_STATIC_BINARY=$(STATIC_BINARY) STAGECTL_PROMTOOL=$(PROMTOOL) \
@@ -118,8 +138,18 @@ TEST_THREADS ?= $(shell echo $$((2 * $$(nproc))))
 
 # The short soak runs after the other tests, not beside them: its nemesis and its load would
 # share 2 cores with tests that race 400 processes against one API server.
-test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROMTOOL) ## Every test: lints, Go tests, unit and integration tests, the smaller end-to-end set, a short soak
-	$(call with-control-planes,--workspace --lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak:: --test-threads $(TEST_THREADS) && cargo test --locked --test it -- --include-ignored soak::a_short)
+test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROMTOOL) ## Every test: lints, Go tests, unit and integration tests, the smaller end-to-end set (under every Argo line), a short soak
+	$(call with-control-planes,--workspace --lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak:: --test-threads $(TEST_THREADS))
+	for line in $(filter-out $(ARGO),$(ARGO_LINES)); do $(MAKE) --no-print-directory line-test ARGO=$$line; done
+	$(call with-control-planes,--test it -- --include-ignored soak::a_short)
+
+# What `make test` runs again under each other line: everything that runs under Argo's
+# controller or meets its CRDs' schemas (the admission policy, stagectl's writes), but the
+# full end-to-end set. `test` runs it after its builds.
+LINE_TESTS := e2e:: events:: reconcile::under_argo:: policy:: manifests:: resume:: stage_changes::
+
+line-test:
+	$(call with-control-planes,--test it -- --include-ignored --skip e2e::full:: --test-threads $(TEST_THREADS) $(LINE_TESTS))
 
 # The soak's size and seed: make soak SEED=... PLAYS=... DURATION=<seconds> FAULT_RATE=<a minute>;
 # SEED=a,b draws each seed's plays and faults into one run, as the short soak does.
@@ -152,12 +182,12 @@ demo-stop: ## Stop what make demo left running
 	$(CONTROLPLANE)/stop
 
 controlplane-start: ## Start the control plane and print KUBECONFIG=<path>
-	@$(CONTROLPLANE)/start
+	@STAGECTL_CONTROLPLANE_DIR=$(abspath $(CONTROLPLANE_STATE)) $(CONTROLPLANE)/start
 
 controlplane-stop: ## Stop the control plane (its data stays)
-	@$(CONTROLPLANE)/stop
+	@STAGECTL_CONTROLPLANE_DIR=$(abspath $(CONTROLPLANE_STATE)) $(CONTROLPLANE)/stop
 
 clean: controlplane-stop ## Remove build output and the control planes' data
 	$(stop-all-argo)
 	cargo clean
-	rm -rf $(CONTROLPLANE)/bin $(CONTROLPLANE)/.state $(CONTROLPLANE)/.template-* $(E2E_CONTROLPLANE) $(E2E_ALONE_CONTROLPLANES) tests/e2e/bin tests/events/bin tests/github/node_modules
+	rm -rf $(CONTROLPLANE)/bin $(CONTROLPLANE)/.state* $(CONTROLPLANE)/.template-* tests/e2e/bin tests/events/bin tests/github/node_modules

@@ -648,3 +648,61 @@ fn the_alert_rules_are_valid_and_fire_when_their_tests_say() {
         String::from_utf8_lossy(&tested.stderr)
     );
 }
+
+/// The Argo releases the control plane's CRDs come from (tests/controlplane/crds.pins) are the
+/// ones the Go modules build and validate with: each line's (tests/argo/<line>/go.mod, the
+/// controller and `make argo-lint`), Argo Events' (tests/events/go.mod); and every line the
+/// Makefile runs has its row and its module.
+#[test]
+fn the_crds_are_the_releases_the_go_modules_pin() {
+    let read = |path: &str| std::fs::read_to_string(repo_path(path)).unwrap();
+    let requires = |go_mod: &str, module: &str| -> Option<String> {
+        read(go_mod).lines().find_map(|line| {
+            let (path, version) = line.trim().split_once(' ')?;
+            (path == module).then(|| version.split_whitespace().next().unwrap().to_string())
+        })
+    };
+    let mut lines = Vec::new();
+    let mut events = 0;
+    for row in read("tests/controlplane/crds.pins").lines() {
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        if fields.is_empty() || fields[0].starts_with('#') {
+            continue;
+        }
+        let (module, version) = fields[0].split_once('@').unwrap();
+        let go_mod = if module.starts_with("github.com/argoproj/argo-workflows/") {
+            let line = fields.get(2).unwrap_or_else(|| panic!("{row}: no line"));
+            lines.push(line.to_string());
+            format!("tests/argo/{line}/go.mod")
+        } else if module == "github.com/argoproj/argo-events" {
+            events += 1;
+            "tests/events/go.mod".to_string()
+        } else {
+            continue;
+        };
+        assert_eq!(
+            requires(&go_mod, module).as_deref(),
+            Some(version),
+            "crds.pins has {module}@{version}; {go_mod} requires another"
+        );
+    }
+    assert_eq!(events, 1);
+    lines.sort();
+    let makefile = read("Makefile");
+    let make_lines: Vec<String> = makefile
+        .lines()
+        .find_map(|line| line.strip_prefix("ARGO_LINES := "))
+        .expect("ARGO_LINES in the Makefile")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines, make_lines, "crds.pins' lines and the Makefile's");
+    let mut modules: Vec<String> = std::fs::read_dir(repo_path("tests/argo"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|dir| dir.join("go.mod").exists())
+        .map(|dir| dir.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    modules.sort();
+    assert_eq!(lines, modules, "crds.pins' lines and tests/argo's modules");
+}

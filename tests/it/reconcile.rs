@@ -699,7 +699,8 @@ mod under_argo {
             .wait_for_controller_line(
                 from,
                 "the controller did not take up the CronWorkflow",
-                |line| line.contains(r#""msg":"Processing cron workflow""#) && line.contains(&key),
+                // "Processing cron workflow" (v4.0), "Processing <namespace>/<name>" (v3.7).
+                |line| line.contains(r#""msg":"Processing "#) && line.contains(&key),
             )
             .await;
         assert!(

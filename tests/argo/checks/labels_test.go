@@ -7,21 +7,20 @@ import (
 
 	"github.com/expr-lang/expr"
 
-	"github.com/argoproj/argo-workflows/v4/util/expr/env"
-	"github.com/argoproj/argo-workflows/v4/util/template"
+	"stagectl.dev/tests/argo/line"
 )
 
 // The play template computes its labels at submission with expressions; evaluated here the way
 // the controller evaluates workflowMetadata.labelsFrom, they must give stagectl's own encoding
 // (the same vectors are checked against src/labels.rs).
 func TestThePlayLabelsItsRepositoryAsStagectlEncodesIt(t *testing.T) {
-	m := load(t, "../../workflow-templates")
+	m := load(t, repo+"workflow-templates")
 	labelsFrom := m.templates["play"].Spec.WorkflowMetadata.LabelsFrom
 	repository, ok := labelsFrom["repository"]
 	if !ok {
 		t.Fatal("the play does not compute its repository label")
 	}
-	data, err := os.ReadFile("../vectors/repository-labels.json")
+	data, err := os.ReadFile(repo + "tests/vectors/repository-labels.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +35,7 @@ func TestThePlayLabelsItsRepositoryAsStagectlEncodesIt(t *testing.T) {
 			"workflow.parameters.repository": vector.Repository,
 			"workflow.parameters.task-id":    "42",
 		}
-		environment := env.GetFuncMap(template.EnvMap(globals))
+		environment := line.ExprEnv(globals)
 		for label, from := range map[string]string{"repository": repository.Expression, "task-id": labelsFrom["task-id"].Expression} {
 			program, err := expr.Compile(from, expr.Env(environment))
 			if err != nil {

@@ -1,0 +1,1 @@
+../checks/labels_test.go

@@ -1,0 +1,1 @@
+../checks/validate_test.go
