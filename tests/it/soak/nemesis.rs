@@ -511,7 +511,12 @@ impl ControllerAway {
                 match entry["msg"].as_str() {
                     Some("stopped leading") => (time, None),
                     Some("new leader") => (None, time),
-                    Some("CronWorkflow added") if entry["cronWorkflow"] == cron => {
+                    // v4.0 says "CronWorkflow added", v3.7 "CronWorkflow <key> added".
+                    Some(msg)
+                        if entry["cronWorkflow"] == cron
+                            && (msg == "CronWorkflow added"
+                                || msg == format!("CronWorkflow {cron} added")) =>
+                    {
                         away.scheduled.extend(time);
                         (None, None)
                     }
@@ -565,6 +570,27 @@ restart-always: 2026-12-02T01:32:00.000Z workflow-controller exited with status 
                 ],
                 scheduled: vec![],
             }
+        );
+    }
+
+    /// Argo v3.7's controller names the CronWorkflow in its message, and logs its level in
+    /// lower case.
+    #[test]
+    fn the_v3_7_controller_puts_the_cronworkflow_on_its_schedule_in_its_own_words() {
+        let log = r#"{"level":"info","msg":"stopped leading","id":"workflow-controller-0","time":"2026-12-07T20:00:00.000Z"}
+{"leader":"workflow-controller-0","level":"info","msg":"new leader","time":"2026-12-07T20:00:10.000Z"}
+{"cronWorkflow":"soak/stagectl-reconcile","level":"info","msg":"CronWorkflow soak/stagectl-reconcile added","time":"2026-12-07T20:00:11.010Z"}
+{"cronWorkflow":"other/stagectl-reconcile","level":"info","msg":"CronWorkflow other/stagectl-reconcile added","time":"2026-12-07T20:00:11.020Z"}
+"#;
+        let at = |time: &str| time.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let away = ControllerAway::read(log, "soak/stagectl-reconcile");
+        assert_eq!(away.scheduled, [at("2026-12-07T20:00:11.010Z")]);
+        assert_eq!(
+            away.windows,
+            [(
+                at("2026-12-07T20:00:00.000Z"),
+                at("2026-12-07T20:00:10.000Z")
+            )]
         );
     }
 
