@@ -175,7 +175,7 @@ STAGECTL_DEBUG := $(abspath $(or $(CARGO_TARGET_DIR),target))/debug/stagectl
 
 demo: e2e-build ## The commands on a local control plane (examples/demo.sh), then a play under Argo's controller (examples/demo-argo.sh); left running
 	cargo build --locked
-	kubeconfig=$$($(CONTROLPLANE)/start); export "$$kubeconfig"; \
+	kubeconfig=$$(STAGECTL_CONTROLPLANE_DIR=$(abspath $(CONTROLPLANE_STATE)) $(CONTROLPLANE)/start); export "$$kubeconfig"; \
 	KUBECTL=$(abspath $(KUBECTL)) STAGECTL=$(STAGECTL_DEBUG) examples/demo.sh
 	kubeconfig=$$(STAGECTL_CONTROLPLANE_DIR=$(abspath $(E2E_CONTROLPLANE)) STAGECTL_BIN=$(STAGECTL_DEBUG) \
 	  tests/e2e/start | grep ^KUBECONFIG=); export "$$kubeconfig"; \
@@ -183,7 +183,7 @@ demo: e2e-build ## The commands on a local control plane (examples/demo.sh), the
 
 demo-stop: ## Stop what make demo left running
 	$(call stop-argo,$(abspath $(E2E_CONTROLPLANE)))
-	$(CONTROLPLANE)/stop
+	STAGECTL_CONTROLPLANE_DIR=$(abspath $(CONTROLPLANE_STATE)) $(CONTROLPLANE)/stop
 
 controlplane-start: ## Start the control plane and print KUBECONFIG=<path>
 	@STAGECTL_CONTROLPLANE_DIR=$(abspath $(CONTROLPLANE_STATE)) $(CONTROLPLANE)/start
