@@ -93,10 +93,7 @@ argo-lint: ## WorkflowTemplates and example Workflows, through Argo Workflows' o
 	done
 
 e2e-build: tests/github/node_modules/.package-lock.json ## Build every line's workflow-controller, the test pod runner, Argo Events, NATS and the webhook sender
-	for line in $(ARGO_LINES); do \
-	  module=$$(sed -n 's#^\t\(github.com/argoproj/argo-workflows/v[0-9]*\) v.*#\1#p' tests/argo/$$line/go.mod); \
-	  (cd tests/argo/$$line && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o ../../e2e/bin/$$line/ $$module/cmd/workflow-controller); \
-	done
+	for line in $(ARGO_LINES); do tests/argo/controller $$line >/dev/null; done
 	cd tests/e2e && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/podrunner
 	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o ../e2e/bin/ ./cmd/github-event
 	cd tests/events && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -o bin/argo-events github.com/argoproj/argo-events/cmd
