@@ -133,21 +133,30 @@ endef
 # busy for almost all of the run (docs/TESTING.md).
 TEST_THREADS ?= $(shell echo $$((2 * $$(nproc))))
 
-# The short soak runs after the other tests, not beside them: its nemesis and its load would
-# share 2 cores with tests that race 400 processes against one API server.
+# Each other line's set runs beside the default line's tests, on control plane instances of
+# its own, each of its lines prefixed with the line: most of either run waits on Argo's
+# controller, its pods and Argo Events, not on the CPU (docs/TESTING.md). The short soak runs
+# after them, not beside: its nemesis and its load would share 2 cores with tests that race 400
+# processes against one API server.
 test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROMTOOL) ## Every test: lints, Go tests, unit and integration tests, the smaller end-to-end set (under every Argo line), a short soak
-	$(call with-control-planes,--workspace --lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak:: --test-threads $(TEST_THREADS))
-	for line in $(filter-out $(ARGO),$(ARGO_LINES)); do $(MAKE) --no-print-directory line-test ARGO=$$line; done
+	lines=(); \
+	for line in $(filter-out $(ARGO),$(ARGO_LINES)); do \
+	  { $(MAKE) --no-print-directory line-test ARGO=$$line 2>&1 | sed -u "s/^/[$$line] /"; } & lines+=($$!); \
+	done; \
+	status=0; \
+	( $(call with-control-planes,--workspace --lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak:: --test-threads $(TEST_THREADS)) ) || status=$$?; \
+	for pid in "$${lines[@]}"; do wait $$pid || status=$$?; done; \
+	exit $$status
 	$(call with-control-planes,--test it -- --include-ignored soak::a_short)
 
 # What `make test` runs again under each other line: what runs under Argo's controller or
-# meets its CRDs' schemas (the admission policy, stagectl's writes), but the full end-to-end
-# set, the Argo Events faults (the same processes under either line) and the gated pipeline's
-# lost gates (reconcile's CronWorkflow under the controller is reconcile::under_argo's; that
-# test waits out three of its minutes). `make e2e ARGO=<line>` runs them all. `test` runs it
-# after its builds.
-LINE_TESTS := e2e:: reconcile::under_argo:: policy:: manifests:: resume:: stage_changes::
-LINE_SKIP := --skip e2e::full:: --skip e2e::gated::a_gated_plays_lost_gate_webhooks_are_recovered_by_reconcile
+# meets its CRDs' schemas (the admission policy, resume's writes to node status): the smaller
+# end-to-end set, reconcile's CronWorkflow, the policy, the manifests, resume. Not the Argo
+# Events faults (the same processes under either line) nor stage changes (they write labels and
+# annotations, which no CRD schema covers). `make e2e ARGO=<line>` runs the full set. `test`
+# runs it after its builds.
+LINE_TESTS := e2e:: reconcile::under_argo:: policy:: manifests:: resume::
+LINE_SKIP := --skip e2e::full::
 
 line-test:
 	$(call with-control-planes,--test it -- --include-ignored $(LINE_SKIP) --test-threads $(TEST_THREADS) $(LINE_TESTS))

@@ -334,7 +334,7 @@ pub struct Plays {
     /// None for a test that sends no webhook ([`Plays::without_events`]).
     events: Option<Events>,
     /// The pipeline's manifests: workflow-templates/, or examples/pipelines/gated/.
-    pipeline_dir: PathBuf,
+    pub pipeline_dir: PathBuf,
     /// Plays run as in production: the API server enforces the stage machine on them.
     _policy: StageMachinePolicy,
     /// Last, so that it stops the installation after the namespace and the policy are gone.
@@ -541,12 +541,18 @@ impl Plays {
         workflow
     }
 
-    /// The reconcile CronWorkflow of workflow-templates/, with the stand-in's address, a
-    /// schedule of every minute (cron's finest) so that a test sees a run soon, and `history`
-    /// finished runs kept; its GitHub token in the Secret it reads.
-    pub async fn install_reconcile_cron(&self, github: &GitHubStandIn, token: &str, history: u32) {
+    /// The reconcile CronWorkflow of the plays' pipeline, with the stand-in's address, the
+    /// schedule given and `history` finished runs kept; its GitHub token in the Secret it reads.
+    pub async fn install_reconcile_cron(
+        &self,
+        github: &GitHubStandIn,
+        token: &str,
+        schedule: &str,
+        history: u32,
+    ) {
         self.install_github_token(token).await;
-        self.create_cron(&reconcile_cron(github, history)).await;
+        let cron = reconcile_cron(&self.pipeline_dir, github, schedule, history);
+        self.create_cron(&cron).await;
     }
 
     /// The Secret the reconcile CronWorkflow reads its GitHub token from.
@@ -815,11 +821,25 @@ pub fn play_workflow(
     .unwrap()
 }
 
-/// The reconcile CronWorkflow of workflow-templates/ as [`Plays::install_reconcile_cron`]
-/// installs it, not yet created.
-pub fn reconcile_cron(github: &GitHubStandIn, history: u32) -> DynamicObject {
-    let mut cron = load_manifest("workflow-templates/reconcile-cronworkflow.yaml");
-    cron.data["spec"]["schedules"] = json!(["* * * * *"]);
+/// The shipped reconcile CronWorkflow's schedule: every minute, cron's finest.
+pub const EVERY_MINUTE: &str = "* * * * *";
+
+/// For a test about what reconcile finds, not about when cron runs it, where each recovery
+/// waiting out a minute would make the test minutes long: robfig/cron's `@every`, which Argo's
+/// validation and its controller parse (cron.ParseStandard) in either line. reconcile::under_argo
+/// runs the shipped schedule.
+pub const EVERY_TEN_SECONDS: &str = "@every 10s";
+
+/// The reconcile CronWorkflow in `pipeline_dir` as [`Plays::install_reconcile_cron`] installs
+/// it, not yet created.
+pub fn reconcile_cron(
+    pipeline_dir: &std::path::Path,
+    github: &GitHubStandIn,
+    schedule: &str,
+    history: u32,
+) -> DynamicObject {
+    let mut cron = load_manifest(pipeline_dir.join("reconcile-cronworkflow.yaml"));
+    cron.data["spec"]["schedules"] = json!([schedule]);
     cron.data["spec"]["successfulJobsHistoryLimit"] = json!(history);
     cron.data["spec"]["failedJobsHistoryLimit"] = json!(history);
     let container = &mut cron.data["spec"]["workflowSpec"]["templates"][0]["container"];

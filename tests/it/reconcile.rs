@@ -524,8 +524,8 @@ mod under_argo {
     use kube::api::DynamicObject;
 
     use crate::e2e::{
-        Agent, Play, Plays, RECONCILE_CRON, assert_completed_as_timed, deliveries_taken, increase,
-        metrics, reconcile_cron,
+        Agent, EVERY_MINUTE, Play, Plays, RECONCILE_CRON, assert_completed_as_timed,
+        deliveries_taken, increase, metrics, reconcile_cron,
     };
     use crate::harness::{GitHubStandIn, eventually};
 
@@ -579,7 +579,9 @@ mod under_argo {
         let workflow = plays.submit(&play).await;
         plays.wait_for_stage(&workflow, "waiting-pr-created").await;
         let before = metrics(&plays.argo).await;
-        plays.install_reconcile_cron(&github, TOKEN, 3).await;
+        plays
+            .install_reconcile_cron(&github, TOKEN, EVERY_MINUTE, 3)
+            .await;
 
         // Released by reconcile through resume's path: the wait node resumed as `argo resume`
         // does, the rest of the play as its agents' webhooks say.
@@ -663,7 +665,7 @@ mod under_argo {
         let next_run = last_run + 60;
         let run_name = |at: i64| format!("{RECONCILE_CRON}-{at}");
 
-        let mut cron = reconcile_cron(&github, 3);
+        let mut cron = reconcile_cron(&plays.pipeline_dir, &github, EVERY_MINUTE, 3);
         let run: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "Workflow",

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Agent, Play, Plays, assert_completed_as_timed, deliveries_taken};
+use super::{Agent, EVERY_TEN_SECONDS, Play, Plays, assert_completed_as_timed, deliveries_taken};
 use crate::harness::GitHubStandIn;
 
 /// What the play's first step recorded: the gated definition, and its stage order for the policy.
@@ -60,8 +60,10 @@ async fn gated_plays_pass_their_ci_and_merge_gates_each_by_its_own_events() {
 }
 
 /// The CI gate's and the merge gate's webhooks never arrive: CI passed and the pull request was
-/// merged on GitHub (the stand-in), and the reconcile CronWorkflow finds both, reading check
-/// suites on the pull request's head and the merged pull requests, and releases each wait once.
+/// merged on GitHub (the stand-in), and the gated pipeline's reconcile CronWorkflow (run every
+/// ten seconds: three recoveries one after the other would each wait out a minute) finds both,
+/// reading check suites on the pull request's head and the merged pull requests, and releases
+/// each wait once.
 /// Another play's CI failed in its first pass, that webhook lost as well: reconcile sends the
 /// play back to Rex, and in the second pass finds CI passed on his push (and nothing of the first
 /// pass's red suite) and the merge.
@@ -97,7 +99,9 @@ async fn a_gated_plays_lost_gate_webhooks_are_recovered_by_reconcile() {
     let red_workflow = plays.submit(&red).await;
     plays.wait_for_stage(&workflow, "waiting-ci").await;
     plays.wait_for_stage(&red_workflow, "waiting-ci").await;
-    plays.install_reconcile_cron(&github, TOKEN, 3).await;
+    plays
+        .install_reconcile_cron(&github, TOKEN, EVERY_TEN_SECONDS, 3)
+        .await;
 
     let object = assert_completed_as_timed(&plays, &play, &workflow).await;
     assert_carries_gated(&object);

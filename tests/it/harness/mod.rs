@@ -28,7 +28,7 @@ use kube::Config;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-pub fn repo_path(relative: &str) -> PathBuf {
+pub fn repo_path(relative: impl AsRef<Path>) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
@@ -74,7 +74,7 @@ pub async fn eventually<T>(
     }
 }
 
-pub fn load_manifest(relative: &str) -> DynamicObject {
+pub fn load_manifest(relative: impl AsRef<Path>) -> DynamicObject {
     let path = repo_path(relative);
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));

@@ -28,7 +28,7 @@ use self::checker::{
 };
 use self::nemesis::{Nemesis, Processes};
 use self::scenario::{REPOSITORIES, Scenario, Size, SoakPipeline};
-use crate::e2e::{Plays, RECONCILE_RUNS, play_workflow};
+use crate::e2e::{EVERY_MINUTE, Plays, RECONCILE_RUNS, play_workflow};
 use crate::harness::{GitHubStandIn, Prometheus, repo_path};
 
 const TOKEN: &str = "ghp_soak";
@@ -186,7 +186,9 @@ async fn soak(seeds: &[u64], size: Size, pipeline: SoakPipeline) {
     });
     nemesis.fresh_controller().await;
     let prometheus = Prometheus::start(&plays.argo.metrics_url).await;
-    plays.install_reconcile_cron(&github, TOKEN, 1000).await;
+    plays
+        .install_reconcile_cron(&github, TOKEN, EVERY_MINUTE, 1000)
+        .await;
     let names: Vec<String> = (0..scenario.plays.len())
         .map(|i| format!("play-{}-{i}", scenario.plays[i].task))
         .collect();
