@@ -155,7 +155,7 @@ test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROM
 # Events faults (the same processes under either line) nor stage changes (they write labels and
 # annotations, which no CRD schema covers). `make e2e ARGO=<line>` runs the full set. `test`
 # runs it after its builds.
-LINE_TESTS := e2e:: reconcile::under_argo:: policy:: manifests:: resume::
+LINE_TESTS := e2e:: policy:: manifests:: resume::
 LINE_SKIP := --skip e2e::full::
 
 line-test:
@@ -175,7 +175,7 @@ soak: static e2e-build $(PROMTOOL) ## The seeded soak under overlapping faults (
 	  $(call with-control-planes,--test it -- --include-ignored --exact soak::full --nocapture)
 
 e2e: static e2e-build ## The full end-to-end suite under Argo's real workflow-controller
-	$(call with-control-planes,--test it -- --include-ignored --test-threads $(TEST_THREADS) e2e:: events:: under_argo::)
+	$(call with-control-planes,--test it -- --include-ignored --test-threads $(TEST_THREADS) e2e:: events::)
 
 STAGECTL_DEBUG := $(abspath $(or $(CARGO_TARGET_DIR),target))/debug/stagectl
 

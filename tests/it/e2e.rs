@@ -826,7 +826,7 @@ pub const EVERY_MINUTE: &str = "* * * * *";
 
 /// For a test about what reconcile finds, not about when cron runs it, where each recovery
 /// waiting out a minute would make the test minutes long: robfig/cron's `@every`, which Argo's
-/// validation and its controller parse (cron.ParseStandard) in either line. reconcile::under_argo
+/// validation and its controller parse (cron.ParseStandard) in either line. e2e::cronworkflow
 /// runs the shipped schedule.
 pub const EVERY_TEN_SECONDS: &str = "@every 10s";
 
@@ -1469,6 +1469,10 @@ mod gated;
 
 /// Remediation loops: a change request sends the play back for another pass.
 mod loops;
+
+/// Reconcile's CronWorkflow, as shipped, under the controller. (Early in the name order, for
+/// libtest starts tests in that order: these wait on cron minutes and ended each run's tests.)
+mod cronworkflow;
 
 /// The large version, for `make e2e`.
 mod full {
