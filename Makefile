@@ -134,17 +134,20 @@ endef
 TEST_THREADS ?= $(shell echo $$((2 * $$(nproc))))
 
 # Each other line's set runs beside the default line's tests, on control plane instances of
-# its own, each of its lines prefixed with the line: most of either run waits on Argo's
-# controller, its pods and Argo Events, not on the CPU (docs/TESTING.md). The short soak runs
-# after them, not beside: its nemesis and its load would share 2 cores with tests that race 400
-# processes against one API server.
+# its own, each of its lines prefixed with the line: alone, either run leaves the CPU idle for a
+# good part of its time, waiting on Argo's controller, its pods and Argo Events. Beside each
+# other they share the test threads: the default line's run (101 tests) takes one more than
+# TEST_THREADS, the other line's (41, nearly all end-to-end) one fewer, and the two end within
+# seconds of each other (docs/TESTING.md). The short soak runs after them, not beside: its
+# nemesis and its load would share 2 cores with tests that race 400 processes against one API
+# server.
 test: lint dockerfile-lint sensors github-test argo-lint static e2e-build $(PROMTOOL) ## Every test: lints, Go tests, unit and integration tests, the smaller end-to-end set (under every Argo line), a short soak
 	lines=(); \
 	for line in $(filter-out $(ARGO),$(ARGO_LINES)); do \
-	  { $(MAKE) --no-print-directory line-test ARGO=$$line 2>&1 | sed -u "s/^/[$$line] /"; } & lines+=($$!); \
+	  { $(MAKE) --no-print-directory line-test ARGO=$$line TEST_THREADS=$$(($(TEST_THREADS) - 1)) 2>&1 | sed -u "s/^/[$$line] /"; } & lines+=($$!); \
 	done; \
 	status=0; \
-	( $(call with-control-planes,--workspace --lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak:: --test-threads $(TEST_THREADS)) ) || status=$$?; \
+	( $(call with-control-planes,--workspace --lib --bins --tests -- --include-ignored --skip e2e::full:: --skip soak:: --test-threads $$(($(TEST_THREADS) + 1))) ) || status=$$?; \
 	for pid in "$${lines[@]}"; do wait $$pid || status=$$?; done; \
 	exit $$status
 	$(call with-control-planes,--test it -- --include-ignored soak::a_short)
