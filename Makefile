@@ -68,8 +68,7 @@ render: ## Write the Sensors of workflow-templates/pipeline.yaml into workflow-t
 github-test: tests/github/node_modules/.package-lock.json ## The GitHub stand-in, checked against GitHub's OpenAPI description (@octokit/openapi)
 	node --test tests/github/
 
-# The webhook signer (@octokit/webhooks-methods), GitHub's OpenAPI description and its
-# validator, from npm, as package-lock.json pins them.
+# GitHub's OpenAPI description and its validator, from npm, as package-lock.json pins them.
 tests/github/node_modules/.package-lock.json: tests/github/package.json tests/github/package-lock.json
 	cd tests/github && npm ci --no-audit --no-fund --loglevel=error
 

@@ -757,7 +757,7 @@ impl Plays {
     }
 
     /// `github-event`: the webhook of `event` for the play's task, POSTed to the namespace's
-    /// EventSource with the given signature (see tests/github/send-webhook.mjs). Its stdout is
+    /// EventSource with the given signature (see tests/events/cmd/github-event). Its stdout is
     /// the status and body of the answer.
     pub async fn send_webhook(
         &self,

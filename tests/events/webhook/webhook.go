@@ -5,9 +5,6 @@
 package webhook
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -166,9 +163,7 @@ func Deliver(githubEvent, delivery string, body map[string]any) (*v1alpha1.Event
 	header.Set("X-GitHub-Event", githubEvent)
 	header.Set("X-GitHub-Delivery", delivery)
 	header.Set("Content-Type", "application/json")
-	mac := hmac.New(sha256.New, []byte(TestSecret))
-	mac.Write(raw)
-	header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	header.Set("X-Hub-Signature-256", SignSHA256(TestSecret, raw))
 	message := json.RawMessage(raw)
 	data, err := json.Marshal(&events.GithubEventData{Headers: header, Body: &message})
 	if err != nil {

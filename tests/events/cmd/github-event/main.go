@@ -1,8 +1,8 @@
 // github-event sends the GitHub webhook an agent's real counterpart causes, as GitHub sends it:
 // the real octokit payload of the event, made to name the task and repository, POSTed signed to
-// an EventSource by tests/github/send-webhook.mjs (@octokit/webhooks-methods). It prints what the
-// receiver answered, and exits as the sender does (0 on a 2xx). Test infrastructure, not part of
-// stagectl.
+// an EventSource, signed as GitHub signs it (webhook.SignSHA256). It prints what the receiver
+// answered on one line, and exits 0 on a 2xx, 1 on another status, 2 on bad arguments, 3 when no
+// receiver answered. Test infrastructure, not part of stagectl.
 //
 //	github-event -event pr-opened|pushed|ready-for-qa|approved|changes-requested|checks-passed|checks-failed|merged \
 //	  -task 42 -repository acme/widgets -delivery ID -payloads tests/events/testdata/github -url URL \
@@ -18,9 +18,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
+	"strings"
 	"time"
 
 	"stagectl.dev/tests/events/webhook"
@@ -68,7 +69,7 @@ func main() {
 	payloads := flag.String("payloads", "", "the directory of the GitHub payloads (tests/events/testdata/github)")
 	url := flag.String("url", "", "the EventSource's webhook URL")
 	secretFile := flag.String("secret-file", "", "the file holding the webhook secret")
-	signature := flag.String("signature", "sha256", "sha256, sha1-only, wrong or none (see send-webhook.mjs)")
+	signature := flag.String("signature", "sha256", "sha256, sha1-only, wrong or none (see send)")
 	occurredAt := flag.String("occurred-at", "", "when the event happened on GitHub (RFC 3339); default now")
 	flag.Parse()
 	if *occurredAt == "" {
@@ -78,6 +79,10 @@ func main() {
 		os.Exit(2)
 	}
 	what, known := kinds[*kind]
+	if !signatures[*signature] {
+		fmt.Fprintln(os.Stderr, "error: -signature is sha256, sha1-only, wrong or none, not", *signature)
+		os.Exit(2)
+	}
 	if !known || *task == "" || *repository == "" || *delivery == "" || *payloads == "" || *url == "" || *secretFile == "" {
 		fmt.Fprintln(os.Stderr, "error: give -event pr-opened|pushed|ready-for-qa|approved|changes-requested|checks-passed|checks-failed|merged, -task, -repository, -delivery, -payloads, -url and -secret-file")
 		os.Exit(2)
@@ -87,30 +92,82 @@ func main() {
 	if err == nil {
 		err = send(body, what.githubEvent, *delivery, *url, *secretFile, *signature)
 	}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		os.Exit(exit.ExitCode())
-	}
-	if err != nil {
+	var unanswered noAnswer
+	switch {
+	case errors.As(err, &unanswered):
+		fmt.Println(err)
+		os.Exit(3)
+	case errors.Is(err, errRefused):
+		os.Exit(1)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 }
 
+var signatures = map[string]bool{"sha256": true, "sha1-only": true, "wrong": true, "none": true}
+
+// noAnswer is a request no receiver answered: the process exits 3, so that a caller can tell it
+// from a refusal.
+type noAnswer struct{ error }
+
+// errRefused is an answer other than a 2xx, already printed.
+var errRefused = errors.New("refused")
+
+// A receiver that takes a request and never answers fails the send rather than hang the agent.
+var client = &http.Client{Timeout: time.Minute}
+
+// send POSTs the payload as GitHub does: JSON with GitHub's headers, signed with the secret as
+// signature says, so that a test can see what the receiver accepts:
+//
+//	sha256     what GitHub sends with a secret: X-Hub-Signature-256 and the legacy SHA-1
+//	           X-Hub-Signature
+//	sha1-only  only the legacy X-Hub-Signature, correctly made
+//	wrong      X-Hub-Signature-256 made with another secret
+//	none       no signature header
+//
+// It prints the answer's status and body on one line.
 func send(body map[string]any, githubEvent, delivery, url, secretFile, signature string) error {
 	payload, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
-	executable, err := os.Executable()
+	secret, err := os.ReadFile(secretFile)
 	if err != nil {
 		return err
 	}
-	// tests/<dir>/bin/github-event → tests/github/send-webhook.mjs
-	sender := filepath.Join(filepath.Dir(executable), "..", "..", "github", "send-webhook.mjs")
-	command := exec.Command("node", sender, "--url", url, "--secret-file", secretFile,
-		"--event", githubEvent, "--delivery", delivery, "--signature", signature)
-	command.Stdin = bytes.NewReader(payload)
-	command.Stdout, command.Stderr = os.Stdout, os.Stderr
-	return command.Run()
+	key := strings.TrimSuffix(string(secret), "\n")
+	request, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(payload))
+	if err != nil {
+		return err
+	}
+	for name, value := range map[string]string{
+		"Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/stagectl-tests",
+		"X-GitHub-Event": githubEvent, "X-GitHub-Delivery": delivery, "X-GitHub-Hook-ID": "1",
+	} {
+		request.Header.Set(name, value)
+	}
+	switch signature {
+	case "sha256":
+		request.Header.Set("X-Hub-Signature-256", webhook.SignSHA256(key, payload))
+		request.Header.Set("X-Hub-Signature", webhook.SignSHA1(key, payload))
+	case "sha1-only":
+		request.Header.Set("X-Hub-Signature", webhook.SignSHA1(key, payload))
+	case "wrong":
+		request.Header.Set("X-Hub-Signature-256", webhook.SignSHA256(key+"-not", payload))
+	}
+	response, err := client.Do(request)
+	if err != nil {
+		return noAnswer{fmt.Errorf("no answer from %s: %w", url, err)}
+	}
+	answer, err := io.ReadAll(response.Body)
+	response.Body.Close()
+	if err != nil {
+		return err
+	}
+	fmt.Println(response.StatusCode, strings.Join(strings.Fields(string(answer)), " "))
+	if response.StatusCode/100 != 2 {
+		return errRefused
+	}
+	return nil
 }
