@@ -702,7 +702,7 @@ mod tests {
             text: String::new(),
             documents: vec![json!({"kind": "Sensor", "metadata": {"name": "play-ci"}})],
         });
-        files.remove(3);
+        files.retain(|f| f.file != "sensor-waiting-ready-for-qa.yaml");
         let found = check_rendered(&rendered, &files, &pipeline);
         assert_eq!(found.len(), 3, "{found:?}");
         assert!(found[0].contains("stage-machine-policy.yaml is not what"));

@@ -380,6 +380,23 @@ pub fn decide(play: &WaitingPlay, facts: &GitHubFacts) -> Decision {
     })
 }
 
+/// What `reconcile --outputs-dir` writes, one number a file, and the reconcile CronWorkflow
+/// reads back as output parameters of the same names for its metrics (render.rs): waits
+/// recovered, and per waiting stage the plays waiting there and the oldest wait in seconds.
+pub mod outputs {
+    use crate::stage::Stage;
+
+    pub const RECOVERED: &str = "recovered";
+
+    pub fn waiting(stage: &Stage) -> String {
+        format!("waiting-{}", stage.name())
+    }
+
+    pub fn oldest_wait_seconds(stage: &Stage) -> String {
+        format!("oldest-wait-seconds-{}", stage.name())
+    }
+}
+
 /// The failure a run exits with, of its plays' failures (in workflow-name order): one that gave
 /// up wins, since it is the one worth running again for (the CronWorkflow retries exit 6);
 /// else the first of the kind an operator must act on first: failed, forbidden, not found,

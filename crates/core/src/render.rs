@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::event::{Awaited, Verdict};
+use crate::reconcile::outputs;
 use crate::stage::{Pipeline, Stage};
 
 /// The task-id rule (workflow-templates/task-id.jq): every Sensor carries it as its
@@ -32,10 +33,13 @@ pub const POLICY_FILE: &str = "stage-machine-policy.yaml";
 /// The GitHub EventSource, with the events of the pipeline's waits in place of `@EVENTS@`.
 const EVENT_SOURCE_TEMPLATE: &str = include_str!("../templates/github-eventsource.yaml");
 
+/// The reconcile CronWorkflow, with the places a pipeline fills in marked `@NAME@`,
+/// `@OUTPUTS@`, `@RECOVERED@`, `@GAUGES@` and `@PIPELINE@`.
+const RECONCILE_CRON_TEMPLATE: &str = include_str!("../templates/reconcile-cronworkflow.yaml");
+
 /// What every pipeline installs as it is, whatever its definition: the accounts and Roles, the
-/// stage-resume template the Sensors start, the reconcile CronWorkflow, and where kustomize
-/// finds Argo's images. workflow-templates/ holds them; a pipeline's directory gets a copy.
-const SHARED: [(&str, &str); 4] = [
+/// stage-resume template the Sensors start, and where kustomize finds Argo's images. workflow-templates/ holds them; a pipeline's directory gets a copy.
+const SHARED: [(&str, &str); 3] = [
     (
         "rbac.yaml",
         include_str!("../../../workflow-templates/rbac.yaml"),
@@ -43,10 +47,6 @@ const SHARED: [(&str, &str); 4] = [
     (
         "stage-resume-template.yaml",
         include_str!("../../../workflow-templates/stage-resume-template.yaml"),
-    ),
-    (
-        "reconcile-cronworkflow.yaml",
-        include_str!("../../../workflow-templates/reconcile-cronworkflow.yaml"),
     ),
     (
         "kustomizeconfig.yaml",
@@ -65,7 +65,7 @@ pub const KUSTOMIZE_FILES: [&str; 2] = ["kustomization.yaml", "kustomizeconfig.y
 pub const PLAY_TEMPLATE_FILE: &str = "play-workflow-template.yaml";
 
 /// Every manifest of a pipeline's directory but its play template: the stage-machine policy,
-/// the EventSource, the Sensors in the order of the waits (a wait's `failedBy` Sensor after its
+/// the EventSource, the reconcile CronWorkflow, the Sensors in the order of the waits (a wait's `failedBy` Sensor after its
 /// `releasedBy` one), what every pipeline shares, and the kustomization that installs them.
 pub fn manifests(pipeline: &Pipeline) -> Vec<Manifest> {
     let mut manifests = pipeline_manifests(pipeline);
@@ -104,7 +104,8 @@ fn kustomization(pipeline: &Pipeline, manifests: &[Manifest]) -> Manifest {
     }
 }
 
-/// What the definition itself renders: the policy, the EventSource and the Sensors.
+/// What the definition itself renders: the policy, the EventSource, the reconcile CronWorkflow
+/// and the Sensors.
 fn pipeline_manifests(pipeline: &Pipeline) -> Vec<Manifest> {
     let sensors = pipeline.waiting_stages().flat_map(|stage| {
         pipeline
@@ -115,10 +116,79 @@ fn pipeline_manifests(pipeline: &Pipeline) -> Vec<Manifest> {
             })
             .collect::<Vec<_>>()
     });
-    [policy(pipeline), event_source(pipeline)]
-        .into_iter()
-        .chain(sensors)
-        .collect()
+    [
+        policy(pipeline),
+        event_source(pipeline),
+        reconcile_cron(pipeline),
+    ]
+    .into_iter()
+    .chain(sensors)
+    .collect()
+}
+
+/// The CronWorkflow that runs `stagectl reconcile` every minute: an output parameter for each
+/// file the run writes, two gauges for each waiting stage of the pipeline, and the definition
+/// itself for the run (a bare stage order has none). A parameter name allows no `.`, which a
+/// stage name may hold, so a stage's parameters are named by its place in the pipeline.
+pub fn reconcile_cron(pipeline: &Pipeline) -> Manifest {
+    type Gauge = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&Stage) -> String,
+    );
+    const GAUGES: [Gauge; 2] = [
+        (
+            "stagectl_plays_waiting",
+            "Plays waiting at a stage after the last reconcile run.",
+            "waiting",
+            outputs::waiting,
+        ),
+        (
+            "stagectl_oldest_wait_seconds",
+            "How long the play waiting longest at a stage has waited, at the last reconcile run.",
+            "oldest-wait-seconds",
+            outputs::oldest_wait_seconds,
+        ),
+    ];
+    let parameter = |name: &str, file: &str| {
+        format!(
+            "            - {{name: {name}, valueFrom: {{path: /tmp/outputs/{file}, default: \"0\"}}}}\n"
+        )
+    };
+    let mut parameters = parameter(outputs::RECOVERED, outputs::RECOVERED);
+    let mut metrics = String::new();
+    for (metric, help, prefix, file) in GAUGES {
+        for (place, stage) in pipeline.waiting_stages().enumerate() {
+            let name = format!("{prefix}-{}", place + 1);
+            parameters.push_str(&parameter(&name, &file(&stage)));
+            let _ = write!(
+                metrics,
+                "            - name: {metric}
+              help: {help}
+              labels:
+                - {{key: stage, value: {stage}}}
+              gauge:
+                value: \"{{{{outputs.parameters.{name}}}}}\"
+                realtime: false
+",
+                stage = plain(stage.name()),
+            );
+        }
+    }
+    // Inside single quotes YAML escapes only the quote itself (a label a wait names may hold one).
+    let definition = crate::pipeline::to_json(pipeline)
+        .map(|json| format!("            - '--pipeline={}'\n", json.replace('\'', "''")))
+        .unwrap_or_default();
+    Manifest {
+        file: "reconcile-cronworkflow.yaml".to_string(),
+        text: RECONCILE_CRON_TEMPLATE
+            .replace("@NAME@", pipeline.name())
+            .replace("@OUTPUTS@\n", &parameters)
+            .replace("@RECOVERED@", outputs::RECOVERED)
+            .replace("@GAUGES@\n", &metrics)
+            .replace("@PIPELINE@\n", &definition),
+    }
 }
 
 /// The EventSource that receives GitHub's webhooks: only the kinds of events the pipeline's
@@ -409,25 +479,30 @@ fn quoted(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
-    #[test]
-    fn the_sensors_of_any_definition_are_yaml_whatever_the_names() {
-        let text = "apiVersion: stagectl.dev/v1alpha1
+    /// Names that YAML, Argo and CEL each read in their own way: a stage named like a boolean,
+    /// one with a `.` and `_`, a label with both kinds of quotes.
+    const ODD: &str = "apiVersion: stagectl.dev/v1alpha1
 kind: Pipeline
 metadata: {name: odd}
 spec:
   stages:
     - name: start
     - name: \"true\"
-      releasedBy: {event: label-added, label: \"QA: \\\"go\\\" (v1.2)\"}
+      releasedBy: {event: label-added, label: \"QA: \\\"go\\\" don't (v1.2)\"}
     - name: Waiting_CI.2
       releasedBy: {event: workflow-run-completed, conclusion: timed_out, workflow: \"CI #1\"}
     - name: end
 ";
-        let pipeline = crate::pipeline::parse(text, "odd.yaml").unwrap();
+
+    #[test]
+    fn the_sensors_of_any_definition_are_yaml_whatever_the_names() {
+        let pipeline = crate::pipeline::parse(ODD, "odd.yaml").unwrap();
         let manifests = manifests(&pipeline);
-        // Policy, EventSource, two Sensors, four shared files, the kustomization.
+        // Policy, EventSource, CronWorkflow, two Sensors, three shared files, the kustomization.
         assert_eq!(manifests.len(), 9);
         let kustomization: serde_yaml::Value = serde_yaml::from_str(&manifests[8].text).unwrap();
         let resources = kustomization["resources"].as_sequence().unwrap();
@@ -457,7 +532,7 @@ spec:
             source["spec"]["github"]["play"]["events"],
             serde_yaml::from_str::<serde_yaml::Value>("[pull_request, workflow_run]").unwrap()
         );
-        for manifest in &manifests[2..4] {
+        for manifest in &manifests[3..5] {
             let sensor: serde_yaml::Value = serde_yaml::from_str(&manifest.text).unwrap();
             let resource = &sensor["spec"]["triggers"][0]["template"]["k8s"]["source"]["resource"];
             let parameters = resource["spec"]["arguments"]["parameters"]
@@ -475,13 +550,87 @@ spec:
                 .map(|v| v.as_str().unwrap())
                 .collect();
             assert!(
-                patterns.contains(&r#"^QA: "go" \(v1\.2\)$"#) || patterns.contains(&"^CI #1$"),
+                patterns.contains(&r#"^QA: "go" don't \(v1\.2\)$"#)
+                    || patterns.contains(&"^CI #1$"),
                 "{patterns:?}"
             );
         }
         assert_eq!(
             sensor_name(&pipeline, &pipeline.stage("Waiting_CI.2")),
             "odd-waiting-ci-2"
+        );
+    }
+
+    /// Each waiting stage has both gauges, each reading a parameter Argo accepts the name of,
+    /// read from the file reconcile writes for that stage; and the run gets the definition back.
+    #[test]
+    fn the_reconcile_cronworkflow_counts_every_wait_of_any_definition() {
+        let pipeline = crate::pipeline::parse(ODD, "odd.yaml").unwrap();
+        let cron: serde_yaml::Value =
+            serde_yaml::from_str(&reconcile_cron(&pipeline).text).unwrap();
+        let template = &cron["spec"]["workflowSpec"]["templates"][0];
+        let files: BTreeMap<String, String> = template["outputs"]["parameters"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let name = p["name"].as_str().unwrap().to_string();
+                let path = p["valueFrom"]["path"].as_str().unwrap();
+                (
+                    name,
+                    path.strip_prefix("/tmp/outputs/").unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(files["recovered"], outputs::RECOVERED);
+        let gauges: Vec<(String, String, String)> = template["metrics"]["prometheus"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter(|metric| metric["gauge"].is_mapping())
+            .map(|metric| {
+                let value = metric["gauge"]["value"].as_str().unwrap();
+                let parameter = value
+                    .strip_prefix("{{outputs.parameters.")
+                    .and_then(|v| v.strip_suffix("}}"))
+                    .unwrap();
+                assert!(
+                    parameter
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                    "{parameter}"
+                );
+                (
+                    metric["name"].as_str().unwrap().to_string(),
+                    metric["labels"][0]["value"].as_str().unwrap().to_string(),
+                    files[parameter].clone(),
+                )
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for (metric, file) in [
+            (
+                "stagectl_plays_waiting",
+                outputs::waiting as fn(&Stage) -> String,
+            ),
+            ("stagectl_oldest_wait_seconds", outputs::oldest_wait_seconds),
+        ] {
+            for stage in pipeline.waiting_stages() {
+                expected.push((metric.to_string(), stage.name().to_string(), file(&stage)));
+            }
+        }
+        assert_eq!(gauges, expected);
+        assert_eq!(files.len(), 1 + expected.len());
+
+        let args = template["container"]["args"].as_sequence().unwrap();
+        let given = args
+            .iter()
+            .find_map(|arg| arg.as_str()?.strip_prefix("--pipeline="))
+            .unwrap();
+        let again = crate::pipeline::parse(given, "the CronWorkflow's --pipeline").unwrap();
+        assert_eq!(
+            crate::pipeline::to_json(&again),
+            crate::pipeline::to_json(&pipeline)
         );
     }
 }

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use serde::{Serialize, Serializer};
 
 use crate::core::event::Awaited;
-use crate::core::reconcile::{CannotTell, Decision, WaitingPlay};
+use crate::core::reconcile::{CannotTell, Decision, WaitingPlay, outputs};
 use crate::core::resume::Outcome;
 use crate::error::{Error, Result};
 use crate::output::{self, Format};
@@ -190,7 +190,7 @@ pub(super) fn write_outputs(
     report: &Report,
 ) -> Result<()> {
     let now = Timestamp::now();
-    let mut files = vec![("recovered".to_string(), report.recovered.to_string())];
+    let mut files = vec![(outputs::RECOVERED.to_string(), report.recovered.to_string())];
     for stage in settings.pipeline.waiting_stages() {
         let here: Vec<&PlayReport> = report
             .plays
@@ -203,11 +203,8 @@ pub(super) fn write_outputs(
             .map(|since| (now.as_second() - since.as_second()).max(0))
             .max()
             .unwrap_or(0);
-        files.push((format!("waiting-{}", stage.name()), here.len().to_string()));
-        files.push((
-            format!("oldest-wait-seconds-{}", stage.name()),
-            oldest.to_string(),
-        ));
+        files.push((outputs::waiting(&stage), here.len().to_string()));
+        files.push((outputs::oldest_wait_seconds(&stage), oldest.to_string()));
     }
     std::fs::create_dir_all(dir)
         .and_then(|()| {

@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 
-use super::{Agent, EVERY_TEN_SECONDS, Play, Plays, assert_completed_as_timed, deliveries_taken};
+use super::{
+    Agent, EVERY_TEN_SECONDS, Play, Plays, assert_completed_as_timed, deliveries_taken, metrics,
+};
 use crate::harness::GitHubStandIn;
 
 /// What the play's first step recorded: the gated definition, and its stage order for the policy.
@@ -150,6 +152,16 @@ async fn a_gated_plays_lost_gate_webhooks_are_recovered_by_reconcile() {
             "reconcile.waiting-merged.pass2.",
         ],
     );
+
+    // The pipeline's CronWorkflow counts its own waits: the controller exports both gauges for
+    // the gates, which no other pipeline has.
+    let exported = metrics(&plays.argo).await;
+    for stage in ["waiting-ci", "waiting-merged"] {
+        for metric in ["plays_waiting", "oldest_wait_seconds"] {
+            let series = format!(r#"argo_workflows_stagectl_{metric}{{stage="{stage}"}}"#);
+            assert!(exported.contains_key(&series), "no {series}: {exported:#?}");
+        }
+    }
 }
 
 /// Each of the gates was released once by reconcile: one delivery taken under each id prefix.
