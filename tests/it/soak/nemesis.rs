@@ -295,6 +295,7 @@ impl Nemesis {
     /// when it runs.
     async fn supervise_one(&self, which: Supervised) -> bool {
         if self.processes.alive(which) {
+            self.running_again(which);
             return true;
         }
         let process = match which {
@@ -328,11 +329,49 @@ impl Nemesis {
             "{which:?} {}",
             if started { "started" } else { "did not start" }
         ));
-        let mut shared = self.shared.lock().unwrap();
         if !started {
-            shared.log.failed_starts += 1;
+            self.shared.lock().unwrap().log.failed_starts += 1;
             return false;
         }
+        self.ran_again(which);
+        false
+    }
+
+    /// A process found running while its window is open: a start that reported failure (its
+    /// script gave up waiting for it, say under a slow API server) may still have left it
+    /// running, and nothing starts it again. Its window ends when it is first seen so, once its
+    /// downtime is over (until then a killed process may still be exiting). Without this the
+    /// window stayed open, so it was never recorded: the replay of seed
+    /// 1592594138,1796771058873725304 flagged lost webhooks recovered late that were on time,
+    /// the controller having been away for a minute the checker did not know of.
+    fn running_again(&self, which: Supervised) {
+        let Supervised::Process(process) = which else {
+            return;
+        };
+        {
+            let shared = self.shared.lock().unwrap();
+            let open =
+                shared.killed_at.contains_key(&process) || shared.found_dead.contains_key(&process);
+            let down = shared
+                .down_until
+                .get(&process)
+                .is_some_and(|until| Instant::now() < *until);
+            if !open || down {
+                return;
+            }
+        }
+        self.note(format!("{which:?} found running"));
+        self.ran_again(which);
+    }
+
+    /// Closes the window of a process that runs again; one that was not killed exited on its
+    /// own.
+    fn ran_again(&self, which: Supervised) {
+        let process = match which {
+            Supervised::Process(process) => Some(process),
+            Supervised::PodRunner => None,
+        };
+        let mut shared = self.shared.lock().unwrap();
         let killed = process.and_then(|p| shared.killed_at.remove(&p));
         let found_dead = process.and_then(|p| shared.found_dead.remove(&p));
         if killed.is_none() {
@@ -353,7 +392,6 @@ impl Nemesis {
                 to: now_millis(),
             });
         }
-        false
     }
 
     /// Kills Argo's controller and starts it again before the run, so that its counters (and
