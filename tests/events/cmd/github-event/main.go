@@ -79,7 +79,7 @@ func main() {
 		os.Exit(2)
 	}
 	what, known := kinds[*kind]
-	if !signatures[*signature] {
+	if signatures[*signature] == nil {
 		fmt.Fprintln(os.Stderr, "error: -signature is sha256, sha1-only, wrong or none, not", *signature)
 		os.Exit(2)
 	}
@@ -105,7 +105,25 @@ func main() {
 	}
 }
 
-var signatures = map[string]bool{"sha256": true, "sha1-only": true, "wrong": true, "none": true}
+// The signatures a sender may give, so that a test can see what the receiver accepts: what each
+// sets of the headers, keyed by the secret.
+var signatures = map[string]func(header http.Header, key string, payload []byte){
+	// What GitHub sends with a secret: X-Hub-Signature-256 and the legacy SHA-1 X-Hub-Signature.
+	"sha256": func(header http.Header, key string, payload []byte) {
+		header.Set("X-Hub-Signature-256", webhook.SignSHA256(key, payload))
+		header.Set("X-Hub-Signature", webhook.SignSHA1(key, payload))
+	},
+	// Only the legacy X-Hub-Signature, correctly made.
+	"sha1-only": func(header http.Header, key string, payload []byte) {
+		header.Set("X-Hub-Signature", webhook.SignSHA1(key, payload))
+	},
+	// X-Hub-Signature-256 made with another secret.
+	"wrong": func(header http.Header, key string, payload []byte) {
+		header.Set("X-Hub-Signature-256", webhook.SignSHA256(key+"-not", payload))
+	},
+	// No signature header.
+	"none": func(http.Header, string, []byte) {},
+}
 
 // noAnswer is a request no receiver answered: the process exits 3, so that a caller can tell it
 // from a refusal.
@@ -118,15 +136,7 @@ var errRefused = errors.New("refused")
 var client = &http.Client{Timeout: time.Minute}
 
 // send POSTs the payload as GitHub does: JSON with GitHub's headers, signed with the secret as
-// signature says, so that a test can see what the receiver accepts:
-//
-//	sha256     what GitHub sends with a secret: X-Hub-Signature-256 and the legacy SHA-1
-//	           X-Hub-Signature
-//	sha1-only  only the legacy X-Hub-Signature, correctly made
-//	wrong      X-Hub-Signature-256 made with another secret
-//	none       no signature header
-//
-// It prints the answer's status and body on one line.
+// signature says (signatures). It prints the answer's status and body on one line.
 func send(body map[string]any, githubEvent, delivery, url, secretFile, signature string) error {
 	payload, err := json.Marshal(body)
 	if err != nil {
@@ -147,15 +157,7 @@ func send(body map[string]any, githubEvent, delivery, url, secretFile, signature
 	} {
 		request.Header.Set(name, value)
 	}
-	switch signature {
-	case "sha256":
-		request.Header.Set("X-Hub-Signature-256", webhook.SignSHA256(key, payload))
-		request.Header.Set("X-Hub-Signature", webhook.SignSHA1(key, payload))
-	case "sha1-only":
-		request.Header.Set("X-Hub-Signature", webhook.SignSHA1(key, payload))
-	case "wrong":
-		request.Header.Set("X-Hub-Signature-256", webhook.SignSHA256(key+"-not", payload))
-	}
+	signatures[signature](request.Header, key, payload)
 	response, err := client.Do(request)
 	if err != nil {
 		return noAnswer{fmt.Errorf("no answer from %s: %w", url, err)}
